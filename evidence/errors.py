@@ -1,0 +1,37 @@
+"""Errors a user can hit. Each says what to do; the CLI prints it on one line."""
+
+from __future__ import annotations
+
+
+class EvidenceError(Exception):
+    """Base class: the CLI prints the message and exits with ``exit_code``."""
+
+    exit_code = 1
+
+
+class StoreNotInitialised(EvidenceError):
+    def __init__(self, where: str) -> None:
+        super().__init__(f"no evidence store at {where}: run `evidence init` first")
+
+
+class StoreOutdated(EvidenceError):
+    def __init__(self) -> None:
+        super().__init__("the store's schema is older than this program: run `evidence init`")
+
+
+class NotFound(EvidenceError):
+    pass
+
+
+class InvalidInput(EvidenceError):
+    pass
+
+
+class AppendOnlyViolation(EvidenceError):
+    pass
+
+
+class IntegrityFailure(EvidenceError):
+    """Stored bytes no longer match their recorded hash."""
+
+    exit_code = 5

@@ -1,0 +1,77 @@
+"""Importers: one module per kind of source. Each stores raw bytes first, then what it indexes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from evidence.store import ledger
+from evidence.store.blobs import put_blob
+from evidence.store.models import ImportRun, QuarantineItem
+from evidence.timeutil import utcnow
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    messages: list[str] = field(default_factory=list)  # one line per quarantined item
+
+    def add(self, other: ImportReport) -> None:
+        self.imported += other.imported
+        self.duplicates += other.duplicates
+        self.quarantined += other.quarantined
+        self.messages.extend(other.messages)
+
+    def summary(self) -> str:
+        return (
+            f"imported {self.imported:,}, duplicates {self.duplicates:,}, "
+            f"quarantined {self.quarantined:,}"
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "imported": self.imported,
+            "duplicates": self.duplicates,
+            "quarantined": self.quarantined,
+            "quarantine_reasons": self.messages,
+        }
+
+
+def start_run(session: Session, kind: str, source: str) -> ImportRun:
+    run = ImportRun(kind=kind, source=source, started_at=utcnow())
+    session.add(run)
+    session.flush()
+    return run
+
+
+def quarantine(
+    session: Session,
+    report: ImportReport,
+    *,
+    kind: str,
+    source: str,
+    locator: str | None,
+    reason: str,
+    raw: bytes,
+    run: ImportRun | None,
+) -> QuarantineItem:
+    """Keep input we could not import, with its bytes and the reason; the import goes on."""
+    item = QuarantineItem(
+        kind=kind,
+        source=source,
+        locator=locator,
+        reason=reason,
+        raw_sha256=put_blob(session, raw),
+        quarantined_at=utcnow(),
+        import_run_id=run.id if run else None,
+    )
+    session.add(item)
+    session.flush()
+    ledger.append(session, item)
+    report.quarantined += 1
+    where = f"{source}:{locator}" if locator else source
+    report.messages.append(f"{where}: {reason} (quarantine #{item.id})")
+    return item

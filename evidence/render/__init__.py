@@ -1,0 +1,1 @@
+"""Rendering: the dossier PDF (templates + WeasyPrint + pikepdf) and plain-text listings."""

@@ -1,0 +1,42 @@
+"""The timeline as lines of text for a terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from zoneinfo import ZoneInfo
+
+from evidence.calls import AgentPause, Call
+from evidence.store.models import Email, Incident
+from evidence.timeline import Timeline
+from evidence.timeutil import format_duration, format_local
+
+
+def timeline_lines(timeline: Timeline, zone: ZoneInfo) -> Iterator[str]:
+    customer = timeline.customer
+    yield f"{customer.ref} {customer.name}: {len(timeline.items)} items"
+    for item in timeline.items:
+        when = format_local(item.at, zone)
+        record = item.record
+        flag = f"  [incident #{item.incidents[0].id}]" if item.incidents else ""
+        if isinstance(record, Email):
+            arrow = "<-" if record.direction.value == "inbound" else "->"
+            subject = record.subject or "(no subject)"
+            yield f"{when}  email {arrow} {record.from_addr}: {subject}{flag}"
+        elif isinstance(record, Call):
+            wait = format_duration(record.queue_wait)
+            talk = format_duration(record.talk_time)
+            yield (
+                f"{when}  call {record.direction.value} {record.number or record.number_raw}: "
+                f"{record.outcome}, queue {wait}, talk {talk}"
+                + (f", agent {record.agent}" if record.agent else "")
+                + (f" ({record.time_flag})" if record.time_flag else "")
+                + flag
+            )
+        elif isinstance(record, Incident):
+            until = format_local(record.end, zone)
+            yield f"{when}  INCIDENT #{record.id} until {until}: {record.title}"
+        elif isinstance(record, AgentPause):
+            yield (
+                f"{when}  pause {record.agent} until {format_local(record.end, zone)}"
+                + (f": {record.reason}" if record.reason else "")
+            )

@@ -1,0 +1,48 @@
+"""Content-addressed raw bytes, kept in the database beside the records that cite them.
+
+Keeping the bytes in the same database (not in loose files) makes a record and
+its bytes one transaction: a crash leaves neither or both, and a team server
+backs up one thing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from evidence.errors import IntegrityFailure, NotFound
+from evidence.store.models import Blob
+from evidence.timeutil import utcnow
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def put_blob(session: Session, data: bytes) -> str:
+    """Store ``data`` once; return its SHA-256."""
+    digest = sha256_hex(data)
+    known: set[str] = session.info.setdefault("known_blobs", set())
+    if digest in known:
+        return digest
+    exists = session.scalar(select(Blob.sha256).where(Blob.sha256 == digest))
+    if exists is None:
+        session.add(Blob(sha256=digest, size=len(data), data=data, stored_at=utcnow()))
+    known.add(digest)
+    return digest
+
+
+def read_blob(session: Session, digest: str) -> bytes:
+    """The stored bytes, checked against their hash on the way out."""
+    data = session.scalar(select(Blob.data).where(Blob.sha256 == digest))
+    if data is None:
+        raise NotFound(f"no stored bytes with SHA-256 {digest}")
+    data = bytes(data)
+    if sha256_hex(data) != digest:
+        raise IntegrityFailure(
+            f"stored bytes {digest} no longer match their SHA-256: the store was altered; "
+            "run `evidence verify` and restore from a backup"
+        )
+    return data

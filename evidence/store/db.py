@@ -1,0 +1,169 @@
+"""Engines, sessions and schema set-up for SQLite (embedded) and PostgreSQL (team server)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from evidence.config import Config
+from evidence.errors import EvidenceError, StoreNotInitialised, StoreOutdated
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
+
+# One advisory lock serialises writers on PostgreSQL, so the hash chain never forks.
+WRITER_LOCK_KEY = 0x65766964  # "evid"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with the settings evidence needs on each database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": 30})
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself (below) instead of pysqlite's deferred BEGIN.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Writers take the lock up front: no deadlock between two importers that
+        # both read, then both try to write.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_sqlite(engine_or_session: Engine | Session) -> bool:
+    bind = (
+        engine_or_session.get_bind()
+        if isinstance(engine_or_session, Session)
+        else engine_or_session
+    )
+    return bind.dialect.name == "sqlite"
+
+
+def take_writer_lock(session: Session) -> None:
+    """Serialise writers for the rest of this transaction (SQLite already is)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITER_LOCK_KEY})
+
+
+def sqlite_path(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return Path(parsed.database or "")
+    return None
+
+
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig(str(ALEMBIC_INI))
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
+
+
+def upgrade(config: Config) -> None:
+    """Create or upgrade the schema to head (idempotent). Migrations are the only way."""
+    from alembic import command
+
+    config.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    db_file = sqlite_path(config.database_url)
+    if db_file is not None:
+        db_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not db_file.exists():
+            # Evidence is personal data: the file is the owner's alone from its first byte.
+            fd = os.open(db_file, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+    engine = make_engine(config.database_url)
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config(config.database_url)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    except OperationalError as exc:
+        raise EvidenceError(f"cannot reach the database: {_short(exc)}") from exc
+    finally:
+        engine.dispose()
+
+
+def current_revision(engine: Engine) -> str | None:
+    if "alembic_version" not in inspect(engine).get_table_names():
+        return None
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+class Store:
+    """An opened store: the engine plus a session factory."""
+
+    def __init__(self, config: Config, engine: Engine) -> None:
+        self.config = config
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """A write transaction holding the writer lock; commits on success."""
+        with self._sessions() as session, session.begin():
+            take_writer_lock(session)
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(config: Config) -> Store:
+    """Open an existing store; refuse (saying what to do) when missing or outdated."""
+    db_file = sqlite_path(config.database_url)
+    if db_file is not None and not db_file.exists():
+        raise StoreNotInitialised(str(db_file))
+    engine = make_engine(config.database_url)
+    try:
+        revision = current_revision(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        raise EvidenceError(f"cannot reach the database: {_short(exc)}") from exc
+    if revision is None:
+        engine.dispose()
+        raise StoreNotInitialised(make_url(config.database_url).render_as_string())
+    if revision != head_revision():
+        engine.dispose()
+        raise StoreOutdated()
+    return Store(config, engine)
+
+
+def _short(exc: Exception) -> str:
+    return str(getattr(exc, "orig", exc)).strip().splitlines()[0]

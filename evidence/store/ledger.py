@@ -1,0 +1,111 @@
+"""The hash chain over every evidence record.
+
+Entry n's hash is SHA-256(hash of entry n-1 || canonical encoding of the record).
+The canonical encoding is the record's columns as compact, key-sorted UTF-8 JSON,
+including the SHA-256 of every blob it cites, so changing, removing or
+reordering anything after the fact breaks the chain from that point on.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import enum
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import inspect, select
+from sqlalchemy.orm import Session
+
+from evidence.store.models import Base, LedgerEntry
+from evidence.timeutil import iso_utc, utcnow
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    seq: int  # number of entries; 0 for an empty chain
+    hash: str
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return iso_utc(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"base64": base64.b64encode(bytes(value)).decode("ascii")}
+    return value
+
+
+def record_key(obj: Base) -> tuple[str, str]:
+    mapper = inspect(obj).mapper
+    pk = mapper.primary_key_from_instance(obj)
+    return mapper.local_table.name, "/".join(str(v) for v in pk)  # type: ignore[attr-defined]
+
+
+def _fields(obj: Base) -> dict[str, Any]:
+    mapper = inspect(obj).mapper
+    table, _ = record_key(obj)
+    fields: dict[str, Any] = {"_table": table}
+    for column in mapper.columns:
+        fields[column.key] = _encode(getattr(obj, column.key))
+    return fields
+
+
+def canonical_payload(obj: Base, children: Sequence[Base] = ()) -> str:
+    """The record's columns (and its child rows', e.g. an email's attachments) as JSON."""
+    fields = _fields(obj)
+    if children:
+        fields["_children"] = [_fields(child) for child in children]
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def entry_hash(prev_hash: str, payload: str) -> str:
+    return hashlib.sha256(bytes.fromhex(prev_hash) + payload.encode("utf-8")).hexdigest()
+
+
+def chain_head(session: Session) -> ChainHead:
+    row = session.execute(
+        select(LedgerEntry.seq, LedgerEntry.entry_hash).order_by(LedgerEntry.seq.desc()).limit(1)
+    ).first()
+    if row is None:
+        return ChainHead(0, GENESIS)
+    return ChainHead(int(row[0]), str(row[1]))
+
+
+def append(session: Session, obj: Base, children: Sequence[Base] = ()) -> LedgerEntry:
+    """Append ``obj`` (already flushed, so it has its id) to the chain.
+
+    The caller holds the writer lock (``Store.writing``), so the head read here
+    is still the head when this transaction commits.
+    """
+    head: ChainHead | None = session.info.get("ledger_head")
+    if head is None:
+        head = chain_head(session)
+    table, key = record_key(obj)
+    payload = canonical_payload(obj, children)
+    new_hash = entry_hash(head.hash, payload)
+    entry = LedgerEntry(
+        seq=head.seq + 1,
+        record_type=table,
+        record_id=key,
+        payload=payload,
+        prev_hash=head.hash,
+        entry_hash=new_hash,
+        appended_at=utcnow(),
+    )
+    session.add(entry)
+    session.info["ledger_head"] = ChainHead(entry.seq, new_hash)
+    return entry
+
+
+def forget_cached_head(session: Session) -> None:
+    session.info.pop("ledger_head", None)
+    session.info.pop("known_blobs", None)

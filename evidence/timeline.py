@@ -1,0 +1,227 @@
+"""A customer's history: emails, calls, incidents and agents' pauses, merged in time order."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from evidence.calls import AgentPause, Call, agent_pauses, calls_for_numbers
+from evidence.customers import identifiers, load_customer
+from evidence.incidents import incidents_overlapping
+from evidence.store.models import (
+    Customer,
+    Direction,
+    Email,
+    EmailAddress,
+    IdentifierKind,
+    Incident,
+)
+from evidence.timeutil import day_start, iso_utc
+
+KIND_ORDER = {"incident": 0, "agent_pause": 1, "email": 2, "call": 2}
+
+
+@dataclass
+class Item:
+    kind: str
+    at: dt.datetime
+    id: str
+    record: Email | Call | Incident | AgentPause
+    incidents: list[Incident] = field(default_factory=list)  # contact inside these
+
+    def sort_key(self) -> tuple[dt.datetime, int, str]:
+        return (self.at, KIND_ORDER[self.kind], self.id)
+
+
+@dataclass
+class Timeline:
+    customer: Customer
+    start: dt.datetime | None  # requested period, [start, end)
+    end: dt.datetime | None
+    items: list[Item]
+
+    def of_kind(self, kind: str) -> list[Item]:
+        return [i for i in self.items if i.kind == kind]
+
+    @property
+    def span(self) -> tuple[dt.datetime | None, dt.datetime | None]:
+        contacts = [i.at for i in self.items if i.kind in ("email", "call")]
+        return (
+            self.start or (min(contacts) if contacts else None),
+            self.end or (max(contacts) if contacts else None),
+        )
+
+
+def period_bounds(
+    date_from: dt.date | None, date_to: dt.date | None, zone: ZoneInfo
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """Local calendar days, inclusive, as a half-open UTC interval."""
+    start = day_start(date_from, zone) if date_from else None
+    end = day_start(date_to + dt.timedelta(days=1), zone) if date_to else None
+    return start, end
+
+
+def customer_emails(session: Session, addresses: list[str]) -> list[Email]:
+    """Inbound mail matched on From, outbound on To/Cc, case-insensitively."""
+    if not addresses:
+        return []
+    matched = (
+        select(EmailAddress.email_id)
+        .join(Email, Email.id == EmailAddress.email_id)
+        .where(
+            EmailAddress.address.in_(addresses),
+            or_(
+                and_(Email.direction == Direction.INBOUND, EmailAddress.role == "from"),
+                and_(Email.direction != Direction.INBOUND, EmailAddress.role.in_(("to", "cc"))),
+            ),
+        )
+    )
+    return list(
+        session.scalars(
+            select(Email)
+            .where(Email.id.in_(matched))
+            .options(selectinload(Email.attachments), selectinload(Email.addresses))
+        )
+    )
+
+
+def build_timeline(
+    session: Session,
+    customer_ref: str,
+    zone: ZoneInfo,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+) -> Timeline:
+    customer = load_customer(session, customer_ref)
+    start, end = period_bounds(date_from, date_to, zone)
+
+    def in_period(at: dt.datetime) -> bool:
+        return (start is None or at >= start) and (end is None or at < end)
+
+    items: list[Item] = []
+    for mail in customer_emails(session, identifiers(customer, IdentifierKind.EMAIL)):
+        if in_period(mail.received_at):
+            items.append(Item("email", mail.received_at, f"email:{mail.id}", mail))
+    for call in calls_for_numbers(session, identifiers(customer, IdentifierKind.PHONE)):
+        if in_period(call.started_at):
+            items.append(Item("call", call.started_at, f"call:{call.uniqueid}", call))
+
+    # Incidents and pauses are shown for the requested period, or for the local
+    # days the customer's contacts span.
+    contacts = [i.at for i in items]
+    lo = start or (day_start(min(contacts).astimezone(zone).date(), zone) if contacts else None)
+    hi = end or (
+        day_start(max(contacts).astimezone(zone).date() + dt.timedelta(days=1), zone)
+        if contacts
+        else None
+    )
+    incidents = incidents_overlapping(session, lo, hi) if (lo and hi) else []
+    for incident in incidents:
+        items.append(Item("incident", incident.start, f"incident:{incident.id}", incident))
+    if lo and hi:
+        for pause in agent_pauses(session, lo, hi):
+            items.append(Item("agent_pause", pause.start, f"agent_pause:{pause.event_id}", pause))
+
+    for item in items:
+        channel = {"email": "email", "call": "phone"}.get(item.kind)
+        if channel is None:
+            continue
+        item.incidents = [
+            inc
+            for inc in incidents
+            if inc.applies_to(channel)
+            and inc.start <= item.at
+            and (inc.end is None or item.at < inc.end)
+        ]
+    items.sort(key=Item.sort_key)
+    return Timeline(customer=customer, start=start, end=end, items=items)
+
+
+def _offset_iso(value: dt.datetime | None, offset_minutes: int | None) -> str | None:
+    if value is None:
+        return None
+    zone = dt.timezone(dt.timedelta(minutes=offset_minutes or 0))
+    return value.astimezone(zone).isoformat()
+
+
+def item_json(item: Item) -> dict[str, Any]:
+    base: dict[str, Any] = {"kind": item.kind, "at": iso_utc(item.at), "id": item.id}
+    record = item.record
+    if isinstance(record, Email):
+        base.update(
+            direction=record.direction.value,
+            message_id=record.message_id,
+            message_id_reused=record.message_id_reused,
+            **{"from": record.from_addr},
+            from_display=record.from_display,
+            to=record.to_display,
+            cc=record.cc_display,
+            subject=record.subject,
+            date_header=_offset_iso(record.date_header, record.date_header_offset),
+            date_header_raw=record.date_header_raw,
+            received_at=iso_utc(record.received_at),
+            received_source=record.received_source.value,
+            sha256=record.raw_sha256,
+            attachments=[
+                {
+                    "filename": a.filename,
+                    "content_type": a.content_type,
+                    "size": a.size,
+                    "sha256": a.sha256,
+                }
+                for a in record.attachments
+            ],
+        )
+    elif isinstance(record, Call):
+        base.update(
+            direction=record.direction.value,
+            number=record.number,
+            number_raw=record.number_raw,
+            queue=record.queue,
+            queue_wait=record.queue_wait,
+            queue_wait_source=record.queue_wait_source,
+            talk_time=record.talk_time,
+            talk_time_source=record.talk_time_source,
+            outcome=record.outcome,
+            agent=record.agent,
+            uniqueid=record.uniqueid,
+            local_time=record.start_local,
+            time_flag=record.time_flag,
+            recording_sha256=record.recordings[0].sha256 if record.recordings else None,
+            source_lines=[
+                {"source": line.source, "line": line.line_number, "format": line.format}
+                for line in record.source_lines
+            ],
+        )
+    elif isinstance(record, Incident):
+        base.update(
+            start=iso_utc(record.start),
+            end=iso_utc(record.end),
+            title=record.title,
+            channels=[c for c in record.channels.split(",") if c] or ["all"],
+            note=record.note,
+            logged_by=record.logged_by,
+            logged_at=iso_utc(record.logged_at),
+            recorded_at=iso_utc(record.recorded_at),
+            corrects=record.corrects_id,
+        )
+    elif isinstance(record, AgentPause):
+        base.update(
+            agent=record.agent,
+            start=iso_utc(record.start),
+            end=iso_utc(record.end),
+            reason=record.reason,
+            queue=record.queue,
+        )
+    if item.kind in ("email", "call"):
+        base["incidents"] = [f"incident:{inc.id}" for inc in item.incidents]
+    return base
+
+
+def timeline_json(timeline: Timeline) -> list[dict[str, Any]]:
+    return [item_json(item) for item in timeline.items]
