@@ -19,9 +19,14 @@ def timeline_lines(timeline: Timeline, zone: ZoneInfo) -> Iterator[str]:
         record = item.record
         flag = f"  [incident #{item.incidents[0].id}]" if item.incidents else ""
         if isinstance(record, Email):
-            arrow = "<-" if record.direction.value == "inbound" else "->"
             subject = record.subject or "(no subject)"
-            yield f"{when}  email {arrow} {record.from_addr}: {subject}{flag}"
+            if record.direction.value == "inbound":
+                party = f"<- {record.from_addr}"
+            else:
+                party = "-> " + ", ".join(
+                    a.address for a in record.addresses if a.role in ("to", "cc")
+                )
+            yield f"{when}  email {party}: {subject}{flag}"
         elif isinstance(record, Call):
             wait = format_duration(record.queue_wait)
             talk = format_duration(record.talk_time)

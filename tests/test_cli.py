@@ -1,0 +1,112 @@
+"""The command line: help on every command, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from evidence.cli import main
+from tests.conftest import Cli
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for name, command in sorted(group.commands.items()):
+        path = (*prefix, name)
+        found.append(path)
+        if isinstance(command, click.Group):
+            found += _commands(command, path)
+    return found
+
+
+@pytest.mark.parametrize("path", _commands(main), ids=" ".join)
+def test_every_command_has_help_with_an_example(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(main, [*path, "--help"])
+    assert result.exit_code == 0
+    assert len(result.output) > 80
+    command = main
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    if not isinstance(command, click.Group):
+        assert "Example:" in result.output, path
+    short = CliRunner().invoke(main, [*path, "-h"])
+    assert short.output == result.output
+
+
+def test_missing_store_is_one_line_saying_what_to_do(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["timeline", "1"],
+        env={"EVIDENCE_HOME": str(tmp_path), "EVIDENCE_DATABASE_URL": ""},
+    )
+    assert result.exit_code == 1
+    assert (
+        result.stderr
+        == f"evidence: no evidence store at {tmp_path}/evidence.db: run `evidence init` first\n"
+    )
+
+
+def test_usage_error_exits_2(cli: Cli, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.csv"
+    result = cli("import", "calls", str(missing), "--format", "asterisk-cdr", code=2)
+    assert f"File '{missing}' does not exist" in result.stderr
+    assert result.stderr.startswith("Usage: evidence import calls")
+
+
+def test_quarantine_exits_3_and_says_why(cli: Cli, tmp_path: Path) -> None:
+    junk = tmp_path / "notmail.bin"
+    junk.write_bytes(b"\x00\x01binary")
+    result = cli("import", "mail", str(junk), code=3)
+    assert result.stdout == "imported 0, duplicates 0, quarantined 1\n"
+    assert "not an email or mbox" in result.stderr
+
+
+def test_customer_and_unknown_customer(cli: Cli) -> None:
+    out = cli(
+        "customer",
+        "add",
+        "9",
+        "--name",
+        "Aino",
+        "--phone",
+        "050 765 4321",
+        "--email",
+        "Aino@Example.com",
+    )
+    assert out.stdout == "customer 9 (Aino): aino@example.com, +358507654321\n"
+    missing = cli("timeline", "404", code=1)
+    assert missing.stderr == (
+        "evidence: no customer '404': add it with `evidence customer add 404 --name ...`\n"
+    )
+    bad = cli("customer", "add", "9", "--phone", "banaani", code=1)
+    assert "is not a phone number" in bad.stderr
+
+
+def test_ambiguous_incident_time_is_refused(cli: Cli) -> None:
+    result = cli(
+        "incident",
+        "add",
+        "--start",
+        "2026-10-25 03:30",
+        "--title",
+        "x",
+        "--logged-by",
+        "k",
+        code=1,
+    )
+    assert "ambiguous" in result.stderr and "+03:00 or +02:00" in result.stderr
+
+
+def test_case_attach_refuses_a_non_pdf(cli: Cli, tmp_path: Path) -> None:
+    cli("customer", "add", "1", "--name", "A")
+    cli("case", "open", "R/1", "--customer", "1", "--authority", "AVI")
+    fake = tmp_path / "letter.pdf"
+    fake.write_text("not a pdf")
+    result = cli("case", "attach", "R/1", str(fake), "--title", "x", code=1)
+    assert (
+        result.stderr == "evidence: letter.pdf is not a PDF file (it does not start with %PDF-)\n"
+    )

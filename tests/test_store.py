@@ -1,0 +1,174 @@
+"""The store refuses edits, keeps bytes exact, and chains every record."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.exc import DatabaseError
+
+from evidence.config import load_config
+from evidence.errors import IntegrityFailure, StoreNotInitialised
+from evidence.incidents import add_incident
+from evidence.store import ledger
+from evidence.store.blobs import put_blob, read_blob
+from evidence.store.db import Store, open_store, upgrade
+from evidence.store.models import APPEND_ONLY_TABLES, Base, Incident, LedgerEntry
+from tests.conftest import Env
+
+UTC = dt.UTC
+
+
+def _incident(store: Store, title: str = "Sähkökatko") -> Incident:
+    return add_incident(
+        store,
+        title=title,
+        start=dt.datetime(2026, 9, 28, 7, 2, tzinfo=UTC),
+        end=dt.datetime(2026, 9, 28, 11, 11, tzinfo=UTC),
+        channels=["phone"],
+        note=None,
+        logged_by="Kaisa",
+    )
+
+
+def test_models_and_migrations_agree(store: Store) -> None:
+    with store.engine.connect() as conn:
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+        )
+    assert diff == []
+
+
+def test_append_only_tables_match_migration(store: Store) -> None:
+    from importlib import import_module
+
+    migration = import_module("migrations.versions.0001_initial_evidence_store")
+    assert tuple(migration.APPEND_ONLY_TABLES) == APPEND_ONLY_TABLES
+
+
+@pytest.mark.parametrize("statement", ["UPDATE incidents SET title = 'x'", "DELETE FROM incidents"])
+def test_database_refuses_edits(store: Store, statement: str) -> None:
+    _incident(store)
+    with pytest.raises(DatabaseError, match="append-only"):
+        with store.engine.begin() as conn:
+            conn.execute(text(statement))
+    with store.session() as session:
+        assert session.get(Incident, 1) is not None
+
+
+def test_every_evidence_table_is_guarded(env: Env, store: Store) -> None:
+    with store.engine.connect() as conn:
+        if env.backend == "sqlite":
+            names = set(
+                conn.execute(
+                    text("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+                ).scalars()
+            )
+            expected = {
+                f"evidence_append_only_{t}_{a}"
+                for t in APPEND_ONLY_TABLES
+                for a in ("update", "delete")
+            }
+        else:
+            names = set(
+                conn.execute(
+                    text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgenabled = 'O'")
+                ).scalars()
+            )
+            expected = {
+                f"evidence_append_only_{t}_{k}"
+                for t in APPEND_ONLY_TABLES
+                for k in ("row", "truncate")
+            }
+    assert expected <= names
+
+
+@pytest.mark.parametrize("env", ["postgresql"], indirect=True)
+def test_truncate_refused_on_postgresql(store: Store) -> None:
+    _incident(store)
+    with pytest.raises(DatabaseError, match="append-only: TRUNCATE"):
+        with store.engine.begin() as conn:
+            conn.execute(text("TRUNCATE ledger CASCADE"))
+
+
+def test_hash_chain_links_every_record(store: Store) -> None:
+    first = _incident(store, "eka")
+    second = _incident(store, "toka")
+    with store.session() as session:
+        entries = list(session.query(LedgerEntry).order_by(LedgerEntry.seq))
+        assert [e.seq for e in entries] == [1, 2]
+        assert entries[0].prev_hash == ledger.GENESIS
+        assert entries[1].prev_hash == entries[0].entry_hash
+        for entry in entries:
+            expected = hashlib.sha256(
+                bytes.fromhex(entry.prev_hash) + entry.payload.encode()
+            ).hexdigest()
+            assert entry.entry_hash == expected
+        payload = json.loads(entries[1].payload)
+        assert payload["_table"] == "incidents" and payload["title"] == "toka"
+        assert payload["start"] == "2026-09-28T07:02:00Z"
+        # The payload is the record's canonical encoding, recomputable from the row.
+        assert entries[0].payload == ledger.canonical_payload(session.get(Incident, first.id))
+        assert ledger.chain_head(session).hash == entries[1].entry_hash
+        assert second.id == 2
+
+
+def test_blob_read_back_is_checked(env: Env, store: Store) -> None:
+    with store.writing() as session:
+        digest = put_blob(session, b"alkuperainen")
+    with store.session() as session:
+        assert read_blob(session, digest) == b"alkuperainen"
+    # An attacker with database access disables the guard and flips a byte.
+    with store.engine.begin() as conn:
+        if env.backend == "sqlite":
+            conn.execute(text("DROP TRIGGER evidence_append_only_blobs_update"))
+        else:
+            conn.execute(text("ALTER TABLE blobs DISABLE TRIGGER ALL"))
+        conn.execute(
+            text("UPDATE blobs SET data = :d WHERE sha256 = :s"),
+            {"d": b"alkuperainan", "s": digest},
+        )
+    with store.session() as session, pytest.raises(IntegrityFailure, match="no longer match"):
+        read_blob(session, digest)
+
+
+def test_naive_datetimes_are_refused(store: Store) -> None:
+    with pytest.raises(Exception, match="naive"):
+        add_incident(
+            store,
+            title="x",
+            start=dt.datetime(2026, 9, 28, 7, 2),  # noqa: DTZ001 - the point of the test
+            end=None,
+            channels=[],
+            note=None,
+            logged_by="k",
+        )
+
+
+def test_init_is_idempotent(env: Env) -> None:
+    config = load_config()
+    upgrade(config)
+    upgrade(config)
+    opened = open_store(config)
+    opened.close()
+
+
+def test_missing_store_says_run_init(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("EVIDENCE_HOME", str(tmp_path / "nothing"))
+    monkeypatch.delenv("EVIDENCE_DATABASE_URL", raising=False)
+    with pytest.raises(StoreNotInitialised, match="evidence init"):
+        open_store(load_config())
+
+
+@pytest.mark.parametrize("env", ["sqlite"], indirect=True)
+def test_sqlite_file_is_private(env: Env) -> None:
+    home = env.home / "fresh"
+    config = load_config({"EVIDENCE_HOME": str(home)})
+    upgrade(config)
+    assert (home / "evidence.db").stat().st_mode & 0o077 == 0
+    assert home.stat().st_mode & 0o077 == 0
