@@ -172,3 +172,24 @@ def test_sqlite_file_is_private(env: Env) -> None:
     upgrade(config)
     assert (home / "evidence.db").stat().st_mode & 0o077 == 0
     assert home.stat().st_mode & 0o077 == 0
+
+
+def test_migrations_downgrade_and_upgrade_again(env: Env) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from evidence.store.db import alembic_config, make_engine
+
+    config = load_config()
+    engine = make_engine(config.database_url)
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config(config.database_url)
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "base")
+        assert "emails" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+    upgrade(config)
+    opened = open_store(config)
+    opened.close()

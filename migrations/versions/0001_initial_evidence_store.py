@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from evidence.store.guards import drop_append_only, install_append_only
 from evidence.store.types import UTCDateTime
 
 revision: str = "0001"
@@ -369,7 +370,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_queue_events_event"), ["event"], unique=False)
         batch_op.create_index(batch_op.f("ix_queue_events_uniqueid"), ["uniqueid"], unique=False)
 
-    _install_append_only_triggers()
+    install_append_only(op, APPEND_ONLY_TABLES)
 
 
 # Frozen here on purpose: a migration must not change when the models do.
@@ -389,50 +390,8 @@ APPEND_ONLY_TABLES = (
 )
 
 
-def _install_append_only_triggers() -> None:
-    """Evidence is append-only: the database itself refuses UPDATE, DELETE and TRUNCATE."""
-    dialect = op.get_bind().dialect.name
-    if dialect == "postgresql":
-        op.execute(
-            """
-            CREATE OR REPLACE FUNCTION evidence_append_only() RETURNS trigger AS $$
-            BEGIN
-                RAISE EXCEPTION 'evidence is append-only: % on % refused', TG_OP, TG_TABLE_NAME
-                    USING ERRCODE = 'insufficient_privilege';
-            END;
-            $$ LANGUAGE plpgsql
-            """
-        )
-    for table in APPEND_ONLY_TABLES:
-        if dialect == "sqlite":
-            for action in ("UPDATE", "DELETE"):
-                op.execute(
-                    f"CREATE TRIGGER evidence_append_only_{table}_{action.lower()} "
-                    f"BEFORE {action} ON {table} BEGIN "
-                    f"SELECT RAISE(ABORT, 'evidence is append-only: {action} on {table} refused'); "
-                    "END"
-                )
-        elif dialect == "postgresql":
-            op.execute(
-                f"CREATE TRIGGER evidence_append_only_{table}_row BEFORE UPDATE OR DELETE "
-                f"ON {table} FOR EACH ROW EXECUTE FUNCTION evidence_append_only()"
-            )
-            op.execute(
-                f"CREATE TRIGGER evidence_append_only_{table}_truncate BEFORE TRUNCATE "
-                f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION evidence_append_only()"
-            )
-        else:
-            raise RuntimeError(f"evidence supports SQLite and PostgreSQL, not {dialect}")
-
-
 def downgrade() -> None:
-    dialect = op.get_bind().dialect.name
-    for table in APPEND_ONLY_TABLES:
-        if dialect == "sqlite":
-            op.execute(f"DROP TRIGGER IF EXISTS evidence_append_only_{table}_update")
-            op.execute(f"DROP TRIGGER IF EXISTS evidence_append_only_{table}_delete")
-    if dialect == "postgresql":
-        op.execute("DROP FUNCTION IF EXISTS evidence_append_only() CASCADE")
+    drop_append_only(op, APPEND_ONLY_TABLES)
     with op.batch_alter_table("queue_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_queue_events_uniqueid"))
         batch_op.drop_index(batch_op.f("ix_queue_events_event"))
