@@ -193,3 +193,20 @@ def test_migrations_downgrade_and_upgrade_again(env: Env) -> None:
     upgrade(config)
     opened = open_store(config)
     opened.close()
+
+
+def test_bulk_payload_equals_orm_payload(store: Store) -> None:
+    """Bulk importers chain rows without the ORM; the encoding must be the same."""
+    incident = _incident(store)
+    with store.session() as session:
+        row = session.get(Incident, incident.id)
+        assert row is not None
+        values = {c.key: getattr(row, c.key) for c in Incident.__table__.columns}
+        assert ledger.payload_for_rows(Incident, values) == ledger.canonical_payload(row)
+    with store.writing() as session:
+        ledger.append_payloads(session, [("x", "1", '{"a":1}'), ("x", "2", '{"a":2}')])
+    with store.session() as session:
+        entries = list(session.query(LedgerEntry).order_by(LedgerEntry.seq))
+        assert [e.seq for e in entries] == [1, 2, 3]
+        assert entries[2].prev_hash == entries[1].entry_hash
+        assert entries[2].entry_hash == ledger.entry_hash(entries[1].entry_hash, '{"a":2}')

@@ -130,6 +130,9 @@ class Store:
         self.config = config
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # Per-transaction caches (chain head, known blobs) die with the transaction.
+        event.listen(self._sessions, "after_commit", _forget_caches)
+        event.listen(self._sessions, "after_rollback", _forget_caches)
 
     def session(self) -> Session:
         return self._sessions()
@@ -143,6 +146,11 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _forget_caches(session: Session) -> None:
+    session.info.pop("ledger_head", None)
+    session.info.pop("known_blobs", None)
 
 
 def open_store(config: Config) -> Store:
