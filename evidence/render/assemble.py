@@ -166,6 +166,11 @@ def stamp_pages(out: Pdf, font: StampFont, left_text: str, page_word: str) -> No
         for empty in ("/Pattern", "/Shading"):
             if empty in resources and len(resources[empty]) == 0:
                 del resources[empty]
+        # PDF/A: every annotation must say it prints (parts not rendered as PDF/A
+        # carry links without the flag).
+        for annot in page.obj.get("/Annots", []):
+            if "/F" not in annot:
+                annot.F = 4
         page.contents_add(b"q ", prepend=True)
         page.contents_add(stream)
 

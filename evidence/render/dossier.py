@@ -20,6 +20,7 @@ import hashlib
 import io
 import multiprocessing
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,8 +78,8 @@ class ExportResult:
     sha256: str
     embedded: list[Embedded] = field(default_factory=list)
     refused_urls: list[str] = field(default_factory=list)
-    chunks_rendered: int = 0
-    chunks_cached: int = 0
+    parts_rendered: int = 0
+    parts_cached: int = 0
 
 
 # --- rendering HTML to PDF (also in worker processes) -----------------------------------
@@ -265,20 +266,23 @@ def export_dossier(
         config.home / "cache" / "render" if use_cache else None,
         jobs or min(2, os.cpu_count() or 1),
     )
+    # Only the cover carries the generation time: every other part's HTML, and so
+    # its cache key, depends on the evidence alone.
+    timeless = {**context.common, "created": ""}
     chunk_htmls = [
-        env.get_template("items.html.j2").render(
-            **context.common, exhibits=chunk, first_chunk=(n == 0)
-        )
+        env.get_template("items.html.j2").render(**timeless, exhibits=chunk, first_chunk=(n == 0))
         for n, chunk in enumerate(plan_chunks(exhibits))
     ]
     back_html = env.get_template("back.html.j2").render(
-        **context.common, documents=documents, embedded=context.embedded
+        **timeless, documents=documents, embedded=context.embedded
     )
     rendered = renderer.render([*chunk_htmls, back_html], progress)
     chunk_parts = [assemble.open_part(pdf) for pdf in rendered[:-1]]
     back = assemble.open_part(rendered[-1])
-    front = _render_front(env, context, chunk_parts)
-    final = _assemble(front, chunk_parts, back, context, generated, env)
+    cover = _render_cover(env, context)
+    index = _render_index(env, timeless, context, renderer, len(cover.pdf.pages), chunk_parts)
+    stamp_font = assemble.StampFont(renderer.render([_stamp_sample_html(env, context)])[0])
+    final = _assemble([cover, index, *chunk_parts, back], context, generated, stamp_font)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".part")
     tmp.write_bytes(final)
@@ -291,8 +295,8 @@ def export_dossier(
         sha256=hashlib.sha256(final).hexdigest(),
         embedded=context.embedded,
         refused_urls=renderer.refused,
-        chunks_rendered=renderer.rendered,
-        chunks_cached=renderer.cached,
+        parts_rendered=renderer.rendered,
+        parts_cached=renderer.cached,
     )
 
 
@@ -398,49 +402,66 @@ def _context(
     )
 
 
-def _render_front(
-    env: Environment, context: Context, chunk_parts: list[assemble.Part]
+def _render_cover(env: Environment, context: Context) -> assemble.Part:
+    """The cover: the PDF/A-3b base of the dossier (its metadata and output intent)."""
+    html = env.get_template("cover.html.j2").render(**context.common)
+    pdf, _refused = render_pdf(html, pdf_variant="pdf/a-3b")
+    return assemble.open_part(pdf)
+
+
+# Index rows have a fixed height; this is how many fit on the first page and the rest.
+INDEX_ROWS_FIRST, INDEX_ROWS_PAGE = 55, 58
+
+
+def _render_index(
+    env: Environment,
+    timeless: dict[str, Any],
+    context: Context,
+    renderer: ChunkRenderer,
+    cover_pages: int,
+    chunk_parts: list[assemble.Part],
 ) -> assemble.Part:
-    """The cover and the index; rendered until its own page count is stable, because the
-    index prints the page of every exhibit and those pages come after the front matter."""
-    template = env.get_template("front.html.j2")
+    """The index prints each exhibit's page, and those pages come after the index itself:
+    render with a guess of its own length, and again if the guess was wrong."""
     local_pages: dict[str, int] = {}
     offset = 0
     for part in chunk_parts:
         for anchor, (index, _x, _y) in part.anchors.items():
             local_pages[anchor] = offset + index
         offset += len(part.pdf.pages)
-    front_pages = 0
+    rows = len(context.exhibits)
+    guess = 1 + max(0, -(-(rows - INDEX_ROWS_FIRST) // INDEX_ROWS_PAGE))
+    template = env.get_template("index.html.j2")
     for _attempt in range(4):
-        pages = {a: str(front_pages + i + 1) for a, i in local_pages.items()}
-        html = template.render(**context.common, exhibits=context.exhibits, pages=pages)
-        pdf, _refused = render_pdf(html, pdf_variant="pdf/a-3b")
-        part = assemble.open_part(pdf)
-        if len(part.pdf.pages) == front_pages:
-            return part
-        front_pages = len(part.pdf.pages)
+        first = cover_pages + guess
+        pages = {a: str(first + i + 1) for a, i in local_pages.items()}
+        html = template.render(**timeless, exhibits=context.exhibits, pages=pages)
+        part = assemble.open_part(renderer.render([html])[0])
+        if len(part.pdf.pages) == guess:
+            break
+        guess = len(part.pdf.pages)
     return part
 
 
 def _assemble(
-    front: assemble.Part,
-    chunks: list[assemble.Part],
-    back: assemble.Part,
+    parts: list[assemble.Part],
     context: Context,
     generated: dt.datetime,
-    env: Environment,
+    font: assemble.StampFont,
 ) -> bytes:
-    out = front.pdf  # the PDF/A-3b part: its metadata and output intent carry over
-    anchors: dict[str, tuple[int, float, float]] = {}
-    exhibit_anchors = {ex.anchor for ex in context.exhibits}
-    for name, where in front.anchors.items():
-        if name not in exhibit_anchors:  # the index's stand-in targets are replaced below
-            anchors[name] = where
+    base, *rest = parts
+    out = base.pdf  # the PDF/A-3b cover: its metadata and output intent carry over
+    anchors: dict[str, tuple[int, float, float]] = dict(base.anchors)
     sources: list[pikepdf.Pdf] = []
-    for part in [*chunks, back]:
+    for part in rest:
         offset = len(out.pages)
-        out.pages.extend(part.pdf.pages)
+        with warnings.catch_warnings():
+            # Named destinations are rebuilt for the whole document below.
+            warnings.simplefilter("ignore", pikepdf.exceptions.PageCopyWarning)
+            out.pages.extend(part.pdf.pages)
         sources.append(part.pdf)
+        # Parts come in page order; the exhibits come after the index, so an
+        # exhibit's own anchor replaces the index's zero-height stand-in.
         for name, (index, x, y) in part.anchors.items():
             anchors[name] = (offset + index, x, y)
     # Appended legal PDFs follow their slip sheets, unchanged.
@@ -458,7 +479,6 @@ def _assemble(
                 anchors[name] = (index + inserted, x, y)
     assemble.build_destinations(out, anchors)
     assemble.build_outline(out, _outline(context), anchors)
-    font = assemble.StampFont(_stamp_sample(env, context))
     assemble.stamp_pages(out, font, context.doc_ref, context.page_word)
     pdf_date = generated.astimezone(dt.UTC).strftime("D:%Y%m%d%H%M%SZ")
     assemble.embed_files(
@@ -474,11 +494,9 @@ def _assemble(
     return buffer.getvalue()
 
 
-def _stamp_sample(env: Environment, context: Context) -> bytes:
-    glyphs = "".join(sorted(set(context.doc_ref + context.page_word + "0123456789 /")))
-    html = env.get_template("stamp.html.j2").render(glyphs=glyphs)
-    pdf, _refused = render_pdf(html)
-    return pdf
+def _stamp_sample_html(env: Environment, context: Context) -> str:
+    glyphs = "".join(sorted(set(context.doc_ref + context.page_word + "0123456789/") - {" "}))
+    return env.get_template("stamp.html.j2").render(glyphs=glyphs)
 
 
 def _outline(context: Context) -> list[assemble.OutlineEntry]:
