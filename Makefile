@@ -23,7 +23,7 @@ demo: system-deps $(STAMP)
 	EVIDENCE="$(abspath $(BIN)/evidence)" bash sample/demo.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check evidence migrations tests
+	$(BIN)/ruff check evidence migrations tests benchmarks
 	$(BIN)/mypy
 
 # The whole suite, on SQLite and on PostgreSQL (slow tests included).

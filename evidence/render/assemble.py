@@ -161,18 +161,36 @@ def stamp_pages(out: Pdf, font: StampFont, left_text: str, page_word: str) -> No
         if "/Font" not in resources:
             resources.Font = Dictionary()
         resources.Font[STAMP_FONT] = font_obj
-        # WeasyPrint writes empty /Pattern and /Shading dictionaries; PDF/A
-        # validators cannot check them and they hold nothing.
+        page.contents_add(b"q ", prepend=True)
+        page.contents_add(stream)
+
+
+def pdfa_fixups(out: Pdf) -> None:
+    """Small repairs so parts rendered without PDF/A settings pass as PDF/A-3b."""
+    done: set[str] = set()
+
+    def clean(resources: pikepdf.Object) -> None:
+        # WeasyPrint writes empty /Pattern and /Shading dictionaries: nothing to keep.
         for empty in ("/Pattern", "/Shading"):
             if empty in resources and len(resources[empty]) == 0:
                 del resources[empty]
-        # PDF/A: every annotation must say it prints (parts not rendered as PDF/A
-        # carry links without the flag).
+        for xobject in resources.get("/XObject", {}).values():
+            key = repr(xobject.objgen)
+            if key in done:
+                continue
+            done.add(key)
+            if xobject.get("/Subtype") == Name.Image and "/Interpolate" in xobject:
+                del xobject["/Interpolate"]  # PDF/A: image interpolation is not allowed
+            elif xobject.get("/Subtype") == Name.Form and "/Resources" in xobject:
+                clean(xobject.Resources)
+
+    for page in out.pages:
+        if "/Resources" in page.obj:
+            clean(page.obj.Resources)
+        # Every annotation must say that it prints.
         for annot in page.obj.get("/Annots", []):
             if "/F" not in annot:
                 annot.F = 4
-        page.contents_add(b"q ", prepend=True)
-        page.contents_add(stream)
 
 
 def build_destinations(out: Pdf, anchors: dict[str, tuple[int, float, float]]) -> None:

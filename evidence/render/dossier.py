@@ -34,7 +34,7 @@ from evidence.cases import load_case
 from evidence.errors import InvalidInput
 from evidence.render import assemble
 from evidence.render.i18n import Formatter, check_language, translations
-from evidence.render.views import Embedded, Exhibit, ViewBuilder
+from evidence.render.views import Embedded, Exhibit, Insert, ViewBuilder
 from evidence.store.blobs import read_blob
 from evidence.store.db import PROJECT_ROOT, Store
 from evidence.store.ledger import chain_head
@@ -206,6 +206,7 @@ class Context:
     documents: list[dict[str, Any]]
     document_bytes: list[bytes]
     embedded: list[Embedded]
+    inserts: list[Insert]
     doc_ref: str
     page_word: str
     outline_titles: dict[str, str]
@@ -257,6 +258,7 @@ def export_dossier(
             documents,
             document_bytes,
             builder.embedded,
+            builder.inserts,
             head.seq,
             head.hash,
             generated,
@@ -336,6 +338,7 @@ def _context(
     documents: list[dict[str, Any]],
     document_bytes: list[bytes],
     embedded: list[Embedded],
+    inserts_from_exhibits: list[Insert],
     head_seq: int,
     head_hash: str,
     generated: dt.datetime,
@@ -397,8 +400,21 @@ def _context(
         "manifest": _("Embedded original files"),
         "appendices": _("Appendices"),
     }
+    inserts = list(inserts_from_exhibits)
+    inserts += [
+        Insert(f"slip-{n}", data, doc["pages"])
+        for n, (doc, data) in enumerate(zip(documents, document_bytes, strict=True), start=1)
+    ]
     return Context(
-        common, exhibits, documents, document_bytes, embedded, doc_ref, _("page"), outline_titles
+        common,
+        exhibits,
+        documents,
+        document_bytes,
+        embedded,
+        inserts,
+        doc_ref,
+        _("page"),
+        outline_titles,
     )
 
 
@@ -464,22 +480,22 @@ def _assemble(
         # exhibit's own anchor replaces the index's zero-height stand-in.
         for name, (index, x, y) in part.anchors.items():
             anchors[name] = (offset + index, x, y)
-    # Appended legal PDFs follow their slip sheets, unchanged.
-    for n, data in reversed(list(enumerate(context.document_bytes, start=1))):
-        slip = anchors.get(f"slip-{n}")
-        if slip is None:
-            continue
-        src = pikepdf.open(io.BytesIO(data))
+    # Appended PDFs (the case's documents, PDF attachments) follow their slip
+    # sheets, unchanged; from the last page backwards so earlier indexes hold.
+    inserts = [(anchors[i.anchor][0], i) for i in context.inserts if i.anchor in anchors]
+    for slip_page, insert in sorted(inserts, key=lambda pair: pair[0], reverse=True):
+        src = pikepdf.open(io.BytesIO(insert.data))
         sources.append(src)
-        inserted = len(src.pages)
-        for i, page in enumerate(src.pages):
-            out.pages.insert(slip[0] + 1 + i, page)
+        pages = list(src.pages)[: insert.max_pages]
+        for i, page in enumerate(pages):
+            out.pages.insert(slip_page + 1 + i, page)
         for name, (index, x, y) in list(anchors.items()):
-            if index > slip[0]:
-                anchors[name] = (index + inserted, x, y)
+            if index > slip_page:
+                anchors[name] = (index + len(pages), x, y)
     assemble.build_destinations(out, anchors)
     assemble.build_outline(out, _outline(context), anchors)
     assemble.stamp_pages(out, font, context.doc_ref, context.page_word)
+    assemble.pdfa_fixups(out)
     pdf_date = generated.astimezone(dt.UTC).strftime("D:%Y%m%d%H%M%SZ")
     assemble.embed_files(
         out,

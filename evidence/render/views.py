@@ -15,10 +15,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from evidence.calls import AgentPause, Call
+from evidence.render.attachments import show
 from evidence.render.i18n import Formatter
 from evidence.render.mailbody import Body, extract_body
 from evidence.store.blobs import read_blob
-from evidence.store.models import Email, Incident
+from evidence.store.models import Email, EmailAttachment, Incident
 from evidence.timeline import Item, Timeline
 
 Translate = Callable[[str], str]
@@ -37,6 +38,15 @@ class Embedded:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass
+class Insert:
+    """A PDF whose pages go right after the slip sheet with ``anchor``."""
+
+    anchor: str
+    data: bytes
+    max_pages: int
 
 
 @dataclass
@@ -60,6 +70,7 @@ class ViewBuilder:
     fmt: Formatter
     _: Translate
     embedded: list[Embedded] = field(default_factory=list)
+    inserts: list[Insert] = field(default_factory=list)
 
     def embed(self, name: str, data: bytes, mime: str, description: str, exhibit: str) -> str:
         self.embedded.append(Embedded(name, data, mime, description, exhibit))
@@ -158,15 +169,56 @@ class ViewBuilder:
             "sha256": mail.raw_sha256,
             "body": body,
             "attachments": [
-                {
-                    "filename": a.filename or _("(no name)"),
-                    "content_type": a.content_type,
-                    "size": self.fmt.number(a.size),
-                    "sha256": a.sha256,
-                }
-                for a in mail.attachments
+                self.attachment(number, n, a) for n, a in enumerate(mail.attachments, start=1)
             ],
             "embedded_name": name,
+        }
+
+    def attachment(self, number: str, n: int, attachment: EmailAttachment) -> dict[str, Any]:
+        _ = self._
+        data = read_blob(self.session, attachment.sha256)
+        filename = attachment.filename or _("(no name)")
+        embedded = self.embed(
+            f"{number}-attachment-{n}-{safe_name(attachment.filename or 'file')}",
+            data,
+            attachment.content_type,
+            f"{number}: attachment {filename}"[:200],
+            number,
+        )
+        shown = show(attachment.content_type, attachment.filename, data)
+        notes = {
+            "too-large": _("The image is too large to draw here; the original is embedded."),
+            "unreadable": _("The file cannot be read as an image; the original is embedded."),
+            "encrypted": _(
+                "The PDF is encrypted and cannot be opened without a password; "
+                "the original is embedded."
+            ),
+            "damaged": _("The PDF is damaged and cannot be shown; the original is embedded."),
+        }
+        note = notes.get(shown.note or "")
+        if shown.kind == "text" and shown.note == "truncated":
+            note = _("Only the beginning is shown; the whole file is embedded.")
+        if shown.kind == "pdf" and shown.note == "truncated":
+            note = _(
+                "Only the first {shown} of {pages} pages are appended; the whole file is embedded."
+            ).format(shown=shown.pdf_appended, pages=shown.pdf_pages)
+        if shown.kind == "other":
+            note = _(
+                "Shown as a file only: the original is embedded in this PDF and was never "
+                "opened or run."
+            )
+        anchor = f"{number}-attachment-{n}"
+        if shown.kind == "pdf" and shown.pdf_appended:
+            self.inserts.append(Insert(anchor, data, shown.pdf_appended))
+        return {
+            "filename": filename,
+            "content_type": attachment.content_type,
+            "size": self.fmt.number(attachment.size),
+            "sha256": attachment.sha256,
+            "embedded_name": embedded,
+            "shown": shown,
+            "note": note,
+            "anchor": anchor,
         }
 
     def call(self, number: str, call: Call) -> dict[str, Any]:

@@ -1,0 +1,126 @@
+"""Attachments shown under their message: images drawn, text printed, PDFs appended."""
+
+from __future__ import annotations
+
+import base64
+import io
+import subprocess
+from email.message import EmailMessage
+from pathlib import Path
+
+import pikepdf
+import pytest
+from PIL import Image
+
+from evidence.customers import add_customer
+from evidence.ingest.mail import import_mail
+from evidence.render.attachments import show
+from evidence.render.dossier import export_dossier
+from evidence.store.db import Store
+from tests.conftest import pdf_text
+
+
+def _image(fmt: str, size: tuple[int, int] = (40, 20)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(out, format=fmt)
+    return out.getvalue()
+
+
+def _pdf(pages: int, text: str, password: str | None = None) -> bytes:
+    from weasyprint import HTML
+
+    html = "".join(f'<p style="page-break-after: always">{text} {n}</p>' for n in range(pages))
+    data = HTML(string=html).write_pdf()
+    assert data is not None
+    if password is None:
+        return data
+    out = io.BytesIO()
+    with pikepdf.open(io.BytesIO(data)) as pdf:
+        pdf.save(out, encryption=pikepdf.Encryption(user=password, owner=password))
+    return out.getvalue()
+
+
+def _mail(attachments: list[tuple[str, str, bytes]]) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "aino@example.com"
+    msg["To"] = "asiakaspalvelu@aurora-energia.example"
+    msg["Subject"] = "liitteitä"
+    msg["Date"] = "Tue, 10 Mar 2026 10:00:00 +0200"
+    msg.set_content("Liitteinä kuvat ja tiedostot.\n")
+    for filename, ctype, data in attachments:
+        maintype, subtype = ctype.split("/")
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return msg.as_bytes()
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "WEBP"])
+def test_images_are_drawn(fmt: str) -> None:
+    shown = show(f"image/{fmt.lower()}", f"kuva.{fmt.lower()}", _image(fmt))
+    assert shown.kind == "image" and shown.image_src is not None
+    png = base64.b64decode(shown.image_src.split(",", 1)[1])
+    assert Image.open(io.BytesIO(png)).size == (40, 20)
+
+
+def test_huge_images_are_not_decoded() -> None:
+    # 8000 x 7000 = 56 megapixels: above the limit, refused from the header alone.
+    shown = show("image/png", "iso.png", _image("PNG", (8000, 7000)))
+    assert (shown.kind, shown.image_src, shown.note) == ("image", None, "too-large")
+
+
+def test_every_kind_in_the_dossier(company_store: Store, tmp_path: Path) -> None:
+    report = _pdf(3, "Mittausraportti sivu")
+    locked = _pdf(1, "Salainen", password="salasana")
+    ics = (
+        b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nSUMMARY:Mittarin vaihto\r\n"
+        b"END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    raw = _mail(
+        [
+            ("kuva.png", "image/png", _image("PNG")),
+            ("kuva.jpg", "image/jpeg", _image("JPEG")),
+            ("lukemat.csv", "text/csv", b"pvm;lukema\n10.3.2026;04512\n"),
+            ("kalenteri.ics", "text/calendar", ics),
+            ("raportti.pdf", "application/pdf", report),
+            ("lukittu.pdf", "application/pdf", locked),
+            (
+                "sopimus.docx",
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                b"PK\x03\x04fake",
+            ),
+        ]
+    )
+    mail_dir = tmp_path / "mail"
+    mail_dir.mkdir()
+    (mail_dir / "a.eml").write_bytes(raw)
+    add_customer(company_store, "1", "Aino", ["aino@example.com"], [])
+    import_mail(company_store, [mail_dir])
+    out = tmp_path / "d.pdf"
+    export_dossier(company_store, customer_ref="1", output=out)
+    text = pdf_text(out)
+    flat = " ".join(text.split())
+    assert "10.3.2026;04512" in flat  # CSV shown as text
+    assert "SUMMARY:Mittarin vaihto" in flat  # calendar shown as text
+    assert "salattu" in flat.lower()  # the locked PDF's slip note
+    assert "sopimus.docx" in flat and "koskaan avattu tai suoritettu" in flat
+    # The report's three pages follow its slip sheet, stamped like the rest.
+    with pikepdf.open(out) as pdf:
+        total = len(pdf.pages)
+        pages = [
+            subprocess.run(
+                ["pdftotext", "-f", str(n), "-l", str(n), str(out), "-"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            for n in range(1, total + 1)
+        ]
+        images = sum(1 for page in pdf.pages for _img in page.get_images())
+        names = set(pdf.attachments)
+    slip = next(i for i, t in enumerate(pages) if "Liite viestiin E-001: raportti.pdf" in t)
+    for k in range(3):
+        assert f"Mittausraportti sivu {k}" in pages[slip + 1 + k]
+        assert f"sivu {slip + 2 + k} / {total}" in pages[slip + 1 + k]
+    assert images >= 2  # both images drawn
+    assert any(n.endswith("raportti.pdf") for n in names)
+    assert any(n.endswith("lukittu.pdf") for n in names)
+    assert any(n.endswith("sopimus.docx") for n in names)
