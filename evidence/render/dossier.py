@@ -317,6 +317,9 @@ def export_dossier(
                     f"not {customer_ref}"
                 )
             customer_ref = case.customer.ref
+            if date_from is None and date_to is None:
+                # An export for a case covers the case's period unless told otherwise.
+                date_from, date_to = case.period_from, case.period_to
         assert customer_ref is not None
         timeline = build_timeline(session, customer_ref, zone, date_from, date_to)
         builder = DossierBuilder(session, zone, language or config.language, config.company_name)
