@@ -40,3 +40,27 @@ def load_sample(store: Store) -> None:
         logged_by="Mikko Heinonen (vuoroesimies)",
         logged_at=dt.datetime(2026, 3, 10, 11, 20, tzinfo=EET),
     )
+
+
+MATTI = "100234"
+EEST = dt.timezone(dt.timedelta(hours=3))
+
+
+def load_scenario(store: Store, scenario: Path) -> None:
+    """The evacuation day in ../shared/scenario (the store's company owns aurora-energia)."""
+    add_customer(store, MATTI, "Matti Virtanen", ["matti.virtanen@example.net"], ["040 123 4567"])
+    import_mail(store, sorted((scenario / "mail").glob("*.eml")))
+    import_mail(store, [scenario / "mail/export-2026-09-29.mbox"])
+    import_calls(store, scenario / "pbx/Master.csv", "asterisk-cdr")
+    import_calls(store, scenario / "pbx/queue_log", "asterisk-queue-log")
+    import_recordings(store, scenario / "recordings")
+    add_incident(
+        store,
+        title="Toimitalo tyhjennetty uhkatilanteen vuoksi",
+        start=dt.datetime(2026, 9, 28, 10, 2, tzinfo=EEST),
+        end=dt.datetime(2026, 9, 28, 14, 11, tzinfo=EEST),
+        channels=["phone", "email"],
+        note=None,
+        logged_by="Kaisa Lehtonen (esihenkilö)",
+        logged_at=dt.datetime(2026, 9, 28, 14, 25, tzinfo=EEST),
+    )
