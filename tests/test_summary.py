@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from evidence.cases import add_claim, current_claims, load_case, open_case
 from evidence.config import load_config
 from evidence.store.db import Store, open_store
 from evidence.store.models import Direction, Email
@@ -135,10 +136,28 @@ def test_sample_summary_and_opening_hours(env: Env) -> None:
     store = open_store(load_config())
     try:
         load_sample(store)
+        open_case(store, "KKV/1", customer_ref=AINO, authority="KKV", received=None, deadline=None)
+        add_claim(store, "KKV/1", "kukaan ei vastannut", ["call:1773129795.1044", "email:3"])
         with store.session() as session:
             timeline = build_timeline(session, AINO, HELSINKI)
+            claims = current_claims(load_case(session, "KKV/1"))
     finally:
         store.close()
+    # The stored claims are what the summary takes.
+    [found] = summarize(timeline, HELSINKI, claims).claims
+    assert found == ClaimFindings(
+        claim=1,
+        facts=[
+            Fact("calls", 1, ("call:1773129795.1044",)),
+            Fact("calls_answered", 0, ()),
+            Fact("calls_unanswered", 1, ("call:1773129795.1044",)),
+            Fact("longest_queue_wait", 300, ("call:1773129795.1044",), day=dt.date(2026, 3, 10)),
+            Fact("calls_in_incident", 1, ("call:1773129795.1044",)),
+            Fact("emails_inbound", 1, ("email:3",)),
+            Fact("emails_unanswered", 1, ("email:3",)),
+        ],
+        missing=(),
+    )
 
     def is_open(at: dt.datetime, channel: str) -> bool:
         local = at.astimezone(HELSINKI)
