@@ -15,7 +15,7 @@ import pytest
 from evidence.config import load_config
 from evidence.render.chart import WAIT_LANE, ChartLabels, timeline_chart
 from evidence.store.db import open_store
-from evidence.timeline import Timeline, build_timeline
+from evidence.timeline import Item, Timeline, build_timeline
 from tests.conftest import Env
 from tests.samples import AINO, SAMPLE_TOML, load_sample
 
@@ -124,3 +124,29 @@ def test_chart_of_nothing_is_still_a_chart() -> None:
     empty = Timeline(customer=Customer(ref="1", name="x"), start=None, end=None, items=[])
     svg = timeline_chart(empty, HELSINKI, FI)
     assert "Sähköpostit" in svg and 'class="email' not in svg and svg.endswith("</svg>")
+
+
+def test_marks_closer_than_print_can_show_are_drawn_once() -> None:
+    from evidence.calls import Call
+    from evidence.store.models import Customer, Direction
+
+    start = dt.datetime(2026, 9, 28, 7, 0, tzinfo=dt.UTC)
+
+    def call(seconds: int, wait: int) -> Item:
+        at = start + dt.timedelta(seconds=seconds)
+        record = Call(f"{seconds}.1", at, None, Direction.INBOUND, "+358", "0", queue_wait=wait)
+        return Item("call", at, f"call:{seconds}.1", record)
+
+    # Two hours over ~145 mm: calls 2 s apart share a column, 30 min apart do not.
+    items = [call(0, 100), call(2, 200), call(1800, 60)]
+    timeline = Timeline(Customer(ref="1", name="x"), start, start + dt.timedelta(hours=2), items)
+    svg = timeline_chart(timeline, HELSINKI, FI)
+    assert svg.count('class="call inbound"') == 2
+    heights = re.findall(
+        r'class="wait" x="[\d.]+" y="[\d.]+" width="[\d.]+" height="([\d.]+)"', svg
+    )
+    # The scale is 5 min; the shared column shows the longer wait, 200 s.
+    assert [float(h) for h in heights] == [
+        pytest.approx(WAIT_LANE * 200 / 300, abs=0.01),
+        pytest.approx(WAIT_LANE * 60 / 300, abs=0.01),
+    ]

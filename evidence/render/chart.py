@@ -64,6 +64,7 @@ MARK_LANE = 6.0
 WAIT_LANE = 16.0
 PAUSE_ROW = 3.2
 MIN_TICK_SPACING = 15.0
+BIN = 0.25  # marks nearer than this (mm) are one mark on paper
 
 INK = "#222222"
 GRID = "#d9d9d9"
@@ -302,29 +303,47 @@ def timeline_chart(
             if tick.day is not None:
                 row = 6.6 if tick.clock is not None else 3.6
                 body.text(tx, bottom + row, tick.day, SMALL, "middle")
+        # Marks closer than the print can tell apart are drawn once (the longest wait of
+        # such bars): a long history stays a small SVG that lays out quickly.
+        drawn: set[tuple[str, int]] = set()
+
+        def first_in_bin(kind: str, x: float) -> bool:
+            key = (kind, round(x / BIN))
+            if key in drawn:
+                return False
+            drawn.add(key)
+            return True
+
         for item in emails:
             assert isinstance(item.record, Email)
             cx, cy = xat(item.at), email_y + MARK_LANE / 2
             if item.record.direction is Direction.INBOUND:
-                body.rect(cx - 1.1, cy - 1.1, 2.2, 2.2, "email inbound", fill=EMAIL)
-            else:
+                if first_in_bin("email inbound", cx):
+                    body.rect(cx - 1.1, cy - 1.1, 2.2, 2.2, "email inbound", fill=EMAIL)
+            elif first_in_bin("email outbound", cx):
                 body.rect(cx - 1.0, cy - 1.0, 2.0, 2.0, "email outbound", fill="#ffffff",
                           stroke=EMAIL, stroke_width="0.35")  # fmt: skip
         longest = max((c.record.queue_wait or 0 for c in calls if isinstance(c.record, Call)),
                       default=0)  # fmt: skip
         scale = _wait_scale(longest)
+        bars: dict[int, tuple[float, int]] = {}
         for item in calls:
             assert isinstance(item.record, Call)
             cx, cy = xat(item.at), call_y + MARK_LANE / 2
             if item.record.direction is Direction.OUTBOUND:
-                body.circle(cx, cy, 1.0, "call outbound", fill="#ffffff", stroke=CALL,
-                            stroke_width="0.35")  # fmt: skip
-            else:
+                if first_in_bin("call outbound", cx):
+                    body.circle(cx, cy, 1.0, "call outbound", fill="#ffffff", stroke=CALL,
+                                stroke_width="0.35")  # fmt: skip
+            elif first_in_bin("call inbound", cx):
                 body.circle(cx, cy, 1.15, "call inbound", fill=CALL)
             wait = item.record.queue_wait
             if wait:
-                height = WAIT_LANE * wait / (scale * 60)
-                body.rect(cx - 0.45, wait_y + WAIT_LANE - height, 0.9, height, "wait", fill=WAIT)
+                column = round(cx / BIN)
+                if column not in bars or wait > bars[column][1]:
+                    bars[column] = (bars.get(column, (cx, 0))[0], wait)
+        for cx, wait in bars.values():
+            height = WAIT_LANE * wait / (scale * 60)
+            body.rect(cx - 0.45, wait_y + WAIT_LANE - height, 0.9, height, "wait", fill=WAIT)
         for row, agent in enumerate(agents):
             ry = pause_y + row * PAUSE_ROW
             for pause in (p for p in pauses if p.agent == agent):
