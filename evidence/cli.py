@@ -463,7 +463,7 @@ def case_list(today: str | None, as_json: bool) -> None:
         evidence case list
         evidence case list --json
     """
-    from evidence.cases import list_cases
+    from evidence.cases import current_claims, list_cases
 
     config = _config()
     day = _date(today) or dt.datetime.now(config.zone).date()
@@ -478,6 +478,10 @@ def case_list(today: str | None, as_json: bool) -> None:
             "deadline": d.case.deadline.isoformat() if d.case.deadline else None,
             "days_left": d.days_left,
             "overdue": d.overdue,
+            "period_from": d.case.period_from.isoformat() if d.case.period_from else None,
+            "period_to": d.case.period_to.isoformat() if d.case.period_to else None,
+            "documents": len(d.case.documents),
+            "claims": len(current_claims(d.case)),
         }
         for d in due
     ]

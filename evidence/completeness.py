@@ -97,14 +97,18 @@ def mail_source(source: str, locator: str | None = None) -> str:
     """The mailbox an email's (or a quarantined message's) ``source`` belongs to.
 
     A message with a locator ("message 3") is inside that mbox or folder; a lone
-    ``.eml`` file belongs to the folder it was in.
+    ``.eml`` file belongs to the folder it was in (a Maildir's ``cur/`` and ``new/``
+    are one mailbox).
     """
     match = _MBOX_LOCATOR.match(source)
     if match is not None:
         return match.group("path")
     if locator is not None or "://" in source:
         return source
-    return posixpath.dirname(source) or source
+    folder = posixpath.dirname(source) or source
+    if posixpath.basename(folder) in ("cur", "new"):  # a Maildir is one mailbox
+        folder = posixpath.dirname(folder) or folder
+    return folder
 
 
 def _run_paths(run: ImportRun) -> list[str]:

@@ -113,5 +113,7 @@ def test_sources_cover_gaps_and_quarantine(company_store: Store, tmp_path: Path)
 def test_mail_source_names_the_mailbox() -> None:
     assert mail_source("/srv/export.mbox (message 12)") == "/srv/export.mbox"
     assert mail_source("/srv/saved/m01.eml") == "/srv/saved"
+    assert mail_source("/srv/Maildir/.Sent/cur/1700000000.M1P2.host:2,S") == "/srv/Maildir/.Sent"
+    assert mail_source("/srv/Maildir/new/1700000001.M2P2.host") == "/srv/Maildir"
     assert mail_source("/srv/export.mbox", "message 3") == "/srv/export.mbox"
     assert mail_source("imap://user@mail.example/INBOX") == "imap://user@mail.example/INBOX"
