@@ -656,6 +656,14 @@ def timeline(ref: str, date_from: str | None, date_to: str | None, as_json: bool
     "--case", "case_ref", help="Case reference: its authority on the cover, its PDFs appended."
 )
 @click.option("--generated-at", help="Pin the generation time (ISO 8601), for reproducible output.")
+@click.option(
+    "--lang",
+    "language",
+    type=click.Choice(["fi", "sv", "en"]),
+    help="Language of the dossier (default: fi, or `language` in evidence.toml).",
+)
+@click.option("--jobs", type=click.IntRange(1, 64), help="Rendering processes (default: 2).")
+@click.option("--no-cache", is_flag=True, help="Render every page again (ignore the page cache).")
 @click.option("--by", help="Who exports, for the record of exports (default: the OS user).")
 @handle_errors
 def export(
@@ -665,6 +673,9 @@ def export(
     date_to: str | None,
     case_ref: str | None,
     generated_at: str | None,
+    language: str | None,
+    jobs: int | None,
+    no_cache: bool,
     by: str | None,
 ) -> None:
     """Write a customer's dossier as one PDF.
@@ -686,7 +697,7 @@ def export(
     if ref is None and case_ref is None:
         raise click.UsageError("give a customer REF or --case REFERENCE")
     pinned = parse_user_time(generated_at, config.zone) if generated_at else None
-    with _store() as store:
+    with _store() as store, _progress("rendering") as progress:
         result = export_dossier(
             store,
             customer_ref=ref,
@@ -695,6 +706,10 @@ def export(
             date_to=_date(date_to),
             case_ref=case_ref,
             generated_at=pinned,
+            language=language,
+            jobs=jobs,
+            use_cache=not no_cache,
+            progress=progress,
         )
         arguments = {
             "customer": ref,
@@ -702,6 +717,9 @@ def export(
             "from": date_from,
             "to": date_to,
             "generated_at": generated_at,
+            "lang": language,
+            "jobs": jobs,
+            "no_cache": no_cache,
             "output": str(output),
         }
         record_export(

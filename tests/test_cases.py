@@ -218,6 +218,9 @@ def test_export_uses_case_period_and_is_recorded(
         "from": None,
         "to": None,
         "generated_at": "2026-03-21T09:00+02:00",
+        "lang": None,
+        "jobs": None,
+        "no_cache": False,
         "output": str(out),
     }
     assert first["chain_seq"] == head_before.seq and first["chain_head"] == head_before.hash

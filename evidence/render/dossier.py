@@ -1,47 +1,53 @@
-"""The dossier: one PDF with a cover, every item in time order, the originals embedded,
-and the case's PDFs appended whole.
+"""The dossier: one PDF/A-3b with a cover, the index, every item in time order, the
+originals embedded, and the case's PDFs appended whole.
 
-Rendering never reaches the network or the disk on behalf of an email: the
-HTML of a message is sanitised first (``mailbody``) and the renderer's URL
-fetcher refuses every URL but ``data:``.
+Rendering never reaches the network or the disk on behalf of an email: the HTML
+of a message is sanitised first (``mailbody``) and the renderer's URL fetcher
+refuses every URL but ``data:``.
+
+Exhibits are rendered in chunks (a local day, at most ``CHUNK_ITEMS`` items) on
+all cores, and each chunk's PDF is cached under EVIDENCE_HOME by the SHA-256 of
+its HTML, so a re-export after one new item renders one chunk. The parts are
+assembled with pikepdf (``assemble``), which also writes the page stamps, the
+bookmarks and the links across parts.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import hashlib
 import io
-import logging
+import multiprocessing
+import os
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pikepdf
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy.orm import Session
 
 from evidence import __version__
-from evidence.calls import AgentPause, Call
 from evidence.cases import load_case
 from evidence.errors import InvalidInput
-from evidence.render.labels import LABELS
-from evidence.render.mailbody import Body, extract_body
+from evidence.render import assemble
+from evidence.render.i18n import Formatter, check_language, translations
+from evidence.render.views import Embedded, Exhibit, ViewBuilder
 from evidence.store.blobs import read_blob
 from evidence.store.db import PROJECT_ROOT, Store
 from evidence.store.ledger import chain_head
-from evidence.store.models import Case, Email, IdentifierKind, Incident
-from evidence.timeline import Item, Timeline, build_timeline
-from evidence.timeutil import (
-    format_duration,
-    format_local,
-    format_with_own_offset,
-    iso_utc,
-    utcnow,
-)
+from evidence.store.models import Case, CaseDocument, IdentifierKind
+from evidence.timeline import Timeline, build_timeline
+from evidence.timeutil import iso_utc, utcnow
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
-log = logging.getLogger(__name__)
+CHUNK_ITEMS = 40
+# Bump when a change in code (not in templates or data) changes the rendered pages.
+RENDER_VERSION = "1"
+
+__all__ = ["Embedded", "ExportResult", "SealedFetcher", "export_dossier"]
 
 
 class SealedFetcher:
@@ -66,232 +72,143 @@ class SealedFetcher:
 
 
 @dataclass
-class Embedded:
-    name: str
-    data: bytes
-    mime_type: str
-    description: str
-    exhibit: str
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
-
-
-@dataclass
 class ExportResult:
     pages: int
     items: int
     sha256: str
     embedded: list[Embedded] = field(default_factory=list)
     refused_urls: list[str] = field(default_factory=list)
+    parts_rendered: int = 0
+    parts_cached: int = 0
 
 
-@dataclass
-class Exhibit:
-    number: str
-    item: Item
-    view: dict[str, Any]
+# --- rendering HTML to PDF (also in worker processes) -----------------------------------
 
 
-def _environment() -> Environment:
-    return Environment(
+def render_pdf(html: str, pdf_variant: str | None = None) -> tuple[bytes, list[str]]:
+    """HTML to PDF with the sealed fetcher; returns the PDF and the URLs it refused."""
+    from weasyprint import HTML
+
+    fetcher = SealedFetcher()
+    options: dict[str, Any] = {}
+    if pdf_variant:
+        options["pdf_variant"] = pdf_variant
+    pdf = HTML(string=html, url_fetcher=fetcher, base_url=None).write_pdf(**options)
+    assert pdf is not None
+    return pdf, fetcher.refused
+
+
+def _cache_key(html: str) -> str:
+    import weasyprint
+
+    seed = f"{weasyprint.__version__}\0{RENDER_VERSION}\0".encode()
+    return hashlib.sha256(seed + html.encode("utf-8")).hexdigest()
+
+
+class ChunkRenderer:
+    """Renders many HTML documents, from the cache when it can, in parallel when it must."""
+
+    def __init__(self, cache_dir: Path | None, jobs: int) -> None:
+        self.cache_dir = cache_dir
+        self.jobs = max(1, jobs)
+        self.rendered = 0
+        self.cached = 0
+        self.refused: list[str] = []
+
+    def render(
+        self, htmls: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> list[bytes]:
+        results: list[bytes | None] = [None] * len(htmls)
+        todo: list[int] = []
+        keys = [_cache_key(h) for h in htmls]
+        for i, key in enumerate(keys):
+            cached = self._read_cache(key)
+            if cached is not None:
+                results[i] = cached
+                self.cached += 1
+                if progress:
+                    progress(1)
+            else:
+                todo.append(i)
+        if len(todo) <= 1 or self.jobs == 1:
+            for i in todo:
+                results[i] = self._done(keys[i], *render_pdf(htmls[i]))
+                if progress:
+                    progress(1)
+        else:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["weasyprint"])
+            with concurrent.futures.ProcessPoolExecutor(
+                max_workers=min(self.jobs, len(todo)),
+                mp_context=context,
+                max_tasks_per_child=8,
+            ) as pool:
+                futures = {pool.submit(render_pdf, htmls[i]): i for i in todo}
+                for future in concurrent.futures.as_completed(futures):
+                    i = futures[future]
+                    results[i] = self._done(keys[i], *future.result())
+                    if progress:
+                        progress(1)
+        self.rendered += len(todo)
+        return [r for r in results if r is not None]
+
+    def _done(self, key: str, pdf: bytes, refused: list[str]) -> bytes:
+        self.refused.extend(refused)
+        if self.cache_dir is not None and not refused:
+            self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = self.cache_dir / f"{key}.pdf.{os.getpid()}.part"
+            tmp.write_bytes(pdf)
+            tmp.replace(self.cache_dir / f"{key}.pdf")
+        return pdf
+
+    def _read_cache(self, key: str) -> bytes | None:
+        if self.cache_dir is None:
+            return None
+        path = self.cache_dir / f"{key}.pdf"
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+
+# --- building the parts -----------------------------------------------------------------
+
+
+def _environment(translate: Any) -> Environment:
+    env = Environment(
         loader=FileSystemLoader(str(TEMPLATES_DIR)),
         autoescape=select_autoescape(["html", "j2"]),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    env.install_gettext_translations(translate, newstyle=False)  # type: ignore[attr-defined]
+    return env
 
 
-def _safe_name(text: str) -> str:
-    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
-    return keep.strip("._")[:80] or "file"
+def plan_chunks(exhibits: Sequence[Exhibit], size: int = CHUNK_ITEMS) -> list[list[Exhibit]]:
+    """Consecutive exhibits of one local day, at most ``size`` a chunk."""
+    chunks: list[list[Exhibit]] = []
+    for exhibit in exhibits:
+        if not chunks or len(chunks[-1]) >= size or chunks[-1][-1].day != exhibit.day:
+            chunks.append([])
+        chunks[-1].append(exhibit)
+    return chunks
 
 
-class DossierBuilder:
-    def __init__(
-        self,
-        session: Session,
-        zone: ZoneInfo,
-        language: str,
-        company: str,
-    ) -> None:
-        self.session = session
-        self.zone = zone
-        self.t = LABELS.get(language, LABELS["fi"])
-        self.language = language if language in LABELS else "fi"
-        self.company = company
-        self.embedded: list[Embedded] = []
+@dataclass
+class Context:
+    """Everything the templates need that is not per chunk."""
 
-    # -- formatting helpers used by the views
-    def local(self, value: dt.datetime | None) -> str:
-        return format_local(value, self.zone)
-
-    def _embed(self, name: str, data: bytes, mime: str, description: str, exhibit: str) -> str:
-        self.embedded.append(Embedded(name, data, mime, description, exhibit))
-        return name
-
-    def email_view(self, number: str, item: Item, mail: Email) -> dict[str, Any]:
-        t = self.t
-        raw = read_blob(self.session, mail.raw_sha256)
-        body: Body = extract_body(raw)
-        name = self._embed(
-            f"{number}-email-{mail.raw_sha256[:12]}.eml",
-            raw,
-            "message/rfc822",
-            f"{number}: {mail.subject or ''}"[:200],
-            number,
-        )
-        if mail.date_header is not None:
-            date_header = format_with_own_offset(
-                mail.date_header.astimezone(
-                    dt.timezone(dt.timedelta(minutes=mail.date_header_offset or 0))
-                )
-            )
-        elif mail.date_header_raw:
-            date_header = f"{t['date_unreadable']}: {mail.date_header_raw}"
-        else:
-            date_header = t["date_missing"]
-        received_label = {
-            "received-header": t["received_at"],
-            "own-date": t["sent_at_own"],
-            "import-time": t["imported_at_only"],
-        }[mail.received_source.value]
-        return {
-            "direction": t[mail.direction.value],
-            "from": mail.from_display or mail.from_addr or "",
-            "to": mail.to_display or "",
-            "cc": mail.cc_display or "",
-            "subject": mail.subject or "",
-            "received_label": received_label,
-            "received": self.local(mail.received_at),
-            "received_source": t[f"received_source_{mail.received_source.value}"],
-            "date_header": date_header,
-            "message_id": mail.message_id or t["message_id_missing"],
-            "message_id_reused": mail.message_id_reused,
-            "sha256": mail.raw_sha256,
-            "body": body,
-            "attachments": [
-                {
-                    "filename": a.filename or t["no_filename"],
-                    "content_type": a.content_type,
-                    "size": f"{a.size:,}".replace(",", "\u00a0"),
-                    "sha256": a.sha256,
-                }
-                for a in mail.attachments
-            ],
-            "embedded_name": name,
-        }
-
-    def call_view(self, number: str, item: Item, call: Call) -> dict[str, Any]:
-        t = self.t
-        flag_text = None
-        if call.time_flag:
-            flag_text = (
-                t[f"flag_{call.time_flag}"].format(
-                    local=call.start_local or "", resolved=self.local(call.started_at)
-                )
-                + f" (UTC {iso_utc(call.started_at)})"
-            )
-        lines = b"\n".join(line.raw for line in call.source_lines) + b"\n"
-        lines_name = self._embed(
-            f"{number}-call-{_safe_name(call.uniqueid)}-lines.txt",
-            lines,
-            "text/plain",
-            f"{number}: phone-system lines of call {call.uniqueid}",
-            number,
-        )
-        recordings = []
-        for rec in call.recordings:
-            data = read_blob(self.session, rec.sha256)
-            rec_name = self._embed(
-                f"{number}-{_safe_name(rec.filename)}",
-                data,
-                rec.content_type,
-                f"{number}: recording of call {call.uniqueid}",
-                number,
-            )
-            recordings.append(
-                {
-                    "filename": rec.filename,
-                    "sha256": rec.sha256,
-                    "duration": format_duration(round(rec.duration)) if rec.duration else None,
-                    "embedded_name": rec_name,
-                }
-            )
-        return {
-            "direction": t[call.direction.value],
-            "number": call.number or call.number_raw or t["hidden_number"],
-            "queue": call.queue,
-            "queue_wait": format_duration(call.queue_wait),
-            "queue_wait_source": call.queue_wait_source,
-            "talk_time": format_duration(call.talk_time),
-            "talk_time_source": call.talk_time_source,
-            "outcome": t.get(f"outcome_{call.outcome}", call.outcome),
-            "agent": call.agent,
-            "uniqueid": call.uniqueid,
-            "local_time": call.start_local,
-            "time_flag": flag_text,
-            "note": call.note,
-            "recordings": recordings,
-            "source_lines": [
-                {
-                    "text": line.raw.decode("utf-8", "replace"),
-                    "where": f"{Path(line.source).name}:{line.line_number}",
-                }
-                for line in call.source_lines
-            ],
-            "lines_name": lines_name,
-        }
-
-    def incident_view(self, number: str, item: Item, incident: Incident) -> dict[str, Any]:
-        t = self.t
-        channels = [c for c in incident.channels.split(",") if c] or ["all"]
-        recorded_later = incident.recorded_at - incident.logged_at > dt.timedelta(minutes=10)
-        return {
-            "title": incident.title,
-            "start": self.local(incident.start),
-            "end": self.local(incident.end) if incident.end else t["ongoing"],
-            "channels": ", ".join(t[f"channel_{c}"] for c in channels),
-            "logged_by": incident.logged_by,
-            "logged_at": self.local(incident.logged_at),
-            "recorded_at": self.local(incident.recorded_at),
-            "recorded_later": recorded_later,
-            "note": incident.note,
-            "corrects": incident.corrects_id,
-        }
-
-    def pause_view(self, number: str, item: Item, pause: AgentPause) -> dict[str, Any]:
-        return {
-            "agent": pause.agent,
-            "start": self.local(pause.start),
-            "end": self.local(pause.end) if pause.end else self.t["ongoing"],
-            "reason": pause.reason,
-            "queue": pause.queue,
-        }
-
-    def exhibits(self, timeline: Timeline) -> list[Exhibit]:
-        result = []
-        for index, item in enumerate(timeline.items, start=1):
-            number = f"E-{index:03d}"
-            record = item.record
-            if isinstance(record, Email):
-                view = self.email_view(number, item, record)
-            elif isinstance(record, Call):
-                view = self.call_view(number, item, record)
-            elif isinstance(record, Incident):
-                view = self.incident_view(number, item, record)
-            else:
-                assert isinstance(record, AgentPause)
-                view = self.pause_view(number, item, record)
-            if isinstance(record, Incident | AgentPause):
-                view["when"] = f"{view['start']} – {view['end']}"
-            else:
-                view["when"] = self.local(item.at)
-            view["incidents"] = [{"id": inc.id, "title": inc.title} for inc in item.incidents]
-            result.append(Exhibit(number, item, view))
-        return result
+    common: dict[str, Any]
+    exhibits: list[Exhibit]
+    documents: list[dict[str, Any]]
+    document_bytes: list[bytes]
+    embedded: list[Embedded]
+    doc_ref: str
+    page_word: str
+    outline_titles: dict[str, str]
 
 
 def export_dossier(
@@ -304,10 +221,16 @@ def export_dossier(
     case_ref: str | None = None,
     generated_at: dt.datetime | None = None,
     language: str | None = None,
+    jobs: int | None = None,
+    use_cache: bool = True,
+    progress: Callable[[int], None] | None = None,
 ) -> ExportResult:
     config = store.config
-    zone = config.zone
+    language = check_language(language or config.language)
+    translate = translations(language)
+    fmt = Formatter(language, config.zone)
     generated = generated_at or utcnow()
+    env = _environment(translate)
     with store.session() as session:
         case: Case | None = load_case(session, case_ref) if case_ref else None
         if case is not None:
@@ -320,29 +243,49 @@ def export_dossier(
             if date_from is None and date_to is None:
                 # An export for a case covers the case's period unless told otherwise.
                 date_from, date_to = case.period_from, case.period_to
-        assert customer_ref is not None
-        timeline = build_timeline(session, customer_ref, zone, date_from, date_to)
-        builder = DossierBuilder(session, zone, language or config.language, config.company_name)
+        if customer_ref is None:
+            raise InvalidInput("give a customer reference or --case")
+        timeline = build_timeline(session, customer_ref, config.zone, date_from, date_to)
+        builder = ViewBuilder(session, fmt, translate.gettext)
         exhibits = builder.exhibits(timeline)
         head = chain_head(session)
-        documents = []
-        if case is not None:
-            for doc in case.documents:
-                data = read_blob(session, doc.sha256)
-                documents.append((doc, data))
-                builder._embed(
-                    f"case-{doc.id}-{_safe_name(doc.filename)}",
-                    data,
-                    "application/pdf",
-                    doc.title,
-                    "",
-                )
-        html = _render_html(
-            builder, timeline, exhibits, case, documents, head.seq, head.hash, generated, zone
+        documents, document_bytes = _documents(session, case, builder, fmt)
+        context = _context(
+            translate.gettext,
+            fmt,
+            language,
+            timeline,
+            exhibits,
+            case,
+            documents,
+            document_bytes,
+            builder.embedded,
+            head.seq,
+            head.hash,
+            generated,
+            config.company_name,
         )
-    fetcher = SealedFetcher()
-    pdf_bytes, slip_pages = _write_pdf(html, fetcher, len(documents))
-    final = _assemble(pdf_bytes, slip_pages, documents, builder.embedded, generated)
+    renderer = ChunkRenderer(
+        config.home / "cache" / "render" if use_cache else None,
+        jobs or min(2, os.cpu_count() or 1),
+    )
+    # Only the cover carries the generation time: every other part's HTML, and so
+    # its cache key, depends on the evidence alone.
+    timeless = {**context.common, "created": ""}
+    chunk_htmls = [
+        env.get_template("items.html.j2").render(**timeless, exhibits=chunk, first_chunk=(n == 0))
+        for n, chunk in enumerate(plan_chunks(exhibits))
+    ]
+    back_html = env.get_template("back.html.j2").render(
+        **timeless, documents=documents, embedded=context.embedded
+    )
+    rendered = renderer.render([*chunk_htmls, back_html], progress)
+    chunk_parts = [assemble.open_part(pdf) for pdf in rendered[:-1]]
+    back = assemble.open_part(rendered[-1])
+    cover = _render_cover(env, context)
+    index = _render_index(env, timeless, context, renderer, len(cover.pdf.pages), chunk_parts)
+    stamp_font = assemble.StampFont(renderer.render([_stamp_sample_html(env, context)])[0])
+    final = _assemble([cover, index, *chunk_parts, back], context, generated, stamp_font)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".part")
     tmp.write_bytes(final)
@@ -353,150 +296,225 @@ def export_dossier(
         pages=pages,
         items=len(timeline.items),
         sha256=hashlib.sha256(final).hexdigest(),
-        embedded=builder.embedded,
-        refused_urls=fetcher.refused,
+        embedded=context.embedded,
+        refused_urls=renderer.refused,
+        parts_rendered=renderer.rendered,
+        parts_cached=renderer.cached,
     )
 
 
-def _render_html(
-    builder: DossierBuilder,
-    timeline: Timeline,
-    exhibits: list[Exhibit],
-    case: Case | None,
-    documents: list[tuple[Any, bytes]],
-    head_seq: int,
-    head_hash: str,
-    generated: dt.datetime,
-    zone: ZoneInfo,
-) -> str:
-    t = builder.t
-    customer = timeline.customer
-    counts = {
-        kind: len(timeline.of_kind(kind)) for kind in ("email", "call", "incident", "agent_pause")
-    }
-    start, end = timeline.start, timeline.end
-    if start or end:
-        last_day = (end - dt.timedelta(seconds=1)).astimezone(zone) if end else None
-        period = (
-            f"{_day(start.astimezone(zone)) if start else '…'} – "
-            f"{_day(last_day) if last_day else '…'}"
-        )
-    else:
-        first, last = timeline.span
-        period = t["whole_history"] + (
-            f" ({_day(first.astimezone(zone))} – {_day(last.astimezone(zone))})"
-            if first and last
-            else ""
-        )
-    docs = []
-    for doc, data in documents:
+def _documents(
+    session: Any, case: Case | None, builder: ViewBuilder, fmt: Formatter
+) -> tuple[list[dict[str, Any]], list[bytes]]:
+    documents: list[dict[str, Any]] = []
+    blobs: list[bytes] = []
+    if case is None:
+        return documents, blobs
+    doc: CaseDocument
+    for doc in case.documents:
+        data = read_blob(session, doc.sha256)
         with pikepdf.open(io.BytesIO(data)) as pdf:
             page_count = len(pdf.pages)
-        docs.append(
+        builder.embed(f"case-{doc.id}-{doc.filename}", data, "application/pdf", doc.title, "")
+        documents.append(
             {
                 "title": doc.title,
                 "filename": doc.filename,
                 "sha256": doc.sha256,
                 "pages": page_count,
-                "date": doc.document_date.strftime("%-d.%-m.%Y") if doc.document_date else None,
+                "date": fmt.day(doc.document_date) if doc.document_date else None,
             }
         )
-    identifiers_text = ", ".join(
+        blobs.append(data)
+    return documents, blobs
+
+
+def _context(
+    _: Callable[[str], str],
+    fmt: Formatter,
+    language: str,
+    timeline: Timeline,
+    exhibits: list[Exhibit],
+    case: Case | None,
+    documents: list[dict[str, Any]],
+    document_bytes: list[bytes],
+    embedded: list[Embedded],
+    head_seq: int,
+    head_hash: str,
+    generated: dt.datetime,
+    company: str,
+) -> Context:
+    customer = timeline.customer
+    counts = {k: len(timeline.of_kind(k)) for k in ("email", "call", "incident", "agent_pause")}
+    if timeline.start or timeline.end:
+        last = timeline.end - dt.timedelta(seconds=1) if timeline.end else None
+        period = (
+            f"{fmt.day(timeline.start) if timeline.start else '…'} – "
+            f"{fmt.day(last) if last else '…'}"
+        )
+    else:
+        first, last_at = timeline.span
+        period = _("the whole history")
+        if first and last_at:
+            period += f" ({fmt.day(first)} – {fmt.day(last_at)})"
+    identifiers = ", ".join(
         i.value
         for kind in (IdentifierKind.EMAIL, IdentifierKind.PHONE)
         for i in customer.identifiers
         if i.kind is kind
     )
-    css = (TEMPLATES_DIR / "dossier.css").read_text(encoding="utf-8")
-    template = _environment().get_template("dossier.html.j2")
-    return template.render(
-        t=t,
-        lang=builder.language,
-        css=css,
-        company=builder.company,
-        customer=customer,
-        identifiers=identifiers_text,
-        case=case,
-        case_received=_day(case.received) if case and case.received else None,
-        case_deadline=_day(case.deadline) if case and case.deadline else None,
-        period=period,
-        generated=format_local(generated, zone),
-        version=__version__,
-        counts=counts,
-        head_seq=head_seq,
-        head_hash=head_hash,
-        zone=zone.key,
-        exhibits=exhibits,
-        embedded=builder.embedded,
-        documents=docs,
-        doc_ref=case.reference if case else f"{t['customer']} {customer.ref}",
+    doc_ref = case.reference if case else f"{_('Customer')} {customer.ref}"
+    kind_label = {
+        "email": _("Email"),
+        "call": _("Call"),
+        "incident": _("Incident"),
+        "agent_pause": _("Agent pause"),
+    }
+    common = {
+        "lang": language,
+        "css": (TEMPLATES_DIR / "dossier.css").read_text(encoding="utf-8"),
+        "version": __version__,
+        "created": iso_utc(generated),
+        "doc_title": f"{_('Customer contact history')} – {customer.name} ({customer.ref})",
+        "fmt": fmt,
+        "day_label": fmt.day,
+        "kind_label": kind_label,
+        "company": company,
+        "customer": customer,
+        "identifiers": identifiers,
+        "case": case,
+        "case_received": fmt.day(case.received) if case and case.received else None,
+        "case_deadline": fmt.day(case.deadline) if case and case.deadline else None,
+        "period": period,
+        "generated": fmt.local(generated),
+        "counts": counts,
+        "head_seq": head_seq,
+        "head_hash": head_hash,
+        "zone": fmt.zone.key,
+        "doc_ref": doc_ref,
+    }
+    outline_titles = {
+        "cover": _("Cover"),
+        "index": _("Index of exhibits"),
+        "items": _("Exhibits in time order"),
+        "manifest": _("Embedded original files"),
+        "appendices": _("Appendices"),
+    }
+    return Context(
+        common, exhibits, documents, document_bytes, embedded, doc_ref, _("page"), outline_titles
     )
 
 
-def _day(value: dt.date | dt.datetime) -> str:
-    return f"{value.day}.{value.month}.{value.year}"
+def _render_cover(env: Environment, context: Context) -> assemble.Part:
+    """The cover: the PDF/A-3b base of the dossier (its metadata and output intent)."""
+    html = env.get_template("cover.html.j2").render(**context.common)
+    pdf, _refused = render_pdf(html, pdf_variant="pdf/a-3b")
+    return assemble.open_part(pdf)
 
 
-def _write_pdf(html: str, fetcher: SealedFetcher, n_slips: int) -> tuple[bytes, list[int]]:
-    from weasyprint import HTML
+# Index rows have a fixed height; this is how many fit on the first page and the rest.
+INDEX_ROWS_FIRST, INDEX_ROWS_PAGE = 55, 58
 
-    document = HTML(string=html, url_fetcher=fetcher, base_url=None).render()
-    slip_pages: list[int] = []
-    for n in range(1, n_slips + 1):
-        anchor = f"slip-{n}"
-        index = next(i for i, page in enumerate(document.pages) if anchor in page.anchors)
-        slip_pages.append(index)
-    return document.write_pdf(), slip_pages
+
+def _render_index(
+    env: Environment,
+    timeless: dict[str, Any],
+    context: Context,
+    renderer: ChunkRenderer,
+    cover_pages: int,
+    chunk_parts: list[assemble.Part],
+) -> assemble.Part:
+    """The index prints each exhibit's page, and those pages come after the index itself:
+    render with a guess of its own length, and again if the guess was wrong."""
+    local_pages: dict[str, int] = {}
+    offset = 0
+    for part in chunk_parts:
+        for anchor, (index, _x, _y) in part.anchors.items():
+            local_pages[anchor] = offset + index
+        offset += len(part.pdf.pages)
+    rows = len(context.exhibits)
+    guess = 1 + max(0, -(-(rows - INDEX_ROWS_FIRST) // INDEX_ROWS_PAGE))
+    template = env.get_template("index.html.j2")
+    for _attempt in range(4):
+        first = cover_pages + guess
+        pages = {a: str(first + i + 1) for a, i in local_pages.items()}
+        html = template.render(**timeless, exhibits=context.exhibits, pages=pages)
+        part = assemble.open_part(renderer.render([html])[0])
+        if len(part.pdf.pages) == guess:
+            break
+        guess = len(part.pdf.pages)
+    return part
 
 
 def _assemble(
-    pdf_bytes: bytes,
-    slip_pages: list[int],
-    documents: list[tuple[Any, bytes]],
-    embedded: list[Embedded],
+    parts: list[assemble.Part],
+    context: Context,
     generated: dt.datetime,
+    font: assemble.StampFont,
 ) -> bytes:
-    """Append each case PDF after its slip sheet and embed the originals."""
-    out = pikepdf.open(io.BytesIO(pdf_bytes))
-    sources = []  # keep every source open until the output is saved
-    # Each slip is followed by one placeholder page per appended page, carrying
-    # only the running footer ("page n / N"). The original page takes the
-    # placeholder's place, with the footer laid over it; its own content is kept.
-    for (_doc, data), slip in zip(documents, slip_pages, strict=True):
+    base, *rest = parts
+    out = base.pdf  # the PDF/A-3b cover: its metadata and output intent carry over
+    anchors: dict[str, tuple[int, float, float]] = dict(base.anchors)
+    sources: list[pikepdf.Pdf] = []
+    for part in rest:
+        offset = len(out.pages)
+        with warnings.catch_warnings():
+            # Named destinations are rebuilt for the whole document below.
+            warnings.simplefilter("ignore", pikepdf.exceptions.PageCopyWarning)
+            out.pages.extend(part.pdf.pages)
+        sources.append(part.pdf)
+        # Parts come in page order; the exhibits come after the index, so an
+        # exhibit's own anchor replaces the index's zero-height stand-in.
+        for name, (index, x, y) in part.anchors.items():
+            anchors[name] = (offset + index, x, y)
+    # Appended legal PDFs follow their slip sheets, unchanged.
+    for n, data in reversed(list(enumerate(context.document_bytes, start=1))):
+        slip = anchors.get(f"slip-{n}")
+        if slip is None:
+            continue
         src = pikepdf.open(io.BytesIO(data))
         sources.append(src)
-        for offset, page in enumerate(src.pages, start=1):
-            index = slip + offset
-            out.pages.insert(index, page)
-            placeholder = out.pages[index + 1]
-            target = out.pages[index]
-            target.add_overlay(placeholder, pikepdf.Rectangle(target.mediabox))
-            del out.pages[index + 1]
-    stamp = pikepdf.String(_pdf_date(generated))
-    seen: set[str] = set()
-    for item in embedded:
-        if item.name in seen:
-            continue
-        seen.add(item.name)
-        spec = pikepdf.AttachedFileSpec(
-            out,
-            item.data,
-            description=item.description,
-            filename=item.name,
-            mime_type=item.mime_type,
-            creation_date=str(stamp),
-            mod_date=str(stamp),
-            relationship=pikepdf.Name.Source,
-        )
-        out.attachments[item.name] = spec
+        inserted = len(src.pages)
+        for i, page in enumerate(src.pages):
+            out.pages.insert(slip[0] + 1 + i, page)
+        for name, (index, x, y) in list(anchors.items()):
+            if index > slip[0]:
+                anchors[name] = (index + inserted, x, y)
+    assemble.build_destinations(out, anchors)
+    assemble.build_outline(out, _outline(context), anchors)
+    assemble.stamp_pages(out, font, context.doc_ref, context.page_word)
+    pdf_date = generated.astimezone(dt.UTC).strftime("D:%Y%m%d%H%M%SZ")
+    assemble.embed_files(
+        out,
+        [(e.name, e.data, e.mime_type, e.description) for e in context.embedded],
+        pdf_date,
+    )
     buffer = io.BytesIO()
     out.save(buffer, deterministic_id=True)
-    out.close()
     for src in sources:
         src.close()
+    out.close()
     return buffer.getvalue()
 
 
-def _pdf_date(value: dt.datetime) -> str:
-    utc = value.astimezone(dt.UTC)
-    return utc.strftime("D:%Y%m%d%H%M%SZ")
+def _stamp_sample_html(env: Environment, context: Context) -> str:
+    glyphs = "".join(sorted(set(context.doc_ref + context.page_word + "0123456789/") - {" "}))
+    return env.get_template("stamp.html.j2").render(glyphs=glyphs)
+
+
+def _outline(context: Context) -> list[assemble.OutlineEntry]:
+    titles = context.outline_titles
+    entries = [
+        assemble.OutlineEntry(titles["cover"], "cover"),
+        assemble.OutlineEntry(titles["index"], "index"),
+    ]
+    items = assemble.OutlineEntry(titles["items"], "items")
+    for ex in context.exhibits:
+        items.children.append(assemble.OutlineEntry(f"{ex.number} {ex.title}", ex.anchor))
+    entries.append(items)
+    entries.append(assemble.OutlineEntry(titles["manifest"], "manifest"))
+    for n, doc in enumerate(context.documents, start=1):
+        entries.append(
+            assemble.OutlineEntry(f"{titles['appendices']} {n}: {doc['title']}", f"slip-{n}")
+        )
+    return entries

@@ -1,0 +1,257 @@
+"""Benchmark: dossier export, chunked and cached, against one naive WeasyPrint call.
+
+    .venv/bin/python benchmarks/export.py --items 1000
+    .venv/bin/python benchmarks/export.py --items 10000 --no-baseline
+
+Builds a store of N items for one customer (about 60 % emails with realistic
+bodies, 40 % calls with queue_log lines), then measures, each in a fresh
+process so that peak RSS is its own:
+  baseline  all exhibits in one HTML document, one ``write_pdf`` (what a naive
+            exporter does);
+  cold      ``evidence export`` with an empty page cache;
+  warm+1    one new email, then ``evidence export`` again (cache in use).
+Prints seconds, pages and peak RSS (largest process, and the largest worker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+WORDS = (
+    "lasku maksu eräpäivä asiakaspalvelu soitin jonossa odotin vastausta sopimus mittari "
+    "lukema hyvitys muistutus perintä kiitos terveisin yhteydenotto palvelu puhelin viesti"
+).split()
+
+
+def _body(rng: random.Random, lines: int) -> str:
+    return "\n".join(
+        " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14))).capitalize() + "."
+        for _ in range(lines)
+    )
+
+
+def build_store(home: Path, items: int, seed: int = 7) -> None:
+    from evidence.config import load_config
+    from evidence.customers import add_customer
+    from evidence.ingest.asterisk import import_calls
+    from evidence.ingest.mail import import_mail
+    from evidence.store.db import open_store, upgrade
+
+    env = {"EVIDENCE_HOME": str(home)}
+    os.environ.update(env)
+    os.environ.pop("EVIDENCE_DATABASE_URL", None)
+    (home / "evidence.toml").write_text(
+        '[company]\nname = "Bench Oy"\nmail_domains = ["bench.example"]\n', encoding="utf-8"
+    )
+    config = load_config()
+    upgrade(config)
+    store = open_store(config)
+    add_customer(store, "1", "Asiakas Benchmark", ["asiakas@example.net"], ["040 111 2222"])
+    rng = random.Random(seed)
+    start = dt.datetime(2026, 1, 5, 6, 0, tzinfo=dt.UTC)
+    mail_dir = home / "src-mail"
+    mail_dir.mkdir()
+    cdr, qlog = [], []
+    for n in range(items):
+        at = start + dt.timedelta(minutes=37 * n + rng.randint(0, 20))
+        if rng.random() < 0.6:
+            outbound = rng.random() < 0.3
+            sender = "palvelu@bench.example" if outbound else "asiakas@example.net"
+            to = "asiakas@example.net" if outbound else "palvelu@bench.example"
+            stamp = at.strftime("%a, %d %b %Y %H:%M:%S +0000")
+            received = "" if outbound else f"Received: by mx.bench.example; {stamp}\n"
+            msg = (
+                f"{received}Date: {stamp}\nFrom: {sender}\nTo: {to}\n"
+                f"Subject: Asia {n}: {rng.choice(WORDS)}\nMessage-ID: <{n}@bench>\n"
+                "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
+                "Content-Transfer-Encoding: 8bit\n\n" + _body(rng, rng.randint(4, 25)) + "\n"
+            )
+            (mail_dir / f"{n:06d}.eml").write_text(msg, encoding="utf-8")
+        else:
+            epoch = int(at.timestamp())
+            uid = f"{epoch}.{n}"
+            wait = rng.randint(5, 400)
+            local = at.astimezone(dt.timezone(dt.timedelta(hours=2))).replace(tzinfo=None)
+            answered = rng.random() < 0.6
+            cdr.append(
+                f'"","0401112222","500","from-pstn","""A"" <0401112222>","PJSIP/t-{n:08x}",'
+                f'"{"PJSIP/1001-0000" + format(n, "04x") if answered else ""}","Queue","q",'
+                f'"{local:%Y-%m-%d %H:%M:%S}","","{local:%Y-%m-%d %H:%M:%S}","{wait}","0",'
+                f'"{"ANSWERED" if answered else "NO ANSWER"}","DOCUMENTATION","{uid}",""'
+            )
+            qlog.append(f"{epoch}|{uid}|q|NONE|ENTERQUEUE||0401112222|1")
+            if answered:
+                qlog.append(f"{epoch + wait}|{uid}|q|PJSIP/1001|CONNECT|{wait}|{uid}1|3")
+                qlog.append(f"{epoch + wait + 200}|{uid}|q|PJSIP/1001|COMPLETECALLER|{wait}|200|1")
+            else:
+                qlog.append(f"{epoch + wait}|{uid}|q|NONE|ABANDON|1|1|{wait}")
+    (home / "Master.csv").write_text("\n".join(cdr) + "\n", encoding="utf-8")
+    (home / "queue_log").write_text("\n".join(qlog) + "\n", encoding="utf-8")
+    import_mail(store, [mail_dir])
+    # The CDR's local times are EET (+2); tell the importer so.
+    import_calls(store, home / "Master.csv", "asterisk-cdr")
+    import_calls(store, home / "queue_log", "asterisk-queue-log")
+    store.close()
+
+
+def _peak() -> dict[str, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"rss_mb": round(own, 1), "worker_rss_mb": round(kids, 1)}
+
+
+def phase_baseline(home: Path, out: Path) -> dict[str, object]:
+    """All exhibits in one HTML document and one write_pdf: the naive exporter."""
+    from evidence.config import load_config
+    from evidence.render.dossier import _environment, render_pdf
+    from evidence.render.i18n import Formatter, translations
+    from evidence.render.views import ViewBuilder
+    from evidence.store.db import open_store
+    from evidence.timeline import build_timeline
+
+    os.environ["EVIDENCE_HOME"] = str(home)
+    config = load_config()
+    store = open_store(config)
+    t0 = time.perf_counter()
+    translate = translations("fi")
+    env = _environment(translate)
+    with store.session() as session:
+        timeline = build_timeline(session, "1", config.zone)
+        builder = ViewBuilder(session, Formatter("fi", config.zone), translate.gettext)
+        exhibits = builder.exhibits(timeline)
+    css = (ROOT / "templates/dossier.css").read_text(encoding="utf-8")
+    html = env.get_template("items.html.j2").render(
+        lang="fi",
+        css=css,
+        version="bench",
+        created="",
+        doc_title="bench",
+        exhibits=exhibits,
+        first_chunk=True,
+        day_label=str,
+        kind_label={k: k for k in ("email", "call", "incident", "agent_pause")},
+    )
+    pdf, _refused = render_pdf(html)
+    out.write_bytes(pdf)
+    seconds = time.perf_counter() - t0
+    import pikepdf
+
+    with pikepdf.open(out) as doc:
+        pages = len(doc.pages)
+    return {"seconds": round(seconds, 2), "pages": pages, **_peak()}
+
+
+def phase_export(home: Path, out: Path, use_cache: bool) -> dict[str, object]:
+    from evidence.config import load_config
+    from evidence.render.dossier import export_dossier
+    from evidence.store.db import open_store
+
+    os.environ["EVIDENCE_HOME"] = str(home)
+    store = open_store(load_config())
+    t0 = time.perf_counter()
+    result = export_dossier(store, customer_ref="1", output=out, use_cache=use_cache)
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds": round(seconds, 2),
+        "pages": result.pages,
+        "parts_rendered": result.parts_rendered,
+        "parts_cached": result.parts_cached,
+        **_peak(),
+    }
+
+
+def phase_add_one(home: Path) -> dict[str, object]:
+    from evidence.config import load_config
+    from evidence.ingest.mail import import_mail
+    from evidence.store.db import open_store
+
+    os.environ["EVIDENCE_HOME"] = str(home)
+    new = home / "one-more"
+    new.mkdir(exist_ok=True)
+    (new / "x.eml").write_text(
+        "Received: by mx.bench.example; Fri, 01 Jan 2027 08:00:00 +0000\n"
+        "From: asiakas@example.net\nSubject: vielä yksi\n\nKiitos.\n",
+        encoding="utf-8",
+    )
+    import_mail(open_store(load_config()), [new])
+    return {}
+
+
+def _run_phase(*args: str) -> dict[str, object]:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--phase", *args], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=1000)
+    parser.add_argument("--no-baseline", action="store_true", help="skip the naive render")
+    parser.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        name, home, *rest = args.phase
+        if name == "build":
+            build_store(Path(home), int(rest[0]))
+            print("{}")
+        elif name == "baseline":
+            print(json.dumps(phase_baseline(Path(home), Path(rest[0]))))
+        elif name == "export":
+            print(json.dumps(phase_export(Path(home), Path(rest[0]), rest[1] == "cache")))
+        elif name == "add":
+            print(json.dumps(phase_add_one(Path(home))))
+        return
+    with tempfile.TemporaryDirectory(prefix="evidence-bench-") as tmp:
+        home = Path(tmp) / "home"
+        home.mkdir()
+        t0 = time.perf_counter()
+        _run_phase("build", str(home), str(args.items))
+        print(f"store of {args.items:,} items built in {time.perf_counter() - t0:.1f} s")
+        rows = []
+        if not args.no_baseline:
+            rows.append(
+                ("baseline (one write_pdf)", _run_phase("baseline", str(home), f"{tmp}/b.pdf"))
+            )
+        rows.append(
+            ("export, cold cache", _run_phase("export", str(home), f"{tmp}/c.pdf", "cache"))
+        )
+        rows.append(
+            ("export, warm, no change", _run_phase("export", str(home), f"{tmp}/w.pdf", "cache"))
+        )
+        _run_phase("add", str(home))
+        rows.append(
+            ("export, warm + 1 item", _run_phase("export", str(home), f"{tmp}/w1.pdf", "cache"))
+        )
+        print(f"{'run':<28}{'seconds':>9}{'pages':>7}{'RSS MB':>9}{'workers MB':>12}")
+        for label, row in rows:
+            print(
+                f"{label:<28}{row['seconds']:>9}{row['pages']:>7}{row['rss_mb']:>9}"
+                f"{row['worker_rss_mb']:>12}"
+            )
+        if not args.no_baseline:
+            base, cold = rows[0][1], rows[1][1]
+            print(
+                f"cold export vs baseline: {float(base['seconds']) / float(cold['seconds']):.2f}x"
+            )
+        cold, warm1 = rows[-3][1], rows[-1][1]
+        print(f"warm+1 vs cold: {float(cold['seconds']) / float(warm1['seconds']):.1f}x faster")
+
+
+if __name__ == "__main__":
+    main()

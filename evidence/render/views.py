@@ -1,0 +1,277 @@
+"""What the dossier shows of each item: plain dicts for the templates, in the dossier's language.
+
+Reading the store happens here (raw bytes, hash-checked); the templates only lay out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from evidence.calls import AgentPause, Call
+from evidence.render.i18n import Formatter
+from evidence.render.mailbody import Body, extract_body
+from evidence.store.blobs import read_blob
+from evidence.store.models import Email, Incident
+from evidence.timeline import Item, Timeline
+
+Translate = Callable[[str], str]
+
+
+@dataclass
+class Embedded:
+    """An original embedded in the dossier, byte for byte."""
+
+    name: str
+    data: bytes
+    mime_type: str
+    description: str
+    exhibit: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass
+class Exhibit:
+    number: str  # E-001 ...
+    anchor: str  # the named destination of the exhibit in the PDF
+    item: Item
+    view: dict[str, Any]
+    day: dt.date  # local calendar day
+    title: str  # one line, for the index and the bookmarks
+
+
+def safe_name(text: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+    return keep.strip("._")[:80] or "file"
+
+
+@dataclass
+class ViewBuilder:
+    session: Session
+    fmt: Formatter
+    _: Translate
+    embedded: list[Embedded] = field(default_factory=list)
+
+    def embed(self, name: str, data: bytes, mime: str, description: str, exhibit: str) -> str:
+        self.embedded.append(Embedded(name, data, mime, description, exhibit))
+        return name
+
+    # -- labels that depend on values --------------------------------------------
+
+    def direction(self, value: str) -> str:
+        _ = self._
+        return {"inbound": _("inbound"), "outbound": _("outbound"), "internal": _("internal")}[
+            value
+        ]
+
+    def outcome(self, value: str) -> str:
+        _ = self._
+        return {
+            "answered": _("answered"),
+            "abandoned": _("caller hung up in the queue"),
+            "timeout": _("queue time limit reached"),
+            "exit-empty": _("left the queue: no agents"),
+            "exit-key": _("left the queue by key press"),
+            "ivr": _("ended in the phone menu or an announcement (no agent)"),
+            "unanswered": _("not answered"),
+            "busy": _("busy"),
+            "failed": _("failed"),
+        }.get(value, value)
+
+    def time_flag(self, call: Call) -> str | None:
+        _ = self._
+        if not call.time_flag:
+            return None
+        texts = {
+            "ambiguous-resolved-by-uniqueid": _(
+                "The local time {local} occurs twice (end of summer time). The instant was "
+                "resolved from the Unix time in the call's uniqueid: {resolved}."
+            ),
+            "ambiguous-unresolved": _(
+                "The local time {local} occurs twice (end of summer time) and the source does "
+                "not tell which: {resolved} is the earlier of the two; it may be an hour later."
+            ),
+            "nonexistent-resolved-by-uniqueid": _(
+                "The local time {local} does not exist (start of summer time). The instant was "
+                "resolved from the Unix time in the call's uniqueid: {resolved}."
+            ),
+            "nonexistent-unresolved": _(
+                "The local time {local} does not exist (start of summer time) and the source "
+                "does not tell the instant: {resolved} is an estimate."
+            ),
+        }
+        text = texts.get(call.time_flag, call.time_flag)
+        return text.format(local=call.start_local or "", resolved=self.fmt.local(call.started_at))
+
+    # -- items -------------------------------------------------------------------
+
+    def email(self, number: str, mail: Email) -> dict[str, Any]:
+        _ = self._
+        raw = read_blob(self.session, mail.raw_sha256)
+        body: Body = extract_body(raw)
+        name = self.embed(
+            f"{number}-email-{mail.raw_sha256[:12]}.eml",
+            raw,
+            "message/rfc822",
+            f"{number}: {mail.subject or ''}"[:200],
+            number,
+        )
+        if mail.date_header is not None:
+            offset = dt.timezone(dt.timedelta(minutes=mail.date_header_offset or 0))
+            date_header = self.fmt.with_offset(mail.date_header.astimezone(offset))
+        elif mail.date_header_raw:
+            date_header = _("unreadable: {raw}").format(raw=mail.date_header_raw)
+        else:
+            date_header = _("missing")
+        source = mail.received_source.value
+        received_label = {
+            "received-header": _("Received by our server"),
+            "own-date": _("Sent from our system"),
+            "import-time": _("Imported (no receive information)"),
+        }[source]
+        received_source = {
+            "received-header": _("the Received header added by our server"),
+            "own-date": _("our own outgoing message: its Date header is our system's clock"),
+            "import-time": _("the message has no receive information; this is the import time"),
+        }[source]
+        return {
+            "direction": self.direction(mail.direction.value),
+            "from": mail.from_display or mail.from_addr or "",
+            "to": mail.to_display or "",
+            "cc": mail.cc_display or "",
+            "subject": mail.subject or "",
+            "received_label": received_label,
+            "received": self.fmt.local(mail.received_at),
+            "received_source": received_source,
+            "date_header": date_header,
+            "message_id": mail.message_id or _("missing"),
+            "message_id_reused": mail.message_id_reused,
+            "sha256": mail.raw_sha256,
+            "body": body,
+            "attachments": [
+                {
+                    "filename": a.filename or _("(no name)"),
+                    "content_type": a.content_type,
+                    "size": self.fmt.number(a.size),
+                    "sha256": a.sha256,
+                }
+                for a in mail.attachments
+            ],
+            "embedded_name": name,
+        }
+
+    def call(self, number: str, call: Call) -> dict[str, Any]:
+        _ = self._
+        lines = b"\n".join(line.raw for line in call.source_lines) + b"\n"
+        lines_name = self.embed(
+            f"{number}-call-{safe_name(call.uniqueid)}-lines.txt",
+            lines,
+            "text/plain",
+            f"{number}: phone-system lines of call {call.uniqueid}",
+            number,
+        )
+        recordings = []
+        for rec in call.recordings:
+            data = read_blob(self.session, rec.sha256)
+            rec_name = self.embed(
+                f"{number}-{safe_name(rec.filename)}",
+                data,
+                rec.content_type,
+                f"{number}: recording of call {call.uniqueid}",
+                number,
+            )
+            recordings.append(
+                {
+                    "filename": rec.filename,
+                    "sha256": rec.sha256,
+                    "duration": self.fmt.duration(rec.duration) if rec.duration else None,
+                    "embedded_name": rec_name,
+                }
+            )
+        return {
+            "direction": self.direction(call.direction.value),
+            "number": call.number or call.number_raw or _("hidden number"),
+            "queue": call.queue,
+            "queue_wait": self.fmt.duration(call.queue_wait),
+            "queue_wait_source": call.queue_wait_source,
+            "talk_time": self.fmt.duration(call.talk_time),
+            "talk_time_source": call.talk_time_source,
+            "outcome": self.outcome(call.outcome),
+            "agent": call.agent,
+            "uniqueid": call.uniqueid,
+            "local_time": call.start_local,
+            "time_flag": self.time_flag(call),
+            "note": call.note,
+            "recordings": recordings,
+            "source_lines": [
+                {
+                    "text": line.raw.decode("utf-8", "replace"),
+                    "where": f"{Path(line.source).name}:{line.line_number}",
+                }
+                for line in call.source_lines
+            ],
+            "lines_name": lines_name,
+        }
+
+    def incident(self, incident: Incident) -> dict[str, Any]:
+        _ = self._
+        names = {"phone": _("phone"), "email": _("email"), "all": _("all channels")}
+        channels = [c for c in incident.channels.split(",") if c] or ["all"]
+        return {
+            "title": incident.title,
+            "start": self.fmt.local(incident.start),
+            "end": self.fmt.local(incident.end) if incident.end else _("ongoing"),
+            "channels": ", ".join(names.get(c, c) for c in channels),
+            "logged_by": incident.logged_by,
+            "logged_at": self.fmt.local(incident.logged_at),
+            "recorded_at": self.fmt.local(incident.recorded_at),
+            "recorded_later": incident.recorded_at - incident.logged_at > dt.timedelta(minutes=10),
+            "note": incident.note,
+            "corrects": incident.corrects_id,
+        }
+
+    def pause(self, pause: AgentPause) -> dict[str, Any]:
+        return {
+            "agent": pause.agent,
+            "start": self.fmt.local(pause.start),
+            "end": self.fmt.local(pause.end) if pause.end else self._("ongoing"),
+            "reason": pause.reason,
+            "queue": pause.queue if pause.queue and pause.queue != "NONE" else None,
+        }
+
+    def exhibits(self, timeline: Timeline) -> list[Exhibit]:
+        _ = self._
+        result = []
+        for index, item in enumerate(timeline.items, start=1):
+            number = f"E-{index:03d}"
+            record = item.record
+            if isinstance(record, Email):
+                view = self.email(number, record)
+                title = f"{_('Email')} ({view['direction']}): {record.subject or ''}"
+                view["when"] = view["received"]
+            elif isinstance(record, Call):
+                view = self.call(number, record)
+                title = f"{_('Call')} ({view['direction']}): {view['outcome']}"
+                view["when"] = self.fmt.local(item.at)
+            elif isinstance(record, Incident):
+                view = self.incident(record)
+                title = f"{_('Incident')}: {record.title}"
+                view["when"] = f"{view['start']} – {view['end']}"
+            else:
+                assert isinstance(record, AgentPause)
+                view = self.pause(record)
+                title = f"{_('Agent pause')}: {record.agent}"
+                view["when"] = f"{view['start']} – {view['end']}"
+            view["incidents"] = [{"id": inc.id, "title": inc.title} for inc in item.incidents]
+            day = item.at.astimezone(self.fmt.zone).date()
+            result.append(Exhibit(number, number, item, view, day, title[:160]))
+        return result

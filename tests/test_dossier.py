@@ -1,0 +1,186 @@
+"""The dossier as a document: languages, bookmarks, links, page stamps, PDF/A, reproducibility.
+
+Built from the project's own sample dispute (sample/), so it runs without ../shared.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import subprocess
+from pathlib import Path
+
+import pikepdf
+import pytest
+from pikepdf import NameTree, pdfa
+
+from evidence.cases import attach_document, open_case
+from evidence.customers import add_customer
+from evidence.incidents import add_incident
+from evidence.ingest.asterisk import import_calls
+from evidence.ingest.mail import import_mail
+from evidence.ingest.recordings import import_recordings
+from evidence.render.dossier import export_dossier
+from evidence.store.db import Store
+from tests.conftest import Env, pdf_text
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample"
+LETTER = SAMPLE / "letters/kkv-selvityspyynto.pdf"
+PINNED = dt.datetime(2026, 3, 25, 10, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def sample_store(env: Env, store: Store) -> Store:
+    env.write_config(
+        '[company]\nname = "Pohjolan Vesi Oy"\nmail_domains = ["pohjolanvesi.example"]\n'
+    )
+    from evidence.config import load_config
+
+    store.config = load_config()
+    add_customer(
+        store, "200517", "Aino Laaksonen", ["aino.laaksonen@example.com"], ["050 765 4321"]
+    )
+    import_mail(store, sorted((SAMPLE / "mail").glob("*.eml")) + [SAMPLE / "mail/export.mbox"])
+    import_calls(store, SAMPLE / "pbx/Master.csv", "asterisk-cdr")
+    import_calls(store, SAMPLE / "pbx/queue_log", "asterisk-queue-log")
+    import_recordings(store, SAMPLE / "recordings")
+    add_incident(
+        store,
+        title="Puhelinjärjestelmän häiriö",
+        start=dt.datetime(2026, 3, 10, 6, 40, tzinfo=dt.UTC),
+        end=dt.datetime(2026, 3, 10, 9, 5, tzinfo=dt.UTC),
+        channels=["phone"],
+        note=None,
+        logged_by="Mikko Heinonen",
+    )
+    open_case(
+        store,
+        "KKV/1234/2026",
+        customer_ref="200517",
+        authority="Kilpailu- ja kuluttajavirasto",
+        received=dt.date(2026, 3, 20),
+        deadline=dt.date(2026, 4, 3),
+    )
+    attach_document(store, "KKV/1234/2026", LETTER, title="Selvityspyyntö", document_date=None)
+    return store
+
+
+def _export(store: Store, out: Path, **kwargs: object) -> object:
+    return export_dossier(
+        store,
+        customer_ref=None,
+        case_ref="KKV/1234/2026",
+        output=out,
+        generated_at=PINNED,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("language", "title", "moment"),
+    [
+        ("fi", "Asiakkaan yhteydenottohistoria", "10.3.2026 09.35.12 (UTC+2)"),
+        ("sv", "Kundens kontakthistorik", "10.3.2026 kl. 09:35:12 (UTC+2)"),
+        ("en", "Customer contact history", "10 Mar 2026 09:35:12 (UTC+2)"),
+    ],
+)
+def test_languages(
+    sample_store: Store, tmp_path: Path, language: str, title: str, moment: str
+) -> None:
+    out = tmp_path / f"{language}.pdf"
+    _export(sample_store, out, language=language)
+    flat = " ".join(pdf_text(out).split())
+    assert title in flat
+    assert moment in flat
+    # Exhibit content is never translated.
+    assert "Miksi puhelimeen ei vastata?" in flat
+
+
+def test_structure_links_stamps_and_originals(sample_store: Store, tmp_path: Path) -> None:
+    out = tmp_path / "d.pdf"
+    result = _export(sample_store, out)
+    with pikepdf.open(out) as pdf:
+        total = len(pdf.pages)
+        texts = [
+            subprocess.run(
+                ["pdftotext", "-f", str(n), "-l", str(n), "-layout", str(out), "-"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            for n in range(1, total + 1)
+        ]
+        # Every page stamped, the appended letter's page too.
+        for n, text in enumerate(texts, start=1):
+            assert f"sivu {n} / {total}" in text, n
+            assert "KKV/1234/2026" in text
+        assert "SELVITYSPYYNTÖ" in texts[-1] or "Selvityspyyntö" in texts[-1]
+        # The appended page keeps its own content stream object, byte for byte.
+        with pikepdf.open(LETTER) as letter:
+            original = letter.pages[0].obj.Contents.read_raw_bytes()
+        contents = pdf.pages[-1].obj.Contents
+        assert any(c.read_raw_bytes() == original for c in contents)
+
+        # Bookmarks: the sections and one per exhibit.
+        with pdf.open_outline() as outline:
+            top = [item.title for item in outline.root]
+            exhibits = [c.title for item in outline.root for c in item.children]
+        assert top[:3] == ["Kansilehti", "Todisteluettelo", "Todisteet aikajärjestyksessä"]
+        assert "Upotetut alkuperäiset tiedostot" in top
+        assert top[-1] == "Liite 1: Selvityspyyntö"
+        assert len(exhibits) == 12 and exhibits[0].startswith("E-001 Sähköposti")
+
+        # Index links go to the page that holds the exhibit.
+        dests = NameTree(pdf.Root.Names.Dests)
+        page_of = {repr(p.objgen): i for i, p in enumerate(pdf.pages)}
+        followed = 0
+        for page in pdf.pages[:3]:
+            for annot in page.obj.get("/Annots", []):
+                if "/Dest" not in annot:
+                    continue
+                name = str(annot.Dest)
+                target = page_of[repr(dests[name][0].objgen)]
+                assert name in texts[target], (name, target)
+                followed += 1
+        assert followed == 12
+
+        # The originals, byte for byte, and their digests on the manifest page.
+        embedded = {n: s.get_file().read_bytes() for n, s in pdf.attachments.items()}
+    flat = " ".join(" ".join(texts).split())
+    assert LETTER.read_bytes() in embedded.values()
+    for data in embedded.values():
+        assert hashlib.sha256(data).hexdigest() in flat
+    assert len(result.embedded) == len(embedded)  # type: ignore[attr-defined]
+
+
+def test_pdfa_and_qpdf_clean(sample_store: Store, tmp_path: Path) -> None:
+    out = tmp_path / "d.pdf"
+    _export(sample_store, out)
+    check = subprocess.run(["qpdf", "--check", str(out)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    report = pdfa.validate_written(out, "3b")
+    assert report.passed, [str(f) for f in report.findings][:10]
+
+
+def test_reproducible_and_cached(sample_store: Store, tmp_path: Path) -> None:
+    first = _export(sample_store, tmp_path / "a.pdf")
+    again = _export(sample_store, tmp_path / "b.pdf")
+    fresh = _export(sample_store, tmp_path / "c.pdf", use_cache=False)
+    assert fresh.parts_cached == 0  # type: ignore[attr-defined]
+    assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()
+    assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "c.pdf").read_bytes()
+    assert first.parts_cached == 0  # type: ignore[attr-defined]
+    assert again.parts_rendered == 0  # type: ignore[attr-defined]
+
+    # One new item.
+    mail = tmp_path / "new"
+    mail.mkdir()
+    (mail / "n.eml").write_bytes(
+        b"Received: by mx.pohjolanvesi.example; Wed, 11 Mar 2026 08:00:00 +0200\n"
+        b"From: aino.laaksonen@example.com\nSubject: viela\n\nKiitos.\n"
+    )
+    import_mail(sample_store, [mail])
+    after = _export(sample_store, tmp_path / "d.pdf")
+    # Rendered again: the new day's chunk, the index and the manifest; the rest is cached.
+    assert after.parts_rendered == 3  # type: ignore[attr-defined]
+    assert "Kiitos." in pdf_text(tmp_path / "d.pdf")
