@@ -15,7 +15,8 @@ Rules, kept simple so a reader can check them:
   source is listed, whatever the period; the same input quarantined again by a later
   import of the same file is listed once.
 - An email imported from two sources counts for the one it was first imported from
-  (the store keeps one record per message).
+  (the store keeps one record per message); a mailbox whose every message was already
+  stored is listed with no items.
 """
 
 from __future__ import annotations
@@ -195,6 +196,15 @@ def completeness(
         )
 
     runs = list(session.scalars(select(ImportRun).order_by(ImportRun.id)))
+    # A mailbox or log that was imported but brought nothing new (every message already
+    # in the store from another file) is still a source the reader should see.
+    for run in runs:
+        if run.kind != MAIL and run.kind not in PHONE_FORMATS:
+            continue
+        for path in _run_paths(run):
+            source = mail_source(path) if run.kind == MAIL and path.endswith(".eml") else path
+            if not any(k == run.kind and _covers(source, s) for k, s in sources):
+                entry(run.kind, source)
     for found in sources.values():
         for run in runs:
             if run.kind != found.kind:

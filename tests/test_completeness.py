@@ -52,8 +52,11 @@ def test_sources_cover_gaps_and_quarantine(company_store: Store, tmp_path: Path)
     lines = [_queue_line(1), _queue_line(2), "tämä ei ole rivi", _queue_line(5, 23)]
     log.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
+    copy = tmp_path / "kopio.mbox"  # only a message already stored from the folder
+    copy.write_bytes(b"From a@example.net Tue Sep  1 09:00:00 2026\n" + _eml(1, 1))
     import_mail(company_store, [inbox])
     import_mail(company_store, [mbox])
+    import_mail(company_store, [copy])
     import_calls(company_store, log, "asterisk-queue-log")
     # The log grows by a line and is imported again: the later run counts.
     log.write_text("\n".join([*lines, _queue_line(6)]) + "\n", encoding="utf-8")
@@ -65,6 +68,7 @@ def test_sources_cover_gaps_and_quarantine(company_store: Store, tmp_path: Path)
         runs = list(session.scalars(select(ImportRun).order_by(ImportRun.id)))
     by_source = {(s.kind, s.source): s for s in report.sources}
     assert list(by_source) == [
+        ("mail", str(copy)),
         ("mail", str(inbox)),
         ("mail", str(mbox)),
         ("asterisk-queue-log", str(log)),
@@ -87,6 +91,10 @@ def test_sources_cover_gaps_and_quarantine(company_store: Store, tmp_path: Path)
     assert box.quarantine_reasons == {truncated.reason: 1}
     assert box.last_imported == runs[1].finished_at
 
+    nothing_new = by_source[("mail", str(copy))]
+    assert (nothing_new.items, nothing_new.first, nothing_new.quarantined) == (0, None, [])
+    assert nothing_new.last_imported == runs[2].finished_at
+
     phone = by_source[("asterisk-queue-log", str(log))]
     assert (phone.items, phone.items_in_period) == (4, 3)  # the 6th is after the period
     assert (phone.first, phone.last) == (_at(1, 9), _at(6, 9))
@@ -97,8 +105,8 @@ def test_sources_cover_gaps_and_quarantine(company_store: Store, tmp_path: Path)
     assert [(q.locator, q.reason) for q in phone.quarantined] == [
         ("line 3", "1 fields; a queue_log line has at least 5")
     ]
-    assert phone.last_imported == runs[3].finished_at
-    assert phone.last_imported is not None and phone.last_imported > runs[2].finished_at
+    assert phone.last_imported == runs[4].finished_at
+    assert phone.last_imported is not None and phone.last_imported > runs[3].finished_at
     assert phone.covers(start, end) is False  # its first line is 09.00 on the first day
 
     # Without a period, gaps are looked for over each source's own span.
