@@ -1,9 +1,12 @@
-"""Cases: a regulator's request about one customer, and the legal PDFs that belong to it."""
+"""Cases: a regulator's request about one customer, the legal PDFs that belong to it,
+and the customer's claims, each tied to the timeline items that bear on it."""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pikepdf
@@ -15,8 +18,26 @@ from evidence.errors import InvalidInput, NotFound
 from evidence.store import ledger
 from evidence.store.blobs import put_blob
 from evidence.store.db import Store
-from evidence.store.models import Case, CaseDocument
-from evidence.timeutil import utcnow
+from evidence.store.models import Case, CaseDocument, Claim, ClaimEvidence, Incident
+from evidence.timeutil import parse_user_date, utcnow
+
+# Timeline item ids as `timeline --json` prints them: email:12, call:1790579705.312, incident:1.
+ITEM_KINDS = ("email", "call", "incident", "agent_pause")
+_ITEM_ID = re.compile(r"^(email|call|incident|agent_pause):(\S+)$")
+
+
+def parse_period(text: str) -> tuple[dt.date | None, dt.date | None]:
+    """``FROM..TO`` (local days, inclusive); either end may be left open, not both."""
+    first, sep, last = text.strip().partition("..")
+    if not sep or not (first.strip() or last.strip()):
+        raise InvalidInput(
+            f"cannot read the period {text!r}: write it as FROM..TO, e.g. 2026-09-28..2026-09-30"
+        )
+    date_from = parse_user_date(first) if first.strip() else None
+    date_to = parse_user_date(last) if last.strip() else None
+    if date_from and date_to and date_to < date_from:
+        raise InvalidInput(f"the period {text!r} ends before it starts")
+    return date_from, date_to
 
 
 def open_case(
@@ -27,7 +48,11 @@ def open_case(
     authority: str,
     received: dt.date | None,
     deadline: dt.date | None,
+    period_from: dt.date | None = None,
+    period_to: dt.date | None = None,
 ) -> Case:
+    if period_from and period_to and period_to < period_from:
+        raise InvalidInput("the case's period ends before it starts")
     with store.writing() as session:
         customer = load_customer(session, customer_ref)
         if session.scalar(select(Case.id).where(Case.reference == reference)):
@@ -39,6 +64,8 @@ def open_case(
             received=received,
             deadline=deadline,
             opened_at=utcnow(),
+            period_from=period_from,
+            period_to=period_to,
         )
         session.add(case)
         session.flush()
@@ -49,7 +76,11 @@ def load_case(session: Session, reference: str) -> Case:
     case = session.scalar(
         select(Case)
         .where(Case.reference == reference)
-        .options(selectinload(Case.documents), selectinload(Case.customer))
+        .options(
+            selectinload(Case.documents),
+            selectinload(Case.customer),
+            selectinload(Case.claims).selectinload(Claim.evidence),
+        )
     )
     if case is None:
         raise NotFound(f"no case {reference!r}: open it with `evidence case open {reference} ...`")
@@ -99,3 +130,105 @@ def attach_document(
 def get_case(store: Store, reference: str) -> Case:
     with store.session() as session:
         return load_case(session, reference)
+
+
+def current_claims(case: Case) -> list[Claim]:
+    """The case's claims in their latest versions (a correction replaces what it corrects)."""
+    corrected = {c.corrects_id for c in case.claims if c.corrects_id is not None}
+    return [c for c in case.claims if c.id not in corrected]
+
+
+def parse_item_id(item_id: str) -> tuple[str, str]:
+    match = _ITEM_ID.match(item_id.strip())
+    if match is None:
+        raise InvalidInput(
+            f"{item_id!r} is not a timeline item id: use the `id` printed by "
+            "`evidence timeline REF --json`, e.g. email:12, call:1790579705.312 or incident:1"
+        )
+    return match.group(1), match.group(2)
+
+
+def add_claim(
+    store: Store,
+    reference: str,
+    text: str,
+    item_ids: list[str],
+    *,
+    corrects: int | None = None,
+) -> Claim:
+    """Record one of the customer's claims, tied to the items of their timeline it concerns.
+
+    Each item must be in the case customer's timeline (incidents: any logged incident).
+    """
+    from evidence.timeline import build_timeline
+
+    if not text.strip():
+        raise InvalidInput("a claim needs its --text, e.g. --text 'queued at least half an hour'")
+    wanted = list(dict.fromkeys(i.strip() for i in item_ids))
+    parsed = [parse_item_id(i) for i in wanted]
+    with store.writing() as session:
+        case = load_case(session, reference)
+        if corrects is not None:
+            old = next((c for c in case.claims if c.id == corrects), None)
+            if old is None:
+                raise NotFound(f"case {reference} has no claim #{corrects}")
+            newer = next((c for c in case.claims if c.corrects_id == corrects), None)
+            if newer is not None:
+                raise InvalidInput(
+                    f"claim #{corrects} was already corrected by #{newer.id}: correct #{newer.id}"
+                )
+        if wanted:
+            timeline = build_timeline(session, case.customer.ref, store.config.zone)
+            known = {item.id for item in timeline.items}
+            for item_id, (kind, key) in zip(wanted, parsed, strict=True):
+                if item_id in known:
+                    continue
+                if kind == "incident" and key.isdigit():
+                    if session.get(Incident, int(key)) is not None:
+                        continue
+                raise InvalidInput(
+                    f"{item_id} is not in customer {case.customer.ref}'s timeline: use an id "
+                    f"printed by `evidence timeline {case.customer.ref} --json`"
+                )
+        claim = Claim(
+            case_id=case.id, text=text.strip(), recorded_at=utcnow(), corrects_id=corrects
+        )
+        session.add(claim)
+        session.flush()
+        evidence = [ClaimEvidence(claim_id=claim.id, item_id=i) for i in wanted]
+        session.add_all(evidence)
+        session.flush()
+        ledger.append(session, claim, evidence)
+        session.refresh(claim, ["evidence"])
+    return claim
+
+
+@dataclass(frozen=True)
+class CaseDue:
+    """A case with the days left to its deadline, counted from ``today``."""
+
+    case: Case
+    days_left: int | None  # negative: overdue by that many days; None: no deadline
+
+    @property
+    def overdue(self) -> bool:
+        return self.days_left is not None and self.days_left < 0
+
+
+def list_cases(store: Store, today: dt.date) -> list[CaseDue]:
+    """Every case, overdue first, then by days left; cases without a deadline last."""
+    with store.session() as session:
+        cases = list(
+            session.scalars(
+                select(Case).options(
+                    selectinload(Case.customer),
+                    selectinload(Case.documents),
+                    selectinload(Case.claims).selectinload(Claim.evidence),
+                )
+            )
+        )
+    due = [CaseDue(c, (c.deadline - today).days if c.deadline else None) for c in cases]
+    return sorted(
+        due,
+        key=lambda d: (d.days_left is None, d.days_left or 0, d.case.reference),
+    )

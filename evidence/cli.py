@@ -21,7 +21,7 @@ from evidence.config import Config, load_config, write_initial_config
 from evidence.errors import EvidenceError
 from evidence.ingest import ImportReport
 from evidence.store.db import Store, open_store, upgrade
-from evidence.timeutil import format_local, parse_user_date, parse_user_time
+from evidence.timeutil import format_local, iso_utc, parse_user_date, parse_user_time
 
 EXIT_QUARANTINED = 3
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -62,6 +62,16 @@ def _store() -> Iterator[Store]:
         yield store
     finally:
         store.close()
+
+
+def sha256_file(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _date(value: str | None) -> dt.date | None:
@@ -400,19 +410,31 @@ def case() -> None:
 @click.option("--authority", required=True, help="Who asks, e.g. 'Etelä-Suomen AVI'.")
 @click.option("--received", help="Date the request arrived (YYYY-MM-DD).")
 @click.option("--deadline", help="Date the answer is due (YYYY-MM-DD).")
+@click.option(
+    "--period",
+    help="Local days the request covers, FROM..TO (inclusive); the default period of "
+    "`export --case`.",
+)
 @handle_errors
 def case_open(
-    reference: str, customer_ref: str, authority: str, received: str | None, deadline: str | None
+    reference: str,
+    customer_ref: str,
+    authority: str,
+    received: str | None,
+    deadline: str | None,
+    period: str | None,
 ) -> None:
     """Open a case for a customer.
 
     Example:
 
         evidence case open ESAVI/31337/2026 --customer 100234 \\
-            --authority "Etelä-Suomen aluehallintovirasto" --received 2026-10-20
+            --authority "Etelä-Suomen aluehallintovirasto" --received 2026-10-20 \\
+            --deadline 2026-11-03 --period 2026-09-28..2026-09-30
     """
-    from evidence.cases import open_case
+    from evidence.cases import open_case, parse_period
 
+    period_from, period_to = parse_period(period) if period else (None, None)
     with _store() as store:
         opened = open_case(
             store,
@@ -421,8 +443,67 @@ def case_open(
             authority=authority,
             received=_date(received),
             deadline=_date(deadline),
+            period_from=period_from,
+            period_to=period_to,
         )
     click.echo(f"case {opened.reference} opened")
+
+
+def _days_left_text(days_left: int | None) -> str:
+    if days_left is None:
+        return "no deadline"
+    if days_left < 0:
+        return f"overdue by {-days_left} day{'' if days_left == -1 else 's'}"
+    if days_left == 0:
+        return "due today"
+    return f"{days_left} day{'' if days_left == 1 else 's'} left"
+
+
+@case.command("list", context_settings=CONTEXT)
+@click.option("--today", help="Count days left from this date instead of today (YYYY-MM-DD).")
+@json_option
+@handle_errors
+def case_list(today: str | None, as_json: bool) -> None:
+    """List cases with the days left to each deadline, overdue first.
+
+    Days are counted in EVIDENCE_TIMEZONE; a negative days_left is overdue.
+
+    Example:
+
+        evidence case list
+        evidence case list --json
+    """
+    from evidence.cases import current_claims, list_cases
+
+    config = _config()
+    day = _date(today) or dt.datetime.now(config.zone).date()
+    with _store() as store:
+        due = list_cases(store, day)
+    rows = [
+        {
+            "reference": d.case.reference,
+            "customer": d.case.customer.ref,
+            "authority": d.case.authority,
+            "received": d.case.received.isoformat() if d.case.received else None,
+            "deadline": d.case.deadline.isoformat() if d.case.deadline else None,
+            "days_left": d.days_left,
+            "overdue": d.overdue,
+            "period_from": d.case.period_from.isoformat() if d.case.period_from else None,
+            "period_to": d.case.period_to.isoformat() if d.case.period_to else None,
+            "documents": len(d.case.documents),
+            "claims": len(current_claims(d.case)),
+        }
+        for d in due
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for d in due:
+        click.echo(
+            f"{d.case.reference}\t{d.case.customer.ref}\t{d.case.authority}\t"
+            f"{d.case.deadline.isoformat() if d.case.deadline else '-'}\t"
+            f"{_days_left_text(d.days_left)}"
+        )
 
 
 @case.command("attach", context_settings=CONTEXT)
@@ -452,19 +533,35 @@ def case_attach(reference: str, file: Path, title: str, document_date: str | Non
 @json_option
 @handle_errors
 def case_show(reference: str, as_json: bool) -> None:
-    """Show a case and its documents.
+    """Show a case, its documents and the customer's claims.
 
     Example:
 
-        evidence case show ESAVI/31337/2026
+        evidence case show ESAVI/31337/2026 --json
     """
-    from evidence.cases import get_case
+    from evidence.cases import current_claims, get_case
 
     with _store() as store:
         found = get_case(store, reference)
         documents = [
-            {"title": d.title, "filename": d.filename, "size": d.size, "sha256": d.sha256}
+            {
+                "title": d.title,
+                "filename": d.filename,
+                "size": d.size,
+                "sha256": d.sha256,
+                "date": d.document_date.isoformat() if d.document_date else None,
+            }
             for d in found.documents
+        ]
+        claims: list[dict[str, Any]] = [
+            {
+                "id": c.id,
+                "text": c.text,
+                "evidence": c.item_ids,
+                "recorded_at": iso_utc(c.recorded_at),
+                "corrects": c.corrects_id,
+            }
+            for c in current_claims(found)
         ]
         data = {
             "reference": found.reference,
@@ -472,15 +569,57 @@ def case_show(reference: str, as_json: bool) -> None:
             "authority": found.authority,
             "received": found.received.isoformat() if found.received else None,
             "deadline": found.deadline.isoformat() if found.deadline else None,
+            "period_from": found.period_from.isoformat() if found.period_from else None,
+            "period_to": found.period_to.isoformat() if found.period_to else None,
             "documents": documents,
+            "claims": claims,
         }
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
     click.echo(f"{found.reference}: customer {found.customer.ref}, {found.authority}")
     click.echo(f"received {data['received'] or '-'}, deadline {data['deadline'] or '-'}")
+    if found.period_from or found.period_to:
+        click.echo(f"period {data['period_from'] or ''}..{data['period_to'] or ''}")
     for doc in documents:
         click.echo(f"  {doc['title']}: {doc['filename']} ({doc['size']} bytes) {doc['sha256']}")
+    for claim in claims:
+        click.echo(f"  claim #{claim['id']}: {claim['text']}")
+        if claim["evidence"]:
+            click.echo(f"    evidence: {', '.join(claim['evidence'])}")
+
+
+@case.command("claim", context_settings=CONTEXT)
+@click.argument("reference")
+@click.option("--text", required=True, help="The claim, in the customer's words.")
+@click.option(
+    "--evidence",
+    "items",
+    multiple=True,
+    help="A timeline item id the claim concerns (as `timeline --json` prints it); repeatable.",
+)
+@click.option("--corrects", type=int, help="The claim number this one replaces.")
+@handle_errors
+def case_claim(reference: str, text: str, items: tuple[str, ...], corrects: int | None) -> None:
+    """Record a claim of the customer, tied to the items that bear on it.
+
+    Items are ids from `evidence timeline REF --json` (email:12,
+    call:1790579705.312, incident:1) and must be in the case customer's
+    timeline. Claims are never edited: --corrects N records a new version.
+
+    Example:
+
+        evidence case claim ESAVI/31337/2026 --text "queued at least half an hour" \\
+            --evidence call:1790579705.312 --evidence call:1790581330.313
+    """
+    from evidence.cases import add_claim
+
+    with _store() as store:
+        claim = add_claim(store, reference, text, list(items), corrects=corrects)
+    count = len(claim.item_ids)
+    click.echo(
+        f"claim #{claim.id} recorded on {reference} ({count} item{'' if count == 1 else 's'})"
+    )
 
 
 # --- reading --------------------------------------------------------------------
@@ -535,6 +674,15 @@ def timeline(ref: str, date_from: str | None, date_to: str | None, as_json: bool
 )
 @click.option("--jobs", type=click.IntRange(1, 64), help="Rendering processes (default: 2).")
 @click.option("--no-cache", is_flag=True, help="Render every page again (ignore the page cache).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["pdf", "zip"]),
+    default="pdf",
+    show_default=True,
+    help="zip: the PDF plus originals/, manifest.csv, as a BagIt bag (RFC 8493).",
+)
+@click.option("--by", help="Who exports, for the record of exports (default: the OS user).")
 @handle_errors
 def export(
     ref: str | None,
@@ -546,28 +694,41 @@ def export(
     language: str | None,
     jobs: int | None,
     no_cache: bool,
+    fmt: str,
+    by: str | None,
 ) -> None:
-    """Write a customer's dossier as one PDF.
+    """Write a customer's dossier as one PDF (or a ZIP with the originals).
 
     The dossier has a cover, every email (verbatim), call and incident in
     time order, and the case's PDFs appended whole. The raw originals are
-    embedded in the PDF (list them with `pdfdetach -list`).
+    embedded in the PDF (list them with `pdfdetach -list`). With --case and
+    neither --from nor --to, the case's period is used. Every export is
+    recorded: see `evidence exports list`.
 
     Example:
 
         evidence export 100234 --case ESAVI/31337/2026 -o dossier.pdf
     """
+    from evidence.exports import record_export
     from evidence.render.dossier import export_dossier
 
     config = _config()
     if ref is None and case_ref is None:
         raise click.UsageError("give a customer REF or --case REFERENCE")
     pinned = parse_user_time(generated_at, config.zone) if generated_at else None
+    pdf_path = output
+    if fmt == "zip":
+        import tempfile
+
+        if output.suffix.lower() != ".zip":
+            raise click.UsageError("with --format zip, -o must name a .zip file")
+        # The PDF inside the bag is named after the ZIP; it is written beside nothing of yours.
+        pdf_path = Path(tempfile.mkdtemp(prefix="evidence-export-")) / f"{output.stem}.pdf"
     with _store() as store, _progress("rendering") as progress:
         result = export_dossier(
             store,
             customer_ref=ref,
-            output=output,
+            output=pdf_path,
             date_from=_date(date_from),
             date_to=_date(date_to),
             case_ref=case_ref,
@@ -577,9 +738,66 @@ def export(
             use_cache=not no_cache,
             progress=progress,
         )
-    click.echo(
-        f"wrote {output} ({result.pages} pages, {result.items} items, SHA-256 {result.sha256})"
-    )
+        arguments = {
+            "customer": ref,
+            "case": case_ref,
+            "from": date_from,
+            "to": date_to,
+            "generated_at": generated_at,
+            "lang": language,
+            "jobs": jobs,
+            "no_cache": no_cache,
+            "format": fmt,
+            "output": str(output),
+        }
+        if fmt == "zip":
+            from evidence.render.package import package_zip
+
+            package_zip(pdf_path, result.embedded, output, created=pinned)
+            pdf_path.unlink()
+            pdf_path.parent.rmdir()
+        record_export(
+            store,
+            output=output,
+            arguments=arguments,
+            customer_ref=ref,
+            case_ref=case_ref,
+            fmt=fmt,
+            by=by,
+        )
+    digest = result.sha256 if fmt == "pdf" else sha256_file(output)
+    click.echo(f"wrote {output} ({result.pages} pages, {result.items} items, SHA-256 {digest})")
+
+
+@main.group(context_settings=CONTEXT)
+def exports() -> None:
+    """The record of every dossier exported from this store."""
+
+
+@exports.command("list", context_settings=CONTEXT)
+@json_option
+@handle_errors
+def exports_list(as_json: bool) -> None:
+    """List every export: when, by whom, arguments, size and SHA-256 of the output.
+
+    Example:
+
+        evidence exports list --json
+    """
+    from evidence.exports import export_json, list_exports
+
+    config = _config()
+    with _store() as store:
+        rows = list_exports(store)
+    if as_json:
+        click.echo(json.dumps([export_json(r) for r in rows], ensure_ascii=False, indent=2))
+        return
+    for r in rows:
+        click.echo(
+            f"#{r.id}\t{format_local(r.exported_at, config.zone)}\t{r.exported_by}\t"
+            f"{r.case_ref or r.customer_ref or '-'}\t{r.format}\t{r.size} bytes\t{r.sha256}"
+            f"\t{r.output}"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -125,16 +125,23 @@ def test_structure_links_stamps_and_originals(sample_store: Store, tmp_path: Pat
         with pdf.open_outline() as outline:
             top = [item.title for item in outline.root]
             exhibits = [c.title for item in outline.root for c in item.children]
-        assert top[:3] == ["Kansilehti", "Todisteluettelo", "Todisteet aikajärjestyksessä"]
+        assert top[:5] == [
+            "Kansilehti",
+            "Yhteenveto",
+            "Lähteiden kattavuus",
+            "Todisteluettelo",
+            "Todisteet aikajärjestyksessä",
+        ]
         assert "Upotetut alkuperäiset tiedostot" in top
         assert top[-1] == "Liite 1: Selvityspyyntö"
         assert len(exhibits) == 12 and exhibits[0].startswith("E-001 Sähköposti")
 
-        # Index links go to the page that holds the exhibit.
+        # Index links (and the summary's) go to the page that holds the exhibit.
         dests = NameTree(pdf.Root.Names.Dests)
         page_of = {repr(p.objgen): i for i, p in enumerate(pdf.pages)}
+        index_page = page_of[repr(dests["index"][0].objgen)]
         followed = 0
-        for page in pdf.pages[:3]:
+        for page in pdf.pages[: index_page + 1]:
             for annot in page.obj.get("/Annots", []):
                 if "/Dest" not in annot:
                     continue
@@ -142,7 +149,7 @@ def test_structure_links_stamps_and_originals(sample_store: Store, tmp_path: Pat
                 target = page_of[repr(dests[name][0].objgen)]
                 assert name in texts[target], (name, target)
                 followed += 1
-        assert followed == 12
+        assert followed > 12  # every index row, and the summary's links
 
         # The originals, byte for byte, and their digests on the manifest page.
         embedded = {n: s.get_file().read_bytes() for n, s in pdf.attachments.items()}
@@ -184,3 +191,25 @@ def test_reproducible_and_cached(sample_store: Store, tmp_path: Path) -> None:
     # Rendered again: the new day's chunk, the index and the manifest; the rest is cached.
     assert after.parts_rendered == 3  # type: ignore[attr-defined]
     assert "Kiitos." in pdf_text(tmp_path / "d.pdf")
+
+
+def test_zip_format_is_a_valid_bag(env: Env, sample_store: Store, tmp_path: Path) -> None:
+    import zipfile
+
+    import bagit
+
+    from tests.conftest import Cli
+
+    out = tmp_path / "kkv.zip"
+    Cli(env)("export", "--case", "KKV/1234/2026", "-o", str(out), "--format", "zip",
+             "--generated-at", "2026-03-25T12:00+02:00")  # fmt: skip
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(out) as archive:
+        archive.extractall(unpacked)
+    [bag_dir] = list(unpacked.iterdir())
+    bag = bagit.Bag(str(bag_dir))
+    assert bag.is_valid()
+    payload = {p.name: p.read_bytes() for p in (bag_dir / "data").rglob("*") if p.is_file()}
+    assert "kkv.pdf" in payload
+    assert LETTER.read_bytes() in payload.values()
+    assert "manifest.csv" in payload

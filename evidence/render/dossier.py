@@ -30,15 +30,17 @@ import pikepdf
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from evidence import __version__
-from evidence.cases import load_case
+from evidence.cases import current_claims, load_case
+from evidence.completeness import completeness
 from evidence.errors import InvalidInput
-from evidence.render import assemble
+from evidence.render import assemble, front
 from evidence.render.i18n import Formatter, check_language, translations
 from evidence.render.views import Embedded, Exhibit, Insert, ViewBuilder
 from evidence.store.blobs import read_blob
 from evidence.store.db import PROJECT_ROOT, Store
 from evidence.store.ledger import chain_head
 from evidence.store.models import Case, CaseDocument, IdentifierKind
+from evidence.summary import summarize
 from evidence.timeline import Timeline, build_timeline
 from evidence.timeutil import iso_utc, utcnow
 
@@ -241,11 +243,16 @@ def export_dossier(
                     f"not {customer_ref}"
                 )
             customer_ref = case.customer.ref
+            if date_from is None and date_to is None:
+                # An export for a case covers the case's period unless told otherwise.
+                date_from, date_to = case.period_from, case.period_to
         if customer_ref is None:
             raise InvalidInput("give a customer reference or --case")
         timeline = build_timeline(session, customer_ref, config.zone, date_from, date_to)
         builder = ViewBuilder(session, fmt, translate.gettext)
         exhibits = builder.exhibits(timeline)
+        claims = current_claims(case) if case is not None else []
+        found = completeness(session, config.zone, timeline.start, timeline.end)
         head = chain_head(session)
         documents, document_bytes = _documents(session, case, builder, fmt)
         context = _context(
@@ -264,13 +271,28 @@ def export_dossier(
             generated,
             config.company_name,
         )
+    exhibit_of = front.exhibit_numbers(exhibits)
+    summary = summarize(timeline, config.zone, claims)
+    context.common.update(
+        claims=front.claims_view(claims, summary, exhibit_of, fmt, translate.gettext),
+        summary=front.summary_view(summary, exhibit_of, timeline, fmt, translate.gettext),
+        completeness=front.completeness_view(found, fmt, translate.gettext),
+    )
+    context.common["linked"] = sorted(
+        {n for c in context.common["claims"] for f in c["facts"] for n in f["links"]}
+        | {n for r in context.common["summary"]["rows"] for n in r["links"]}
+    )
     renderer = ChunkRenderer(
         config.home / "cache" / "render" if use_cache else None,
         jobs or min(2, os.cpu_count() or 1),
     )
     # Only the cover carries the generation time: every other part's HTML, and so
     # its cache key, depends on the evidence alone.
-    timeless = {**context.common, "created": ""}
+    timeless = {
+        k: v
+        for k, v in context.common.items()
+        if k not in ("claims", "summary", "completeness", "linked")
+    } | {"created": ""}
     chunk_htmls = [
         env.get_template("items.html.j2").render(**timeless, exhibits=chunk, first_chunk=(n == 0))
         for n, chunk in enumerate(plan_chunks(exhibits))
@@ -395,6 +417,9 @@ def _context(
     }
     outline_titles = {
         "cover": _("Cover"),
+        "claims": _("The customer's claims"),
+        "summary": _("Summary"),
+        "completeness": _("Completeness of the sources"),
         "index": _("Index of exhibits"),
         "items": _("Exhibits in time order"),
         "manifest": _("Embedded original files"),
@@ -518,8 +543,8 @@ def _stamp_sample_html(env: Environment, context: Context) -> str:
 def _outline(context: Context) -> list[assemble.OutlineEntry]:
     titles = context.outline_titles
     entries = [
-        assemble.OutlineEntry(titles["cover"], "cover"),
-        assemble.OutlineEntry(titles["index"], "index"),
+        assemble.OutlineEntry(titles[name], name)
+        for name in ("cover", "claims", "summary", "completeness", "index")
     ]
     items = assemble.OutlineEntry(titles["items"], "items")
     for ex in context.exhibits:

@@ -299,9 +299,13 @@ class Case(Base):
     received: Mapped[dt.date | None] = mapped_column(Date)
     deadline: Mapped[dt.date | None] = mapped_column(Date)
     opened_at: Mapped[datetime_utc]
+    # The local days the regulator asks about, inclusive; the default period of an export.
+    period_from: Mapped[dt.date | None] = mapped_column(Date)
+    period_to: Mapped[dt.date | None] = mapped_column(Date)
 
     customer: Mapped[Customer] = relationship()
     documents: Mapped[list[CaseDocument]] = relationship(order_by="CaseDocument.id")
+    claims: Mapped[list[Claim]] = relationship(order_by="Claim.id")
 
 
 class CaseDocument(Base):
@@ -317,6 +321,59 @@ class CaseDocument(Base):
     sha256: Mapped[sha256_hex] = mapped_column(ForeignKey("blobs.sha256"))
     document_date: Mapped[dt.date | None] = mapped_column(Date)
     attached_at: Mapped[datetime_utc]
+
+
+class Claim(Base):
+    """What the customer claims in a case. A correction is a new row with ``corrects_id`` set."""
+
+    __tablename__ = "claims"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime_utc]
+    corrects_id: Mapped[int | None] = mapped_column(ForeignKey("claims.id"))
+
+    evidence: Mapped[list[ClaimEvidence]] = relationship(order_by="ClaimEvidence.id")
+
+    @property
+    def item_ids(self) -> list[str]:
+        return [e.item_id for e in self.evidence]
+
+
+class ClaimEvidence(Base):
+    """A timeline item (``email:12``, ``call:1790579705.312``, ``incident:1``) a claim rests on."""
+
+    __tablename__ = "claim_evidence"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), index=True)
+    item_id: Mapped[str] = mapped_column(String(200))
+
+
+class ExportRecord(Base):
+    """One dossier written: when, by whom, with what arguments, and the digest of the output.
+
+    Append-only, but deliberately not in the hash chain: chaining it would move the
+    chain head printed on the next dossier, so the same store and arguments would
+    no longer give the same bytes. It records the chain head the export saw instead.
+    """
+
+    __tablename__ = "exports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    exported_at: Mapped[datetime_utc]
+    exported_by: Mapped[str] = mapped_column(String(300))
+    customer_ref: Mapped[str | None] = mapped_column(String(100))
+    case_ref: Mapped[str | None] = mapped_column(String(200))
+    format: Mapped[str] = mapped_column(String(16))
+    output: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[sha256_hex]
+    arguments: Mapped[str] = mapped_column(Text)  # canonical JSON of the arguments given
+    program_version: Mapped[str] = mapped_column(String(40))
+    chain_seq: Mapped[int] = mapped_column(BigInteger)
+    chain_head: Mapped[sha256_hex]
 
 
 class QuarantineItem(Base):
@@ -364,4 +421,7 @@ APPEND_ONLY_TABLES = (
     "case_documents",
     "quarantine",
     "ledger",
+    "claims",
+    "claim_evidence",
+    "exports",
 )

@@ -1,0 +1,251 @@
+"""What the store holds from each source, and what it does not: the dossier's Completeness.
+
+A source is one mailbox (an mbox file, an IMAP folder, or a folder of ``.eml``
+files) or one phone-system log file (a CDR ``Master.csv``, a ``queue_log``).
+For each: the period its items cover, when it was last imported, and for the
+dossier's period the quarantined input from it and its gaps.
+
+Rules, kept simple so a reader can check them:
+
+- An item's time is an email's receive time, a CDR row's start, a queue_log line's time.
+- A *gap* is a run of local calendar days inside the period on which the source has no
+  item at all although it has items before and after that day. (A closed office's
+  weekend is a gap too: the reader sees it and its explanation, not a silence.)
+- Quarantined input has no trustworthy time of its own, so every quarantined item of a
+  source is listed, whatever the period; the same input quarantined again by a later
+  import of the same file is listed once.
+- An email imported from two sources counts for the one it was first imported from
+  (the store keeps one record per message); a mailbox whose every message was already
+  stored is listed with no items.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import posixpath
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from evidence.store.models import (
+    CdrRecord,
+    Email,
+    ImportRun,
+    QuarantineItem,
+    QueueEvent,
+    SourceLine,
+)
+from evidence.timeutil import day_start
+
+MAIL = "mail"
+PHONE_FORMATS = ("asterisk-cdr", "asterisk-queue-log")
+_MBOX_LOCATOR = re.compile(r"^(?P<path>.*) \((?P<locator>message \d+)\)$")
+
+
+@dataclass(frozen=True)
+class Gap:
+    first_day: dt.date  # local days, inclusive
+    last_day: dt.date
+
+    @property
+    def days(self) -> int:
+        return (self.last_day - self.first_day).days + 1
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    id: int
+    locator: str | None  # line or message number
+    reason: str
+    quarantined_at: dt.datetime
+
+
+@dataclass
+class SourceCompleteness:
+    kind: str  # "mail", "asterisk-cdr", "asterisk-queue-log", or another importer's kind
+    source: str  # the mailbox or log file as it was imported
+    items: int = 0
+    first: dt.datetime | None = None  # the period its items cover
+    last: dt.datetime | None = None
+    last_imported: dt.datetime | None = None
+    items_in_period: int = 0
+    gaps: list[Gap] = field(default_factory=list)
+    quarantined: list[Quarantined] = field(default_factory=list)
+
+    @property
+    def quarantine_reasons(self) -> dict[str, int]:
+        return dict(sorted(Counter(q.reason for q in self.quarantined).items()))
+
+    def covers(self, start: dt.datetime | None, end: dt.datetime | None) -> bool:
+        """True when the source's items span the whole of [start, end)."""
+        if self.first is None or self.last is None:
+            return False
+        return (start is None or self.first <= start) and (end is None or self.last >= end)
+
+
+@dataclass(frozen=True)
+class Completeness:
+    start: dt.datetime | None  # the dossier's period, [start, end)
+    end: dt.datetime | None
+    sources: list[SourceCompleteness]
+
+
+def mail_source(source: str, locator: str | None = None) -> str:
+    """The mailbox an email's (or a quarantined message's) ``source`` belongs to.
+
+    A message with a locator ("message 3") is inside that mbox or folder; a lone
+    ``.eml`` file belongs to the folder it was in (a Maildir's ``cur/`` and ``new/``
+    are one mailbox).
+    """
+    match = _MBOX_LOCATOR.match(source)
+    if match is not None:
+        return match.group("path")
+    if locator is not None or "://" in source:
+        return source
+    folder = posixpath.dirname(source) or source
+    if posixpath.basename(folder) in ("cur", "new"):  # a Maildir is one mailbox
+        folder = posixpath.dirname(folder) or folder
+    return folder
+
+
+def _run_paths(run: ImportRun) -> list[str]:
+    return [p for p in run.source.split(", ") if p] if run.kind == MAIL else [run.source]
+
+
+def _covers(path: str, source: str) -> bool:
+    return (
+        path == source
+        or source.startswith(path.rstrip("/") + "/")
+        or (path.startswith(source.rstrip("/") + "/"))
+    )
+
+
+def completeness(
+    session: Session,
+    zone: ZoneInfo,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> Completeness:
+    """Every source in the store, with its coverage and, for [start, end), gaps and quarantine.
+
+    With no period, gaps are looked for over each source's own span.
+    """
+    sources: dict[tuple[str, str], SourceCompleteness] = {}
+
+    def entry(kind: str, source: str) -> SourceCompleteness:
+        return sources.setdefault((kind, source), SourceCompleteness(kind, source))
+
+    def in_period(t: dt.datetime) -> bool:
+        return (start is None or t >= start) and (end is None or t < end)
+
+    # Mail: one source string per message, so the mailbox is worked out here.
+    mail_times: dict[str, list[dt.datetime]] = defaultdict(list)
+    for source, received in session.execute(select(Email.source, Email.received_at)):
+        mail_times[mail_source(source)].append(received)
+    for source, values in mail_times.items():
+        values.sort()
+        found = entry(MAIL, source)
+        found.items, found.first, found.last = len(values), values[0], values[-1]
+        found.items_in_period = sum(1 for t in values if in_period(t))
+        found.gaps = _gaps(values, values[0], values[-1], start, end, zone)
+
+    # Phone logs: counted in the database; only the period's times are read.
+    for model, column in ((CdrRecord, CdrRecord.started_at), (QueueEvent, QueueEvent.at)):
+        joined = (SourceLine.format, SourceLine.source)
+        aggregate = (
+            select(*joined, func.count(), func.min(column), func.max(column))
+            .join(model, model.source_line_id == SourceLine.id)
+            .group_by(*joined)
+        )
+        for fmt, source, count, first, last in session.execute(aggregate):
+            found = entry(fmt, source)
+            found.items, found.first, found.last = count, first, last
+            window = (
+                select(column)
+                .join(SourceLine, model.source_line_id == SourceLine.id)
+                .where(SourceLine.source == source, SourceLine.format == fmt)
+                .order_by(column)
+            )
+            if start is not None:
+                window = window.where(column >= start)
+            if end is not None:
+                window = window.where(column < end)
+            values = list(session.scalars(window))
+            found.items_in_period = len(values)
+            found.gaps = _gaps(values, first, last, start, end, zone)
+
+    seen: set[tuple[str, str, str | None, str]] = set()
+    for item in session.scalars(select(QuarantineItem).order_by(QuarantineItem.id)):
+        # The same bad input met again by a later import is listed once.
+        again = (item.source, item.raw_sha256, item.locator, item.reason)
+        if again in seen:
+            continue
+        seen.add(again)
+        if item.kind == MAIL:
+            key = mail_source(item.source, item.locator)
+        elif item.kind in PHONE_FORMATS:
+            key = item.source
+        else:  # e.g. a recording: one file in the folder that was imported
+            key = posixpath.dirname(item.source) or item.source
+        entry(item.kind, key).quarantined.append(
+            Quarantined(item.id, item.locator, item.reason, item.quarantined_at)
+        )
+
+    runs = list(session.scalars(select(ImportRun).order_by(ImportRun.id)))
+    # A mailbox or log that was imported but brought nothing new (every message already
+    # in the store from another file) is still a source the reader should see.
+    for run in runs:
+        if run.kind != MAIL and run.kind not in PHONE_FORMATS:
+            continue
+        for path in _run_paths(run):
+            source = mail_source(path) if run.kind == MAIL and path.endswith(".eml") else path
+            if not any(k == run.kind and _covers(source, s) for k, s in sources):
+                entry(run.kind, source)
+    for found in sources.values():
+        for run in runs:
+            if run.kind != found.kind:
+                continue
+            if any(_covers(path, found.source) for path in _run_paths(run)):
+                when = run.finished_at or run.started_at
+                if found.last_imported is None or when > found.last_imported:
+                    found.last_imported = when
+    ordered = sorted(sources.values(), key=lambda s: (s.kind != MAIL, s.kind, s.source))
+    return Completeness(start=start, end=end, sources=ordered)
+
+
+def _gaps(
+    times: list[dt.datetime],
+    first: dt.datetime,
+    last: dt.datetime,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    zone: ZoneInfo,
+) -> list[Gap]:
+    """Local days in [start, end) without items, strictly between the source's first and
+    last item. ``times`` holds (at least) every item time in the period."""
+    lo = max(first, start) if start is not None else first
+    hi = min(last, end) if end is not None else last
+    if hi <= lo:
+        return []
+    busy = {t.astimezone(zone).date() for t in times}
+    day = lo.astimezone(zone).date()
+    final = hi.astimezone(zone).date()
+    gaps: list[Gap] = []
+    run: list[dt.date] = []
+    while day <= final:
+        day_begins, day_ends = day_start(day, zone), day_start(day + dt.timedelta(days=1), zone)
+        between = first < day_begins and day_ends <= last
+        in_period = (start is None or day_begins >= start) and (end is None or day_ends <= end)
+        if day not in busy and between and in_period:
+            run.append(day)
+        elif run:
+            gaps.append(Gap(run[0], run[-1]))
+            run = []
+        day += dt.timedelta(days=1)
+    if run:
+        gaps.append(Gap(run[0], run[-1]))
+    return gaps

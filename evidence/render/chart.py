@@ -1,0 +1,394 @@
+"""The dossier's timeline chart: one SVG, drawn for print, from a built timeline.
+
+Each email and call is a mark on a time axis (squares for email, circles for
+calls; filled inbound, hollow outbound), each call's queue wait a bar scaled in
+minutes, incidents are bands across the whole chart and agents' pauses bands
+in a lane of their own. Axis labels are local time in the zone given; every
+word is the caller's (``ChartLabels``), so the chart speaks the dossier's language.
+
+The output references nothing outside itself and names only a generic font
+family; the same timeline, zone and labels always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo
+
+from evidence.calls import AgentPause, Call
+from evidence.store.models import Direction, Email, Incident
+from evidence.timeline import Timeline
+from evidence.timeutil import day_start
+
+
+def _fi_day(day: dt.date) -> str:
+    return f"{day.day}.{day.month}."
+
+
+def _fi_clock(clock: dt.time) -> str:
+    return f"{clock.hour:02d}.{clock.minute:02d}"
+
+
+@dataclass(frozen=True)
+class ChartLabels:
+    """Every word on the chart, in the dossier's language."""
+
+    email_inbound: str
+    email_outbound: str
+    call_inbound: str
+    call_outbound: str
+    queue_wait: str
+    incident: str
+    agent_pause: str
+    emails: str  # lane titles
+    calls: str
+    queue_waits: str
+    agent_pauses: str
+    minutes: str = "min"
+    axis_title: str = ""  # e.g. "Aika, Europe/Helsinki"
+    format_day: Callable[[dt.date], str] = _fi_day
+    format_clock: Callable[[dt.time], str] = _fi_clock
+
+
+# Geometry, in millimetres (the SVG's user unit).
+FONT = 2.6
+SMALL = 2.2
+LABEL_COLUMN = 22.0
+RIGHT = 3.0
+LANE_TITLE = 3.4
+MARK_LANE = 6.0
+WAIT_LANE = 16.0
+PAUSE_ROW = 3.2
+MIN_TICK_SPACING = 15.0
+BIN = 0.25  # marks nearer than this (mm) are one mark on paper
+
+INK = "#222222"
+GRID = "#d9d9d9"
+EMAIL = "#1f4e79"
+CALL = "#2e6b30"
+WAIT = "#b5651d"
+INCIDENT = "#f4d3cf"
+PAUSE = "#c9c9c9"
+
+_CLOCK_STEPS = (15, 30, 60, 120, 180, 360, 720)  # minutes
+_DAY_STEPS = (1, 2, 7, 14)  # days; beyond that, months
+_WAIT_SCALES = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 480)  # minutes
+
+
+def _n(value: float) -> str:
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def _text_width(text: str, size: float) -> float:
+    """A deterministic estimate: no font metrics are available (nor wanted) here."""
+    return len(text) * size * 0.56
+
+
+def _fit(text: str, size: float, width: float) -> str:
+    if _text_width(text, size) <= width:
+        return text
+    keep = max(1, int(width / (size * 0.56)) - 1)
+    return text[:keep] + "…"
+
+
+class _Svg:
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def rect(self, x: float, y: float, w: float, h: float, cls: str, **style: str) -> None:
+        attrs = "".join(f' {k.replace("_", "-")}="{v}"' for k, v in style.items())
+        self.parts.append(
+            f'<rect class="{cls}" x="{_n(x)}" y="{_n(y)}" width="{_n(w)}" height="{_n(h)}"{attrs}/>'
+        )
+
+    def circle(self, cx: float, cy: float, r: float, cls: str, **style: str) -> None:
+        attrs = "".join(f' {k.replace("_", "-")}="{v}"' for k, v in style.items())
+        self.parts.append(f'<circle class="{cls}" cx="{_n(cx)}" cy="{_n(cy)}" r="{_n(r)}"{attrs}/>')
+
+    def line(self, x1: float, y1: float, x2: float, y2: float, stroke: str, width: float) -> None:
+        self.parts.append(
+            f'<line x1="{_n(x1)}" y1="{_n(y1)}" x2="{_n(x2)}" y2="{_n(y2)}" '
+            f'stroke="{stroke}" stroke-width="{_n(width)}"/>'
+        )
+
+    def text(
+        self, x: float, y: float, content: str, size: float = FONT, anchor: str = "start"
+    ) -> None:
+        self.parts.append(
+            f'<text x="{_n(x)}" y="{_n(y)}" font-size="{_n(size)}" text-anchor="{anchor}" '
+            f'fill="{INK}">{escape(content)}</text>'
+        )
+
+
+def _domain(timeline: Timeline, zone: ZoneInfo) -> tuple[dt.datetime, dt.datetime] | None:
+    if timeline.start is not None and timeline.end is not None:
+        return timeline.start, timeline.end
+    times: list[dt.datetime] = []
+    for item in timeline.items:
+        times.append(item.at)
+        record = item.record
+        if isinstance(record, Incident | AgentPause) and record.end is not None:
+            times.append(record.end)
+    if timeline.start is not None:
+        times.append(timeline.start)
+    if timeline.end is not None:
+        times.append(timeline.end)
+    if not times:
+        return None
+    lo, hi = min(times), max(times)
+    # Whole local hours around what there is, at least two of them.
+    lo_local = lo.astimezone(zone)
+    lo = lo - dt.timedelta(minutes=lo_local.minute, seconds=lo_local.second)
+    lo = lo.replace(microsecond=0)
+    hi_local = hi.astimezone(zone)
+    if hi_local.minute or hi_local.second or hi_local.microsecond:
+        hi = (hi - dt.timedelta(minutes=hi_local.minute, seconds=hi_local.second)).replace(
+            microsecond=0
+        ) + dt.timedelta(hours=1)
+    if hi - lo < dt.timedelta(hours=2):
+        hi = lo + dt.timedelta(hours=2)
+    return timeline.start or lo, timeline.end or hi
+
+
+@dataclass(frozen=True)
+class _Tick:
+    at: dt.datetime
+    clock: str | None  # None on day ticks
+    day: str | None  # set where the local date changes
+
+
+def _clock_ticks(
+    lo: dt.datetime, hi: dt.datetime, zone: ZoneInfo, step: int, labels: ChartLabels
+) -> list[_Tick]:
+    ticks = []
+    quarter = dt.timedelta(minutes=15)
+    t = lo.replace(minute=(lo.minute // 15) * 15, second=0, microsecond=0)
+    last_day: dt.date | None = None
+    while t <= hi:
+        if t >= lo:
+            local = t.astimezone(zone)
+            minutes = local.hour * 60 + local.minute
+            if local.second == 0 and minutes % step == 0:
+                day = local.date()
+                ticks.append(
+                    _Tick(
+                        t,
+                        labels.format_clock(local.time()),
+                        labels.format_day(day) if day != last_day else None,
+                    )
+                )
+                last_day = day
+        t += quarter
+    return ticks
+
+
+def _day_ticks(
+    lo: dt.datetime, hi: dt.datetime, zone: ZoneInfo, step: int | None, labels: ChartLabels
+) -> list[_Tick]:
+    ticks = []
+    day = lo.astimezone(zone).date()
+    last = hi.astimezone(zone).date()
+    while day <= last:
+        if step is None:
+            wanted = day.day == 1
+        elif step >= 7:
+            wanted = day.weekday() == 0 and (step == 7 or day.isocalendar().week % 2 == 0)
+        else:
+            wanted = day.toordinal() % step == 0
+        at = day_start(day, zone)
+        if wanted and lo <= at <= hi:
+            ticks.append(_Tick(at, None, labels.format_day(day)))
+        day += dt.timedelta(days=1)
+    return ticks
+
+
+def _ticks(
+    lo: dt.datetime, hi: dt.datetime, zone: ZoneInfo, width: float, labels: ChartLabels
+) -> list[_Tick]:
+    most = max(2, int(width // MIN_TICK_SPACING))
+    minutes = (hi - lo).total_seconds() / 60
+    for step in _CLOCK_STEPS:
+        if minutes / step <= most + 1:
+            ticks = _clock_ticks(lo, hi, zone, step, labels)
+            if len(ticks) <= most:
+                return ticks
+    for days in _DAY_STEPS:
+        if minutes / (days * 1440) <= most + 1:
+            ticks = _day_ticks(lo, hi, zone, days, labels)
+            if len(ticks) <= most:
+                return ticks
+    return _day_ticks(lo, hi, zone, None, labels)
+
+
+def _wait_scale(longest: int) -> int:
+    """The top of the queue-wait scale, in minutes."""
+    for minutes in _WAIT_SCALES:
+        if longest <= minutes * 60:
+            return minutes
+    return math.ceil(longest / 3600) * 60
+
+
+def timeline_chart(
+    timeline: Timeline, zone: ZoneInfo, labels: ChartLabels, *, width_mm: float = 170.0
+) -> str:
+    """The chart as a standalone SVG document (a string), ``width_mm`` wide."""
+    svg = _Svg()
+    x0, x1 = LABEL_COLUMN, width_mm - RIGHT
+    plot_width = x1 - x0
+
+    # Legend, flowed into rows.
+    legend = [
+        ("email-in", labels.email_inbound),
+        ("email-out", labels.email_outbound),
+        ("call-in", labels.call_inbound),
+        ("call-out", labels.call_outbound),
+        ("wait", labels.queue_wait),
+        ("incident", labels.incident),
+        ("pause", labels.agent_pause),
+    ]
+    x, y = 0.0, 3.0
+    for key, word in legend:
+        needed = 4.5 + _text_width(word, FONT) + 4.0
+        if x > 0 and x + needed > width_mm:
+            x, y = 0.0, y + 4.5
+        _legend_symbol(svg, key, x + 1.5, y - 0.9)
+        svg.text(x + 4.5, y, word)
+        x += needed
+    top = y + 3.5
+
+    domain = _domain(timeline, zone)
+    calls = [i for i in timeline.items if isinstance(i.record, Call)]
+    emails = [i for i in timeline.items if isinstance(i.record, Email)]
+    pauses = [i.record for i in timeline.items if isinstance(i.record, AgentPause)]
+    incidents = [i.record for i in timeline.items if isinstance(i.record, Incident)]
+    agents = sorted({p.agent for p in pauses})
+
+    lanes_top = top
+    email_y = lanes_top + LANE_TITLE
+    call_y = email_y + MARK_LANE + LANE_TITLE
+    wait_y = call_y + MARK_LANE + LANE_TITLE
+    pause_y = wait_y + WAIT_LANE + LANE_TITLE
+    pause_h = max(1, len(agents)) * PAUSE_ROW
+    bottom = pause_y + pause_h + 1.0
+
+    body = _Svg()
+    if domain is not None:
+        lo, hi = domain
+        span = (hi - lo).total_seconds() or 1.0
+
+        def xat(at: dt.datetime) -> float:
+            clamped = min(max(at, lo), hi)
+            return x0 + (clamped - lo).total_seconds() / span * plot_width
+
+        for incident in incidents:
+            left, right = xat(incident.start), xat(incident.end or hi)
+            body.rect(left, lanes_top, max(right - left, 0.3), bottom - lanes_top, "incident",
+                      fill=INCIDENT)  # fmt: skip
+        ticks = _ticks(lo, hi, zone, plot_width, labels)
+        if not ticks or xat(ticks[0].at) - x0 > 12.0:
+            # Say where the axis starts when no tick is near its left end.
+            start = lo.astimezone(zone)
+            body.text(x0, bottom + 3.6, labels.format_day(start.date()), SMALL, "middle")
+        for tick in ticks:
+            tx = xat(tick.at)
+            body.line(tx, lanes_top, tx, bottom, GRID, 0.15)
+            body.line(tx, bottom, tx, bottom + 1.0, INK, 0.2)
+            if tick.clock is not None:
+                body.text(tx, bottom + 3.6, tick.clock, SMALL, "middle")
+            if tick.day is not None:
+                row = 6.6 if tick.clock is not None else 3.6
+                body.text(tx, bottom + row, tick.day, SMALL, "middle")
+        # Marks closer than the print can tell apart are drawn once (the longest wait of
+        # such bars): a long history stays a small SVG that lays out quickly.
+        drawn: set[tuple[str, int]] = set()
+
+        def first_in_bin(kind: str, x: float) -> bool:
+            key = (kind, round(x / BIN))
+            if key in drawn:
+                return False
+            drawn.add(key)
+            return True
+
+        for item in emails:
+            assert isinstance(item.record, Email)
+            cx, cy = xat(item.at), email_y + MARK_LANE / 2
+            if item.record.direction is Direction.INBOUND:
+                if first_in_bin("email inbound", cx):
+                    body.rect(cx - 1.1, cy - 1.1, 2.2, 2.2, "email inbound", fill=EMAIL)
+            elif first_in_bin("email outbound", cx):
+                body.rect(cx - 1.0, cy - 1.0, 2.0, 2.0, "email outbound", fill="#ffffff",
+                          stroke=EMAIL, stroke_width="0.35")  # fmt: skip
+        longest = max((c.record.queue_wait or 0 for c in calls if isinstance(c.record, Call)),
+                      default=0)  # fmt: skip
+        scale = _wait_scale(longest)
+        bars: dict[int, tuple[float, int]] = {}
+        for item in calls:
+            assert isinstance(item.record, Call)
+            cx, cy = xat(item.at), call_y + MARK_LANE / 2
+            if item.record.direction is Direction.OUTBOUND:
+                if first_in_bin("call outbound", cx):
+                    body.circle(cx, cy, 1.0, "call outbound", fill="#ffffff", stroke=CALL,
+                                stroke_width="0.35")  # fmt: skip
+            elif first_in_bin("call inbound", cx):
+                body.circle(cx, cy, 1.15, "call inbound", fill=CALL)
+            wait = item.record.queue_wait
+            if wait:
+                column = round(cx / BIN)
+                if column not in bars or wait > bars[column][1]:
+                    bars[column] = (bars.get(column, (cx, 0))[0], wait)
+        for cx, wait in bars.values():
+            height = WAIT_LANE * wait / (scale * 60)
+            body.rect(cx - 0.45, wait_y + WAIT_LANE - height, 0.9, height, "wait", fill=WAIT)
+        for row, agent in enumerate(agents):
+            ry = pause_y + row * PAUSE_ROW
+            for pause in (p for p in pauses if p.agent == agent):
+                left, right = xat(pause.start), xat(pause.end or hi)
+                body.rect(left, ry + 0.4, max(right - left, 0.3), PAUSE_ROW - 0.8, "pause",
+                          fill=PAUSE)  # fmt: skip
+            body.text(x0 - 1.0, ry + PAUSE_ROW - 0.9, _fit(agent, SMALL, x0 - 2.0), SMALL, "end")
+        svg.text(x0 - 1.0, wait_y + WAIT_LANE, "0", SMALL, "end")
+        svg.text(x0 - 1.0, wait_y + SMALL * 0.8, f"{scale} {labels.minutes}", SMALL, "end")
+        svg.line(x0, wait_y, x1, wait_y, GRID, 0.15)
+
+    # Lane titles and frame.
+    for title, lane_top in (
+        (labels.emails, email_y),
+        (labels.calls, call_y),
+        (labels.queue_waits, wait_y),
+        (labels.agent_pauses, pause_y),
+    ):
+        svg.text(x0, lane_top - 0.8, title, SMALL)
+    svg.line(x0, bottom, x1, bottom, INK, 0.25)
+    svg.line(x0, wait_y + WAIT_LANE, x1, wait_y + WAIT_LANE, INK, 0.15)
+    height = bottom + (10.5 if labels.axis_title else 8.0)
+    if labels.axis_title:
+        svg.text((x0 + x1) / 2, height - 1.0, labels.axis_title, SMALL, "middle")
+
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_n(width_mm)}mm" '
+        f'height="{_n(height)}mm" viewBox="0 0 {_n(width_mm)} {_n(height)}" '
+        'font-family="sans-serif">' + "".join(body.parts) + "".join(svg.parts) + "</svg>"
+    )
+
+
+def _legend_symbol(svg: _Svg, key: str, cx: float, cy: float) -> None:
+    if key == "email-in":
+        svg.rect(cx - 1.1, cy - 1.1, 2.2, 2.2, "legend", fill=EMAIL)
+    elif key == "email-out":
+        svg.rect(cx - 1.0, cy - 1.0, 2.0, 2.0, "legend", fill="#ffffff", stroke=EMAIL,
+                 stroke_width="0.35")  # fmt: skip
+    elif key == "call-in":
+        svg.circle(cx, cy, 1.15, "legend", fill=CALL)
+    elif key == "call-out":
+        svg.circle(cx, cy, 1.0, "legend", fill="#ffffff", stroke=CALL, stroke_width="0.35")
+    elif key == "wait":
+        svg.rect(cx - 0.45, cy - 1.3, 0.9, 2.6, "legend", fill=WAIT)
+    elif key == "incident":
+        svg.rect(cx - 1.5, cy - 1.3, 3.0, 2.6, "legend", fill=INCIDENT)
+    else:
+        svg.rect(cx - 1.5, cy - 0.9, 3.0, 1.8, "legend", fill=PAUSE)
