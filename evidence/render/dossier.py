@@ -25,6 +25,7 @@ from evidence import __version__
 from evidence.calls import AgentPause, Call
 from evidence.cases import load_case
 from evidence.errors import InvalidInput
+from evidence.hours import opening_hours
 from evidence.render.labels import LABELS
 from evidence.render.mailbody import Body, extract_body
 from evidence.store.blobs import read_blob
@@ -249,7 +250,53 @@ class DossierBuilder:
         t = self.t
         channels = [c for c in incident.channels.split(",") if c] or ["all"]
         recorded_later = incident.recorded_at - incident.logged_at > dt.timedelta(minutes=10)
+        # issue 6: the incident's history, plan and attached files
+        versions = item.versions or [incident]
+        first = versions[0]
+        history = []
+        for version in versions:
+            kind = version.version_kind or ("corrected" if version.corrects_id else "logged")
+            history.append(
+                {
+                    "id": version.id,
+                    "kind": t[f"version_{kind}"],
+                    "recorded_at": self.local(version.recorded_at),
+                    "by": version.corrected_by if version.corrects_id else version.logged_by,
+                    "reason": version.correction_reason,
+                    "period": f"{self.local(version.start)} – "
+                    + (self.local(version.end) if version.end else t["ongoing"]),
+                    "title": version.title,
+                }
+            )
+        attachments = []
+        for version in versions:
+            for a in version.attachments:
+                data = read_blob(self.session, a.sha256)
+                name = self._embed(
+                    f"{number}-incident-{_safe_name(a.filename)}",
+                    data,
+                    a.content_type,
+                    f"{number}: {a.filename}",
+                    number,
+                )
+                attachments.append(
+                    {
+                        "filename": a.filename,
+                        "content_type": a.content_type,
+                        "size": f"{a.size:,}".replace(",", "\u00a0"),
+                        "sha256": a.sha256,
+                        "embedded_name": name,
+                    }
+                )
+        entered_late = first.recorded_at > (first.end or first.start) + dt.timedelta(hours=1)
         return {
+            "number": incident.number,
+            "planned": incident.plan_id is not None,
+            "rrule": incident.plan.rrule if incident.plan is not None else None,
+            "corrected": any(h["kind"] == t["version_corrected"] for h in history),
+            "history": history if len(history) > 1 else [],
+            "attachments": attachments,
+            "entered_late": entered_late and incident.plan_id is None,
             "title": incident.title,
             "start": self.local(incident.start),
             "end": self.local(incident.end) if incident.end else t["ongoing"],
@@ -289,9 +336,42 @@ class DossierBuilder:
                 view["when"] = f"{view['start']} – {view['end']}"
             else:
                 view["when"] = self.local(item.at)
-            view["incidents"] = [{"id": inc.id, "title": inc.title} for inc in item.incidents]
+            view["incidents"] = [{"id": inc.number, "title": inc.title} for inc in item.incidents]
+            view["service"] = self.service_view(item)
             result.append(Exhibit(number, item, view))
         return result
+
+    def service_view(self, item: Item) -> dict[str, str] | None:
+        """issue 6: a contact's service state in words: incident, outside hours, normal."""
+        state = item.service_state
+        if state is None:
+            return None
+        t = self.t
+        details = [f"#{inc.number} {inc.title}" for inc in item.incidents]
+        verdict = item.hours
+        if verdict is not None:
+            day = (
+                f"{t['weekday_' + str(verdict.local.weekday())]} "
+                f"{verdict.local.day}.{verdict.local.month}.{verdict.local.year}"
+            )
+            if verdict.basis == "holiday":
+                hours = t["hours_holiday"].format(name=verdict.holiday)
+            else:
+                hours = (
+                    ", ".join(
+                        f"{a // 60:02d}.{a % 60:02d}–{b // 60:02d}.{b % 60:02d}"
+                        for a, b in verdict.hours
+                    )
+                    or t["hours_closed"]
+                )
+                if verdict.basis == "exception":
+                    hours = f"{t['hours_exception']}: {hours}"
+            details.append(f"{t['channel_' + verdict.channel]}: {day} {hours}")
+        return {
+            "state": state,
+            "label": t[f"state_{state}"],
+            "detail": "; ".join(details),
+        }
 
 
 def export_dossier(
@@ -318,7 +398,9 @@ def export_dossier(
                 )
             customer_ref = case.customer.ref
         assert customer_ref is not None
-        timeline = build_timeline(session, customer_ref, zone, date_from, date_to)
+        timeline = build_timeline(
+            session, customer_ref, zone, date_from, date_to, hours=opening_hours(config)
+        )
         builder = DossierBuilder(session, zone, language or config.language, config.company_name)
         exhibits = builder.exhibits(timeline)
         head = chain_head(session)
@@ -420,6 +502,7 @@ def _render_html(
         generated=format_local(generated, zone),
         version=__version__,
         counts=counts,
+        service_counts=timeline.service_counts(),
         head_seq=head_seq,
         head_hash=head_hash,
         zone=zone.key,
