@@ -576,7 +576,7 @@ def incident_list(only_open: bool, as_json: bool) -> None:
 
         evidence incident list --open --json
     """
-    from evidence.incidents import incident_chains
+    from evidence.incidents import incident_chains, is_going_on
     from evidence.timeline import Item, item_json
     from evidence.timeutil import utcnow
 
@@ -585,11 +585,7 @@ def incident_list(only_open: bool, as_json: bool) -> None:
     with _store() as store, store.session() as session:
         chains = incident_chains(session)
         if only_open:
-            chains = [
-                c
-                for c in chains
-                if c.current.start <= now and (c.current.end is None or c.current.end > now)
-            ]
+            chains = [c for c in chains if is_going_on(c.current, now)]
         items = [
             Item(
                 "incident", c.current.start, f"incident:{c.number}", c.current, versions=c.versions
@@ -603,7 +599,7 @@ def incident_list(only_open: bool, as_json: bool) -> None:
     for c in chains:
         i = c.current
         marks = ("  (planned)" if i.plan_id else "") + (
-            "  (corrected)" if any(v.version_kind == "corrected" for v in c.versions) else ""
+            "  (corrected)" if any(v.change == "corrected" for v in c.versions) else ""
         )
         click.echo(
             f"#{c.number}\t{format_local(i.start, config.zone)} - "
@@ -645,11 +641,9 @@ def incident_show(number: int, as_json: bool) -> None:
         click.echo(f"  logged by {i.logged_by} at {format_local(i.logged_at, zone)}")
         click.echo("  versions:")
         for v in chain.versions:
-            kind = v.version_kind or ("corrected" if v.corrects_id else "logged")
-            who = v.corrected_by if v.corrects_id else v.logged_by
             click.echo(
-                f"    {v.id} {kind}, recorded {format_local(v.recorded_at, zone)}"
-                + (f" by {who}" if who else "")
+                f"    {v.id} {v.change}, recorded {format_local(v.recorded_at, zone)}"
+                + (f" by {v.changed_by}" if v.changed_by else "")
                 + f": {format_local(v.start, zone)} - {format_local(v.end, zone)}"
                 + (f"; reason: {v.correction_reason}" if v.correction_reason else "")
             )

@@ -303,12 +303,15 @@ def incidents_overlapping(
     return [chain.current for chain in chains_overlapping(session, start, end)]
 
 
+def is_going_on(incident: Incident, at: dt.datetime) -> bool:
+    """Started at or before ``at`` and not ended by then (start inclusive, end exclusive)."""
+    return incident.start <= at and (incident.end is None or at < incident.end)
+
+
 def open_incidents(session: Session, now: dt.datetime | None = None) -> list[Incident]:
-    """Incidents going on now: started, and not ended (planned ones included)."""
+    """Incidents going on now (planned ones included)."""
     at = now or utcnow()
-    return [
-        i for i in current_incidents(session) if i.start <= at and (i.end is None or i.end > at)
-    ]
+    return [i for i in current_incidents(session) if is_going_on(i, at)]
 
 
 def get_chain(session: Session, number: int) -> IncidentChain:

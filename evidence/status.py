@@ -32,7 +32,7 @@ def store_status(store: Store, *, now: dt.datetime | None = None) -> dict[str, A
                     "title": i.title,
                     "start": iso_utc(i.start),
                     "end": iso_utc(i.end),
-                    "channels": [c for c in i.channels.split(",") if c] or ["all"],
+                    "channels": i.channel_names,
                     "planned": i.plan_id is not None,
                 }
                 for i in open_incidents(session, at)

@@ -236,6 +236,8 @@ def run_sync(
             session.add(run)
             session.flush()
         outcome = SyncOutcome(run.id)
+        if not sources:
+            log("no sources configured: add [[sync.mail]], [[sync.calls]] ... to evidence.toml")
         for source in sources:
             work = functools.partial(run_source, store, source)
             result = _run_one(store, run.id, source.kind, source.label, work)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 from evidence.calls import AgentPause, Call, agent_pauses, calls_for_numbers
 from evidence.customers import identifiers, load_customer
 from evidence.hours import HoursVerdict, OpeningHours
-from evidence.incidents import chains_overlapping
+from evidence.incidents import chains_overlapping, is_going_on
 from evidence.store.models import (
     Customer,
     Direction,
@@ -184,11 +184,7 @@ def build_timeline(
             continue
         item.hours = hours.check(channel, item.at) if hours is not None else None
         item.incidents = [
-            inc
-            for inc in incidents
-            if inc.applies_to(channel)
-            and inc.start <= item.at
-            and (inc.end is None or item.at < inc.end)
+            inc for inc in incidents if inc.applies_to(channel) and is_going_on(inc, item.at)
         ]
     items.sort(key=Item.sort_key)
     return Timeline(customer=customer, start=start, end=end, items=items)
@@ -256,7 +252,7 @@ def item_json(item: Item) -> dict[str, Any]:
             start=iso_utc(record.start),
             end=iso_utc(record.end),
             title=record.title,
-            channels=[c for c in record.channels.split(",") if c] or ["all"],
+            channels=record.channel_names,
             note=record.note,
             logged_by=record.logged_by,
             logged_at=iso_utc(record.logged_at),
@@ -267,7 +263,7 @@ def item_json(item: Item) -> dict[str, Any]:
             planned=record.plan_id is not None,
             plan_id=record.plan_id,
             rrule=record.plan.rrule if record.plan is not None else None,
-            corrected=any(v.version_kind == "corrected" for v in versions),
+            corrected=any(v.change == "corrected" for v in versions),
             versions=[incident_version_json(v) for v in versions],
             attachments=[
                 {
@@ -300,14 +296,14 @@ def incident_version_json(version: Incident) -> dict[str, Any]:
     """One version of an incident: what it said and how it came to be."""
     return {
         "record_id": version.id,
-        "kind": version.version_kind or ("corrected" if version.corrects_id else "logged"),
+        "kind": version.change,
         "start": iso_utc(version.start),
         "end": iso_utc(version.end),
         "title": version.title,
-        "channels": [c for c in version.channels.split(",") if c] or ["all"],
+        "channels": version.channel_names,
         "note": version.note,
         "recorded_at": iso_utc(version.recorded_at),
-        "by": version.corrected_by if version.corrects_id else version.logged_by,
+        "by": version.changed_by,
         "reason": version.correction_reason,
         "corrects": version.corrects_id,
     }

@@ -248,20 +248,19 @@ class DossierBuilder:
 
     def incident_view(self, number: str, item: Item, incident: Incident) -> dict[str, Any]:
         t = self.t
-        channels = [c for c in incident.channels.split(",") if c] or ["all"]
+        channels = incident.channel_names
         recorded_later = incident.recorded_at - incident.logged_at > dt.timedelta(minutes=10)
         # issue 6: the incident's history, plan and attached files
         versions = item.versions or [incident]
         first = versions[0]
         history = []
         for version in versions:
-            kind = version.version_kind or ("corrected" if version.corrects_id else "logged")
             history.append(
                 {
                     "id": version.id,
-                    "kind": t[f"version_{kind}"],
+                    "kind": t[f"version_{version.change}"],
                     "recorded_at": self.local(version.recorded_at),
-                    "by": version.corrected_by if version.corrects_id else version.logged_by,
+                    "by": version.changed_by,
                     "reason": version.correction_reason,
                     "period": f"{self.local(version.start)} – "
                     + (self.local(version.end) if version.end else t["ongoing"]),
@@ -293,7 +292,7 @@ class DossierBuilder:
             "number": incident.number,
             "planned": incident.plan_id is not None,
             "rrule": incident.plan.rrule if incident.plan is not None else None,
-            "corrected": any(h["kind"] == t["version_corrected"] for h in history),
+            "corrected": any(v.change == "corrected" for v in versions),
             "history": history if len(history) > 1 else [],
             "attachments": attachments,
             "entered_late": entered_late and incident.plan_id is None,

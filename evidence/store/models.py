@@ -334,6 +334,20 @@ class Incident(Base):
         """The incident's number: its first version's id, the same for every version."""
         return self.original_id or self.id
 
+    @property
+    def change(self) -> str:
+        """How this version came to be: logged, ended or corrected."""
+        return self.version_kind or ("corrected" if self.corrects_id else "logged")
+
+    @property
+    def changed_by(self) -> str | None:
+        """Who made this version: the logger for the first, else who ended or corrected it."""
+        return self.corrected_by if self.corrects_id else self.logged_by
+
+    @property
+    def channel_names(self) -> list[str]:
+        return [c for c in self.channels.split(",") if c] or ["all"]
+
     def applies_to(self, channel: str) -> bool:
         chans = {c for c in self.channels.split(",") if c}
         return not chans or "all" in chans or channel in chans
