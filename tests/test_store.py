@@ -9,7 +9,7 @@ import json
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DatabaseError
 
 from evidence.config import load_config
@@ -180,19 +180,26 @@ def test_sqlite_file_is_private(env: Env) -> None:
     assert home.stat().st_mode & 0o077 == 0
 
 
-def test_migrations_downgrade_and_upgrade_again(env: Env) -> None:
+def _downgrade(engine: Engine, url: str, target: str) -> None:
     from alembic import command
+
+    from evidence.store.db import alembic_config
+
+    with engine.begin() as conn:
+        cfg = alembic_config(url)
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, target)
+
+
+def test_migrations_downgrade_and_upgrade_again(env: Env) -> None:
     from sqlalchemy import inspect
 
-    from evidence.store.db import alembic_config, make_engine
+    from evidence.store.db import make_engine
 
     config = load_config()
     engine = make_engine(config.database_url)
     try:
-        with engine.begin() as conn:
-            cfg = alembic_config(config.database_url)
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "base")
+        _downgrade(engine, config.database_url, "base")
         assert "emails" not in inspect(engine).get_table_names()
     finally:
         engine.dispose()
@@ -322,17 +329,12 @@ def test_columns_added_later_must_stay_empty(env: Env, store: Store) -> None:
 
 def test_downgrade_to_0001_keeps_the_incident_guards(env: Env) -> None:
     """On SQLite the downgrade rebuilds `incidents`: its triggers must come back."""
-    from alembic import command
-
-    from evidence.store.db import alembic_config, make_engine
+    from evidence.store.db import make_engine
 
     config = load_config()
     engine = make_engine(config.database_url)
     try:
-        with engine.begin() as conn:
-            cfg = alembic_config(config.database_url)
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0001")
+        _downgrade(engine, config.database_url, "0001")
         with pytest.raises(DatabaseError, match="append-only"):
             with engine.begin() as conn:
                 conn.execute(
