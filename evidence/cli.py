@@ -1,6 +1,7 @@
 """The ``evidence`` command: parses arguments and calls the library. Nothing else lives here.
 
-Exit codes: 0 done; 1 error; 2 usage; 3 done, but some input was quarantined.
+Exit codes: 0 done; 1 error; 2 usage; 3 done, but some input was quarantined;
+4 `evidence sync` is already running (this run did nothing).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -22,6 +23,11 @@ from evidence.errors import EvidenceError
 from evidence.ingest import ImportReport
 from evidence.store.db import Store, open_store, upgrade
 from evidence.timeutil import format_local, iso_utc, parse_user_date, parse_user_time
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+    from evidence.store.models import Incident
 
 EXIT_QUARANTINED = 3
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -102,6 +108,20 @@ def _progress(label: str, total: int | None = None) -> Iterator[Callable[[int], 
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+attach_option = click.option(
+    "--attach",
+    "attachments",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A supporting file, stored byte-exact with its SHA-256; repeatable.",
+)
+channel_option = click.option(
+    "--channel",
+    "channels",
+    multiple=True,
+    type=click.Choice(["phone", "email", "all"]),
+    help="Channel affected; repeatable (default: all).",
+)
 
 
 @click.group(context_settings=CONTEXT)
@@ -326,6 +346,7 @@ def incident() -> None:
 @click.option("--note", help="Longer explanation.")
 @click.option("--logged-by", required=True, help="Who logged it.")
 @click.option("--logged-at", help="When it was logged, if not now (the store also keeps now).")
+@attach_option
 @handle_errors
 def incident_add(
     start: str,
@@ -335,18 +356,21 @@ def incident_add(
     note: str | None,
     logged_by: str,
     logged_at: str | None,
+    attachments: tuple[Path, ...],
 ) -> None:
     """Record an incident that happened (or is happening).
 
     The store keeps both the time you give with --logged-at and the time it
     was actually entered, so a past incident entered today says so.
+    --attach stores a supporting file (e.g. the evacuation order) byte-exact.
 
     Example:
 
         evidence incident add --start "2026-09-28 10:02" --end "2026-09-28 14:11" \\
             --title "Toimitalo tyhjennetty uhkatilanteen vuoksi" \\
             --channel phone --channel email \\
-            --logged-by "Kaisa Lehtonen (esihenkilö)" --logged-at "2026-09-28 14:25"
+            --logged-by "Kaisa Lehtonen (esihenkilö)" --logged-at "2026-09-28 14:25" \\
+            --attach poliisin-maarays.pdf
     """
     from evidence.incidents import add_incident
 
@@ -362,37 +386,288 @@ def incident_add(
             note=note,
             logged_by=logged_by,
             logged_at=parse_user_time(logged_at, zone) if logged_at else None,
+            attachments=attachments,
         )
     click.echo(
-        f"incident #{created.id}: {created.title}, {format_local(created.start, zone)}"
+        f"incident #{created.number}: {created.title}, {format_local(created.start, zone)}"
         f" - {format_local(created.end, zone)}"
+    )
+    _say_recorded(created, zone)
+
+
+@incident.command("start", context_settings=CONTEXT)
+@click.option("--title", required=True, help="What is happening.")
+@channel_option
+@click.option("--note", help="Longer explanation.")
+@click.option("--logged-by", required=True, help="Who logs it.")
+@attach_option
+@handle_errors
+def incident_start(
+    title: str,
+    channels: tuple[str, ...],
+    note: str | None,
+    logged_by: str,
+    attachments: tuple[Path, ...],
+) -> None:
+    """Open an incident now; close it with `evidence incident end`.
+
+    Example:
+
+        evidence incident start --title "Puhelinjärjestelmä ei vastaa" --channel phone \\
+            --logged-by "Kaisa Lehtonen (esihenkilö)"
+    """
+    from evidence.incidents import start_incident
+
+    zone = _config().zone
+    with _store() as store:
+        created = start_incident(
+            store,
+            title=title,
+            channels=list(channels),
+            note=note,
+            logged_by=logged_by,
+            attachments=attachments,
+        )
+    click.echo(
+        f"incident #{created.number} started {format_local(created.start, zone)}: {created.title}"
+    )
+
+
+@incident.command("end", context_settings=CONTEXT)
+@click.argument("number", type=int)
+@click.option("--at", "at", help="When it ended, if not now (local time or ISO with offset).")
+@click.option("--by", help="Who ends it.")
+@attach_option
+@handle_errors
+def incident_end(
+    number: int, at: str | None, by: str | None, attachments: tuple[Path, ...]
+) -> None:
+    """Close an open incident (now, or --at an earlier time).
+
+    The end is a new version of the incident; the store keeps when it was
+    entered, so an end typed later says so.
+
+    Example:
+
+        evidence incident end 7 --at "2026-09-28 14:11" --by "Kaisa Lehtonen"
+    """
+    from evidence.incidents import end_incident
+
+    zone = _config().zone
+    with _store() as store:
+        ended = end_incident(
+            store,
+            number,
+            at=parse_user_time(at, zone) if at else None,
+            by=by,
+            attachments=attachments,
+        )
+    click.echo(f"incident #{ended.number} ended {format_local(ended.end, zone)}: {ended.title}")
+    _say_recorded(ended, zone, ended.end)
+
+
+@incident.command("correct", context_settings=CONTEXT)
+@click.argument("number", type=int)
+@click.option("--reason", required=True, help="Why it is corrected (shown in the dossier).")
+@click.option("--by", required=True, help="Who corrects it.")
+@click.option("--start", help="The right start (local time or ISO with offset).")
+@click.option("--end", help="The right end (local time or ISO with offset).")
+@click.option("--title", help="The right title.")
+@channel_option
+@click.option("--note", help="The right note.")
+@attach_option
+@handle_errors
+def incident_correct(
+    number: int,
+    reason: str,
+    by: str,
+    start: str | None,
+    end: str | None,
+    title: str | None,
+    channels: tuple[str, ...],
+    note: str | None,
+    attachments: tuple[Path, ...],
+) -> None:
+    """Correct an incident: a new version pointing to the old one, which stays.
+
+    The dossier shows the current version, that it was corrected, when, by
+    whom and why, and what the earlier versions said.
+
+    Example:
+
+        evidence incident correct 7 --end "2026-09-28 14:31" \\
+            --reason "Henkilöstö palasi vasta 14.31" --by "Kaisa Lehtonen"
+    """
+    from evidence.incidents import correct_incident
+
+    zone = _config().zone
+    with _store() as store:
+        corrected = correct_incident(
+            store,
+            number,
+            reason=reason,
+            by=by,
+            start=parse_user_time(start, zone) if start else None,
+            end=parse_user_time(end, zone) if end else None,
+            title=title,
+            channels=list(channels) or None,
+            note=note,
+            attachments=attachments,
+        )
+    click.echo(
+        f"incident #{corrected.number} corrected (version {corrected.id} replaces "
+        f"{corrected.corrects_id}): {format_local(corrected.start, zone)} - "
+        f"{format_local(corrected.end, zone)}"
+    )
+
+
+@incident.command("plan", context_settings=CONTEXT)
+@click.option("--title", required=True, help="What is planned (maintenance, training...).")
+@click.option("--start", required=True, help="First occurrence's start, local time.")
+@click.option("--end", required=True, help="First occurrence's end, local time.")
+@click.option("--rrule", "rrule_text", help='RFC 5545 recurrence, e.g. "FREQ=WEEKLY;BYDAY=FR".')
+@channel_option
+@click.option("--note", help="Longer explanation.")
+@click.option("--logged-by", required=True, help="Who plans it.")
+@handle_errors
+def incident_plan(
+    title: str,
+    start: str,
+    end: str,
+    rrule_text: str | None,
+    channels: tuple[str, ...],
+    note: str | None,
+    logged_by: str,
+) -> None:
+    """Record a planned break, once or recurring.
+
+    Recurrence works on local wall-clock time in EVIDENCE_TIMEZONE: a weekly
+    15:00-16:00 stays 15:00-16:00 local across daylight-saving changes.
+    Occurrences are stored as incidents up to [sync] horizon_days ahead
+    (default 60); `evidence sync` keeps extending them.
+
+    Example:
+
+        evidence incident plan --title "Viikkopalaveri" --start "2026-10-02 15:00" \\
+            --end "2026-10-02 16:00" --rrule "FREQ=WEEKLY;BYDAY=FR" --channel phone \\
+            --logged-by "Kaisa Lehtonen"
+    """
+    from evidence.plans import plan_incident
+    from evidence.sync import horizon_days
+
+    config = _config()
+    zone = config.zone
+    with _store() as store:
+        plan, created = plan_incident(
+            store,
+            title=title,
+            start=parse_user_time(start, zone),
+            end=parse_user_time(end, zone),
+            rrule_text=rrule_text,
+            channels=list(channels),
+            note=note,
+            logged_by=logged_by,
+            horizon_days=horizon_days(config),
+        )
+    click.echo(
+        f"plan #{plan.id}: {plan.title}, {created} occurrence(s) stored up to "
+        f"{horizon_days(config)} days ahead"
     )
 
 
 @incident.command("list", context_settings=CONTEXT)
+@click.option("--open", "only_open", is_flag=True, help="Only incidents going on now.")
 @json_option
 @handle_errors
-def incident_list(as_json: bool) -> None:
-    """List incidents (current versions).
+def incident_list(only_open: bool, as_json: bool) -> None:
+    """List incidents (current versions), planned occurrences included.
 
     Example:
 
-        evidence incident list --json
+        evidence incident list --open --json
     """
-    from evidence.incidents import current_incidents
+    from evidence.incidents import incident_chains, is_going_on
     from evidence.timeline import Item, item_json
+    from evidence.timeutil import utcnow
 
     config = _config()
+    now = utcnow()
     with _store() as store, store.session() as session:
-        rows = current_incidents(session)
-        payload = [item_json(Item("incident", i.start, f"incident:{i.id}", i)) for i in rows]
+        chains = incident_chains(session)
+        if only_open:
+            chains = [c for c in chains if is_going_on(c.current, now)]
+        items = [
+            Item(
+                "incident", c.current.start, f"incident:{c.number}", c.current, versions=c.versions
+            )
+            for c in chains
+        ]
+        payload = [item_json(item) for item in items]
     if as_json:
         click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
-    for i in rows:
+    for c in chains:
+        i = c.current
+        marks = ("  (planned)" if i.plan_id else "") + (
+            "  (corrected)" if any(v.change == "corrected" for v in c.versions) else ""
+        )
         click.echo(
-            f"#{i.id}\t{format_local(i.start, config.zone)} - {format_local(i.end, config.zone)}"
-            f"\t{i.title}"
+            f"#{c.number}\t{format_local(i.start, config.zone)} - "
+            f"{format_local(i.end, config.zone)}\t{i.title}{marks}"
+        )
+
+
+@incident.command("show", context_settings=CONTEXT)
+@click.argument("number", type=int)
+@json_option
+@handle_errors
+def incident_show(number: int, as_json: bool) -> None:
+    """Show an incident with every version and its attached files.
+
+    Example:
+
+        evidence incident show 7
+    """
+    from evidence.incidents import get_chain
+    from evidence.timeline import Item, item_json
+
+    zone = _config().zone
+    with _store() as store, store.session() as session:
+        chain = get_chain(session, number)
+        i = chain.current
+        data = item_json(
+            Item("incident", i.start, f"incident:{chain.number}", i, versions=chain.versions)
+        )
+        if as_json:
+            click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+            return
+        click.echo(f"incident #{chain.number}: {i.title}")
+        click.echo(f"  period: {format_local(i.start, zone)} - {format_local(i.end, zone)}")
+        click.echo(f"  channels: {', '.join(data['channels'])}")
+        if i.plan is not None:
+            click.echo(f"  planned: plan #{i.plan.id} ({i.plan.rrule or 'once'})")
+        if i.note:
+            click.echo(f"  note: {i.note}")
+        click.echo(f"  logged by {i.logged_by} at {format_local(i.logged_at, zone)}")
+        click.echo("  versions:")
+        for v in chain.versions:
+            click.echo(
+                f"    {v.id} {v.change}, recorded {format_local(v.recorded_at, zone)}"
+                + (f" by {v.changed_by}" if v.changed_by else "")
+                + f": {format_local(v.start, zone)} - {format_local(v.end, zone)}"
+                + (f"; reason: {v.correction_reason}" if v.correction_reason else "")
+            )
+        for a in chain.attachments:
+            click.echo(f"  attached: {a.filename} ({a.size} bytes) SHA-256 {a.sha256}")
+
+
+def _say_recorded(incident: Incident, zone: ZoneInfo, claimed: dt.datetime | None = None) -> None:
+    """Say so when what was typed is earlier than now: nothing is back-dated silently."""
+    claimed = claimed or incident.logged_at
+    if incident.recorded_at - claimed > dt.timedelta(minutes=10):
+        click.echo(
+            f"note: entered {format_local(incident.recorded_at, zone)}; "
+            "the dossier shows that it was recorded afterwards"
         )
 
 
@@ -634,16 +909,24 @@ def case_claim(reference: str, text: str, items: tuple[str, ...], corrects: int 
 def timeline(ref: str, date_from: str | None, date_to: str | None, as_json: bool) -> None:
     """A customer's emails, calls, incidents and agents' pauses in time order.
 
+    Every incident and planned occurrence overlapping the period is shown, and
+    each contact is flagged: inside an incident, outside the opening hours set
+    in evidence.toml, or normal service (`service_state` in --json).
+
     Example:
 
         evidence timeline 100234 --from 2026-09-28 --to 2026-09-30 --json
     """
+    from evidence.hours import opening_hours
     from evidence.render.text import timeline_lines
     from evidence.timeline import build_timeline, timeline_json
 
     config = _config()
+    hours = opening_hours(config)
     with _store() as store, store.session() as session:
-        built = build_timeline(session, ref, config.zone, _date(date_from), _date(date_to))
+        built = build_timeline(
+            session, ref, config.zone, _date(date_from), _date(date_to), hours=hours
+        )
         if as_json:
             click.echo(json.dumps(timeline_json(built), ensure_ascii=False, indent=2))
             return
@@ -798,6 +1081,114 @@ def exports_list(as_json: bool) -> None:
             f"{r.case_ref or r.customer_ref or '-'}\t{r.format}\t{r.size} bytes\t{r.sha256}"
             f"\t{r.output}"
         )
+
+
+# --- scheduled logging -----------------------------------------------------------
+
+
+@main.command(context_settings=CONTEXT)
+@json_option
+@handle_errors
+def sync(as_json: bool) -> None:
+    """Import from every source in evidence.toml [sync], then extend planned incidents.
+
+    For cron or a systemd timer. Prints one line per source with its counts
+    (quarantined items on stderr). A second run while one is going exits at
+    once with code 4. A run killed half-way leaves only whole records; the
+    next run adds exactly what is missing.
+
+    Exit codes: 0 done; 1 a source failed (the others still ran) or the
+    configuration is wrong; 3 done, some input quarantined; 4 already running.
+
+    Example:
+
+        */15 * * * *  EVIDENCE_HOME=/srv/evidence evidence sync >> /srv/evidence/sync.log 2>&1
+    """
+    from evidence.sync import run_sync
+    from evidence.timeutil import iso_utc, utcnow
+
+    def log(line: str) -> None:
+        if not as_json:
+            click.echo(f"{iso_utc(utcnow())} {line}")
+
+    with _store() as store:
+        outcome = run_sync(store, log=log)
+    for result in outcome.results:
+        for message in result.report.messages if result.report else []:
+            click.echo(f"  {message}", err=True)
+    if as_json:
+        click.echo(json.dumps(outcome.as_dict(), ensure_ascii=False, indent=2))
+    if outcome.exit_code:
+        sys.exit(outcome.exit_code)
+
+
+@main.command(context_settings=CONTEXT)
+@json_option
+@handle_errors
+def status(as_json: bool) -> None:
+    """When each source last synced and what it brought, open incidents,
+    quarantined items, and whether the hash chain verifies.
+
+    Exits 5 when the hash chain does not verify (each problem is listed).
+
+    Example:
+
+        evidence status --json
+    """
+    from evidence.errors import IntegrityFailure
+    from evidence.status import store_status
+
+    zone = _config().zone
+
+    def local(value: str | None) -> str:
+        return format_local(dt.datetime.fromisoformat(value), zone) if value else "never"
+
+    with _store() as store:
+        data = store_status(store)
+    chain = data["chain"]
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        click.echo(f"store: {data['database']}")
+        last = data["last_sync"]
+        if last is None:
+            click.echo("last sync: never")
+        else:
+            click.echo(
+                f"last sync: #{last['id']} started {local(last['started_at'])}, {last['state']}"
+                + (f", exit {last['exit_code']}" if last["exit_code"] is not None else "")
+            )
+        for src in data["sources"]:
+            head = f"  {src['kind']} {src['source']}".rstrip()
+            if src["last_synced_at"]:
+                head += (
+                    f": synced {local(src['last_synced_at'])}: imported {src['imported']}, "
+                    f"duplicates {src['duplicates']}, quarantined {src['quarantined']}"
+                )
+            else:
+                head += ": never synced"
+            if src["last_error"]:
+                head += (
+                    f"; last attempt {local(src['last_attempt_at'])} FAILED: {src['last_error']}"
+                )
+            elif src["interrupted"]:
+                head += f"; last attempt {local(src['last_attempt_at'])} was interrupted"
+            click.echo(head)
+        click.echo(f"open incidents: {len(data['open_incidents'])}")
+        for inc in data["open_incidents"]:
+            click.echo(
+                f"  #{inc['number']} since {local(inc['start'])}: {inc['title']}"
+                + (" (planned)" if inc["planned"] else "")
+            )
+        quarantine = data["quarantine"]
+        kinds = ", ".join(f"{k} {n}" for k, n in quarantine["by_kind"].items())
+        click.echo(f"quarantined items: {quarantine['total']}" + (f" ({kinds})" if kinds else ""))
+        verdict = "verifies" if chain["ok"] else "DOES NOT VERIFY"
+        click.echo(f"hash chain: {verdict}, {chain['entries']} entries, head {chain['head']}")
+        for problem in chain["problems"]:
+            click.echo(f"  entry {problem['seq']} ({problem['record']}): {problem['problem']}")
+    if not chain["ok"]:
+        sys.exit(IntegrityFailure.exit_code)
 
 
 if __name__ == "__main__":  # pragma: no cover

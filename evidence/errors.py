@@ -35,3 +35,9 @@ class IntegrityFailure(EvidenceError):
     """Stored bytes no longer match their recorded hash."""
 
     exit_code = 5
+
+
+class SyncAlreadyRunning(EvidenceError):
+    """Another ``evidence sync`` holds the lock; this run did nothing."""
+
+    exit_code = 4

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from evidence.calls import AgentPause, Call, agent_pauses, calls_for_numbers
 from evidence.customers import identifiers, load_customer
-from evidence.incidents import incidents_overlapping
+from evidence.hours import HoursVerdict, OpeningHours
+from evidence.incidents import chains_overlapping, is_going_on
 from evidence.store.models import (
     Customer,
     Direction,
@@ -24,6 +25,14 @@ from evidence.store.models import (
 from evidence.timeutil import day_start, iso_utc
 
 KIND_ORDER = {"incident": 0, "agent_pause": 1, "email": 2, "call": 2}
+CONTACT_CHANNELS = {"email": "email", "call": "phone"}
+
+# A contact's service state: inside an incident that applies to its channel,
+# else outside the channel's opening hours, else normal service.
+SERVICE_INCIDENT = "incident"
+SERVICE_OUTSIDE_HOURS = "outside-hours"
+SERVICE_NORMAL = "normal"
+SERVICE_STATES = (SERVICE_INCIDENT, SERVICE_OUTSIDE_HOURS, SERVICE_NORMAL)
 
 
 @dataclass
@@ -33,6 +42,27 @@ class Item:
     id: str
     record: Email | Call | Incident | AgentPause
     incidents: list[Incident] = field(default_factory=list)  # contact inside these
+    versions: list[Incident] = field(default_factory=list)  # an incident's, oldest first
+    hours: HoursVerdict | None = None  # a contact's opening-hours verdict, if hours are set
+
+    @property
+    def service_state(self) -> str | None:
+        if self.kind not in CONTACT_CHANNELS:
+            return None
+        if self.incidents:
+            return SERVICE_INCIDENT
+        if self.hours is not None and not self.hours.open:
+            return SERVICE_OUTSIDE_HOURS
+        return SERVICE_NORMAL
+
+    def service_detail(self) -> str | None:
+        """The state in words (English), naming the incidents and the opening hours."""
+        if self.kind not in CONTACT_CHANNELS:
+            return None
+        parts = [f"inside incident #{inc.number}: {inc.title}" for inc in self.incidents]
+        if self.hours is not None:
+            parts.append(self.hours.describe())
+        return "; ".join(parts) or "normal service (no opening hours configured)"
 
     def sort_key(self) -> tuple[dt.datetime, int, str]:
         return (self.at, KIND_ORDER[self.kind], self.id)
@@ -47,6 +77,15 @@ class Timeline:
 
     def of_kind(self, kind: str) -> list[Item]:
         return [i for i in self.items if i.kind == kind]
+
+    def service_counts(self) -> dict[str, int]:
+        """How many contacts (emails and calls) were in each service state."""
+        counts = dict.fromkeys(SERVICE_STATES, 0)
+        for item in self.items:
+            state = item.service_state
+            if state is not None:
+                counts[state] += 1
+        return counts
 
     @property
     def span(self) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -96,7 +135,10 @@ def build_timeline(
     zone: ZoneInfo,
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
+    hours: OpeningHours | None = None,
 ) -> Timeline:
+    """The customer's items; ``hours`` (``evidence.hours.opening_hours``) flags contacts
+    outside opening hours."""
     customer = load_customer(session, customer_ref)
     start, end = period_bounds(date_from, date_to, zone)
 
@@ -120,23 +162,29 @@ def build_timeline(
         if contacts
         else None
     )
-    incidents = incidents_overlapping(session, lo, hi) if (lo and hi) else []
-    for incident in incidents:
-        items.append(Item("incident", incident.start, f"incident:{incident.id}", incident))
+    chains = chains_overlapping(session, lo, hi) if (lo and hi) else []
+    incidents = [chain.current for chain in chains]
+    for chain in chains:
+        items.append(
+            Item(
+                "incident",
+                chain.current.start,
+                f"incident:{chain.number}",
+                chain.current,
+                versions=chain.versions,
+            )
+        )
     if lo and hi:
         for pause in agent_pauses(session, lo, hi):
             items.append(Item("agent_pause", pause.start, f"agent_pause:{pause.event_id}", pause))
 
     for item in items:
-        channel = {"email": "email", "call": "phone"}.get(item.kind)
+        channel = CONTACT_CHANNELS.get(item.kind)
         if channel is None:
             continue
+        item.hours = hours.check(channel, item.at) if hours is not None else None
         item.incidents = [
-            inc
-            for inc in incidents
-            if inc.applies_to(channel)
-            and inc.start <= item.at
-            and (inc.end is None or item.at < inc.end)
+            inc for inc in incidents if inc.applies_to(channel) and is_going_on(inc, item.at)
         ]
     items.sort(key=Item.sort_key)
     return Timeline(customer=customer, start=start, end=end, items=items)
@@ -199,16 +247,35 @@ def item_json(item: Item) -> dict[str, Any]:
             ],
         )
     elif isinstance(record, Incident):
+        versions = item.versions or [record]
         base.update(
             start=iso_utc(record.start),
             end=iso_utc(record.end),
             title=record.title,
-            channels=[c for c in record.channels.split(",") if c] or ["all"],
+            channels=record.channel_names,
             note=record.note,
             logged_by=record.logged_by,
             logged_at=iso_utc(record.logged_at),
             recorded_at=iso_utc(record.recorded_at),
             corrects=record.corrects_id,
+            number=record.number,
+            record_id=record.id,
+            planned=record.plan_id is not None,
+            plan_id=record.plan_id,
+            rrule=record.plan.rrule if record.plan is not None else None,
+            corrected=any(v.change == "corrected" for v in versions),
+            versions=[incident_version_json(v) for v in versions],
+            attachments=[
+                {
+                    "filename": a.filename,
+                    "content_type": a.content_type,
+                    "size": a.size,
+                    "sha256": a.sha256,
+                    "record_id": v.id,
+                }
+                for v in versions
+                for a in v.attachments
+            ],
         )
     elif isinstance(record, AgentPause):
         base.update(
@@ -218,9 +285,28 @@ def item_json(item: Item) -> dict[str, Any]:
             reason=record.reason,
             queue=record.queue,
         )
-    if item.kind in ("email", "call"):
-        base["incidents"] = [f"incident:{inc.id}" for inc in item.incidents]
+    if item.kind in CONTACT_CHANNELS:
+        base["incidents"] = [f"incident:{inc.number}" for inc in item.incidents]
+        base["service_state"] = item.service_state
+        base["service_detail"] = item.service_detail()
     return base
+
+
+def incident_version_json(version: Incident) -> dict[str, Any]:
+    """One version of an incident: what it said and how it came to be."""
+    return {
+        "record_id": version.id,
+        "kind": version.change,
+        "start": iso_utc(version.start),
+        "end": iso_utc(version.end),
+        "title": version.title,
+        "channels": version.channel_names,
+        "note": version.note,
+        "recorded_at": iso_utc(version.recorded_at),
+        "by": version.changed_by,
+        "reason": version.correction_reason,
+        "corrects": version.corrects_id,
+    }
 
 
 def timeline_json(timeline: Timeline) -> list[dict[str, Any]]:

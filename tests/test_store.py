@@ -9,7 +9,7 @@ import json
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DatabaseError
 
 from evidence.config import load_config
@@ -180,19 +180,26 @@ def test_sqlite_file_is_private(env: Env) -> None:
     assert home.stat().st_mode & 0o077 == 0
 
 
-def test_migrations_downgrade_and_upgrade_again(env: Env) -> None:
+def _downgrade(engine: Engine, url: str, target: str) -> None:
     from alembic import command
+
+    from evidence.store.db import alembic_config
+
+    with engine.begin() as conn:
+        cfg = alembic_config(url)
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, target)
+
+
+def test_migrations_downgrade_and_upgrade_again(env: Env) -> None:
     from sqlalchemy import inspect
 
-    from evidence.store.db import alembic_config, make_engine
+    from evidence.store.db import make_engine
 
     config = load_config()
     engine = make_engine(config.database_url)
     try:
-        with engine.begin() as conn:
-            cfg = alembic_config(config.database_url)
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "base")
+        _downgrade(engine, config.database_url, "base")
         assert "emails" not in inspect(engine).get_table_names()
     finally:
         engine.dispose()
@@ -216,3 +223,128 @@ def test_bulk_payload_equals_orm_payload(store: Store) -> None:
         assert [e.seq for e in entries] == [1, 2, 3]
         assert entries[2].prev_hash == entries[1].entry_hash
         assert entries[2].entry_hash == ledger.entry_hash(entries[1].entry_hash, '{"a":2}')
+
+
+# --- verify_chain -------------------------------------------------------------------
+
+
+def _tamper(env: Env, store: Store, statement: str, **params: object) -> None:
+    """Change a row behind the application's back, as someone with database access could."""
+    with store.engine.begin() as conn:
+        if env.backend == "sqlite":
+            for name in conn.execute(
+                text("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+            ).scalars():
+                conn.execute(text(f"DROP TRIGGER {name}"))
+        else:
+            for table in APPEND_ONLY_TABLES:
+                conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
+        conn.execute(text(statement), params)
+
+
+def test_verify_chain_passes_on_an_intact_store(store: Store, tmp_path) -> None:
+    from evidence.incidents import correct_incident
+    from evidence.ingest.mail import import_mail
+    from tests.contacts import at_local, eml
+
+    _incident(store)
+    correct_incident(store, 1, title="Sähkökatko koko talossa", reason="tarkennus", by="k")
+    maildir = tmp_path / "mail"
+    maildir.mkdir()
+    eml(maildir, at_local("2026-09-28 10:00"))
+    import_mail(store, [maildir])
+    with store.session() as session:
+        report = ledger.verify_chain(session, batch=2)  # batches end mid-chain too
+        assert report.ok, report.problems
+        assert report.entries == 3
+        assert report.head == ledger.chain_head(session)
+
+
+@pytest.mark.parametrize(
+    ("statement", "seq", "problem"),
+    [
+        (
+            "UPDATE incidents SET title = 'Ei mitään' WHERE id = 2",
+            2,
+            "incidents/2 differs from what was chained: title",
+        ),
+        (
+            "UPDATE email_addresses SET address = 'x@example.org' WHERE role = 'from'",
+            3,
+            "differs from what was chained: address",
+        ),
+        ("DELETE FROM incidents WHERE id = 2", 2, "incidents/2 is no longer in the database"),
+        (
+            "UPDATE ledger SET payload = replace(payload, 'eka', 'EKA') WHERE seq = 1",
+            1,
+            "its hash does not match its payload",
+        ),
+        ("DELETE FROM ledger WHERE seq = 2", 3, "entries 2..2 are missing"),
+    ],
+)
+def test_verify_chain_locates_tampering(
+    env: Env, store: Store, tmp_path, statement: str, seq: int, problem: str
+) -> None:
+    from evidence.ingest.mail import import_mail
+    from tests.contacts import at_local, eml
+
+    _incident(store, "eka")
+    _incident(store, "toka")
+    maildir = tmp_path / "mail"
+    maildir.mkdir()
+    eml(maildir, at_local("2026-09-28 10:00"))
+    import_mail(store, [maildir])
+    _tamper(env, store, statement)
+    with store.session() as session:
+        report = ledger.verify_chain(session)
+    assert not report.ok
+    assert [(p.seq, problem in p.problem) for p in report.problems][:1] == [(seq, True)], (
+        report.problems
+    )
+
+
+def test_columns_added_later_must_stay_empty(env: Env, store: Store) -> None:
+    """A record chained before a column existed has no key for it; the column must be NULL."""
+    _incident(store)
+    with store.writing() as session:
+        entry = session.scalar(select(LedgerEntry).where(LedgerEntry.seq == 1))
+        assert entry is not None
+        payload = json.loads(entry.payload)
+        del payload["corrected_by"]  # as if chained before migration 0006
+    stripped = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    _tamper(
+        env,
+        store,
+        "UPDATE ledger SET payload = :p, entry_hash = :h WHERE seq = 1",
+        p=stripped,
+        h=ledger.entry_hash(ledger.GENESIS, stripped),
+    )
+    with store.session() as session:
+        assert ledger.verify_chain(session).ok
+    _tamper(env, store, "UPDATE incidents SET corrected_by = 'joku' WHERE id = 1")
+    with store.session() as session:
+        [found] = ledger.verify_chain(session).problems
+    assert found.problem == "incidents/1 differs from what was chained: corrected_by"
+
+
+def test_downgrade_to_0001_keeps_the_incident_guards(env: Env) -> None:
+    """On SQLite the downgrade rebuilds `incidents`: its triggers must come back."""
+    from evidence.store.db import make_engine
+
+    config = load_config()
+    engine = make_engine(config.database_url)
+    try:
+        _downgrade(engine, config.database_url, "0001")
+        with pytest.raises(DatabaseError, match="append-only"):
+            with engine.begin() as conn:
+                conn.execute(
+                    text(
+                        "INSERT INTO incidents (id, title, start, channels, logged_by, "
+                        "logged_at, recorded_at) VALUES (1, 't', :t, '', 'k', :t, :t)"
+                    ),
+                    {"t": dt.datetime(2026, 1, 1, tzinfo=UTC)},
+                )
+                conn.execute(text("UPDATE incidents SET title = 'x'"))
+    finally:
+        engine.dispose()
+    upgrade(config)

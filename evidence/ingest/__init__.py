@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from evidence.store import ledger
-from evidence.store.blobs import put_blob
+from evidence.store.blobs import put_blob, sha256_hex
 from evidence.store.models import ImportRun, QuarantineItem
 from evidence.timeutil import utcnow
 
@@ -57,8 +58,29 @@ def quarantine(
     reason: str,
     raw: bytes,
     run: ImportRun | None,
-) -> QuarantineItem:
-    """Keep input we could not import, with its bytes and the reason; the import goes on."""
+) -> QuarantineItem | None:
+    """Keep input we could not import, with its bytes and the reason; the import goes on.
+
+    The same bytes from the same place already in quarantine count as a duplicate
+    (returns None): importing a file again, or a scheduled ``evidence sync``,
+    does not quarantine it twice.
+    """
+    digest = sha256_hex(raw)
+    already = session.scalar(
+        select(QuarantineItem.id)
+        .where(
+            QuarantineItem.kind == kind,
+            QuarantineItem.source == source,
+            QuarantineItem.locator.is_(None)
+            if locator is None
+            else QuarantineItem.locator == locator,
+            QuarantineItem.raw_sha256 == digest,
+        )
+        .limit(1)
+    )
+    if already is not None:
+        report.duplicates += 1
+        return None
     item = QuarantineItem(
         kind=kind,
         source=source,

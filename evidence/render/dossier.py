@@ -33,6 +33,7 @@ from evidence import __version__
 from evidence.cases import current_claims, load_case
 from evidence.completeness import completeness
 from evidence.errors import InvalidInput
+from evidence.hours import OpeningHours, opening_hours
 from evidence.render import assemble, front
 from evidence.render.i18n import Formatter, check_language, translations
 from evidence.render.views import Embedded, Exhibit, Insert, ViewBuilder
@@ -248,7 +249,10 @@ def export_dossier(
                 date_from, date_to = case.period_from, case.period_to
         if customer_ref is None:
             raise InvalidInput("give a customer reference or --case")
-        timeline = build_timeline(session, customer_ref, config.zone, date_from, date_to)
+        hours = opening_hours(config)
+        timeline = build_timeline(
+            session, customer_ref, config.zone, date_from, date_to, hours=hours
+        )
         builder = ViewBuilder(session, fmt, translate.gettext)
         exhibits = builder.exhibits(timeline)
         claims = current_claims(case) if case is not None else []
@@ -272,7 +276,12 @@ def export_dossier(
             config.company_name,
         )
     exhibit_of = front.exhibit_numbers(exhibits)
-    summary = summarize(timeline, config.zone, claims)
+    summary = summarize(
+        timeline,
+        config.zone,
+        claims,
+        is_open=_is_open(hours),
+    )
     context.common.update(
         claims=front.claims_view(claims, summary, exhibit_of, fmt, translate.gettext),
         summary=front.summary_view(summary, exhibit_of, timeline, fmt, translate.gettext),
@@ -322,6 +331,18 @@ def export_dossier(
         parts_rendered=renderer.rendered,
         parts_cached=renderer.cached,
     )
+
+
+def _is_open(hours: OpeningHours | None) -> Callable[[dt.datetime, str], bool] | None:
+    """Whether a channel was open at an instant; a channel without hours is always open."""
+    if hours is None:
+        return None
+
+    def is_open(at: dt.datetime, channel: str) -> bool:
+        verdict = hours.check(channel, at)
+        return verdict is None or verdict.open
+
+    return is_open
 
 
 def _documents(
@@ -410,6 +431,7 @@ def _context(
         "period": period,
         "generated": fmt.local(generated),
         "counts": counts,
+        "service_counts": timeline.service_counts(),
         "head_seq": head_seq,
         "head_hash": head_hash,
         "zone": fmt.zone.key,

@@ -89,6 +89,9 @@ class Formatter:
             locale=self.locale,
         )
 
+    def weekday(self, value: dt.datetime) -> str:
+        return format_datetime(value, "EEE", locale=self.locale)
+
     def clock(self, value: dt.datetime) -> str:
         return format_datetime(
             value.astimezone(self.zone), _SHORT_PATTERNS[self.language], locale=self.locale

@@ -17,7 +17,9 @@ def timeline_lines(timeline: Timeline, zone: ZoneInfo) -> Iterator[str]:
     for item in timeline.items:
         when = format_local(item.at, zone)
         record = item.record
-        flag = f"  [incident #{item.incidents[0].id}]" if item.incidents else ""
+        flag = f"  [incident #{item.incidents[0].number}]" if item.incidents else ""
+        if not flag and item.hours is not None and not item.hours.open:
+            flag = f"  [outside opening hours: {item.hours.describe()}]"
         if isinstance(record, Email):
             subject = record.subject or "(no subject)"
             if record.direction.value == "inbound":
@@ -39,7 +41,8 @@ def timeline_lines(timeline: Timeline, zone: ZoneInfo) -> Iterator[str]:
             )
         elif isinstance(record, Incident):
             until = format_local(record.end, zone)
-            yield f"{when}  INCIDENT #{record.id} until {until}: {record.title}"
+            planned = " (planned)" if record.plan_id is not None else ""
+            yield f"{when}  INCIDENT #{record.number}{planned} until {until}: {record.title}"
         elif isinstance(record, AgentPause):
             yield (
                 f"{when}  pause {record.agent} until {format_local(record.end, zone)}"

@@ -274,22 +274,98 @@ class ViewBuilder:
             "lines_name": lines_name,
         }
 
-    def incident(self, incident: Incident) -> dict[str, Any]:
+    def incident(self, number: str, item: Item, incident: Incident) -> dict[str, Any]:
         _ = self._
         names = {"phone": _("phone"), "email": _("email"), "all": _("all channels")}
-        channels = [c for c in incident.channels.split(",") if c] or ["all"]
+        changes = {
+            "logged": _("logged"),
+            "ended": _("end logged"),
+            "corrected": _("corrected"),
+        }
+        versions = item.versions or [incident]
+        first = versions[0]
+        history = [
+            {
+                "id": version.id,
+                "kind": changes.get(version.change, version.change),
+                "recorded_at": self.fmt.local(version.recorded_at),
+                "by": version.changed_by,
+                "reason": version.correction_reason,
+                "period": f"{self.fmt.local(version.start)} – "
+                + (self.fmt.local(version.end) if version.end else _("ongoing")),
+                "title": version.title,
+            }
+            for version in versions
+        ]
+        attachments = []
+        for version in versions:
+            for a in version.attachments:
+                data = read_blob(self.session, a.sha256)
+                attachments.append(
+                    {
+                        "filename": a.filename,
+                        "content_type": a.content_type,
+                        "size": self.fmt.number(a.size),
+                        "sha256": a.sha256,
+                        "embedded_name": self.embed(
+                            f"{number}-incident-{safe_name(a.filename)}",
+                            data,
+                            a.content_type,
+                            f"{number}: {a.filename}",
+                            number,
+                        ),
+                    }
+                )
+        entered_late = first.recorded_at > (first.end or first.start) + dt.timedelta(hours=1)
         return {
+            "number": incident.number,
+            "planned": incident.plan_id is not None,
+            "rrule": incident.plan.rrule if incident.plan is not None else None,
+            "corrected": any(v.change == "corrected" for v in versions),
+            "history": history if len(history) > 1 else [],
+            "attachments": attachments,
+            "entered_late": entered_late and incident.plan_id is None,
             "title": incident.title,
             "start": self.fmt.local(incident.start),
             "end": self.fmt.local(incident.end) if incident.end else _("ongoing"),
-            "channels": ", ".join(names.get(c, c) for c in channels),
+            "channels": ", ".join(names.get(c, c) for c in incident.channel_names),
             "logged_by": incident.logged_by,
             "logged_at": self.fmt.local(incident.logged_at),
             "recorded_at": self.fmt.local(incident.recorded_at),
             "recorded_later": incident.recorded_at - incident.logged_at > dt.timedelta(minutes=10),
             "note": incident.note,
-            "corrects": incident.corrects_id,
         }
+
+    def service(self, item: Item) -> dict[str, str] | None:
+        """A contact's service state in words: during an incident, outside hours, normal."""
+        _ = self._
+        state = item.service_state
+        if state is None:
+            return None
+        labels = {
+            "incident": _("during an incident"),
+            "outside-hours": _("outside opening hours"),
+            "normal": _("normal service"),
+        }
+        details = [f"#{inc.number} {inc.title}" for inc in item.incidents]
+        verdict = item.hours
+        if verdict is not None:
+            day = f"{self.fmt.weekday(verdict.local)} {self.fmt.day(verdict.local)}"
+            if verdict.basis == "holiday":
+                hours = _("closed, public holiday ({name})").format(name=verdict.holiday)
+            else:
+                hours = ", ".join(
+                    f"{a // 60:02d}.{a % 60:02d}–{b // 60:02d}.{b % 60:02d}"
+                    for a, b in verdict.hours
+                ) or _("closed")
+                if verdict.basis == "exception":
+                    exceptional = _("exceptional hours")
+                    hours = f"{exceptional}: {hours}"
+            channel = {"phone": _("phone"), "email": _("email")}.get(
+                verdict.channel, verdict.channel
+            )
+            details.append(f"{channel}: {day} {hours}")
+        return {"state": state, "label": labels.get(state, state), "detail": "; ".join(details)}
 
     def pause(self, pause: AgentPause) -> dict[str, Any]:
         return {
@@ -315,7 +391,7 @@ class ViewBuilder:
                 title = f"{_('Call')} ({view['direction']}): {view['outcome']}"
                 view["when"] = self.fmt.local(item.at)
             elif isinstance(record, Incident):
-                view = self.incident(record)
+                view = self.incident(number, item, record)
                 title = f"{_('Incident')}: {record.title}"
                 view["when"] = f"{view['start']} – {view['end']}"
             else:
@@ -323,7 +399,8 @@ class ViewBuilder:
                 view = self.pause(record)
                 title = f"{_('Agent pause')}: {record.agent}"
                 view["when"] = f"{view['start']} – {view['end']}"
-            view["incidents"] = [{"id": inc.id, "title": inc.title} for inc in item.incidents]
+            view["incidents"] = [{"id": inc.number, "title": inc.title} for inc in item.incidents]
+            view["service"] = self.service(item)
             day = item.at.astimezone(self.fmt.zone).date()
             result.append(Exhibit(number, number, item, view, day, title[:160]))
         return result

@@ -128,6 +128,36 @@ class ImportRun(Base):
     quarantined: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class SyncRun(Base):
+    """One run of ``evidence sync``. A run without ``finished_at`` was interrupted."""
+
+    __tablename__ = "sync_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[datetime_utc]
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+
+
+class SyncResult(Base):
+    """What one source brought in one sync run (or why it failed)."""
+
+    __tablename__ = "sync_results"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sync_run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))  # mail, calls, recordings, imap, plans
+    source: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime_utc]
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    imported: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    quarantined: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
 # --- evidence ---------------------------------------------------------------
 
 
@@ -268,7 +298,13 @@ class Recording(Base):
 
 
 class Incident(Base):
-    """A logged incident. A correction is a new row with ``corrects_id`` set."""
+    """One version of a logged incident.
+
+    An incident is a chain of versions: the first is logged (``incident add``,
+    ``start`` or a planned occurrence); ending or correcting it appends a new
+    version whose ``corrects_id`` points at the one it replaces and whose
+    ``original_id`` is the first version's id (the incident's number).
+    """
 
     __tablename__ = "incidents"
 
@@ -280,13 +316,78 @@ class Incident(Base):
     note: Mapped[str | None] = mapped_column(Text)
     logged_by: Mapped[str] = mapped_column(String(300))
     logged_at: Mapped[datetime_utc]  # when the person says it was logged
-    recorded_at: Mapped[datetime_utc]  # when it entered this store
+    recorded_at: Mapped[datetime_utc]  # when this version entered this store
     corrects_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
     correction_reason: Mapped[str | None] = mapped_column(Text)
+    # Added by migration 0006. Nullable without defaults, so records chained
+    # before it keep their canonical encoding (see ledger.verify_chain).
+    original_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
+    version_kind: Mapped[str | None] = mapped_column(String(16))  # logged, ended, corrected
+    corrected_by: Mapped[str | None] = mapped_column(String(300))
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("incident_plans.id"), index=True)
+
+    attachments: Mapped[list[IncidentAttachment]] = relationship(order_by="IncidentAttachment.id")
+    plan: Mapped[IncidentPlan | None] = relationship()
+
+    @property
+    def number(self) -> int:
+        """The incident's number: its first version's id, the same for every version."""
+        return self.original_id or self.id
+
+    @property
+    def change(self) -> str:
+        """How this version came to be: logged, ended or corrected."""
+        return self.version_kind or ("corrected" if self.corrects_id else "logged")
+
+    @property
+    def changed_by(self) -> str | None:
+        """Who made this version: the logger for the first, else who ended or corrected it."""
+        return self.corrected_by if self.corrects_id else self.logged_by
+
+    @property
+    def channel_names(self) -> list[str]:
+        return [c for c in self.channels.split(",") if c] or ["all"]
 
     def applies_to(self, channel: str) -> bool:
         chans = {c for c in self.channels.split(",") if c}
         return not chans or "all" in chans or channel in chans
+
+
+class IncidentAttachment(Base):
+    """A supporting file (e.g. the authorities' evacuation order), byte-exact."""
+
+    __tablename__ = "incident_attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    filename: Mapped[str] = mapped_column(Text)
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[sha256_hex] = mapped_column(ForeignKey("blobs.sha256"))
+    attached_at: Mapped[datetime_utc]
+
+
+class IncidentPlan(Base):
+    """A planned break (maintenance, training), once or recurring (RFC 5545 RRULE).
+
+    Times are kept as local wall-clock times in ``timezone``: a plan for 15:00
+    means 15:00 local on both sides of a DST change. Its occurrences are
+    materialised as incidents (``evidence.schedule.materialise_plans``).
+    """
+
+    __tablename__ = "incident_plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    channels: Mapped[str] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(Text)
+    timezone: Mapped[str] = mapped_column(String(64))
+    start_local: Mapped[str] = mapped_column(String(19))  # YYYY-MM-DDTHH:MM:SS
+    end_local: Mapped[str] = mapped_column(String(19))
+    rrule: Mapped[str | None] = mapped_column(Text)
+    logged_by: Mapped[str] = mapped_column(String(300))
+    logged_at: Mapped[datetime_utc]
+    recorded_at: Mapped[datetime_utc]
 
 
 class Case(Base):
@@ -418,6 +519,8 @@ APPEND_ONLY_TABLES = (
     "queue_events",
     "recordings",
     "incidents",
+    "incident_attachments",
+    "incident_plans",
     "case_documents",
     "quarantine",
     "ledger",

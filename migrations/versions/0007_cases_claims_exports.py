@@ -1,7 +1,7 @@
 """cases: period; claims and their evidence; the record of exports
 
 Revision ID: 0007
-Revises: 0001
+Revises: 0006
 Create Date: 2026-11-27 09:00:00.000000
 """
 
@@ -14,7 +14,7 @@ from evidence.store.guards import drop_append_only, install_append_only
 from evidence.store.types import UTCDateTime
 
 revision: str = "0007"
-down_revision: str | None = "0001"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,79 @@
+"""Figures for `evidence sync` and the hash-chain check behind `evidence status`.
+
+Builds a throw-away store (SQLite by default; pass a PostgreSQL URL to use one),
+syncs a generated call log and mail folder into it, syncs again (nothing new),
+and times `verify_chain`. Prints one line per figure.
+
+    python benchmarks/sync_and_verify.py [--lines 5000] [--mails 500] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from evidence.config import load_config  # noqa: E402
+from evidence.store.db import open_store, upgrade  # noqa: E402
+from evidence.store.ledger import verify_chain  # noqa: E402
+from evidence.sync import run_sync  # noqa: E402
+from tests.contacts import cdr_row, eml  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=5000, help="CDR lines in the call log")
+    parser.add_argument("--mails", type=int, default=500, help=".eml files in the mail folder")
+    parser.add_argument("--database-url", help="an empty PostgreSQL database (default: SQLite)")
+    args = parser.parse_args()
+    base = dt.datetime(2026, 9, 1, 5, 0, tzinfo=dt.UTC)
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        home.mkdir()
+        cdr = Path(tmp) / "Master.csv"
+        cdr.write_text(
+            "".join(cdr_row(base + dt.timedelta(seconds=41 * i)) + "\n" for i in range(args.lines))
+        )
+        maildir = Path(tmp) / "mail"
+        maildir.mkdir()
+        for i in range(args.mails):
+            eml(maildir, base + dt.timedelta(minutes=3 * i))
+        (home / "evidence.toml").write_text(
+            f'[[sync.mail]]\npath = "{maildir}"\n\n'
+            f'[[sync.calls]]\npath = "{cdr}"\nformat = "asterisk-cdr"\n'
+        )
+        env = {"EVIDENCE_HOME": str(home)}
+        if args.database_url:
+            env["EVIDENCE_DATABASE_URL"] = args.database_url
+        config = load_config(env)
+        upgrade(config)
+        store = open_store(config)
+        backend = store.engine.dialect.name
+        try:
+            for label in ("first sync", "second sync (nothing new)"):
+                began = time.perf_counter()
+                run_sync(store)
+                seconds = time.perf_counter() - began
+                print(
+                    f"{backend}: {label}: {seconds:.1f} s for {args.lines:,} CDR lines "
+                    f"and {args.mails:,} messages"
+                )
+            with store.session() as session:
+                began = time.perf_counter()
+                report = verify_chain(session)
+                seconds = time.perf_counter() - began
+            print(
+                f"{backend}: verify_chain: {report.entries:,} entries in {seconds:.2f} s "
+                f"({report.entries / seconds:,.0f} entries/s), ok={report.ok}"
+            )
+        finally:
+            store.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""``evidence status``: is the store current, and is it intact?"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from evidence.incidents import open_incidents
+from evidence.store.db import Store
+from evidence.store.ledger import verify_chain
+from evidence.store.models import QuarantineItem, SyncResult, SyncRun
+from evidence.sync import configured_sources, run_state
+from evidence.timeutil import iso_utc, utcnow
+
+
+def store_status(store: Store, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Everything ``evidence status`` shows, as plain data (also its ``--json``)."""
+    at = now or utcnow()
+    with store.session() as session:
+        return {
+            "database": make_url(store.config.database_url).render_as_string(hide_password=True),
+            "checked_at": iso_utc(at),
+            "last_sync": _last_sync(session),
+            "sources": _sources(session, store),
+            "open_incidents": [
+                {
+                    "number": i.number,
+                    "title": i.title,
+                    "start": iso_utc(i.start),
+                    "end": iso_utc(i.end),
+                    "channels": i.channel_names,
+                    "planned": i.plan_id is not None,
+                }
+                for i in open_incidents(session, at)
+            ],
+            "quarantine": _quarantine(session),
+            "chain": _chain(session),
+        }
+
+
+def _last_sync(session: Session) -> dict[str, Any] | None:
+    run = session.scalar(select(SyncRun).order_by(SyncRun.id.desc()).limit(1))
+    if run is None:
+        return None
+    return {
+        "id": run.id,
+        "started_at": iso_utc(run.started_at),
+        "finished_at": iso_utc(run.finished_at),
+        "exit_code": run.exit_code,
+        "state": run_state(run),
+        "host": run.host,
+        "pid": run.pid,
+    }
+
+
+def _sources(session: Session, store: Store) -> list[dict[str, Any]]:
+    """Each configured source (and any that synced before): its last attempt and success."""
+    wanted = [(s.kind, s.label) for s in configured_sources(store.config)]
+    latest: dict[tuple[str, str], SyncResult] = {}
+    succeeded: dict[tuple[str, str], SyncResult] = {}
+    for row in session.scalars(select(SyncResult).order_by(SyncResult.id)):
+        key = (row.kind, "" if row.kind == "plans" else row.source)
+        latest[key] = row
+        if row.finished_at is not None and row.error is None:
+            succeeded[key] = row
+    keys = wanted + [("plans", "")] + [k for k in latest if k not in wanted and k[0] != "plans"]
+    result = []
+    for kind, label in keys:
+        last, ok = latest.get((kind, label)), succeeded.get((kind, label))
+        result.append(
+            {
+                "kind": kind,
+                "source": (last.source if last else label) if kind == "plans" else label,
+                "configured": (kind, label) in wanted or kind == "plans",
+                "last_attempt_at": iso_utc(last.started_at) if last else None,
+                "last_error": last.error if last else None,
+                "interrupted": bool(last and last.finished_at is None),
+                "last_synced_at": iso_utc(ok.finished_at) if ok else None,
+                "imported": ok.imported if ok else None,
+                "duplicates": ok.duplicates if ok else None,
+                "quarantined": ok.quarantined if ok else None,
+            }
+        )
+    return result
+
+
+def _quarantine(session: Session) -> dict[str, Any]:
+    rows = session.execute(
+        select(QuarantineItem.kind, func.count())
+        .group_by(QuarantineItem.kind)
+        .order_by(QuarantineItem.kind)
+    )
+    by_kind = {str(kind): int(count) for kind, count in rows}
+    return {"total": sum(by_kind.values()), "by_kind": by_kind}
+
+
+def _chain(session: Session) -> dict[str, Any]:
+    report = verify_chain(session)
+    return {
+        "ok": report.ok,
+        "entries": report.entries,
+        "head": report.head.hash,
+        "problems": [
+            {"seq": p.seq, "record": p.record, "problem": p.problem} for p in report.problems
+        ],
+        "more_problems": report.truncated,
+    }
