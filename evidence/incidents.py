@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from evidence.errors import InvalidInput, NotFound
 from evidence.store import ledger
+from evidence.store.checkpoints import write_checkpoint
 from evidence.store.db import Store
 from evidence.store.models import Incident
 from evidence.timeutil import utcnow
@@ -53,6 +54,7 @@ def add_incident(
         session.add(incident)
         session.flush()
         ledger.append(session, incident)
+        write_checkpoint(session, store.config, "incident")
     return incident
 
 

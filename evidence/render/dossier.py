@@ -27,6 +27,7 @@ from evidence.cases import load_case
 from evidence.errors import InvalidInput
 from evidence.render.labels import LABELS
 from evidence.render.mailbody import Body, extract_body
+from evidence.store.audit import log_event
 from evidence.store.blobs import read_blob
 from evidence.store.db import PROJECT_ROOT, Store
 from evidence.store.ledger import chain_head
@@ -39,6 +40,8 @@ from evidence.timeutil import (
     iso_utc,
     utcnow,
 )
+from evidence.verify.manifest import prepare_dossier_proofs
+from evidence.verify.pades import sign_pdf, signing_configured
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 log = logging.getLogger(__name__)
@@ -85,6 +88,9 @@ class ExportResult:
     sha256: str
     embedded: list[Embedded] = field(default_factory=list)
     refused_urls: list[str] = field(default_factory=list)
+    checkpoint_id: int | None = None  # the signed checkpoint printed on the cover
+    root: str | None = None
+    signed: bool = False
 
 
 @dataclass
@@ -308,7 +314,8 @@ def export_dossier(
     config = store.config
     zone = config.zone
     generated = generated_at or utcnow()
-    with store.session() as session:
+    # Under the writer lock: the checkpoint signed for the cover covers exactly what is shown.
+    with store.writing() as session:
         case: Case | None = load_case(session, case_ref) if case_ref else None
         if case is not None:
             if customer_ref is not None and customer_ref != case.customer.ref:
@@ -334,24 +341,75 @@ def export_dossier(
                     doc.title,
                     "",
                 )
+        # -- verification (see evidence/verify): signed checkpoint, proofs, manifest.json
+        proofs = prepare_dossier_proofs(
+            session,
+            config,
+            exhibits=exhibits,
+            documents=documents,
+            embedded=builder.embedded,
+            zone=zone,
+            generated=generated,
+            label=builder.t.get("verification_file", "verification"),
+        )
+        for proof_file in proofs.files:
+            builder._embed(
+                proof_file.name,
+                proof_file.data,
+                proof_file.mime_type,
+                proof_file.description,
+                proof_file.description,
+            )
         html = _render_html(
-            builder, timeline, exhibits, case, documents, head.seq, head.hash, generated, zone
+            builder,
+            timeline,
+            exhibits,
+            case,
+            documents,
+            head.seq,
+            head.hash,
+            generated,
+            zone,
+            verification=proofs.view,
         )
     fetcher = SealedFetcher()
     pdf_bytes, slip_pages = _write_pdf(html, fetcher, len(documents))
     final = _assemble(pdf_bytes, slip_pages, documents, builder.embedded, generated)
+    subject = f"customer {customer_ref}" + (f", case {case.reference}" if case else "")
+    final = sign_pdf(final, config, reason=f"evidence dossier: {subject}")
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".part")
     tmp.write_bytes(final)
     tmp.replace(output)
     with pikepdf.open(io.BytesIO(final)) as check:
         pages = len(check.pages)
+    digest = hashlib.sha256(final).hexdigest()
+    # The export is itself evidence: who, when, what, and the SHA-256 of the PDF.
+    log_event(
+        store,
+        action="export",
+        subject=f"{subject} -> {output}",
+        output_sha256=digest,
+        details={
+            "checkpoint_id": proofs.checkpoint_id,
+            "tree_size": proofs.tree_size,
+            "root": proofs.root,
+            "items": len(timeline.items),
+            "pages": pages,
+            "from": date_from.isoformat() if date_from else None,
+            "to": date_to.isoformat() if date_to else None,
+            "signed": signing_configured(config),
+        },
+    )
     return ExportResult(
         pages=pages,
         items=len(timeline.items),
-        sha256=hashlib.sha256(final).hexdigest(),
+        sha256=digest,
         embedded=builder.embedded,
         refused_urls=fetcher.refused,
+        checkpoint_id=proofs.checkpoint_id,
+        root=proofs.root,
+        signed=signing_configured(config),
     )
 
 
@@ -365,6 +423,7 @@ def _render_html(
     head_hash: str,
     generated: dt.datetime,
     zone: ZoneInfo,
+    verification: dict[str, Any],
 ) -> str:
     t = builder.t
     customer = timeline.customer
@@ -427,6 +486,7 @@ def _render_html(
         embedded=builder.embedded,
         documents=docs,
         doc_ref=case.reference if case else f"{t['customer']} {customer.ref}",
+        verification=verification,
     )
 
 

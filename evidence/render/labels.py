@@ -138,6 +138,7 @@ FI: dict[str, str] = {
     "page": "sivu",
     "no_items": "Valitulta ajanjaksolta ei ole tallennettuja yhteydenottoja.",
     "items_heading": "Tapahtumat aikajärjestyksessä",
+    "verification_file": "tarkistustieto",
 }
 
 LABELS = {"fi": FI}
