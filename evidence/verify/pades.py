@@ -201,7 +201,7 @@ def check_signatures(pdf: bytes, trusted_certificates: list[Path]) -> list[Signa
             check.problems.append(
                 "the file was changed after it was signed (content added after the signature)"
             )
-        if check.trusted is False:
+        if check.trusted is False and check.intact and check.valid:
             check.problems.append("the signer's certificate does not chain to a trusted CA")
         if ts is not None and not check.timestamp_ok:
             check.problems.append("its timestamp does not verify")
