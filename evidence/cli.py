@@ -593,9 +593,17 @@ EXIT_NOT_INTACT = 5
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="PEM certificate of a CA (or TSA) to trust when checking a dossier's signature.",
 )
+@click.option(
+    "--previous",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="An earlier dossier of the same store: check its log is a prefix of this one's.",
+)
 @json_option
 @handle_errors
-def verify(dossier: Path | None, trust: tuple[Path, ...], as_json: bool) -> None:
+def verify(
+    dossier: Path | None, trust: tuple[Path, ...], previous: tuple[Path, ...], as_json: bool
+) -> None:
     """Prove the store, or a dossier PDF, is untouched.
 
     Without an argument: recompute every blob's SHA-256, the ledger's hash chain
@@ -603,14 +611,16 @@ def verify(dossier: Path | None, trust: tuple[Path, ...], as_json: bool) -> None
     triggers and every signed checkpoint. With a PDF: check it on its own (no
     store needed): the embedded originals against its manifest, each inclusion
     proof against the checkpoint printed on the cover, the checkpoint's
-    signature and the PDF's signature. Each verification is kept in the audit
-    log when a store is at hand. Exit code 5 means something failed; every
-    failure is named.
+    signature and the PDF's signature; with --previous, that an earlier
+    dossier's log is a prefix of this one's. Each verification is kept in the
+    audit log when a store is at hand. Exit code 5 means something failed;
+    every failure is named.
 
     Example:
 
         evidence verify
         evidence verify dossier.pdf --trust company-ca.pem
+        evidence verify dossier-2.pdf --previous dossier-1.pdf
     """
     from evidence.verify.audit import record_verification
 
@@ -623,7 +633,7 @@ def verify(dossier: Path | None, trust: tuple[Path, ...], as_json: bool) -> None
     else:
         from evidence.verify.dossier import verify_dossier
 
-        report = verify_dossier(dossier, trusted_certificates=list(trust))
+        report = verify_dossier(dossier, trusted_certificates=list(trust), previous=list(previous))
         _record_if_store(report)
     if as_json:
         # Sorted keys: the SHA-256 of this output is the one the audit log records.

@@ -326,3 +326,57 @@ def test_verifying_section_is_in_the_dossier(dossier: Path) -> None:
     assert "Näin tarkistat tämän asiakirjan" in text
     assert "openssl pkeyutl -verify -pubin -inkey checkpoint-key.pub.pem -rawin" in text
     assert "pdfdetach -saveall -o tiedostot dossier.pdf" in text
+
+
+def test_later_dossier_proves_the_earlier_log_is_its_prefix(
+    env: Env, company_store: Store, dossier: Path, tmp_path: Path, cli: Cli
+) -> None:
+    add_incident(
+        company_store,
+        title="Toinen häiriö",
+        start=dt.datetime(2026, 3, 11, 6, 0, tzinfo=UTC),
+        end=None,
+        channels=[],
+        note=None,
+        logged_by="Mikko",
+    )
+    later = tmp_path / "later.pdf"
+    export(company_store, later)
+    first, second = _manifest(dossier)["checkpoint"], _manifest(later)
+    assert second["checkpoint"]["tree_size"] > first["tree_size"]
+    [entry] = second["consistency"]
+    assert (entry["checkpoint_id"], entry["root"]) == (first["id"], first["root"])
+    result = cli("verify", str(later), "--previous", str(dossier))
+    assert (
+        f"  ok    the log of dossier.pdf ({first['tree_size']} entries) is a prefix of this one's"
+        in result.stdout
+    )
+    # A later dossier that does not carry the proof cannot vouch for the earlier one.
+    second["consistency"] = []
+    stripped = _rewrite(
+        later, tmp_path / "stripped.pdf", **{"manifest.json": json.dumps(second).encode()}
+    )
+    report = verify_dossier(stripped, previous=[dossier])
+    [failure] = report.failures
+    assert failure.subject == "earlier dossier dossier.pdf"
+    assert "carries no proof that its log extends" in failure.problem
+
+
+def test_export_refuses_when_an_earlier_dossiers_log_was_rewritten(
+    env: Env, company_store: Store, dossier: Path, tmp_path: Path
+) -> None:
+    from sqlalchemy import text
+
+    from evidence.errors import IntegrityFailure
+    from evidence.store.guards import trigger_names
+
+    with company_store.engine.begin() as conn:
+        if env.backend == "sqlite":
+            for name in trigger_names("sqlite", "ledger"):
+                conn.execute(text(f"DROP TRIGGER {name}"))
+        else:
+            conn.execute(text("ALTER TABLE ledger DISABLE TRIGGER ALL"))
+        conn.execute(text("UPDATE ledger SET payload = payload || ' ' WHERE seq = 1"))
+    with pytest.raises(IntegrityFailure, match="printed on an earlier dossier, no longer matches"):
+        export(company_store, tmp_path / "again.pdf")
+    assert not (tmp_path / "again.pdf").exists()

@@ -35,7 +35,12 @@ from evidence.verify.report import Report
 from evidence.verify.store import token_imprint
 
 
-def verify_dossier(path: Path, trusted_certificates: list[Path] | None = None) -> Report:
+def verify_dossier(
+    path: Path,
+    trusted_certificates: list[Path] | None = None,
+    previous: list[Path] | None = None,
+) -> Report:
+    """Check ``path``; with ``previous`` dossiers, also that their logs are prefixes of its log."""
     import pikepdf
 
     data = path.read_bytes()
@@ -82,7 +87,87 @@ def verify_dossier(path: Path, trusted_certificates: list[Path] | None = None) -
     listed = _check_exhibits(manifest, files, root, size, report)
     for name in sorted(set(files) - listed - set(VERIFICATION_FILES)):
         report.fail(name, "embedded in the PDF but not in its manifest: it was added")
+    _check_consistency(manifest, root, size, report)
+    for earlier in previous or []:
+        _check_previous(earlier, checkpoint, manifest, report)
     return report
+
+
+def _check_consistency(manifest: dict[str, Any], root: bytes, size: int, report: Report) -> None:
+    """Each earlier dossier's checkpoint, as this manifest lists it, is a prefix of this log."""
+    entries = manifest.get("consistency", [])
+    for entry in entries:
+        subject = f"consistency with checkpoint #{entry.get('checkpoint_id')}"
+        try:
+            proof = [bytes.fromhex(h) for h in entry["proof"]]
+            merkle.verify_consistency(
+                int(entry["tree_size"]), size, bytes.fromhex(entry["root"]), root, proof
+            )
+        except (merkle.ProofError, ValueError, KeyError, TypeError) as exc:
+            report.fail(subject, f"the proof does not hold: {exc}")
+    if entries:
+        report.checks.append(
+            f"consistency proofs from the checkpoints of {len(entries)} earlier dossier"
+            f"{'s' if len(entries) != 1 else ''} hold"
+        )
+
+
+def _check_previous(
+    earlier: Path, checkpoint: dict[str, Any], manifest: dict[str, Any], report: Report
+) -> None:
+    """The log ``earlier`` was proved against must be a prefix of this dossier's log."""
+    import pikepdf
+
+    subject = f"earlier dossier {earlier.name}"
+    try:
+        with pikepdf.open(earlier) as pdf:
+            old = json.loads(pdf.attachments[MANIFEST_NAME].get_file().read_bytes())
+        old_cp = old["checkpoint"]
+        old_size, old_root = int(old_cp["tree_size"]), str(old_cp["root"])
+    except (pikepdf.PdfError, KeyError, ValueError, TypeError, OSError) as exc:
+        report.fail(subject, f"has no readable manifest ({type(exc).__name__}: {exc})")
+        return
+    if (
+        not signature_valid(
+            str(old_cp.get("text")), str(old_cp.get("signature")), str(old_cp.get("public_key"))
+        )
+        or parse_body(str(old_cp["text"])).root != old_root
+    ):
+        report.fail(subject, "its checkpoint's signature does not hold")
+        return
+    if old_cp.get("key_id") != checkpoint.get("key_id"):
+        report.notes.append(
+            f"{earlier.name} was signed by key {old_cp.get('key_id')}, this one by "
+            f"{checkpoint.get('key_id')}"
+        )
+    size, root = int(checkpoint["tree_size"]), str(checkpoint["root"])
+    if old_size == size and old_root == root:
+        report.checks.append(f"{earlier.name} was proved against the same checkpoint")
+        return
+    for entry in manifest.get("consistency", []):
+        if int(entry.get("tree_size", -1)) == old_size and entry.get("root") == old_root:
+            try:
+                merkle.verify_consistency(
+                    old_size,
+                    size,
+                    bytes.fromhex(old_root),
+                    bytes.fromhex(root),
+                    [bytes.fromhex(h) for h in entry["proof"]],
+                )
+            except (merkle.ProofError, ValueError, KeyError) as exc:
+                report.fail(subject, f"the consistency proof does not hold: {exc}")
+                return
+            report.checks.append(
+                f"the log of {earlier.name} ({old_size} entries) is a prefix of this one's "
+                f"({size}): nothing in it was changed or removed since"
+            )
+            return
+    report.fail(
+        subject,
+        f"this dossier carries no proof that its log extends the one of {earlier.name} "
+        f"(checkpoint of {old_size} entries, root {old_root[:16]}…): the log was rewritten, or "
+        "the dossiers come from different stores",
+    )
 
 
 def _check_signatures(data: bytes, trusted: list[Path], report: Report) -> None:

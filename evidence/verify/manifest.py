@@ -26,7 +26,15 @@ from evidence.calls import AgentPause, Call
 from evidence.config import Config
 from evidence.store import merkle
 from evidence.store.checkpoints import iter_leaf_hashes, write_checkpoint
-from evidence.store.models import Checkpoint, Email, Incident, LedgerEntry, QueueEvent
+from evidence.errors import IntegrityFailure
+from evidence.store.models import (
+    AuditEvent,
+    Checkpoint,
+    Email,
+    Incident,
+    LedgerEntry,
+    QueueEvent,
+)
 from evidence.timeutil import format_local, iso_utc
 
 MANIFEST_NAME = "manifest.json"
@@ -146,11 +154,12 @@ def prepare_dossier_proofs(
     wanted = [r for _n, _k, records in groups for r in records]
     entries = _ledger_entries(session, wanted)
     tree = merkle.Tree(h for _seq, h in iter_leaf_hashes(session, upto_seq=checkpoint.tree_size))
+    consistency = _consistency_with_earlier_dossiers(session, tree, checkpoint)
     if tree.size != checkpoint.tree_size or tree.root().hex() != checkpoint.root_hash:
-        from evidence.errors import IntegrityFailure
-
+        # The new checkpoint extends the last signed one; the entries now give another tree.
         raise IntegrityFailure(
-            "the ledger no longer matches the checkpoint just signed: run `evidence verify`"
+            "the ledger was altered after it was signed: no dossier is made from it; "
+            "run `evidence verify`"
         )
     files_by_exhibit: dict[str, list[dict[str, Any]]] = {}
     doc_exhibit = {
@@ -173,8 +182,6 @@ def prepare_dossier_proofs(
         for table, record_id in records:
             entry = entries.get((table, record_id))
             if entry is None or entry[0] > checkpoint.tree_size:
-                from evidence.errors import IntegrityFailure
-
                 raise IntegrityFailure(
                     f"{table}/{record_id} of {number} has no ledger entry under the checkpoint: "
                     "run `evidence verify`"
@@ -205,6 +212,7 @@ def prepare_dossier_proofs(
         "leaf_rule": LEAF_RULE,
         "checkpoint": checkpoint_json(checkpoint),
         "exhibits": manifest_exhibits,
+        "consistency": consistency,
     }
     files = _files(manifest, checkpoint, label)
     return DossierProofs(
@@ -230,6 +238,41 @@ def prepare_dossier_proofs(
             },
         },
     )
+
+
+def _consistency_with_earlier_dossiers(
+    session: Session, tree: merkle.Tree, checkpoint: Checkpoint
+) -> list[dict[str, Any]]:
+    """A consistency proof from the checkpoint of every earlier dossier to this one.
+
+    Whoever holds an earlier dossier can check that the log it was proved against
+    is a prefix of this one (``evidence verify NEW.pdf --previous OLD.pdf``). An
+    earlier checkpoint the log no longer contains stops the export.
+    """
+    proofs = []
+    seen: set[int] = set()
+    for details in session.scalars(
+        select(AuditEvent.details).where(AuditEvent.action == "export").order_by(AuditEvent.id)
+    ):
+        info = json.loads(details or "{}")
+        cp_id, size, root = info.get("checkpoint_id"), info.get("tree_size"), info.get("root")
+        if cp_id is None or size is None or cp_id in seen or size > checkpoint.tree_size:
+            continue
+        seen.add(cp_id)
+        if tree.root(size).hex() != root:
+            raise IntegrityFailure(
+                f"checkpoint #{cp_id}, printed on an earlier dossier, no longer matches the "
+                "log: the store was altered; run `evidence verify`"
+            )
+        proofs.append(
+            {
+                "checkpoint_id": cp_id,
+                "tree_size": size,
+                "root": root,
+                "proof": [h.hex() for h in tree.consistency_proof(size)],
+            }
+        )
+    return proofs
 
 
 def checkpoint_json(checkpoint: Checkpoint) -> dict[str, Any]:
