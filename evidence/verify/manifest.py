@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 from evidence import __version__
 from evidence.calls import AgentPause, Call
 from evidence.config import Config
+from evidence.errors import IntegrityFailure
 from evidence.store import merkle
 from evidence.store.checkpoints import iter_leaf_hashes, write_checkpoint
-from evidence.errors import IntegrityFailure
 from evidence.store.models import (
     AuditEvent,
     Checkpoint,
