@@ -550,7 +550,11 @@ def export(
 
     The dossier has a cover, every email (verbatim), call and incident in
     time order, and the case's PDFs appended whole. The raw originals are
-    embedded in the PDF (list them with `pdfdetach -list`).
+    embedded in the PDF (list them with `pdfdetach -list`), with manifest.json:
+    each exhibit's inclusion proof against a checkpoint signed for this export
+    (its root is on the cover; see VERIFYING.md). With [signing] in
+    evidence.toml the PDF gets a PAdES signature. The export is logged in the
+    audit log with the PDF's SHA-256.
 
     Example:
 
@@ -574,6 +578,10 @@ def export(
         )
     click.echo(
         f"wrote {output} ({result.pages} pages, {result.items} items, SHA-256 {result.sha256})"
+    )
+    click.echo(
+        f"proved against checkpoint #{result.checkpoint_id} (root {result.root})"
+        + ("; PDF signed" if result.signed else "")
     )
 
 

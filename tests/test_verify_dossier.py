@@ -380,3 +380,34 @@ def test_export_refuses_when_an_earlier_dossiers_log_was_rewritten(
     with pytest.raises(IntegrityFailure, match="printed on an earlier dossier, no longer matches"):
         export(company_store, tmp_path / "again.pdf")
     assert not (tmp_path / "again.pdf").exists()
+
+
+@pytest.mark.parametrize("lang", ["fi", "en"])
+def test_verification_partials_render_in_each_language(lang: str) -> None:
+    """issue 7 adds languages: each partial renders with the view the renderer passes."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    from evidence.render.labels import LABELS
+
+    env = Environment(loader=FileSystemLoader(str(ROOT / "templates")), undefined=StrictUndefined)
+    view = {
+        "root": "ab" * 32,
+        "tree_size": 57,
+        "checkpoint_id": 9,
+        "time": "26.11.2026 09.32.53 (UTC+2)",
+        "key_id": "cd" * 32,
+        "tsa_url": "http://tsa.example/tsr",
+        "records": 21,
+        "files": {
+            "manifest": "manifest.json",
+            "text": "checkpoint.txt",
+            "signature": "checkpoint.sig",
+            "key": "checkpoint-key.pub.pem",
+            "timestamp": "checkpoint.tst",
+        },
+    }
+    for name in ("checkpoint", "verifying"):
+        html = env.get_template(f"partials/{name}.{lang}.html.j2").render(
+            verification=view, t=LABELS["fi"], lang=lang
+        )
+        assert ("ab" * 32 in html) if name == "checkpoint" else ("checkpoint.tst" in html)
