@@ -277,3 +277,50 @@ def test_guard_restored_after_the_change_still_found(env: Env, filled: Store) ->
     assert 'filename: "1773136100.1047.wav" → "muu.wav"' in failures["recordings/1"]
     with filled.session() as session:
         assert session.scalar(select(Recording.filename)) == "muu.wav"
+
+
+def test_init_creates_the_checkpoint_key_once(env: Env, cli: Cli) -> None:
+    first = cli("init").stdout.splitlines()[-1]
+    assert first.startswith(f"checkpoint key created: {env.home / 'checkpoint-key.pem'} (key id ")
+    again = cli("init").stdout.splitlines()[-1]
+    assert again == first.replace("created", "kept")
+
+
+def test_checkpoints_by_an_untrusted_key_fail_until_it_is_trusted(
+    env: Env, company_store: Store
+) -> None:
+    from evidence.config import load_config
+    from evidence.store.db import open_store
+    from tests.conftest import COMPANY_TOML
+
+    # A colleague's workstation signs with its own key ...
+    env.write_config(COMPANY_TOML + '\n[checkpoints]\nkey = "colleague.pem"\n')
+    colleague = open_store(load_config())
+    try:
+        _fill(colleague)
+    finally:
+        colleague.close()
+    # ... and this one, with the default key, has not been told to trust it.
+    env.write_config(COMPANY_TOML)
+    mine = open_store(load_config())
+    try:
+        add_incident(
+            mine,
+            title="oma",
+            start=dt.datetime(2026, 3, 11, tzinfo=UTC),
+            end=None,
+            channels=[],
+            note=None,
+            logged_by="k",
+        )
+        failures = _failures(mine)
+        assert set(failures) == {f"checkpoint #{n}" for n in (1, 2, 3, 4)}
+        assert all("not trusted here" in p for p in failures.values())
+        env.write_config(COMPANY_TOML + '\n[checkpoints]\ntrusted_keys = ["colleague.pub.pem"]\n')
+        trusting = open_store(load_config())
+        try:
+            assert verify_store(trusting).intact
+        finally:
+            trusting.close()
+    finally:
+        mine.close()

@@ -238,9 +238,11 @@ def _verify_rows(
             continue
         logged = index.get(table, {})
         blob_cols = _blob_columns(mapper)
-        query = select(mapper.class_).order_by(*mapper.primary_key)
-        for obj in session.execute(query.execution_options(yield_per=1000)).scalars():
-            values = {c.key: getattr(obj, c.key) for c in mapper.columns}
+        columns = list(mapper.columns)
+        # Plain rows (no ORM objects): the column types still convert values as the ORM does.
+        query = select(*columns).order_by(*mapper.primary_key)
+        for row in session.execute(query.execution_options(yield_per=2000)):
+            values = {c.key: v for c, v in zip(columns, row, strict=True)}
             fields = ledger.row_fields(mapper.class_, values)
             pk = _pk_of(mapper, values)
             total += 1
@@ -260,7 +262,6 @@ def _verify_rows(
                     f"({_changed_fields(session, entry.seq, table, pk, fields)}): "
                     "the row was changed",
                 )
-            session.expunge(obj)
         for pk, entry in sorted(logged.items(), key=lambda kv: kv[1].seq):
             report.fail(
                 f"{table}/{pk}",
