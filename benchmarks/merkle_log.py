@@ -86,8 +86,10 @@ def main() -> None:
     hashes = [hashlib.sha256(str(i).encode()).digest() for i in range(1_000_000)]
     t0 = time.perf_counter()
     big = merkle.Tree(hashes)
-    print(f"tree over 1,000,000 leaf hashes: {time.perf_counter() - t0:.2f} s, "
-          f"{sum(len(level) for level in big.levels) / 1e6:.0f} MB")
+    print(
+        f"tree over 1,000,000 leaf hashes: {time.perf_counter() - t0:.2f} s, "
+        f"{sum(len(level) for level in big.levels) / 1e6:.0f} MB"
+    )
 
 
 if __name__ == "__main__":
