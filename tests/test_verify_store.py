@@ -118,6 +118,10 @@ def test_intact_store_verifies(filled: Store, cli: Cli) -> None:
     assert [a["action"] for a in audit] == ["verify-store", "verify-store"]
     assert audit[1]["output_sha256"] == hashlib.sha256(as_json.stdout[:-1].encode()).hexdigest()
     assert audit[1]["details"]["intact"] is True
+    listed = cli("audit").stdout.splitlines()
+    assert len(listed) == 2 and listed[1].startswith("#2\t")
+    assert f"\tverify-store\t{audit[1]['actor']}\t" in listed[1]
+    assert listed[1].endswith(f"SHA-256 {audit[1]['output_sha256']}")
 
 
 def test_flipped_byte_in_a_blob(env: Env, filled: Store, cli: Cli) -> None:
