@@ -17,6 +17,7 @@ from evidence.customers import load_customer
 from evidence.errors import InvalidInput, NotFound
 from evidence.store import ledger
 from evidence.store.blobs import put_blob
+from evidence.store.checkpoints import write_checkpoint
 from evidence.store.db import Store
 from evidence.store.models import Case, CaseDocument, Claim, ClaimEvidence, Incident
 from evidence.timeutil import parse_user_date, utcnow
@@ -124,6 +125,7 @@ def attach_document(
         session.add(document)
         session.flush()
         ledger.append(session, document)
+        write_checkpoint(session, store.config, "case attach")
     return document
 
 

@@ -2,6 +2,7 @@
 
 Exit codes: 0 done; 1 error; 2 usage; 3 done, but some input was quarantined;
 4 `evidence sync` is already running (this run did nothing).
+5 verification found the store or a dossier altered.
 """
 
 from __future__ import annotations
@@ -157,7 +158,10 @@ def init(company: str | None, mail_domains: tuple[str, ...], timezone: str | Non
     """Create the store, or upgrade an older one to this version's schema.
 
     Safe to run again at any time. On the first run, --company, --mail-domain
-    and --timezone are written to evidence.toml in EVIDENCE_HOME.
+    and --timezone are written to evidence.toml in EVIDENCE_HOME, and the
+    Ed25519 key that signs the store's checkpoints is created there
+    (checkpoint-key.pem, owner-only). Publish its key id: it is what a third
+    party compares with the id printed on a dossier's cover.
 
     Example:
 
@@ -171,6 +175,12 @@ def init(company: str | None, mail_domains: tuple[str, ...], timezone: str | Non
     click.echo(f"store ready: {config.database_url}")
     if written:
         click.echo(f"settings written to {written}")
+    from evidence.store.checkpoints import ensure_signing_key
+
+    key, created = ensure_signing_key(config)
+    click.echo(
+        f"checkpoint key {'created' if created else 'kept'}: {key.path} (key id {key.key_id})"
+    )
 
 
 # --- customers ------------------------------------------------------------------
@@ -984,9 +994,12 @@ def export(
 
     The dossier has a cover, every email (verbatim), call and incident in
     time order, and the case's PDFs appended whole. The raw originals are
-    embedded in the PDF (list them with `pdfdetach -list`). With --case and
-    neither --from nor --to, the case's period is used. Every export is
-    recorded: see `evidence exports list`.
+    embedded in the PDF (list them with `pdfdetach -list`), with manifest.json:
+    each exhibit's inclusion proof against a checkpoint signed for this export
+    (its root is on the cover; see VERIFYING.md). With [signing] in
+    evidence.toml the PDF gets a PAdES signature. The export is logged in the
+    audit log with the PDF's SHA-256 (see `evidence audit`, `evidence exports
+    list`). With --case and neither --from nor --to, the case's period is used.
 
     Example:
 
@@ -1050,6 +1063,10 @@ def export(
         )
     digest = result.sha256 if fmt == "pdf" else sha256_file(output)
     click.echo(f"wrote {output} ({result.pages} pages, {result.items} items, SHA-256 {digest})")
+    click.echo(
+        f"proved against checkpoint #{result.checkpoint_id} (root {result.root})"
+        + ("; PDF signed" if result.signed else "")
+    )
 
 
 @main.group(context_settings=CONTEXT)
@@ -1189,6 +1206,119 @@ def status(as_json: bool) -> None:
             click.echo(f"  entry {problem['seq']} ({problem['record']}): {problem['problem']}")
     if not chain["ok"]:
         sys.exit(IntegrityFailure.exit_code)
+
+
+# --- verification and audit -------------------------------------------------------
+
+EXIT_NOT_INTACT = 5
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument(
+    "dossier", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--trust",
+    "trust",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM certificate of a CA (or TSA) to trust when checking a dossier's signature.",
+)
+@click.option(
+    "--previous",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="An earlier dossier of the same store: check its log is a prefix of this one's.",
+)
+@json_option
+@handle_errors
+def verify(
+    dossier: Path | None, trust: tuple[Path, ...], previous: tuple[Path, ...], as_json: bool
+) -> None:
+    """Prove the store, or a dossier PDF, is untouched.
+
+    Without an argument: recompute every blob's SHA-256, the ledger's hash chain
+    and Merkle tree, every record against its ledger entry, the append-only
+    triggers and every signed checkpoint. With a PDF: check it on its own (no
+    store needed): the embedded originals against its manifest, each inclusion
+    proof against the checkpoint printed on the cover, the checkpoint's
+    signature and the PDF's signature; with --previous, that an earlier
+    dossier's log is a prefix of this one's. Each verification is kept in the
+    audit log when a store is at hand. Exit code 5 means something failed;
+    every failure is named.
+
+    Example:
+
+        evidence verify
+        evidence verify dossier.pdf --trust company-ca.pem
+        evidence verify dossier-2.pdf --previous dossier-1.pdf
+    """
+    from evidence.verify.audit import record_verification
+
+    if dossier is None:
+        from evidence.verify.store import verify_store
+
+        with _store() as store:
+            report = verify_store(store)
+            record_verification(store, report)
+    else:
+        from evidence.verify.dossier import verify_dossier
+
+        report = verify_dossier(dossier, trusted_certificates=list(trust), previous=list(previous))
+        _record_if_store(report)
+    if as_json:
+        # Sorted keys: the SHA-256 of this output is the one the audit log records.
+        click.echo(json.dumps(report.as_dict(), sort_keys=True, ensure_ascii=False, indent=2))
+    else:
+        for line in report.lines():
+            click.echo(line)
+    if not report.intact:
+        sys.exit(EXIT_NOT_INTACT)
+
+
+def _record_if_store(report: Any) -> None:
+    """A dossier check needs no store; when there is one, the check is logged in it."""
+    from evidence.errors import StoreNotInitialised, StoreOutdated
+    from evidence.verify.audit import record_verification
+
+    try:
+        store = open_store(_config())
+    except (StoreNotInitialised, StoreOutdated):
+        return
+    try:
+        record_verification(store, report)
+    finally:
+        store.close()
+
+
+@main.command(context_settings=CONTEXT)
+@json_option
+@handle_errors
+def audit(as_json: bool) -> None:
+    """List the audit log: every export, verification and correction, oldest first.
+
+    Each event is itself a record in the ledger (its leaf index is shown), so
+    it is covered by the signed checkpoints like the evidence.
+
+    Example:
+
+        evidence audit --json
+    """
+    from evidence.store.audit import event_json, list_events
+
+    config = _config()
+    with _store() as store, store.session() as session:
+        events = list_events(session)
+        rows = [event_json(e, leaf) for e, leaf in events]
+        if as_json:
+            click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+            return
+        for event, _leaf in events:
+            digest = f"  SHA-256 {event.output_sha256}" if event.output_sha256 else ""
+            click.echo(
+                f"#{event.id}\t{format_local(event.at, config.zone)}\t{event.action}\t"
+                f"{event.actor}\t{event.subject}{digest}"
+            )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from evidence import __version__
 from evidence.cases import load_case
 from evidence.errors import InvalidInput
+from evidence.store import ledger
 from evidence.store.db import Store
 from evidence.store.ledger import ChainHead, chain_head
 from evidence.store.models import ExportRecord
@@ -104,6 +105,8 @@ def record_export(
         )
         session.add(record)
         session.flush()
+        # Chained like all evidence, so `evidence verify` accounts for every row.
+        ledger.append(session, record)
     return record
 
 

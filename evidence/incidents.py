@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 from evidence.errors import InvalidInput, NotFound
 from evidence.store import ledger
 from evidence.store.blobs import put_blob
+from evidence.store.checkpoints import write_checkpoint
 from evidence.store.db import Store
 from evidence.store.models import Incident, IncidentAttachment
 from evidence.timeutil import utcnow
@@ -136,6 +137,7 @@ def add_incident(
     )
     with store.writing() as session:
         store_version(session, incident, files)
+        write_checkpoint(session, store.config, "incident")
     return incident
 
 
@@ -211,6 +213,7 @@ def end_incident(
         version = _next_version(current, ENDED, by.strip() if by else None, None)
         version.end = end
         store_version(session, version, files)
+        write_checkpoint(session, store.config, "incident")
     return version
 
 
@@ -253,6 +256,7 @@ def correct_incident(
             version.note = note
         check_fields(version.title, version.start, version.end)
         store_version(session, version, files)
+        write_checkpoint(session, store.config, "incident")
     return version
 
 

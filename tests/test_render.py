@@ -17,6 +17,7 @@ from evidence.ingest.mail import import_mail
 from evidence.render.dossier import export_dossier
 from evidence.render.mailbody import sanitize_html
 from evidence.store.db import Store
+from evidence.verify.manifest import VERIFICATION_FILES
 from tests.conftest import pdf_text
 
 
@@ -109,7 +110,9 @@ def test_dossier_embeds_each_original_byte_exact(company_store: Store, tmp_path:
     export_dossier(company_store, customer_ref="7", output=out)
     with pikepdf.open(out) as pdf:
         files = {name: spec.get_file().read_bytes() for name, spec in pdf.attachments.items()}
-    [(name, data)] = files.items()
+    # Beside the original: the manifest and the signed checkpoint (tests/test_verify_dossier.py).
+    assert set(VERIFICATION_FILES) - set(files) == {"checkpoint.tst"}
+    [(name, data)] = [(n, d) for n, d in files.items() if n not in VERIFICATION_FILES]
     assert name.endswith(".eml") and data == raw
     listed = subprocess.run(["pdfdetach", "-list", str(out)], capture_output=True, text=True).stdout
     assert name in listed

@@ -247,3 +247,9 @@ def test_scenario_dossier_pdf(scenario_env: Env, tmp_path: Path) -> None:
     # and every embedded file's digest is printed in the manifest
     for digest in digests:
         assert digest in flat
+
+    # The whole store, and the dossier on its own, verify intact (issue 8).
+    store_check = run_evidence(scenario_env, "verify")
+    assert store_check.stdout.splitlines()[-1] == "INTACT: every check passed"
+    dossier_check = run_evidence(scenario_env, "verify", str(out))
+    assert dossier_check.stdout.splitlines()[-1] == "INTACT: every check passed"

@@ -23,6 +23,7 @@ from evidence.errors import InvalidInput
 from evidence.ingest import ImportReport, quarantine, start_run
 from evidence.phones import normalize_number
 from evidence.store import ledger
+from evidence.store.checkpoints import write_checkpoint
 from evidence.store.db import Store
 from evidence.store.models import CdrRecord, ImportRun, QueueEvent, SourceLine
 from evidence.timeutil import UTC, resolve_local, utcnow
@@ -238,6 +239,7 @@ def import_calls(
             report.duplicates,
             report.quarantined,
         )
+        write_checkpoint(session, config, f"import {fmt}")
     return report
 
 

@@ -27,6 +27,7 @@ from evidence.config import Config
 from evidence.ingest import ImportReport, quarantine, start_run
 from evidence.store import ledger
 from evidence.store.blobs import put_blob
+from evidence.store.checkpoints import write_checkpoint
 from evidence.store.db import Store
 from evidence.store.models import (
     Direction,
@@ -332,6 +333,7 @@ def import_mail(
             report.duplicates,
             report.quarantined,
         )
+        write_checkpoint(session, config, "import mail")
     return report
 
 

@@ -15,6 +15,7 @@ from evidence.errors import InvalidInput
 from evidence.ingest import ImportReport, quarantine, start_run
 from evidence.store import ledger
 from evidence.store.blobs import put_blob, sha256_hex
+from evidence.store.checkpoints import write_checkpoint
 from evidence.store.db import Store
 from evidence.store.models import CdrRecord, QueueEvent, Recording
 from evidence.timeutil import utcnow
@@ -96,6 +97,7 @@ def import_recordings(store: Store, directory: Path, pattern: str | None = None)
             report.duplicates,
             report.quarantined,
         )
+        write_checkpoint(session, store.config, "import recordings")
     return report
 
 

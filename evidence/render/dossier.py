@@ -37,13 +37,15 @@ from evidence.hours import OpeningHours, opening_hours
 from evidence.render import assemble, front
 from evidence.render.i18n import Formatter, check_language, translations
 from evidence.render.views import Embedded, Exhibit, Insert, ViewBuilder
+from evidence.store.audit import log_event
 from evidence.store.blobs import read_blob
 from evidence.store.db import PROJECT_ROOT, Store
-from evidence.store.ledger import chain_head
 from evidence.store.models import Case, CaseDocument, IdentifierKind
 from evidence.summary import summarize
 from evidence.timeline import Timeline, build_timeline
 from evidence.timeutil import iso_utc, utcnow
+from evidence.verify.manifest import prepare_dossier_proofs
+from evidence.verify.pades import sign_pdf, signing_configured
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 CHUNK_ITEMS = 40
@@ -83,6 +85,9 @@ class ExportResult:
     refused_urls: list[str] = field(default_factory=list)
     parts_rendered: int = 0
     parts_cached: int = 0
+    checkpoint_id: int | None = None  # the signed checkpoint printed on the cover
+    root: str | None = None
+    signed: bool = False
 
 
 # --- rendering HTML to PDF (also in worker processes) -----------------------------------
@@ -235,7 +240,8 @@ def export_dossier(
     fmt = Formatter(language, config.zone)
     generated = generated_at or utcnow()
     env = _environment(translate)
-    with store.session() as session:
+    # Under the writer lock: a checkpoint signed for this export covers what it shows.
+    with store.writing() as session:
         case: Case | None = load_case(session, case_ref) if case_ref else None
         if case is not None:
             if customer_ref is not None and customer_ref != case.customer.ref:
@@ -257,8 +263,29 @@ def export_dossier(
         exhibits = builder.exhibits(timeline)
         claims = current_claims(case) if case is not None else []
         found = completeness(session, config.zone, timeline.start, timeline.end)
-        head = chain_head(session)
         documents, document_bytes = _documents(session, case, builder, fmt)
+        # Verification (evidence/verify): the signed checkpoint, each exhibit's
+        # inclusion proof, and manifest.json, embedded with the originals.
+        proofs = prepare_dossier_proofs(
+            session,
+            config,
+            exhibits=exhibits,
+            documents=[
+                (d["record"], data) for d, data in zip(documents, document_bytes, strict=True)
+            ],
+            embedded=builder.embedded,
+            zone=config.zone,
+            generated=generated,
+            label=translate.gettext("verification"),
+        )
+        for proof_file in proofs.files:
+            builder.embed(
+                proof_file.name,
+                proof_file.data,
+                proof_file.mime_type,
+                proof_file.description,
+                translate.gettext("verification"),
+            )
         context = _context(
             translate.gettext,
             fmt,
@@ -270,8 +297,6 @@ def export_dossier(
             document_bytes,
             builder.embedded,
             builder.inserts,
-            head.seq,
-            head.hash,
             generated,
             config.company_name,
         )
@@ -283,6 +308,7 @@ def export_dossier(
         is_open=_is_open(hours),
     )
     context.common.update(
+        verification=proofs.view,
         claims=front.claims_view(claims, summary, exhibit_of, fmt, translate.gettext),
         summary=front.summary_view(summary, exhibit_of, timeline, fmt, translate.gettext),
         completeness=front.completeness_view(found, fmt, translate.gettext),
@@ -300,14 +326,14 @@ def export_dossier(
     timeless = {
         k: v
         for k, v in context.common.items()
-        if k not in ("claims", "summary", "completeness", "linked")
+        if k not in ("claims", "summary", "completeness", "linked", "verification")
     } | {"created": ""}
     chunk_htmls = [
         env.get_template("items.html.j2").render(**timeless, exhibits=chunk, first_chunk=(n == 0))
         for n, chunk in enumerate(plan_chunks(exhibits))
     ]
     back_html = env.get_template("back.html.j2").render(
-        **timeless, documents=documents, embedded=context.embedded
+        **timeless, documents=documents, embedded=context.embedded, verification=proofs.view
     )
     rendered = renderer.render([*chunk_htmls, back_html], progress)
     chunk_parts = [assemble.open_part(pdf) for pdf in rendered[:-1]]
@@ -316,16 +342,39 @@ def export_dossier(
     index = _render_index(env, timeless, context, renderer, len(cover.pdf.pages), chunk_parts)
     stamp_font = assemble.StampFont(renderer.render([_stamp_sample_html(env, context)])[0])
     final = _assemble([cover, index, *chunk_parts, back], context, generated, stamp_font)
+    subject = f"customer {customer_ref}" + (f", case {case.reference}" if case else "")
+    final = sign_pdf(final, config, reason=f"evidence dossier: {subject}")
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".part")
     tmp.write_bytes(final)
     tmp.replace(output)
     with pikepdf.open(io.BytesIO(final)) as check:
         pages = len(check.pages)
+    digest = hashlib.sha256(final).hexdigest()
+    # The export is itself evidence: who, when, what, and the SHA-256 of the PDF.
+    log_event(
+        store,
+        action="export",
+        subject=f"{subject} -> {output}",
+        output_sha256=digest,
+        details={
+            "checkpoint_id": proofs.checkpoint_id,
+            "tree_size": proofs.tree_size,
+            "root": proofs.root,
+            "items": len(timeline.items),
+            "pages": pages,
+            "from": date_from.isoformat() if date_from else None,
+            "to": date_to.isoformat() if date_to else None,
+            "signed": signing_configured(config),
+        },
+    )
     return ExportResult(
         pages=pages,
         items=len(timeline.items),
-        sha256=hashlib.sha256(final).hexdigest(),
+        sha256=digest,
+        checkpoint_id=proofs.checkpoint_id,
+        root=proofs.root,
+        signed=signing_configured(config),
         embedded=context.embedded,
         refused_urls=renderer.refused,
         parts_rendered=renderer.rendered,
@@ -360,6 +409,7 @@ def _documents(
         builder.embed(f"case-{doc.id}-{doc.filename}", data, "application/pdf", doc.title, "")
         documents.append(
             {
+                "record": doc,
                 "title": doc.title,
                 "filename": doc.filename,
                 "sha256": doc.sha256,
@@ -382,8 +432,6 @@ def _context(
     document_bytes: list[bytes],
     embedded: list[Embedded],
     inserts_from_exhibits: list[Insert],
-    head_seq: int,
-    head_hash: str,
     generated: dt.datetime,
     company: str,
 ) -> Context:
@@ -432,8 +480,6 @@ def _context(
         "generated": fmt.local(generated),
         "counts": counts,
         "service_counts": timeline.service_counts(),
-        "head_seq": head_seq,
-        "head_hash": head_hash,
         "zone": fmt.zone.key,
         "doc_ref": doc_ref,
     }

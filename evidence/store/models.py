@@ -508,6 +508,47 @@ class LedgerEntry(Base):
     __table_args__ = (Index("ix_ledger_record", "record_type", "record_id"),)
 
 
+class Checkpoint(Base):
+    """A signed statement of the Merkle tree over the ledger: its size and root at a time.
+
+    ``body`` is the exact text signed (Ed25519) and timestamped (RFC 3161); the
+    other columns repeat what it says so they can be queried. ``frontier`` is a
+    cache (the roots of the tree's perfect subtrees) that lets the next
+    checkpoint hash only the leaves added since; it is checked against the
+    signed root before use.
+    """
+
+    __tablename__ = "checkpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tree_size: Mapped[int] = mapped_column(BigInteger)
+    root_hash: Mapped[sha256_hex]
+    created_at: Mapped[datetime_utc]
+    reason: Mapped[str] = mapped_column(String(40))
+    body: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(String(100))  # base64 Ed25519 signature of body
+    key_id: Mapped[sha256_hex]  # SHA-256 of the raw 32-byte public key
+    public_key: Mapped[str] = mapped_column(Text)  # PEM
+    frontier: Mapped[str] = mapped_column(Text)  # JSON list of hex hashes
+    timestamp_token: Mapped[bytes | None] = mapped_column(LargeBinary)  # RFC 3161 token, DER
+    tsa_url: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEvent(Base):
+    """Something done with the evidence (an export, a verification, a correction), logged
+    like evidence: who, when, what, and the SHA-256 of what it produced."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    actor: Mapped[str] = mapped_column(String(300))
+    at: Mapped[datetime_utc]
+    subject: Mapped[str] = mapped_column(Text)
+    output_sha256: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[str | None] = mapped_column(Text)  # compact JSON
+
+
 # Tables the database refuses to UPDATE or DELETE (and, on PostgreSQL, TRUNCATE).
 APPEND_ONLY_TABLES = (
     "blobs",
@@ -527,4 +568,6 @@ APPEND_ONLY_TABLES = (
     "claims",
     "claim_evidence",
     "exports",
+    "checkpoints",
+    "audit_events",
 )

@@ -1,0 +1,53 @@
+"""Keep each verification in the audit log: who checked what, when, and the outcome."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from evidence.errors import EvidenceError, IntegrityFailure
+from evidence.store.audit import log_event, record
+from evidence.store.db import Store
+from evidence.verify.report import Report
+
+
+def report_sha256(report: Report) -> str:
+    """SHA-256 of the report as `--json` prints it (sorted keys): the verification's output."""
+    text = json.dumps(report.as_dict(), sort_keys=True, ensure_ascii=False, indent=2)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def record_verification(store: Store, report: Report) -> None:
+    """Log the verification; a store too damaged to log in gets a note in the report."""
+    action = "verify-store" if report.what == "store" else "verify-dossier"
+    details: dict[str, object] = {
+        "intact": report.intact,
+        "failures": len(report.failures),
+        **{k: report.facts[k] for k in ("tree_size", "root", "pdf_sha256") if k in report.facts},
+    }
+    subject = report.target
+    try:
+        try:
+            log_event(
+                store,
+                action=action,
+                subject=subject,
+                output_sha256=report_sha256(report),
+                details=details,
+            )
+        except IntegrityFailure:
+            # The tree cannot be signed as it is; log the event without a checkpoint.
+            with store.writing() as session:
+                record(
+                    session,
+                    action=action,
+                    subject=subject,
+                    output_sha256=report_sha256(report),
+                    details=details,
+                )
+    except (EvidenceError, OSError) as exc:
+        report.notes.append(f"this verification could not be kept in the audit log: {exc}")
+    except Exception as exc:  # a database refusing writes must not hide the report
+        report.notes.append(
+            f"this verification could not be kept in the audit log: {type(exc).__name__}"
+        )

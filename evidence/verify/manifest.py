@@ -1,0 +1,345 @@
+"""What a dossier carries so that anyone can check it without us: the machine-readable
+manifest (every exhibit's files with their SHA-256, the ledger entries behind it
+with their leaf index and inclusion proof) and the signed checkpoint it is proved
+against, embedded as files beside the originals.
+
+The renderer calls ``prepare_dossier_proofs`` inside its (writer-locked) session,
+embeds ``proofs.files`` and passes ``proofs.view`` to the templates.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from evidence import __version__
+from evidence.calls import AgentPause, Call
+from evidence.config import Config
+from evidence.errors import IntegrityFailure
+from evidence.store import merkle
+from evidence.store.checkpoints import iter_leaf_hashes, write_checkpoint
+from evidence.store.models import (
+    AuditEvent,
+    Checkpoint,
+    Email,
+    Incident,
+    LedgerEntry,
+    QueueEvent,
+)
+from evidence.timeutil import format_local, iso_utc
+
+MANIFEST_NAME = "manifest.json"
+CHECKPOINT_TEXT = "checkpoint.txt"
+CHECKPOINT_SIGNATURE = "checkpoint.sig"
+CHECKPOINT_KEY = "checkpoint-key.pub.pem"
+CHECKPOINT_TIMESTAMP = "checkpoint.tst"
+VERIFICATION_FILES = (
+    MANIFEST_NAME,
+    CHECKPOINT_TEXT,
+    CHECKPOINT_SIGNATURE,
+    CHECKPOINT_KEY,
+    CHECKPOINT_TIMESTAMP,
+)
+MANIFEST_FORMAT = "evidence-dossier-manifest/1"
+LEAF_RULE = (
+    "leaf = the UTF-8 bytes of a ledger entry's canonical JSON payload; leaf index = "
+    "ledger seq - 1; leaf hash = SHA-256(0x00 || leaf); node hash = SHA-256(0x01 || left || "
+    "right) (RFC 6962 section 2.1); the root is the checkpoint's"
+)
+
+
+class _Exhibit(Protocol):
+    number: str
+
+    @property
+    def item(self) -> Any: ...
+
+
+class _Embedded(Protocol):
+    name: str
+    data: bytes
+    exhibit: str
+
+
+@dataclass
+class ProofFile:
+    name: str
+    data: bytes
+    mime_type: str
+    description: str
+
+
+@dataclass
+class DossierProofs:
+    checkpoint_id: int
+    tree_size: int
+    root: str
+    manifest: dict[str, Any]
+    files: list[ProofFile] = field(default_factory=list)
+    view: dict[str, Any] = field(default_factory=dict)
+
+
+def _records_of(session: Session, record: object) -> list[tuple[str, str]]:
+    """The ledger records (table, id) behind one timeline item."""
+    if isinstance(record, Email):
+        return [("emails", str(record.id))]
+    if isinstance(record, Incident):
+        return [("incidents", str(record.id))]
+    if isinstance(record, Call):
+        return [("source_lines", str(line.id)) for line in record.source_lines] + [
+            ("recordings", str(rec.id)) for rec in record.recordings
+        ]
+    if isinstance(record, AgentPause):
+        line_id = session.scalar(
+            select(QueueEvent.source_line_id).where(QueueEvent.id == record.event_id)
+        )
+        return [("source_lines", str(line_id))] if line_id is not None else []
+    return []
+
+
+def _ledger_entries(
+    session: Session, wanted: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[int, str]]:
+    by_type: dict[str, set[str]] = {}
+    for table, record_id in wanted:
+        by_type.setdefault(table, set()).add(record_id)
+    found: dict[tuple[str, str], tuple[int, str]] = {}
+    for table, ids in by_type.items():
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), 500):
+            rows = session.execute(
+                select(LedgerEntry.record_id, LedgerEntry.seq, LedgerEntry.payload)
+                .where(
+                    LedgerEntry.record_type == table,
+                    LedgerEntry.record_id.in_(ordered[start : start + 500]),
+                )
+                .order_by(LedgerEntry.seq)
+            )
+            for record_id, seq, payload in rows:
+                found.setdefault((table, str(record_id)), (int(seq), str(payload)))
+    return found
+
+
+def prepare_dossier_proofs(
+    session: Session,
+    config: Config,
+    *,
+    exhibits: Sequence[_Exhibit],
+    documents: Sequence[tuple[Any, bytes]],
+    embedded: Sequence[_Embedded],
+    zone: ZoneInfo,
+    generated: dt.datetime,
+    label: str,
+) -> DossierProofs:
+    """Sign a checkpoint now and prove every exhibit's ledger entries against it.
+
+    The caller holds the writer lock, so the exhibits read in this session are
+    exactly what the checkpoint covers.
+    """
+    groups: list[tuple[str, str, list[tuple[str, str]]]] = []
+    for ex in exhibits:
+        groups.append((ex.number, ex.item.kind, _records_of(session, ex.item.record)))
+    for n, (doc, _data) in enumerate(documents, start=1):
+        groups.append((f"appendix-{n}", "case_document", [("case_documents", str(doc.id))]))
+    wanted = [r for _n, _k, records in groups for r in records]
+    entries = _ledger_entries(session, wanted)
+    checkpoint = _covering_checkpoint(session, config, entries)
+    tree = merkle.Tree(h for _seq, h in iter_leaf_hashes(session, upto_seq=checkpoint.tree_size))
+    consistency = _consistency_with_earlier_dossiers(session, tree, checkpoint)
+    if tree.size != checkpoint.tree_size or tree.root().hex() != checkpoint.root_hash:
+        # The new checkpoint extends the last signed one; the entries now give another tree.
+        raise IntegrityFailure(
+            "the ledger was altered after it was signed: no dossier is made from it; "
+            "run `evidence verify`"
+        )
+    files_by_exhibit: dict[str, list[dict[str, Any]]] = {}
+    doc_exhibit = {
+        hashlib.sha256(data).hexdigest(): f"appendix-{n}"
+        for n, (_doc, data) in enumerate(documents, start=1)
+    }
+    seen: set[str] = set()
+    for item in embedded:
+        if item.name in seen:
+            continue
+        seen.add(item.name)
+        digest = hashlib.sha256(item.data).hexdigest()
+        number = item.exhibit or doc_exhibit.get(digest, "")
+        files_by_exhibit.setdefault(number, []).append(
+            {"name": item.name, "sha256": digest, "size": len(item.data)}
+        )
+    manifest_exhibits = []
+    for number, kind, records in groups:
+        proved = []
+        for table, record_id in records:
+            entry = entries.get((table, record_id))
+            if entry is None or entry[0] > checkpoint.tree_size:
+                raise IntegrityFailure(
+                    f"{table}/{record_id} of {number} has no ledger entry under the checkpoint: "
+                    "run `evidence verify`"
+                )
+            seq, payload = entry
+            index = seq - 1
+            proved.append(
+                {
+                    "record": f"{table}/{record_id}",
+                    "leaf_index": index,
+                    "leaf": payload,
+                    "leaf_hash": merkle.leaf_hash(payload.encode("utf-8")).hex(),
+                    "inclusion_proof": [h.hex() for h in tree.inclusion_proof(index)],
+                }
+            )
+        manifest_exhibits.append(
+            {
+                "exhibit": number,
+                "kind": kind,
+                "files": files_by_exhibit.get(number, []),
+                "records": proved,
+            }
+        )
+    manifest: dict[str, Any] = {
+        "format": MANIFEST_FORMAT,
+        "generator": f"evidence {__version__}",
+        "generated_at": iso_utc(generated),
+        "leaf_rule": LEAF_RULE,
+        "checkpoint": checkpoint_json(checkpoint),
+        "exhibits": manifest_exhibits,
+        "consistency": consistency,
+    }
+    files = _files(manifest, checkpoint, label)
+    return DossierProofs(
+        checkpoint_id=checkpoint.id,
+        tree_size=checkpoint.tree_size,
+        root=checkpoint.root_hash,
+        manifest=manifest,
+        files=files,
+        view={
+            "root": checkpoint.root_hash,
+            "tree_size": checkpoint.tree_size,
+            "checkpoint_id": checkpoint.id,
+            "time": format_local(checkpoint.created_at, zone),
+            "key_id": checkpoint.key_id,
+            "tsa_url": checkpoint.tsa_url if checkpoint.timestamp_token else None,
+            "records": sum(len(e["records"]) for e in manifest_exhibits),
+            "files": {
+                "manifest": MANIFEST_NAME,
+                "text": CHECKPOINT_TEXT,
+                "signature": CHECKPOINT_SIGNATURE,
+                "key": CHECKPOINT_KEY,
+                "timestamp": CHECKPOINT_TIMESTAMP if checkpoint.timestamp_token else None,
+            },
+        },
+    )
+
+
+def _covering_checkpoint(
+    session: Session, config: Config, entries: dict[tuple[str, str], tuple[int, str]]
+) -> Checkpoint:
+    """The first signed checkpoint that covers every record the dossier shows.
+
+    Later entries (the audit log of other exports, other customers' mail) do not
+    change it, so the same evidence gives the same proofs and the same PDF. A
+    checkpoint is signed now only when no existing one covers the records yet.
+    """
+    needed = max((seq for seq, _payload in entries.values()), default=0)
+    found = session.scalar(
+        select(Checkpoint)
+        .where(Checkpoint.tree_size >= needed, Checkpoint.tree_size > 0)
+        .order_by(Checkpoint.tree_size, Checkpoint.id)
+        .limit(1)
+    )
+    if found is not None:
+        return found
+    return write_checkpoint(session, config, "export")
+
+
+def _consistency_with_earlier_dossiers(
+    session: Session, tree: merkle.Tree, checkpoint: Checkpoint
+) -> list[dict[str, Any]]:
+    """A consistency proof from the checkpoint of every earlier dossier to this one.
+
+    Whoever holds an earlier dossier can check that the log it was proved against
+    is a prefix of this one (``evidence verify NEW.pdf --previous OLD.pdf``). An
+    earlier checkpoint the log no longer contains stops the export.
+    """
+    proofs = []
+    seen: set[int] = set()
+    for details in session.scalars(
+        select(AuditEvent.details).where(AuditEvent.action == "export").order_by(AuditEvent.id)
+    ):
+        info = json.loads(details or "{}")
+        cp_id, size, root = info.get("checkpoint_id"), info.get("tree_size"), info.get("root")
+        if cp_id is None or size is None or cp_id in seen or size > checkpoint.tree_size:
+            continue
+        seen.add(cp_id)
+        if tree.root(size).hex() != root:
+            raise IntegrityFailure(
+                f"checkpoint #{cp_id}, printed on an earlier dossier, no longer matches the "
+                "log: the store was altered; run `evidence verify`"
+            )
+        if cp_id == checkpoint.id:
+            continue  # this dossier is proved against the same checkpoint: nothing to prove
+        proofs.append(
+            {
+                "checkpoint_id": cp_id,
+                "tree_size": size,
+                "root": root,
+                "proof": [h.hex() for h in tree.consistency_proof(size)],
+            }
+        )
+    return proofs
+
+
+def checkpoint_json(checkpoint: Checkpoint) -> dict[str, Any]:
+    token = checkpoint.timestamp_token
+    return {
+        "id": checkpoint.id,
+        "tree_size": checkpoint.tree_size,
+        "root": checkpoint.root_hash,
+        "time": iso_utc(checkpoint.created_at),
+        "text": checkpoint.body,
+        "signature": checkpoint.signature,
+        "signature_algorithm": "Ed25519",
+        "public_key": checkpoint.public_key,
+        "key_id": checkpoint.key_id,
+        "timestamp_token": base64.b64encode(token).decode("ascii") if token else None,
+        "tsa_url": checkpoint.tsa_url if token else None,
+    }
+
+
+def _files(manifest: dict[str, Any], checkpoint: Checkpoint, label: str) -> list[ProofFile]:
+    text = json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+    files = [
+        ProofFile(MANIFEST_NAME, text.encode("utf-8"), "application/json", label),
+        ProofFile(CHECKPOINT_TEXT, checkpoint.body.encode("utf-8"), "text/plain", label),
+        ProofFile(
+            CHECKPOINT_SIGNATURE,
+            base64.b64decode(checkpoint.signature),
+            "application/octet-stream",
+            label,
+        ),
+        ProofFile(
+            CHECKPOINT_KEY,
+            checkpoint.public_key.encode("ascii"),
+            "application/x-pem-file",
+            label,
+        ),
+    ]
+    if checkpoint.timestamp_token:
+        files.append(
+            ProofFile(
+                CHECKPOINT_TIMESTAMP,
+                checkpoint.timestamp_token,
+                "application/pkcs7-mime",
+                label,
+            )
+        )
+    return files

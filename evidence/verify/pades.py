@@ -1,0 +1,209 @@
+"""PAdES signatures on dossiers (pyHanko): signing at export, checking in `evidence verify`.
+
+Optional per company, in evidence.toml::
+
+    [signing]
+    pkcs12 = "company-signing.p12"      # or: key = "key.pem" and certificate = "cert.pem"
+    chain = ["intermediate-ca.pem"]     # optional CA certificates to embed
+    # the passphrase, if any, comes from the environment, never from this file:
+    passphrase_env = "EVIDENCE_SIGNING_PASSPHRASE"   # the default name
+
+    [timestamping]
+    url = "http://tsa.example/tsr"      # RFC 3161: the signature (and each checkpoint)
+
+Relative paths are read from EVIDENCE_HOME.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evidence.config import Config
+from evidence.errors import EvidenceError
+from evidence.store.tsa import make_timestamper, tsa_url
+
+FIELD_NAME = "EvidenceDossier"
+
+
+def _signing_section(config: Config) -> dict[str, Any] | None:
+    section = config.extra.get("signing")
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        raise EvidenceError(f"{config.config_path}: [signing] must be a table")
+    return section if section else None
+
+
+def _path(config: Config, value: object) -> Path:
+    path = Path(str(value)).expanduser()
+    return path if path.is_absolute() else config.home / path
+
+
+def signing_configured(config: Config) -> bool:
+    return _signing_section(config) is not None
+
+
+def _signer(config: Config, section: dict[str, Any]) -> Any:
+    from pyhanko.sign import signers
+
+    env_name = str(section.get("passphrase_env") or "EVIDENCE_SIGNING_PASSPHRASE")
+    secret = os.environ.get(env_name)
+    passphrase = secret.encode("utf-8") if secret else None
+    chain = [str(_path(config, c)) for c in section.get("chain", [])]
+    for chain_file in chain:
+        if not Path(chain_file).is_file():
+            raise EvidenceError(f"[signing] chain: {chain_file} is not a file")
+    if section.get("pkcs12"):
+        source = _path(config, section["pkcs12"])
+        if not source.is_file():
+            raise EvidenceError(f"[signing] pkcs12: {source} is not a file")
+        signer = signers.SimpleSigner.load_pkcs12(  # type: ignore[no-untyped-call]
+            str(source), ca_chain_files=chain or None, passphrase=passphrase
+        )
+    elif section.get("key") and section.get("certificate"):
+        key, cert = _path(config, section["key"]), _path(config, section["certificate"])
+        for item in (key, cert):
+            if not item.is_file():
+                raise EvidenceError(f"[signing]: {item} is not a file")
+        source = key
+        signer = signers.SimpleSigner.load(  # type: ignore[no-untyped-call]
+            str(key), str(cert), ca_chain_files=chain or None, key_passphrase=passphrase
+        )
+    else:
+        raise EvidenceError(
+            f"{config.config_path}: [signing] needs pkcs12 = FILE, or key = FILE and "
+            "certificate = FILE"
+        )
+    if signer is None:
+        raise EvidenceError(
+            f"cannot read the signing key from {source}: wrong passphrase "
+            f"(set {env_name}) or not a key and certificate"
+        )
+    return signer
+
+
+def sign_pdf(pdf: bytes, config: Config, *, reason: str, location: str | None = None) -> bytes:
+    """``pdf`` with a PAdES B-B signature (B-T with a timestamp when a TSA is set).
+
+    Returns ``pdf`` unchanged when no [signing] is configured.
+    """
+    section = _signing_section(config)
+    if section is None:
+        return pdf
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+
+    signer = _signer(config, section)
+    url = tsa_url(config.extra)
+    meta = signers.PdfSignatureMetadata(
+        field_name=FIELD_NAME,
+        md_algorithm="sha256",
+        subfilter=fields.SigSeedSubFilter.PADES,
+        reason=reason,
+        location=location,
+    )
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    try:
+        out = signers.sign_pdf(
+            writer,
+            meta,
+            signer=signer,
+            timestamper=make_timestamper(url) if url else None,  # type: ignore[arg-type]
+        )
+    except EvidenceError:
+        raise
+    except Exception as exc:  # pyHanko's signing and timestamp errors
+        raise EvidenceError(f"could not sign the dossier: {exc}") from exc
+    return bytes(out.getvalue())
+
+
+@dataclass
+class SignatureCheck:
+    field_name: str
+    signer: str
+    intact: bool
+    valid: bool
+    trusted: bool | None  # None: no trust anchors given
+    whole_file: bool
+    signed_at: str | None
+    timestamp: str | None  # the TSA's time, when the signature carries a timestamp
+    timestamp_ok: bool | None
+    problems: list[str] = field(default_factory=list)
+
+
+def _load_certs(paths: list[Path]) -> list[Any]:
+    from asn1crypto import pem, x509
+
+    certs = []
+    for path in paths:
+        data = path.read_bytes()
+        if pem.detect(data):
+            for _kind, _headers, der in pem.unarmor(data, multiple=True):
+                certs.append(x509.Certificate.load(der))
+        else:
+            certs.append(x509.Certificate.load(data))
+    return certs
+
+
+def check_signatures(pdf: bytes, trusted_certificates: list[Path]) -> list[SignatureCheck]:
+    """Validate every signature in ``pdf`` (integrity; trust only against the given CAs)."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation.status import SignatureCoverageLevel
+    from pyhanko_certvalidator import ValidationContext
+
+    reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+    anchors = _load_certs(trusted_certificates)
+    context = ValidationContext(trust_roots=anchors, allow_fetching=False)
+    results = []
+    for sig in reader.embedded_signatures:
+        try:
+            status = validate_pdf_signature(
+                sig, signer_validation_context=context, ts_validation_context=context
+            )
+        except Exception as exc:  # a damaged signature dictionary or CMS blob
+            results.append(
+                SignatureCheck(
+                    field_name=sig.field_name,
+                    signer="?",
+                    intact=False,
+                    valid=False,
+                    trusted=None,
+                    whole_file=False,
+                    signed_at=None,
+                    timestamp=None,
+                    timestamp_ok=None,
+                    problems=[f"cannot be validated: {type(exc).__name__}: {exc}"],
+                )
+            )
+            continue
+        ts = status.timestamp_validity
+        check = SignatureCheck(
+            field_name=sig.field_name,
+            signer=status.signing_cert.subject.human_friendly,
+            intact=bool(status.intact),
+            valid=bool(status.valid),
+            trusted=bool(status.trusted) if anchors else None,
+            whole_file=status.coverage == SignatureCoverageLevel.ENTIRE_FILE,
+            signed_at=status.signer_reported_dt.isoformat() if status.signer_reported_dt else None,
+            timestamp=ts.timestamp.isoformat() if ts is not None else None,
+            timestamp_ok=(bool(ts.intact and ts.valid) if ts is not None else None),
+        )
+        if not check.intact:
+            check.problems.append("the signed bytes were changed after signing")
+        elif not check.valid:
+            check.problems.append("the signature value does not verify")
+        if check.intact and not check.whole_file:
+            check.problems.append(
+                "the file was changed after it was signed (content added after the signature)"
+            )
+        if check.trusted is False and check.intact and check.valid:
+            check.problems.append("the signer's certificate does not chain to a trusted CA")
+        if ts is not None and not check.timestamp_ok:
+            check.problems.append("its timestamp does not verify")
+        results.append(check)
+    return results
