@@ -108,6 +108,22 @@ FI: dict[str, str] = {
         "Paikallista aikaa {local} ei ole olemassa (kesäajan alkaminen), eikä hetkeä voi "
         "ratkaista lähteestä. Näytetty {resolved} on arvio."
     ),
+    "flag_ambiguous-resolved-by-duration": (
+        "Paikallinen aika {local} osuu kesäajan vaihteeseen. Oikea hetki on ratkaistu "
+        "puhelun yksiselitteisestä päättymisajasta ja puhelinjärjestelmän kirjaamasta "
+        "kestosta: {resolved}."
+    ),
+    "flag_ambiguous-resolved-by-queue-log": (
+        "Paikallinen aika {local} esiintyy kahdesti (kesäajan päättyminen). Oikea hetki on "
+        "ratkaistu saman puhelun jonolokin (queue_log) Unix-ajoista: {resolved}."
+    ),
+    "ring_time": "Soittoaika",
+    "outcome_transferred": "vastattu ja siirretty",
+    "transfers": "Siirrot",
+    "rang_without_answer": "Soi vastaamatta",
+    "legs": "Puhelun osat (CDR)",
+    "agents_available": "Vapaita palvelijoita puhelun alkaessa",
+    "agents_logged_in": "kirjautuneena",
     "incident_period": "Ajankohta",
     "ongoing": "jatkuu",
     "channels": "Kanavat",

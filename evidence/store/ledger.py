@@ -32,7 +32,12 @@ class ChainHead:
     hash: str
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _encode(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, dt.datetime):
         return iso_utc(value)
     if isinstance(value, dt.date):
@@ -55,12 +60,25 @@ def _fields(obj: Base) -> dict[str, Any]:
     return row_fields(type(obj), {c.key: getattr(obj, c.key) for c in mapper.columns})
 
 
+_COLUMN_KEYS: dict[type[Base], tuple[str, tuple[str, ...]]] = {}
+
+
+def _column_keys(model: type[Base]) -> tuple[str, tuple[str, ...]]:
+    # Mappers do not change once configured; bulk imports call this per row.
+    known = _COLUMN_KEYS.get(model)
+    if known is None:
+        mapper = inspect(model)
+        table: str = mapper.local_table.name  # type: ignore[attr-defined]
+        known = _COLUMN_KEYS[model] = (table, tuple(c.key for c in mapper.columns))
+    return known
+
+
 def row_fields(model: type[Base], values: Mapping[str, Any]) -> dict[str, Any]:
     """The canonical fields of a row given as a mapping (as for a bulk insert)."""
-    mapper = inspect(model)
-    fields: dict[str, Any] = {"_table": mapper.local_table.name}  # type: ignore[attr-defined]
-    for column in mapper.columns:
-        fields[column.key] = _encode(values.get(column.key))
+    table, keys = _column_keys(model)
+    fields: dict[str, Any] = {"_table": table}
+    for key in keys:
+        fields[key] = _encode(values.get(key))
     return fields
 
 
