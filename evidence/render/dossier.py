@@ -228,6 +228,27 @@ class DossierBuilder:
             "queue_wait_source": call.queue_wait_source,
             "talk_time": format_duration(call.talk_time),
             "talk_time_source": call.talk_time_source,
+            "ring_time": format_duration(call.ring_time) if call.ring_time is not None else None,
+            "ring_time_source": call.ring_time_source,
+            "outcome_source": ", ".join(
+                s for s in (call.outcome_source, call.outcome_recorded) if s
+            ),
+            "transfers": [
+                f"{self.local(x.at)} {x.agent} → {x.target} ({x.kind})" for x in call.transfers
+            ],
+            "rang": [
+                f"{self.local(r.at)} {r.agent}"
+                + (f" ({format_duration(round(r.ring_time))})" if r.ring_time is not None else "")
+                for r in call.ring_attempts
+            ],
+            "agents": (
+                f"{len(item.availability.available)} ({t['agents_logged_in']} "
+                f"{len(item.availability.logged_in)}"
+                + "".join(f"; {a}: {r}" for a, r in sorted(item.availability.paused.items()))
+                + ")"
+                if item.availability is not None
+                else None
+            ),
             "outcome": t.get(f"outcome_{call.outcome}", call.outcome),
             "agent": call.agent,
             "uniqueid": call.uniqueid,

@@ -91,6 +91,8 @@ FI: dict[str, str] = {
     "outcome_unanswered": "ei vastattu",
     "outcome_busy": "varattu",
     "outcome_failed": "epäonnistui",
+    "outcome_voicemail": "vastaaja",
+    "outcome_unknown": "ei tunnettu lopputulos (ks. lähde)",
     "flag_ambiguous-resolved-by-uniqueid": (
         "Paikallinen aika {local} esiintyy kahdesti (kesäajan päättyminen). Oikea hetki on "
         "ratkaistu puhelun uniqueid-tunnisteen Unix-ajasta: {resolved}."
