@@ -897,7 +897,7 @@ def agent_availability(
                     .join(SourceLine, SourceLine.id == QueueEvent.source_line_id)
                     .where(QueueEvent.id.in_(ids[begin : begin + 5000]))
                 )
-                for event_id, line in session.execute(query_lines).tuples():
+                for event_id, line in session.execute(query_lines):
                     line_of[event_id] = line
             for item in result:
                 if item.event_id is not None:
