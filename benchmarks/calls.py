@@ -113,10 +113,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the generated files and store")
+    parser.add_argument("--workers", type=int, default=2, help="parsing worker processes")
     args = parser.parse_args()
 
     from evidence.config import load_config
-    from evidence.ingest.asterisk import import_calls
+    from evidence.ingest.phonelog import BulkOptions, import_calls
     from evidence.store.db import open_store, upgrade
 
     work = Path(tempfile.mkdtemp(prefix="evidence-bench-"))
@@ -136,11 +137,12 @@ def main() -> None:
     cpu0 = _cpu()
     try:
         t1 = time.perf_counter()
-        cdr_report = import_calls(store, cdr_path, "asterisk-cdr")
+        options = BulkOptions(workers=args.workers)
+        cdr_report = import_calls(store, cdr_path, "asterisk-cdr", options=options)
         t2 = time.perf_counter()
-        log_report = import_calls(store, log_path, "asterisk-queue-log")
+        log_report = import_calls(store, log_path, "asterisk-queue-log", options=options)
         t3 = time.perf_counter()
-        again = import_calls(store, log_path, "asterisk-queue-log")
+        again = import_calls(store, log_path, "asterisk-queue-log", options=options)
         t4 = time.perf_counter()
     finally:
         store.close()
@@ -162,7 +164,7 @@ def main() -> None:
     )
     print(
         f"peak RSS: main process {own:.0f} MB (before import {rss_before:.0f} MB), "
-        f"parser worker {children:.0f} MB"
+        f"largest parsing worker {children:.0f} MB"
     )
     print(f"store size: {db.stat().st_size / 1e9:.2f} GB; cores: {os.cpu_count()}")
     if not args.keep:

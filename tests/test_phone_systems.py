@@ -564,3 +564,33 @@ def test_mp3_duration_from_frame_headers() -> None:
     frame = bytes([0xFF, 0xFB, 0x90, 0x00]) + b"\x00" * 413
     assert mp3_duration(frame * 100) == pytest.approx(100 * 1152 / 44100, abs=0.001)
     assert mp3_duration(b"not audio") is None
+
+
+def test_csv_row_with_a_line_break_in_quotes_is_one_record(store: Store, tmp_path: Path) -> None:
+    mapping = tmp_path / "m.toml"
+    mapping.write_text(
+        '[columns]\nstart = "Start"\ncaller = "From"\noutcome = "Result"\n'
+        '[outcome]\n"Answered" = "answered"\n',
+        encoding="utf-8",
+    )
+    path = tmp_path / "export.csv"
+    path.write_bytes(
+        b"Start,From,Result,Note\n"
+        b'2026-09-28T07:15:05Z,0401234567,Answered,"two\nlines"\n'
+        b"2026-09-28T08:00:00Z,0401234567,Answered,plain\n"
+        b"not a time,0401234567,Answered,x\n"
+    )
+    report = import_calls(store, path, "csv", mapping=mapping)
+    assert (report.imported, report.quarantined) == (2, 1)
+    with store.session() as session:
+        rows = list(
+            session.scalars(
+                select(SourceLine).where(SourceLine.format == "csv").order_by(SourceLine.id)
+            )
+        )
+        [bad] = session.scalars(select(QuarantineItem))
+    assert [(r.line_number, r.raw) for r in rows] == [
+        (2, b'2026-09-28T07:15:05Z,0401234567,Answered,"two\nlines"'),
+        (4, b"2026-09-28T08:00:00Z,0401234567,Answered,plain"),
+    ]
+    assert bad.locator == "line 5" and "start time 'not a time'" in bad.reason

@@ -23,6 +23,7 @@ from __future__ import annotations
 import concurrent.futures
 import csv
 import hashlib
+import json
 import multiprocessing
 import re
 from collections import deque
@@ -38,7 +39,7 @@ from evidence.errors import InvalidInput
 from evidence.ingest import ImportReport, quarantine, start_run
 from evidence.store import ledger
 from evidence.store.db import Store
-from evidence.store.models import Base, ImportRun, QuarantineItem, SourceLine
+from evidence.store.models import Base, ImportRun, SourceLine
 from evidence.timeutil import utcnow
 
 CHUNK_LINES = 10_000
@@ -258,21 +259,31 @@ def _insert_sql(session: Session, model: type[Base]) -> str:
 
 
 def _known(session: Session, fmt: str, digests: list[str]) -> tuple[set[str], set[str]]:
-    """Which of ``digests`` are stored lines, and which were quarantined before."""
-    lines: set[str] = set()
-    held: set[str] = set()
-    for start in range(0, len(digests), 5000):
-        part = digests[start : start + 5000]
-        lines.update(
-            session.scalars(select(SourceLine.line_sha256).where(SourceLine.line_sha256.in_(part)))
+    """Which of ``digests`` are stored lines, and which were quarantined before.
+
+    The digests go as one parameter (a JSON array on SQLite, an array on
+    PostgreSQL): thousands of bound parameters per query cost more than the lookups.
+    """
+    if not digests:
+        return set(), set()
+    if session.get_bind().dialect.name == "postgresql":
+        wanted: Any = digests
+        among = "= ANY(:digests)"
+    else:
+        wanted = json.dumps(digests)
+        among = "IN (SELECT value FROM json_each(:digests))"
+    lines = set(
+        session.scalars(
+            text(f"SELECT line_sha256 FROM source_lines WHERE line_sha256 {among}"),
+            {"digests": wanted},
         )
-        held.update(
-            session.scalars(
-                select(QuarantineItem.raw_sha256).where(
-                    QuarantineItem.kind == fmt, QuarantineItem.raw_sha256.in_(part)
-                )
-            )
+    )
+    held = set(
+        session.scalars(
+            text(f"SELECT raw_sha256 FROM quarantine WHERE kind = :kind AND raw_sha256 {among}"),
+            {"digests": wanted, "kind": fmt},
         )
+    )
     return lines, held
 
 
@@ -346,6 +357,7 @@ def write_chunk(
 class BulkOptions:
     chunk_lines: int = CHUNK_LINES
     worker_min_bytes: int = WORKER_MIN_BYTES
+    workers: int = 2  # parsing processes beside this one, which writes
 
 
 def import_lines(
@@ -403,14 +415,15 @@ def import_lines(
         for fresh, size in fresh_chunks():
             store_chunk(prepare_chunk(spec, fresh), size)
         return
-    # Parse ahead in a worker while this process writes; at most two chunks wait,
-    # so memory stays flat however large the file is.
+    # Parse ahead in worker processes while this process writes, in file order; at
+    # most a few chunks wait, so memory stays flat however large the file is.
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+    workers = max(1, opts.workers)
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         pending: deque[tuple[concurrent.futures.Future[list[Prepared]], int]] = deque()
         for fresh, size in fresh_chunks():
             pending.append((pool.submit(prepare_chunk, spec, fresh), size))
-            if len(pending) > 2:
+            if len(pending) > workers + 1:
                 future, done = pending.popleft()
                 store_chunk(future.result(), done)
         while pending:
@@ -546,6 +559,7 @@ def import_calls(
     report = ImportReport()
     records: Iterator[tuple[int, bytes]] | None = None
     parser: LineParser
+    csv_input = _read_csv_start(path, mapping) if mapping is not None else None
     with store.writing() as session:
         run_id = start_run(session, fmt, str(path)).id
     if fmt == FORMAT_CDR:
@@ -555,8 +569,8 @@ def import_calls(
     elif fmt == FORMAT_FREESWITCH:
         parser = FreeswitchParser(zone_key=config.timezone, utc=utc, region=config.phone_region)
     else:
-        assert mapping is not None
-        parser, records = _csv_parser(store, path, mapping, run_id, utc)
+        assert csv_input is not None
+        parser, records = _csv_parser(store, path, csv_input, run_id, utc)
     import_lines(
         store, path, parser, run_id, report, progress=progress, options=options, records=records
     )
@@ -572,39 +586,56 @@ def import_calls(
     return report
 
 
-def _csv_parser(
-    store: Store, path: Path, mapping_path: Path, run_id: int, utc: bool
-) -> tuple[LineParser, Iterator[tuple[int, bytes]]]:
-    """The mapping (stored as a blob) and the header row (stored as a line) come first."""
-    from evidence.ingest.csvmap import CsvParser, column_indexes, parse_mapping, split_row
-    from evidence.store.blobs import put_blob
+@dataclass
+class _CsvStart:
+    """A mapped CSV's mapping and header row, read and checked before anything is stored."""
+
+    mapping: Any  # csvmap.Mapping
+    mapping_bytes: bytes
+    indexes: dict[str, int]
+    header: tuple[int, bytes] | None
+    records: Iterator[tuple[int, bytes]]
+
+
+def _read_csv_start(path: Path, mapping_path: Path) -> _CsvStart:
+    from evidence.ingest.csvmap import column_indexes, parse_mapping, split_row
 
     if not mapping_path.is_file():
         raise InvalidInput(f"the mapping {mapping_path} is not a file")
     mapping_bytes = mapping_path.read_bytes()
     mapping = parse_mapping(mapping_bytes, str(mapping_path))
     records = iter_records(path, True)
-    header_line_id: int | None = None
-    header: list[str] | None = None
-    if mapping.header:
-        first = next(records, None)
-        if first is None:
-            raise InvalidInput(f"{path} is empty: no header row")
-        number, raw = first
-        try:
-            text_ = raw.decode(mapping.encoding)
-        except UnicodeDecodeError as exc:
-            raise InvalidInput(
-                f"{path}: the header row is not {mapping.encoding} text: set file.encoding "
-                "in the mapping"
-            ) from exc
+    if not mapping.header:
+        return _CsvStart(mapping, mapping_bytes, column_indexes(mapping, None), None, records)
+    first = next(records, None)
+    if first is None:
+        raise InvalidInput(f"{path} is empty: no header row")
+    try:
+        text_ = first[1].decode(mapping.encoding)
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"{path}: the header row is not {mapping.encoding} text: set file.encoding "
+            "in the mapping"
+        ) from exc
+    try:
         header = split_row(text_.lstrip("\ufeff"), mapping.delimiter)
-        indexes = column_indexes(mapping, header)
-    else:
-        indexes = column_indexes(mapping, None)
+    except LineError as exc:
+        raise InvalidInput(f"{path}: the header row is not CSV ({exc})") from exc
+    return _CsvStart(mapping, mapping_bytes, column_indexes(mapping, header), first, records)
+
+
+def _csv_parser(
+    store: Store, path: Path, start: _CsvStart, run_id: int, utc: bool
+) -> tuple[LineParser, Iterator[tuple[int, bytes]]]:
+    """The mapping (stored as a blob) and the header row (stored as a line) come first."""
+    from evidence.ingest.csvmap import CsvParser
+    from evidence.store.blobs import put_blob
+
+    header_line_id: int | None = None
     with store.writing() as session:
-        mapping_sha256 = put_blob(session, mapping_bytes)
-        if mapping.header:
+        mapping_sha256 = put_blob(session, start.mapping_bytes)
+        if start.header is not None:
+            number, raw = start.header
             digest = hashlib.sha256(raw).hexdigest()
             header_line_id = session.scalar(
                 select(SourceLine.id).where(SourceLine.line_sha256 == digest)
@@ -624,12 +655,12 @@ def _csv_parser(
                 ledger.append(session, line)
                 header_line_id = line.id
     parser = CsvParser(
-        mapping=mapping,
-        indexes=indexes,
+        mapping=start.mapping,
+        indexes=start.indexes,
         mapping_sha256=mapping_sha256,
         header_line_id=header_line_id,
         zone_key=store.config.timezone,
         utc=utc,
         region=store.config.phone_region,
     )
-    return parser, records
+    return parser, start.records
