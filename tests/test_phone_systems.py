@@ -594,3 +594,70 @@ def test_csv_row_with_a_line_break_in_quotes_is_one_record(store: Store, tmp_pat
         (4, b"2026-09-28T08:00:00Z,0401234567,Answered,plain"),
     ]
     assert bad.locator == "line 5" and "start time 'not a time'" in bad.reason
+
+
+def test_dossier_shows_sources_transfers_and_agents(cli: Cli, tmp_path: Path) -> None:
+    from tests.conftest import pdf_text
+
+    cli("customer", "add", "100234", "--name", "Matti", "--phone", "040 123 4567")
+    log = AGENT_LOG + [
+        "1790596202|1790596202.317|asiakaspalvelu|NONE|ENTERQUEUE||0401234567|1",
+        "1790596220|1790596202.317|asiakaspalvelu|PJSIP/1002|RINGNOANSWER|15000",
+        "1790596302|1790596202.317|asiakaspalvelu|PJSIP/1001|CONNECT|100|1790596202.3171|7",
+        "1790596674|1790596202.317|asiakaspalvelu|PJSIP/1001|BLINDTRANSFER|600|laskutus|100|372|1",
+    ]
+    cli(
+        "import",
+        "calls",
+        str(_write(tmp_path / "queue_log", log)),
+        "--format",
+        "asterisk-queue-log",
+    )
+    callback = cdr21(
+        "1001",
+        "0401234567",
+        "PJSIP/1001-00000010",
+        "PJSIP/trunk-00000011",
+        "Dial",
+        "2026-09-28 15:00:00",
+        "2026-09-28 15:00:12",
+        "2026-09-28 15:03:12",
+        192,
+        180,
+        "ANSWERED",
+        "1790596800.20",
+        "1790596800.20",
+        context="from-internal",
+    )
+    cli(
+        "import",
+        "calls",
+        str(_write(tmp_path / "Master.csv", [callback])),
+        "--format",
+        "asterisk-cdr",
+    )
+    out = tmp_path / "dossier.pdf"
+    cli("export", "100234", "-o", str(out))
+    flat = " ".join(pdf_text(out).split())
+    # The abandoned call during the evacuation: nobody was free, and why.
+    assert (
+        "Vapaita palvelijoita puhelun alkaessa 0 (kirjautuneena 2; PJSIP/1001: evakuointi;" in flat
+    )
+    assert "lähde: queue_log ABANDON" in flat
+    # The transferred call: its ring time and its transfer, each with its source.
+    assert "Soittoaika 7 s (lähde: queue_log CONNECT ringtime)" in flat
+    assert "PJSIP/1001 → 600@laskutus (BLINDTRANSFER)" in flat
+    assert "Soi vastaamatta" in flat and "PJSIP/1002 (15 s)" in flat
+    assert "6 min 12 s (lähde: queue_log BLINDTRANSFER calltime)" in flat
+    # The agent's callback is in the customer's dossier as an outbound call.
+    assert "lähtevä" in flat and "12 s (lähde: CDR duration - billsec)" in flat
+
+
+def test_recordings_json_lists_unmatched(cli: Cli, tmp_path: Path) -> None:
+    folder = tmp_path / "monitor"
+    folder.mkdir()
+    (folder / "1790596202.317.gsm").write_bytes(b"\xd8" * 33)
+    data = json.loads(cli("import", "recordings", str(folder), "--json").stdout)
+    assert data["imported"] == 1
+    [line] = data["unmatched_recordings"]
+    assert "1790596202.317.gsm" in line and "no call with id 1790596202.317" in line
