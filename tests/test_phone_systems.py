@@ -661,3 +661,13 @@ def test_recordings_json_lists_unmatched(cli: Cli, tmp_path: Path) -> None:
     assert data["imported"] == 1
     [line] = data["unmatched_recordings"]
     assert "1790596202.317.gsm" in line and "no call with id 1790596202.317" in line
+
+
+def test_readme_mapping_example_is_a_valid_mapping() -> None:
+    from evidence.ingest.csvmap import parse_mapping
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("### Mapping files")[1].split("```toml\n")[1].split("```")[0]
+    mapping = parse_mapping(block.encode("utf-8"), "README")
+    assert mapping.columns["queue_wait"] == "Wait (s)"
+    assert mapping.source_of("queue_wait") == "Cloud PBX call history: column 'Wait (s)'"
