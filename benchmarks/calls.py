@@ -103,10 +103,51 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def peak_rss_mb() -> tuple[float, float]:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return own, children
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class ChildRss:
+    """The largest resident set of any child process (the parsing workers), sampled."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _children(self) -> list[int]:
+        me = os.getpid()
+        pids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == me:
+                    pids.append(int(entry))
+        return pids
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            for pid in self._children():
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                for line in status.splitlines():
+                    if line.startswith("VmRSS:"):
+                        self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+
+    def __enter__(self) -> ChildRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def main() -> None:
@@ -128,14 +169,14 @@ def main() -> None:
         f"({cdr_path.stat().st_size / 1e6:.0f} MB), {log_lines:,} queue_log lines "
         f"({log_path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s"
     )
-    rss_before = peak_rss_mb()[0]
+    rss_before = peak_rss_mb()
     config = load_config(
         {"EVIDENCE_HOME": str(work / "home"), "EVIDENCE_TIMEZONE": "Europe/Helsinki"}
     )
     upgrade(config)
     store = open_store(config)
     cpu0 = _cpu()
-    try:
+    with ChildRss() as workers_rss:
         t1 = time.perf_counter()
         options = BulkOptions(workers=args.workers)
         cdr_report = import_calls(store, cdr_path, "asterisk-cdr", options=options)
@@ -144,10 +185,10 @@ def main() -> None:
         t3 = time.perf_counter()
         again = import_calls(store, log_path, "asterisk-queue-log", options=options)
         t4 = time.perf_counter()
-    finally:
-        store.close()
+    store.close()
     cpu = _cpu() - cpu0
-    own, children = peak_rss_mb()
+    own = peak_rss_mb()
+    children = workers_rss.peak_kb / 1024
     total = t3 - t1
     db = work / "home" / "evidence.db"
     cdr_rate = cdr_lines / (t2 - t1)

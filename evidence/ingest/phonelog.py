@@ -21,6 +21,7 @@ module does the rest, fast enough for call-centre logs of millions of lines:
 from __future__ import annotations
 
 import concurrent.futures
+import concurrent.futures.process
 import csv
 import hashlib
 import json
@@ -43,6 +44,9 @@ from evidence.store.models import Base, ImportRun, SourceLine
 from evidence.timeutil import utcnow
 
 CHUNK_LINES = 10_000
+# ...or fewer, when the lines are long: a chunk's parsed form (rows and ledger
+# payloads) is ~10x its raw size, and a few chunks are in flight at once.
+CHUNK_BYTES = 2 * 1024 * 1024
 # Files smaller than this are parsed in this process: starting a worker costs
 # more than it saves.
 WORKER_MIN_BYTES = 4 * 1024 * 1024
@@ -356,6 +360,7 @@ def write_chunk(
 @dataclass
 class BulkOptions:
     chunk_lines: int = CHUNK_LINES
+    chunk_bytes: int = CHUNK_BYTES
     worker_min_bytes: int = WORKER_MIN_BYTES
     workers: int = 2  # parsing processes beside this one, which writes
 
@@ -379,11 +384,13 @@ def import_lines(
 
     def chunks() -> Iterator[list[tuple[int, bytes]]]:
         batch: list[tuple[int, bytes]] = []
+        size = 0
         for record in source:
             batch.append(record)
-            if len(batch) >= opts.chunk_lines:
+            size += len(record[1])
+            if len(batch) >= opts.chunk_lines or size >= opts.chunk_bytes:
                 yield batch
-                batch = []
+                batch, size = [], 0
         if batch:
             yield batch
 
@@ -416,19 +423,35 @@ def import_lines(
             store_chunk(prepare_chunk(spec, fresh), size)
         return
     # Parse ahead in worker processes while this process writes, in file order; at
-    # most a few chunks wait, so memory stays flat however large the file is.
+    # most a few chunks wait, so memory stays flat however large the file is. If
+    # the workers cannot run (e.g. a calling script without a __main__ guard), the
+    # chunks are parsed here instead: the same rows, only slower.
     context = multiprocessing.get_context("spawn")
     workers = max(1, opts.workers)
     with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending: deque[tuple[concurrent.futures.Future[list[Prepared]], int]] = deque()
+        pending: deque[
+            tuple[concurrent.futures.Future[list[Prepared]] | None, list[tuple[int, bytes]], int]
+        ] = deque()
+        broken = False
+
+        def finish_one() -> None:
+            nonlocal broken
+            future, fresh, size = pending.popleft()
+            prepared = None
+            if future is not None and not broken:
+                try:
+                    prepared = future.result()
+                except concurrent.futures.process.BrokenProcessPool:
+                    broken = True
+            store_chunk(prepared if prepared is not None else prepare_chunk(spec, fresh), size)
+
         for fresh, size in fresh_chunks():
-            pending.append((pool.submit(prepare_chunk, spec, fresh), size))
+            future = None if broken else pool.submit(prepare_chunk, spec, fresh)
+            pending.append((future, fresh, size))
             if len(pending) > workers + 1:
-                future, done = pending.popleft()
-                store_chunk(future.result(), done)
+                finish_one()
         while pending:
-            future, done = pending.popleft()
-            store_chunk(future.result(), done)
+            finish_one()
 
 
 # --- formats, sniffing and the import itself -------------------------------------
