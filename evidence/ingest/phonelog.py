@@ -4,16 +4,16 @@ Each format has a line parser (``evidence.ingest.asterisk``, ``.freeswitch``,
 ``.csvmap``) that turns one raw line into the values of one parsed record. This
 module does the rest, fast enough for call-centre logs of millions of lines:
 
-* the file is read in chunks; a worker process parses one chunk (decoding,
+* the file is read in chunks; worker processes parse the next chunks (decoding,
   parsing, hashing, and the canonical ledger encoding) while this process writes
-  the previous one, so both cores work;
+  the previous one, in file order, so both cores work;
 * a line already stored (same SHA-256) is skipped, so importing a file twice, or
   a log that has grown, adds only what is new;
 * each chunk is one transaction: ids are reserved up front, then the raw lines,
   the parsed records and their ledger entries are inserted with one executemany
   each. The ledger payload is exactly ``ledger.payload_for_rows`` of the stored
-  row (the encoding the ORM path uses); ``tests/test_phonelog.py`` checks it
-  against the rows read back;
+  row (the encoding the ORM path uses); ``tests/test_phone_systems.py`` checks
+  it against the rows read back;
 * a line that cannot be read is quarantined with its file, line number and
   reason, and the import goes on.
 """
