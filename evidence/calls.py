@@ -1,9 +1,20 @@
 """Calls, derived from what the phone system itself recorded.
 
-A call is the CDR rows and queue_log events that share a uniqueid (or a
-linkedid, for calls in several CDR legs). Every figure says where it came
-from: the queue wait is queue_log's own hold/wait time when there is one, and
-CDR ``duration - billsec`` otherwise; nothing is modelled or estimated.
+An Asterisk call is the CDR rows and queue_log events that belong together: CDR
+legs that share a linkedid (transfers, forks), queue_log events of the caller's
+uniqueid, and the agent's leg named in the queue's CONNECT event. A FreeSWITCH
+or mapped-CSV call is its rows that share a call id (the A leg's ``bleg_uuid``
+names its B leg). A call known to only one file still counts.
+
+Every figure says where it came from: the queue wait is queue_log's own
+hold/wait time when there is one, and CDR ``duration - billsec`` otherwise; the
+talk time is queue_log's calltime or the CDR's billsec; nothing is modelled or
+estimated. Nothing is stored here: calls are derived when read, so whichever
+file arrives first, nothing is ever rewritten.
+
+Agent availability (who was logged in to the queues and who was paused, with
+the pause reasons) is a timeline of its own, derived from queue_log's agent
+events: ``agent_availability``.
 """
 
 from __future__ import annotations
@@ -13,20 +24,52 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from evidence.store.models import CdrRecord, Direction, QueueEvent, Recording, SourceLine
+from evidence.phones import is_hidden
+from evidence.store.models import (
+    CallRecord,
+    CdrRecord,
+    Direction,
+    QueueEvent,
+    Recording,
+    SourceLine,
+)
+from evidence.timeutil import (
+    FLAG_AMBIGUOUS,
+    FLAG_NONEXISTENT,
+    FLAG_RESOLVED_BY_QUEUE_LOG,
+    resolve_local,
+)
+
+if TYPE_CHECKING:
+    from evidence.ingest.csvmap import Mapping
 
 IVR_APPS = frozenset(
     {"playback", "background", "read", "voicemail", "hangup", "wait", "answer", "progress"}
 )
 PAUSE_EVENTS = ("PAUSE", "UNPAUSE", "PAUSEALL", "UNPAUSEALL")
+MEMBER_EVENTS = (
+    "ADDMEMBER",
+    "REMOVEMEMBER",
+    "AGENTLOGIN",
+    "AGENTLOGOFF",
+    "AGENTCALLBACKLOGIN",
+    "AGENTCALLBACKLOGOFF",
+)
+AGENT_EVENTS = PAUSE_EVENTS + MEMBER_EVENTS
+TRANSFER_EVENTS = ("TRANSFER", "BLINDTRANSFER", "ATTENDEDTRANSFER")
+NO_QUEUE = ("", "NONE")
+INTERNAL_CONTEXTS = ("from-internal", "internal", "default")
 _CHANNEL_SUFFIX = re.compile(r"-[0-9a-f]{6,}(;\d+)?$")
 
 OUTCOME_LABELS = {
     "answered": "answered",
+    "transferred": "answered, then transferred",
     "abandoned": "abandoned by the caller in the queue",
     "timeout": "queue timeout",
     "exit-empty": "left the queue: no agents",
@@ -35,7 +78,44 @@ OUTCOME_LABELS = {
     "unanswered": "not answered",
     "busy": "busy",
     "failed": "failed",
+    "voicemail": "voicemail",
+    "unknown": "not one of the known outcomes (see the recorded value)",
 }
+
+
+@dataclass
+class CallLeg:
+    """One call-detail row of a call (Asterisk CDR, FreeSWITCH or CSV row)."""
+
+    id: str  # uniqueid, uuid or the export's call id
+    caller: str  # channel or number the leg came from
+    callee: str  # channel or number it went to
+    app: str | None
+    disposition: str
+    started_at: dt.datetime
+    answered_at: dt.datetime | None
+    ended_at: dt.datetime | None
+    duration: int | None
+    billsec: int | None
+    line: SourceLine | None = None
+
+
+@dataclass
+class RingAttempt:
+    """An agent's phone rang for the caller and nobody answered (queue_log)."""
+
+    at: dt.datetime
+    agent: str
+    ring_time: float | None  # seconds, from the event's milliseconds
+    result: str  # "no-answer" (RINGNOANSWER) or "canceled" (RINGCANCELED)
+
+
+@dataclass
+class Transfer:
+    at: dt.datetime
+    kind: str  # the queue_log event
+    agent: str
+    target: str
 
 
 @dataclass
@@ -46,20 +126,31 @@ class Call:
     direction: Direction
     number: str | None  # E.164 of the other party
     number_raw: str
+    number_hidden: bool = False
+    system: str = "asterisk"
     queue: str | None = None
     queue_wait: int | None = None
     queue_wait_source: str | None = None
+    ring_time: int | None = None
+    ring_time_source: str | None = None
     talk_time: int | None = None
     talk_time_source: str | None = None
     outcome: str = "unanswered"
+    outcome_source: str | None = None
+    outcome_recorded: str | None = None
     agent: str | None = None
     ended_at: dt.datetime | None = None
     start_local: str | None = None  # as the PBX wrote it
     note: str | None = None  # e.g. the CDR userfield
     cdr_rows: list[CdrRecord] = field(default_factory=list)
     queue_events: list[QueueEvent] = field(default_factory=list)
+    call_records: list[CallRecord] = field(default_factory=list)
+    legs: list[CallLeg] = field(default_factory=list)
+    ring_attempts: list[RingAttempt] = field(default_factory=list)
+    transfers: list[Transfer] = field(default_factory=list)
     recordings: list[Recording] = field(default_factory=list)
     source_lines: list[SourceLine] = field(default_factory=list)
+    ids: set[str] = field(default_factory=set)  # every id that names this call
 
     @property
     def key(self) -> str:
@@ -91,18 +182,47 @@ def _int_at(values: list[str], index: int) -> int | None:
         return None
 
 
-def calls_for_numbers(session: Session, numbers: Iterable[str]) -> list[Call]:
-    """Every call to or from one of ``numbers`` (E.164), oldest first."""
+class _Groups:
+    """Union-find over the ids that name the same call."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, key: str) -> str:
+        self.parent.setdefault(key, key)
+        while self.parent[key] != key:
+            self.parent[key] = self.parent[self.parent[key]]
+            key = self.parent[key]
+        return key
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+# --- reading ---------------------------------------------------------------------
+
+
+def calls_for_numbers(
+    session: Session, numbers: Iterable[str], zone: ZoneInfo | None = None
+) -> list[Call]:
+    """Every call to or from one of ``numbers`` (E.164), oldest first.
+
+    ``zone`` is the zone the PBX's local times were read in: with it, a start
+    time left ambiguous at import is resolved from the call's queue_log times.
+    """
     wanted = sorted(set(numbers))
     if not wanted:
         return []
-    cdr_rows = list(
-        session.scalars(
+    cdr_rows = {
+        r.id: r
+        for r in session.scalars(
             select(CdrRecord).where(
                 or_(CdrRecord.src_e164.in_(wanted), CdrRecord.dst_e164.in_(wanted))
             )
         )
-    )
+    }
     entered = list(
         session.scalars(
             select(QueueEvent).where(
@@ -110,28 +230,63 @@ def calls_for_numbers(session: Session, numbers: Iterable[str]) -> list[Call]:
             )
         )
     )
-    uniqueids = {r.uniqueid for r in cdr_rows if r.uniqueid} | {e.uniqueid for e in entered}
-    linkedids = {r.linkedid for r in cdr_rows if r.linkedid}
-    if uniqueids or linkedids:
+    uniqueids = {r.uniqueid for r in cdr_rows.values() if r.uniqueid} | {
+        e.uniqueid for e in entered
+    }
+    linkedids = {r.linkedid for r in cdr_rows.values() if r.linkedid}
+    events: dict[int, QueueEvent] = {}
+    for _ in range(3):  # legs -> their uniqueids -> queue events -> agents' legs
+        if not (uniqueids or linkedids):
+            break
         more = select(CdrRecord).where(
             or_(
-                CdrRecord.uniqueid.in_(sorted(uniqueids)), CdrRecord.linkedid.in_(sorted(linkedids))
+                CdrRecord.uniqueid.in_(sorted(uniqueids)),
+                CdrRecord.linkedid.in_(sorted(linkedids | uniqueids)),
             )
         )
-        known = {r.id for r in cdr_rows}
-        cdr_rows += [r for r in session.scalars(more) if r.id not in known]
-    events = (
-        list(
-            session.scalars(
-                select(QueueEvent)
-                .where(QueueEvent.uniqueid.in_(sorted(uniqueids)))
-                .order_by(QueueEvent.at, QueueEvent.id)
+        for row in session.scalars(more):
+            cdr_rows.setdefault(row.id, row)
+        uniqueids |= {r.uniqueid for r in cdr_rows.values() if r.uniqueid}
+        linkedids |= {r.linkedid for r in cdr_rows.values() if r.linkedid}
+        for event in session.scalars(
+            select(QueueEvent).where(
+                QueueEvent.uniqueid.in_(sorted(uniqueids | linkedids)),
+                QueueEvent.event.not_in(AGENT_EVENTS),
             )
-        )
-        if uniqueids
-        else []
+        ):
+            events.setdefault(event.id, event)
+        bridged = {
+            _data(e)[1] for e in events.values() if e.event == "CONNECT" and len(_data(e)) > 1
+        }
+        if bridged <= uniqueids:
+            break
+        uniqueids |= bridged
+    records = _call_records_for(session, wanted)
+    return assemble_calls(
+        session, list(cdr_rows.values()), list(events.values()), set(wanted), records, zone
     )
-    return assemble_calls(session, cdr_rows, events, set(wanted))
+
+
+def _call_records_for(session: Session, wanted: list[str]) -> list[CallRecord]:
+    found = {
+        r.id: r
+        for r in session.scalars(
+            select(CallRecord).where(
+                or_(CallRecord.caller_e164.in_(wanted), CallRecord.callee_e164.in_(wanted))
+            )
+        )
+    }
+    ids = {r.call_id for r in found.values() if r.call_id} | {
+        r.linked_id for r in found.values() if r.linked_id
+    }
+    if ids:
+        for row in session.scalars(
+            select(CallRecord).where(
+                or_(CallRecord.call_id.in_(sorted(ids)), CallRecord.linked_id.in_(sorted(ids)))
+            )
+        ):
+            found.setdefault(row.id, row)
+    return list(found.values())
 
 
 def assemble_calls(
@@ -139,129 +294,272 @@ def assemble_calls(
     cdr_rows: list[CdrRecord],
     events: list[QueueEvent],
     customer_numbers: set[str],
+    records: list[CallRecord] | None = None,
+    zone: ZoneInfo | None = None,
 ) -> list[Call]:
-    # A call in several CDR legs shares a linkedid; queue_log knows the caller's uniqueid.
-    group_of: dict[str, str] = {}
+    groups = _Groups()
     for row in cdr_rows:
-        if row.uniqueid:
-            group_of.setdefault(row.uniqueid, row.linkedid or row.uniqueid)
+        own = row.uniqueid or f"cdr-{row.id}"
+        groups.find(own)
+        if row.linkedid:
+            groups.union(own, row.linkedid)
+    for event in events:
+        groups.find(event.uniqueid)
+        data = _data(event)
+        if event.event == "CONNECT" and len(data) > 1 and data[1]:
+            groups.union(event.uniqueid, data[1])
     rows_by_group: dict[str, list[CdrRecord]] = defaultdict(list)
     for row in cdr_rows:
-        rows_by_group[row.linkedid or row.uniqueid or f"cdr-{row.id}"].append(row)
+        rows_by_group[groups.find(row.uniqueid or f"cdr-{row.id}")].append(row)
     events_by_group: dict[str, list[QueueEvent]] = defaultdict(list)
     for event in events:
-        events_by_group[group_of.get(event.uniqueid, event.uniqueid)].append(event)
+        events_by_group[groups.find(event.uniqueid)].append(event)
 
-    line_ids = [r.source_line_id for r in cdr_rows] + [e.source_line_id for e in events]
-    lines = (
-        {
-            line.id: line
-            for line in session.scalars(select(SourceLine).where(SourceLine.id.in_(line_ids)))
-        }
-        if line_ids
-        else {}
+    other = _Groups()
+    for rec in records or []:
+        own = rec.call_id or f"{rec.format}-{rec.id}"
+        other.find(own)
+        if rec.linked_id:
+            other.union(own, rec.linked_id)
+    records_by_group: dict[str, list[CallRecord]] = defaultdict(list)
+    for rec in records or []:
+        records_by_group[other.find(rec.call_id or f"{rec.format}-{rec.id}")].append(rec)
+
+    line_ids = (
+        [r.source_line_id for r in cdr_rows]
+        + [e.source_line_id for e in events]
+        + [r.source_line_id for r in records or []]
+        + [r.header_line_id for r in records or [] if r.header_line_id]
     )
-    all_uniqueids = {r.uniqueid for r in cdr_rows if r.uniqueid} | {e.uniqueid for e in events}
-    recordings: dict[str, list[Recording]] = defaultdict(list)
-    if all_uniqueids:
-        for rec in session.scalars(
-            select(Recording).where(Recording.uniqueid.in_(sorted(all_uniqueids)))
-        ):
-            recordings[rec.uniqueid or ""].append(rec)
+    lines: dict[int, SourceLine] = {}
+    for start in range(0, len(line_ids), 5000):
+        part = line_ids[start : start + 5000]
+        for line in session.scalars(select(SourceLine).where(SourceLine.id.in_(part))):
+            lines[line.id] = line
 
     calls = []
     for group in sorted(set(rows_by_group) | set(events_by_group)):
         rows = sorted(rows_by_group.get(group, []), key=lambda r: (r.started_at, r.id))
         evs = sorted(events_by_group.get(group, []), key=lambda e: (e.at, e.id))
-        call = _derive(group, rows, evs, customer_numbers)
-        call.source_lines = [
-            lines[i]
-            for i in [r.source_line_id for r in rows] + [e.source_line_id for e in evs]
-            if i in lines
-        ]
-        ids = {r.uniqueid for r in rows if r.uniqueid} | {e.uniqueid for e in evs} | {group}
-        call.recordings = [rec for uid in sorted(ids) for rec in recordings.get(uid, [])]
+        call = _derive(group, rows, evs, customer_numbers, lines, zone)
+        call.ids = {r.uniqueid for r in rows if r.uniqueid} | {e.uniqueid for e in evs} | {group}
         calls.append(call)
+    for group, recs in sorted(records_by_group.items()):
+        recs.sort(key=lambda r: (r.started_at, r.id))
+        call = _derive_record_call(session, group, recs, customer_numbers, lines)
+        call.ids = (
+            {group}
+            | {r.call_id for r in recs if r.call_id}
+            | {r.linked_id for r in recs if r.linked_id}
+        )
+        calls.append(call)
+    _attach_recordings(session, calls)
     return sorted(calls, key=lambda c: (c.started_at, c.uniqueid))
+
+
+def _attach_recordings(session: Session, calls: list[Call]) -> None:
+    ids = sorted({i for call in calls for i in call.ids})
+    by_id: dict[str, list[Recording]] = defaultdict(list)
+    for start in range(0, len(ids), 5000):
+        for rec in session.scalars(
+            select(Recording).where(Recording.uniqueid.in_(ids[start : start + 5000]))
+        ):
+            by_id[rec.uniqueid or ""].append(rec)
+    for call in calls:
+        seen: set[int] = set()
+        for uid in sorted(call.ids):
+            for rec in by_id.get(uid, []):
+                if rec.id not in seen:
+                    seen.add(rec.id)
+                    call.recordings.append(rec)
+
+
+# --- Asterisk ----------------------------------------------------------------------
 
 
 def _direction(
     row: CdrRecord | None, customer_numbers: set[str]
 ) -> tuple[Direction, str | None, str]:
+    """Inbound, outbound or internal, and the other party, from the caller's leg."""
     if row is None:
         return Direction.INBOUND, None, ""
-    if row.src_e164 and not row.dst_e164:
-        return Direction.INBOUND, row.src_e164, row.src
-    if row.dst_e164 and not row.src_e164:
-        return Direction.OUTBOUND, row.dst_e164, row.dst
-    if row.src_e164 and row.dst_e164:
-        if row.dst_e164 in customer_numbers and row.src_e164 not in customer_numbers:
-            return Direction.OUTBOUND, row.dst_e164, row.dst
-        return Direction.INBOUND, row.src_e164, row.src
+    src, dst = row.src_e164, row.dst_e164
+    if src and src in customer_numbers:
+        return Direction.INBOUND, src, row.src
+    if dst and dst in customer_numbers:
+        # An agent's callback to the customer is a contact too.
+        return Direction.OUTBOUND, dst, row.dst
+    if src and not dst:
+        return Direction.INBOUND, src, row.src
+    if dst and not src:
+        return Direction.OUTBOUND, dst, row.dst
+    if src and dst:
+        if row.dcontext.lower() in INTERNAL_CONTEXTS:
+            return Direction.OUTBOUND, dst, row.dst
+        return Direction.INBOUND, src, row.src
+    if is_hidden(row.src) and row.dcontext.lower() not in INTERNAL_CONTEXTS:
+        return Direction.INBOUND, None, row.src
     return Direction.INTERNAL, None, row.src
 
 
+def _leg(row: CdrRecord, lines: dict[int, SourceLine]) -> CallLeg:
+    return CallLeg(
+        id=row.uniqueid or f"cdr-{row.id}",
+        caller=row.channel,
+        callee=row.dstchannel,
+        app=row.lastapp or None,
+        disposition=row.disposition,
+        started_at=row.started_at,
+        answered_at=row.answered_at,
+        ended_at=row.ended_at,
+        duration=row.duration,
+        billsec=row.billsec,
+        line=lines.get(row.source_line_id),
+    )
+
+
 def _derive(
-    group: str, rows: list[CdrRecord], events: list[QueueEvent], customer_numbers: set[str]
+    group: str,
+    rows: list[CdrRecord],
+    events: list[QueueEvent],
+    customer_numbers: set[str],
+    lines: dict[int, SourceLine],
+    zone: ZoneInfo | None,
 ) -> Call:
     first = rows[0] if rows else None
     enter = next((e for e in events if e.event == "ENTERQUEUE"), None)
     direction, number, number_raw = _direction(first, customer_numbers)
     if first is None and enter is not None:
+        data = _data(enter)
         number = enter.caller_e164
-        number_raw = _data(enter)[1] if len(_data(enter)) > 1 else ""
+        number_raw = data[1] if len(data) > 1 else ""
     if first is not None:
         started, flag = first.started_at, first.time_flag
     else:
-        assert enter is not None or events
         started, flag = (enter or events[0]).at, None
     call = Call(
-        uniqueid=(first.uniqueid if first and first.uniqueid else group),
+        uniqueid=(
+            first.uniqueid if first and first.uniqueid else enter.uniqueid if enter else group
+        ),
         started_at=started,
         time_flag=flag,
         direction=direction,
         number=number,
         number_raw=number_raw,
+        number_hidden=number is None and direction is Direction.INBOUND and is_hidden(number_raw),
         start_local=first.start_local if first else None,
         ended_at=max((r.ended_at for r in rows if r.ended_at), default=None),
         note=first.userfield if first else None,
         cdr_rows=rows,
         queue_events=events,
+        legs=[_leg(r, lines) for r in rows],
     )
+    if first is not None and events and zone is not None:
+        _resolve_from_queue_log(call, first, events, zone)
     if events:
         _from_queue_log(call, events)
     elif first is not None:
         _from_cdr(call, rows)
     if call.ended_at is None and events:
         call.ended_at = events[-1].at
+    call.source_lines = [
+        lines[i]
+        for i in [r.source_line_id for r in rows] + [e.source_line_id for e in events]
+        if i in lines
+    ]
     return call
 
 
+def _resolve_from_queue_log(
+    call: Call, first: CdrRecord, events: list[QueueEvent], zone: ZoneInfo
+) -> None:
+    """A start left ambiguous at import, placed by the queue_log's Unix time of the call."""
+    if first.time_flag not in (FLAG_AMBIGUOUS, FLAG_NONEXISTENT):
+        return
+    try:
+        naive = dt.datetime.fromisoformat(first.start_local.strip())
+    except ValueError:
+        return
+    unresolved = resolve_local(naive, zone)
+    if unresolved.at != first.started_at:
+        return  # read in another zone than this one: leave it as imported
+    resolved = resolve_local(naive, zone, events[0].at.timestamp())
+    if resolved.flag in (FLAG_AMBIGUOUS, FLAG_NONEXISTENT):
+        return
+    shift = resolved.at - first.started_at
+    call.started_at = resolved.at
+    call.time_flag = FLAG_RESOLVED_BY_QUEUE_LOG
+    if call.ended_at is not None:
+        call.ended_at += shift
+
+
 def _from_queue_log(call: Call, events: list[QueueEvent]) -> None:
-    call.queue = next((e.queue for e in events if e.queue and e.queue != "NONE"), None)
+    call.queue = next((e.queue for e in events if e.queue not in NO_QUEUE), None)
+    waits: list[tuple[int, str]] = []
     for event in events:
         data = _data(event)
         name = event.event
         if name == "CONNECT":
-            call.outcome = "answered"
+            call.outcome, call.outcome_source = "answered", "queue_log CONNECT"
             call.agent = event.agent
-            call.queue_wait = _int_at(data, 0)
-            call.queue_wait_source = "queue_log CONNECT holdtime"
+            hold = _int_at(data, 0)
+            if hold is not None:
+                waits.append((hold, "queue_log CONNECT holdtime"))
+            ring = _int_at(data, 2)
+            if ring is not None:
+                call.ring_time, call.ring_time_source = ring, "queue_log CONNECT ringtime"
         elif name in ("COMPLETECALLER", "COMPLETEAGENT"):
             call.talk_time = _int_at(data, 1)
             call.talk_time_source = f"queue_log {name} calltime"
             call.agent = call.agent or event.agent
+            if call.outcome not in ("answered", "transferred"):
+                call.outcome, call.outcome_source = "answered", f"queue_log {name}"
+        elif name in TRANSFER_EVENTS:
+            # TRANSFER/BLINDTRANSFER: extension|context|holdtime|calltime|origposition;
+            # ATTENDEDTRANSFER: method|method data (one or two fields)|holdtime|calltime|...
+            if name == "ATTENDEDTRANSFER":
+                talk = _int_at(data, len(data) - 2) if len(data) >= 4 else None
+                target = "|".join(data[:-3]) if len(data) >= 4 else "|".join(data)
+            else:
+                talk = _int_at(data, 3)
+                target = "@".join(d for d in data[:2] if d)
+            call.transfers.append(Transfer(event.at, name, event.agent, target))
+            call.outcome, call.outcome_source = "transferred", f"queue_log {name}"
+            call.agent = call.agent or event.agent
+            if talk is not None:
+                call.talk_time, call.talk_time_source = talk, f"queue_log {name} calltime"
+        elif name in ("RINGNOANSWER", "RINGCANCELED"):
+            millis = _int_at(data, 0)
+            call.ring_attempts.append(
+                RingAttempt(
+                    event.at,
+                    event.agent,
+                    millis / 1000 if millis is not None else None,
+                    "no-answer" if name == "RINGNOANSWER" else "canceled",
+                )
+            )
         elif name in ("ABANDON", "EXITWITHTIMEOUT", "EXITEMPTY"):
             call.outcome = {"ABANDON": "abandoned", "EXITWITHTIMEOUT": "timeout"}.get(
                 name, "exit-empty"
             )
-            call.queue_wait = _int_at(data, 2)
-            call.queue_wait_source = f"queue_log {name} waittime"
+            call.outcome_source = f"queue_log {name}"
+            wait = _int_at(data, 2)
+            if wait is not None:
+                waits.append((wait, f"queue_log {name} waittime"))
         elif name == "EXITWITHKEY":
-            call.outcome = "exit-key"
-            call.queue_wait = _int_at(data, 3)
-            call.queue_wait_source = "queue_log EXITWITHKEY waittime"
-    if call.talk_time is None and call.outcome == "answered" and call.cdr_rows:
+            call.outcome, call.outcome_source = "exit-key", "queue_log EXITWITHKEY"
+            wait = _int_at(data, 3)
+            if wait is not None:
+                waits.append((wait, "queue_log EXITWITHKEY waittime"))
+    if waits:
+        call.queue_wait = sum(w for w, _ in waits)
+        sources = sorted({s for _, s in waits})
+        call.queue_wait_source = (
+            sources[0]
+            if len(waits) == 1
+            else f"{' + '.join(s for _, s in waits)} ({len(waits)} queue visits)"
+        )
+    if call.talk_time is None and call.outcome in ("answered", "transferred") and call.cdr_rows:
         answered = [r for r in call.cdr_rows if r.billsec]
         if answered:
             call.talk_time = answered[-1].billsec
@@ -269,24 +567,161 @@ def _from_queue_log(call: Call, events: list[QueueEvent]) -> None:
 
 
 def _from_cdr(call: Call, rows: list[CdrRecord]) -> None:
-    row = rows[-1]
-    app = row.lastapp.lower()
-    disposition = row.disposition.upper()
+    first = rows[0]
+    caller_channel = first.channel
+    if call.direction is Direction.OUTBOUND:
+        call.agent = _agent_name(first.channel)
+    answered = [
+        r
+        for r in rows
+        if r.disposition.upper() == "ANSWERED"
+        and r.billsec > 0
+        and r.dstchannel
+        and caller_channel in (r.channel, r.dstchannel)
+    ]
+    last = rows[-1]
+    app = first.lastapp.lower()
     if app == "queue":
-        call.queue = row.lastdata.split(",")[0] or None
-    if app in IVR_APPS or (app not in ("queue", "dial") and not row.dstchannel):
-        call.outcome = "ivr"
-        return
-    if disposition == "ANSWERED" and row.billsec > 0 and row.dstchannel:
+        call.queue = first.lastdata.split(",")[0] or None
+    if answered:
         call.outcome = "answered"
-        call.agent = _agent_name(row.dstchannel)
-        call.talk_time = row.billsec
-        call.talk_time_source = "CDR billsec"
+        call.outcome_source = "CDR disposition ANSWERED"
+        if call.direction is not Direction.OUTBOUND:
+            call.agent = _agent_name(answered[0].dstchannel)
+        call.talk_time = sum(r.billsec for r in answered)
+        call.talk_time_source = (
+            "CDR billsec" if len(answered) == 1 else f"CDR billsec (sum of {len(answered)} legs)"
+        )
+        if len({_agent_name(r.dstchannel) for r in answered}) > 1:
+            call.outcome = "transferred"
+            call.outcome_source = "CDR legs with the same linkedid"
+    elif app in IVR_APPS or (app not in ("queue", "dial") and not last.dstchannel):
+        call.outcome, call.outcome_source = "ivr", f"CDR lastapp {first.lastapp}"
+        return
     else:
-        call.outcome = {"BUSY": "busy", "FAILED": "failed"}.get(disposition, "unanswered")
+        disposition = last.disposition.upper()
+        call.outcome = {"BUSY": "busy", "FAILED": "failed", "CONGESTION": "failed"}.get(
+            disposition, "unanswered"
+        )
+        call.outcome_source = f"CDR disposition {last.disposition}"
+    lead = answered[0] if answered else first
+    before_answer = lead.duration - lead.billsec
     if app == "queue":
-        call.queue_wait = row.duration - row.billsec
+        call.queue_wait = first.duration - first.billsec
         call.queue_wait_source = "CDR duration - billsec"
+    else:
+        call.ring_time = before_answer
+        call.ring_time_source = "CDR duration - billsec"
+
+
+# --- FreeSWITCH and mapped CSV ---------------------------------------------------------
+
+
+def _system_name(session: Session, record: CallRecord) -> str:
+    if record.format == "csv" and record.mapping_sha256:
+        return _mapping(session, record.mapping_sha256).system
+    return "FreeSWITCH" if record.format == "freeswitch-cdr" else record.format
+
+
+def _mapping(session: Session, digest: str) -> Mapping:
+    from evidence.ingest.csvmap import mapping_from_bytes
+    from evidence.store.blobs import read_blob
+
+    cache: dict[str, Mapping] = session.info.setdefault("csv_mappings", {})
+    if digest not in cache:
+        cache[digest] = mapping_from_bytes(read_blob(session, digest))
+    return cache[digest]
+
+
+def _figure_source(session: Session, record: CallRecord, name: str) -> str:
+    if record.format == "freeswitch-cdr":
+        return {
+            "ring_time": "FreeSWITCH duration - billsec",
+            "talk_time": "FreeSWITCH billsec",
+            "outcome": "FreeSWITCH hangup_cause",
+        }.get(name, "FreeSWITCH")
+    if record.mapping_sha256:
+        return _mapping(session, record.mapping_sha256).source_of(name)
+    return record.format
+
+
+def _derive_record_call(
+    session: Session,
+    group: str,
+    recs: list[CallRecord],
+    customer_numbers: set[str],
+    lines: dict[int, SourceLine],
+) -> Call:
+    first = recs[0]
+    number: str | None
+    if first.caller_e164 and first.caller_e164 in customer_numbers:
+        direction, number, raw = Direction.INBOUND, first.caller_e164, first.caller
+    elif first.callee_e164 and first.callee_e164 in customer_numbers:
+        direction, number, raw = Direction.OUTBOUND, first.callee_e164, first.callee
+    elif first.direction:
+        direction = Direction(first.direction)
+        outbound = direction is Direction.OUTBOUND
+        number = first.callee_e164 if outbound else first.caller_e164
+        raw = first.callee if outbound else first.caller
+    elif first.caller_e164:
+        direction, number, raw = Direction.INBOUND, first.caller_e164, first.caller
+    elif first.callee_e164:
+        direction, number, raw = Direction.OUTBOUND, first.callee_e164, first.callee
+    elif is_hidden(first.caller):
+        direction, number, raw = Direction.INBOUND, None, first.caller
+    else:
+        direction, number, raw = Direction.INTERNAL, None, first.caller
+    call = Call(
+        uniqueid=first.call_id or group,
+        started_at=first.started_at,
+        time_flag=first.time_flag,
+        direction=direction,
+        number=number,
+        number_raw=raw,
+        number_hidden=number is None and direction is Direction.INBOUND and is_hidden(raw),
+        system=_system_name(session, first),
+        start_local=first.start_local,
+        ended_at=max((r.ended_at for r in recs if r.ended_at), default=None),
+        call_records=recs,
+    )
+    for name in ("queue_wait", "ring_time", "talk_time"):
+        holder = next((r for r in recs if getattr(r, name) is not None), None)
+        if holder is not None:
+            setattr(call, name, getattr(holder, name))
+            setattr(call, f"{name}_source", _figure_source(session, holder, name))
+    call.queue = next((r.queue for r in recs if r.queue), None)
+    agent = next((r.agent for r in recs if r.agent), None)
+    if agent is None and first.format == "freeswitch-cdr":
+        if direction is Direction.OUTBOUND and not first.caller_e164:
+            agent = first.caller
+        elif first.outcome == "answered" and not first.callee_e164:
+            agent = first.callee
+    call.agent = agent
+    call.outcome_recorded = first.outcome_recorded
+    call.outcome = first.outcome or ("unknown" if first.outcome_recorded else "unanswered")
+    call.outcome_source = _figure_source(session, first, "outcome") or None
+    call.legs = [
+        CallLeg(
+            id=r.call_id or f"{r.format}-{r.id}",
+            caller=r.caller,
+            callee=r.callee,
+            app=r.context,
+            disposition=r.outcome_recorded or "",
+            started_at=r.started_at,
+            answered_at=r.answered_at,
+            ended_at=r.ended_at,
+            duration=r.duration,
+            billsec=r.talk_time,
+            line=lines.get(r.source_line_id),
+        )
+        for r in recs
+    ]
+    headers = sorted({r.header_line_id for r in recs if r.header_line_id})
+    call.source_lines = [lines[i] for i in headers + [r.source_line_id for r in recs] if i in lines]
+    return call
+
+
+# --- agents --------------------------------------------------------------------------
 
 
 def agent_pauses(
@@ -320,3 +755,162 @@ def agent_pauses(
         for p in pauses
         if (start is None or p.end is None or p.end > start) and (end is None or p.start < end)
     ]
+
+
+@dataclass
+class QueueCount:
+    logged_in: int
+    available: int
+
+
+@dataclass
+class Availability:
+    """Who could take calls from ``at`` on, after ``event`` (or the state at a period's start)."""
+
+    at: dt.datetime
+    event_id: int | None  # None: the state carried into the period
+    event: str | None
+    agent: str | None
+    queue: str | None
+    reason: str | None
+    logged_in: list[str]
+    available: list[str]
+    paused: dict[str, str]  # agent -> pause reason
+    queues: dict[str, QueueCount]
+    line: SourceLine | None = None
+
+    @property
+    def id(self) -> str:
+        return f"agent_availability:{self.event_id if self.event_id is not None else 'start'}"
+
+
+class _AgentState:
+    """Queue membership and pauses, replayed from queue_log's agent events."""
+
+    def __init__(self) -> None:
+        self.members: dict[str, set[str]] = defaultdict(set)  # agent -> queues ("" = unnamed)
+        self.paused_all: dict[str, str] = {}  # agent -> reason, paused in every queue
+        self.paused_in: dict[str, dict[str, str]] = defaultdict(dict)  # agent -> queue -> reason
+
+    def apply(self, event: QueueEvent) -> None:
+        agent, name = event.agent, event.event
+        queue = "" if event.queue in NO_QUEUE else event.queue
+        data = _data(event)
+        reason = data[0] if data else ""
+        if name in ("ADDMEMBER", "AGENTLOGIN", "AGENTCALLBACKLOGIN"):
+            self.members[agent].add(queue)
+        elif name == "REMOVEMEMBER":
+            self.members[agent].discard(queue)
+            self.paused_in[agent].pop(queue, None)
+            if not self.members[agent]:
+                self._forget(agent)
+        elif name in ("AGENTLOGOFF", "AGENTCALLBACKLOGOFF"):
+            self._forget(agent)
+        elif name == "PAUSEALL" or (name == "PAUSE" and not queue):
+            self.paused_all[agent] = reason
+        elif name == "PAUSE":
+            self.paused_in[agent][queue] = reason
+        elif name == "UNPAUSEALL" or (name == "UNPAUSE" and not queue):
+            self.paused_all.pop(agent, None)
+            self.paused_in.pop(agent, None)
+        elif name == "UNPAUSE":
+            self.paused_in[agent].pop(queue, None)
+            # An unpause in one queue ends a pause that was logged without a queue too.
+            self.paused_all.pop(agent, None)
+
+    def _forget(self, agent: str) -> None:
+        self.members.pop(agent, None)
+        self.paused_all.pop(agent, None)
+        self.paused_in.pop(agent, None)
+
+    def pause_reason(self, agent: str, queue: str | None = None) -> str | None:
+        if agent in self.paused_all:
+            return self.paused_all[agent]
+        per_queue = self.paused_in.get(agent, {})
+        if queue is not None:
+            return per_queue.get(queue)
+        named = {q for q in self.members.get(agent, set()) if q}
+        # Paused overall when paused in every named queue it serves (or, when its
+        # queues are not named in the log, in any queue).
+        if per_queue and (not named or named <= set(per_queue)):
+            return next(iter(per_queue.values()))
+        return None
+
+    def snapshot(self, at: dt.datetime, event: QueueEvent | None) -> Availability:
+        logged_in = sorted(a for a, queues in self.members.items() if queues)
+        paused = {a: reason for a in logged_in if (reason := self.pause_reason(a)) is not None}
+        queues: dict[str, QueueCount] = {}
+        names = sorted({q for qs in self.members.values() for q in qs if q})
+        for queue in names:
+            members = [a for a in logged_in if queue in self.members[a]]
+            free = [a for a in members if self.pause_reason(a, queue) is None]
+            queues[queue] = QueueCount(len(members), len(free))
+        return Availability(
+            at=at,
+            event_id=event.id if event else None,
+            event=event.event if event else None,
+            agent=event.agent if event else None,
+            queue=event.queue if event else None,
+            reason=(_data(event)[0] if event and _data(event) else None),
+            logged_in=logged_in,
+            available=[a for a in logged_in if a not in paused],
+            paused=paused,
+            queues=queues,
+        )
+
+
+def agent_availability(
+    session: Session, start: dt.datetime | None, end: dt.datetime | None
+) -> list[Availability]:
+    """How many agents were logged in and not paused, and why the others were paused.
+
+    One entry for every agent event (ADDMEMBER, REMOVEMEMBER, PAUSE, UNPAUSE,
+    PAUSEALL, UNPAUSEALL, AGENTLOGIN, AGENTLOGOFF) in [start, end), after a first
+    entry with the state carried into the period. The state is replayed from the
+    first agent event in the store, so it is right however long the log is.
+    Empty when the store has no agent events.
+    """
+    query = select(QueueEvent).where(QueueEvent.event.in_(AGENT_EVENTS))
+    if end is not None:
+        query = query.where(QueueEvent.at < end)
+    state = _AgentState()
+    result: list[Availability] = []
+    carried = False
+    any_event = False
+    for event in session.scalars(query.order_by(QueueEvent.at, QueueEvent.id)):
+        any_event = True
+        if start is not None and event.at >= start and not carried:
+            result.append(state.snapshot(start, None))
+            carried = True
+        state.apply(event)
+        if start is None or event.at >= start:
+            result.append(state.snapshot(event.at, event))
+    if any_event and start is not None and not carried:
+        result.append(state.snapshot(start, None))
+    if result:
+        ids = [a.event_id for a in result if a.event_id is not None]
+        if ids:
+            line_of: dict[int, SourceLine] = {}
+            for begin in range(0, len(ids), 5000):
+                query_lines = (
+                    select(QueueEvent.id, SourceLine)
+                    .join(SourceLine, SourceLine.id == QueueEvent.source_line_id)
+                    .where(QueueEvent.id.in_(ids[begin : begin + 5000]))
+                )
+                for event_id, line in session.execute(query_lines):
+                    line_of[event_id] = line
+            for item in result:
+                if item.event_id is not None:
+                    item.line = line_of.get(item.event_id)
+    return result
+
+
+def availability_at(changes: list[Availability], at: dt.datetime) -> Availability | None:
+    """The state in force at ``at`` (the last change at or before it)."""
+    current = None
+    for change in changes:
+        if change.at <= at:
+            current = change
+        else:
+            break
+    return current

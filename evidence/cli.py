@@ -282,29 +282,40 @@ def import_mail_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     "--format",
     "fmt",
     required=True,
-    type=click.Choice(["asterisk-cdr", "asterisk-queue-log"]),
-    help="asterisk-cdr: cdr_csv Master.csv; asterisk-queue-log: queue_log.",
+    type=click.Choice(["asterisk-cdr", "asterisk-queue-log", "freeswitch-cdr", "csv"]),
+    help="asterisk-cdr: cdr_csv Master.csv; asterisk-queue-log: queue_log; "
+    "freeswitch-cdr: mod_cdr_csv (default template); csv: any export, with --mapping.",
 )
-@click.option("--utc", is_flag=True, help="CDR times are UTC (Asterisk usegmtime=yes).")
+@click.option(
+    "--mapping",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML file saying which CSV column is what (--format csv; see README).",
+)
+@click.option("--utc", is_flag=True, help="Times in the file are UTC (Asterisk usegmtime=yes).")
 @json_option
 @handle_errors
-def import_calls_cmd(path: Path, fmt: str, utc: bool, as_json: bool) -> None:
+def import_calls_cmd(path: Path, fmt: str, mapping: Path | None, utc: bool, as_json: bool) -> None:
     """Import a phone system's call log.
 
-    CDR local times are read in EVIDENCE_TIMEZONE. A time in the hour that
-    repeats when summer time ends is resolved from the Unix time in the
-    call's uniqueid, or stored flagged as ambiguous; never guessed.
-    Lines already imported are skipped, so a grown log can be imported again.
+    Local times are read in EVIDENCE_TIMEZONE. A time in the hour that
+    repeats when summer time ends (or the hour skipped when it starts) is
+    resolved from the Unix time in the call's uniqueid or queue_log, or from
+    an unambiguous end time less the recorded duration; otherwise it is
+    stored flagged, never guessed. Lines already imported are skipped, so a
+    grown log can be imported again. A file that is not in the given format
+    is refused with the format it looks like.
 
     Example:
 
         evidence import calls /var/log/asterisk/cdr-csv/Master.csv --format asterisk-cdr
         evidence import calls /var/log/asterisk/queue_log --format asterisk-queue-log
+        evidence import calls Master.csv --format freeswitch-cdr
+        evidence import calls export.csv --format csv --mapping cloud-pbx.toml
     """
-    from evidence.ingest.asterisk import import_calls
+    from evidence.ingest.phonelog import import_calls
 
     with _store() as store, _progress(f"importing {path.name}") as progress:
-        report = import_calls(store, path, fmt, utc=utc, progress=progress)
+        report = import_calls(store, path, fmt, utc=utc, mapping=mapping, progress=progress)
     _finish_import(report, as_json)
 
 
@@ -317,20 +328,33 @@ def import_calls_cmd(path: Path, fmt: str, utc: bool, as_json: bool) -> None:
 @json_option
 @handle_errors
 def import_recordings_cmd(directory: Path, pattern: str | None, as_json: bool) -> None:
-    """Import call recordings (WAV, MP3, OGG, GSM), linked to calls by uniqueid.
+    """Import call recordings (WAV, MP3, OGG, GSM), linked to calls by the call id in the name.
+
+    Each file is stored byte-exact with its SHA-256 and duration. The call id
+    is the Asterisk uniqueid (or a UUID) in the file name, or what --pattern
+    finds there (its group named "id", or its first group). A recording whose
+    call is not in the store is kept and listed, and linked when the call's
+    log is imported.
 
     Example:
 
         evidence import recordings /var/spool/asterisk/monitor
+        evidence import recordings recordings/ --pattern 'rec-(?P<id>[0-9a-f-]{36})'
     """
     from evidence.ingest.recordings import import_recordings
 
     with _store() as store:
         report = import_recordings(store, directory, pattern)
-    if not as_json:
-        for line in report.messages:
-            click.echo(f"  {line}", err=True)
-        report.messages = [m for m in report.messages if "quarantine #" in m]
+    if as_json:
+        data = {**report.as_dict(), "unmatched_recordings": report.unmatched}
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        if report.quarantined:
+            sys.exit(EXIT_QUARANTINED)
+        return
+    for line in report.unmatched:
+        click.echo(f"  {line}", err=True)
+    if report.unmatched:
+        click.echo(f"{len(report.unmatched)} recording(s) match no call in the store", err=True)
     _finish_import(report, as_json)
 
 
@@ -942,6 +966,47 @@ def timeline(ref: str, date_from: str | None, date_to: str | None, as_json: bool
             return
         for line in timeline_lines(built, config.zone):
             click.echo(line)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--from", "date_from", required=True, help="First local day (YYYY-MM-DD).")
+@click.option("--to", "date_to", help="Last local day, inclusive (default: --from).")
+@json_option
+@handle_errors
+def agents(date_from: str, date_to: str | None, as_json: bool) -> None:
+    """Agent availability: who was logged in to the queues and who was paused, and why.
+
+    Replayed from the queue_log's agent events (ADDMEMBER, REMOVEMEMBER, PAUSE,
+    UNPAUSE, PAUSEALL, UNPAUSEALL, AGENTLOGIN, AGENTLOGOFF). The first line is
+    the state at the start of the period; then one line per change.
+
+    Example:
+
+        evidence agents --from 2026-09-28 --json
+    """
+    from evidence.calls import agent_availability
+    from evidence.timeline import availability_json, period_bounds
+
+    config = _config()
+    first = _date(date_from)
+    start, end = period_bounds(first, _date(date_to) or first, config.zone)
+    with _store() as store, store.session() as session:
+        changes = agent_availability(session, start, end)
+        rows = [availability_json(change) for change in changes]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for change in changes:
+        what = (
+            f"{change.event} {change.agent}" + (f" ({change.reason})" if change.reason else "")
+            if change.event
+            else "at the start"
+        )
+        paused = "".join(f"; {a} paused: {r or '-'}" for a, r in sorted(change.paused.items()))
+        click.echo(
+            f"{format_local(change.at, config.zone)}  available {len(change.available)} of "
+            f"{len(change.logged_in)} logged in  [{what}]{paused}"
+        )
 
 
 @main.command(context_settings=CONTEXT)

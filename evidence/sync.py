@@ -159,7 +159,7 @@ def configured_sources(config: Config) -> list[SyncSource]:
                 paths = [_path(config, p, f"{where} paths") for p in raw]
                 sources.append(SyncSource(kind, ", ".join(map(str, paths)), {"paths": paths}))
             elif kind == "calls":
-                from evidence.ingest.asterisk import FORMATS
+                from evidence.ingest.phonelog import FORMATS
 
                 path = _path(config, entry.get("path"), f"{where} path")
                 fmt = entry.get("format")

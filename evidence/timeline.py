@@ -10,7 +10,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from evidence.calls import AgentPause, Call, agent_pauses, calls_for_numbers
+from evidence.calls import (
+    AgentPause,
+    Availability,
+    Call,
+    agent_availability,
+    agent_pauses,
+    availability_at,
+    calls_for_numbers,
+)
 from evidence.customers import identifiers, load_customer
 from evidence.hours import HoursVerdict, OpeningHours
 from evidence.incidents import chains_overlapping, is_going_on
@@ -24,7 +32,7 @@ from evidence.store.models import (
 )
 from evidence.timeutil import day_start, iso_utc
 
-KIND_ORDER = {"incident": 0, "agent_pause": 1, "email": 2, "call": 2}
+KIND_ORDER = {"incident": 0, "agent_pause": 1, "agent_availability": 1, "email": 2, "call": 2}
 CONTACT_CHANNELS = {"email": "email", "call": "phone"}
 
 # A contact's service state: inside an incident that applies to its channel,
@@ -44,6 +52,7 @@ class Item:
     incidents: list[Incident] = field(default_factory=list)  # contact inside these
     versions: list[Incident] = field(default_factory=list)  # an incident's, oldest first
     hours: HoursVerdict | None = None  # a contact's opening-hours verdict, if hours are set
+    availability: Availability | None = None  # calls: the agents' state when it started
 
     @property
     def service_state(self) -> str | None:
@@ -74,6 +83,8 @@ class Timeline:
     start: dt.datetime | None  # requested period, [start, end)
     end: dt.datetime | None
     items: list[Item]
+    # Agent availability over the same days: a timeline of its own (see calls.agent_availability).
+    availability: list[Availability] = field(default_factory=list)
 
     def of_kind(self, kind: str) -> list[Item]:
         return [i for i in self.items if i.kind == kind]
@@ -149,7 +160,7 @@ def build_timeline(
     for mail in customer_emails(session, identifiers(customer, IdentifierKind.EMAIL)):
         if in_period(mail.received_at):
             items.append(Item("email", mail.received_at, f"email:{mail.id}", mail))
-    for call in calls_for_numbers(session, identifiers(customer, IdentifierKind.PHONE)):
+    for call in calls_for_numbers(session, identifiers(customer, IdentifierKind.PHONE), zone):
         if in_period(call.started_at):
             items.append(Item("call", call.started_at, f"call:{call.uniqueid}", call))
 
@@ -174,11 +185,15 @@ def build_timeline(
                 versions=chain.versions,
             )
         )
+    availability: list[Availability] = []
     if lo and hi:
         for pause in agent_pauses(session, lo, hi):
             items.append(Item("agent_pause", pause.start, f"agent_pause:{pause.event_id}", pause))
+        availability = agent_availability(session, lo, hi)
 
     for item in items:
+        if item.kind == "call":
+            item.availability = availability_at(availability, item.at)
         channel = CONTACT_CHANNELS.get(item.kind)
         if channel is None:
             continue
@@ -187,7 +202,7 @@ def build_timeline(
             inc for inc in incidents if inc.applies_to(channel) and is_going_on(inc, item.at)
         ]
     items.sort(key=Item.sort_key)
-    return Timeline(customer=customer, start=start, end=end, items=items)
+    return Timeline(customer=customer, start=start, end=end, items=items, availability=availability)
 
 
 def _offset_iso(value: dt.datetime | None, offset_minutes: int | None) -> str | None:
@@ -195,6 +210,45 @@ def _offset_iso(value: dt.datetime | None, offset_minutes: int | None) -> str | 
         return None
     zone = dt.timezone(dt.timedelta(minutes=offset_minutes or 0))
     return value.astimezone(zone).isoformat()
+
+
+def _line_ref(line: Any) -> dict[str, Any] | None:
+    if line is None:
+        return None
+    return {"source": line.source, "line": line.line_number, "format": line.format}
+
+
+def _availability_summary(state: Availability | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    return {
+        "logged_in": len(state.logged_in),
+        "available": len(state.available),
+        "paused": [{"agent": a, "reason": r} for a, r in sorted(state.paused.items())],
+    }
+
+
+def availability_json(state: Availability) -> dict[str, Any]:
+    """One ``agent_availability`` item of ``timeline --json`` and ``evidence agents --json``."""
+    return {
+        "kind": "agent_availability",
+        "at": iso_utc(state.at),
+        "id": state.id,
+        "event": state.event,
+        "agent": state.agent,
+        "queue": state.queue,
+        "reason": state.reason,
+        "logged_in": len(state.logged_in),
+        "available": len(state.available),
+        "agents_logged_in": state.logged_in,
+        "agents_available": state.available,
+        "paused": [{"agent": a, "reason": r} for a, r in sorted(state.paused.items())],
+        "queues": {
+            q: {"logged_in": c.logged_in, "available": c.available}
+            for q, c in sorted(state.queues.items())
+        },
+        "source_line": _line_ref(state.line),
+    }
 
 
 def item_json(item: Item) -> dict[str, Any]:
@@ -245,6 +299,47 @@ def item_json(item: Item) -> dict[str, Any]:
                 {"source": line.source, "line": line.line_number, "format": line.format}
                 for line in record.source_lines
             ],
+            number_hidden=record.number_hidden,
+            system=record.system,
+            ring_time=record.ring_time,
+            ring_time_source=record.ring_time_source,
+            outcome_source=record.outcome_source,
+            outcome_recorded=record.outcome_recorded,
+            ended_at=iso_utc(record.ended_at),
+            recordings=[
+                {"filename": r.filename, "sha256": r.sha256, "duration": r.duration}
+                for r in record.recordings
+            ],
+            legs=[
+                {
+                    "id": leg.id,
+                    "from": leg.caller,
+                    "to": leg.callee,
+                    "app": leg.app,
+                    "disposition": leg.disposition,
+                    "started_at": iso_utc(leg.started_at),
+                    "answered_at": iso_utc(leg.answered_at),
+                    "ended_at": iso_utc(leg.ended_at),
+                    "duration": leg.duration,
+                    "billsec": leg.billsec,
+                    "line": _line_ref(leg.line),
+                }
+                for leg in record.legs
+            ],
+            ring_attempts=[
+                {
+                    "at": iso_utc(r.at),
+                    "agent": r.agent,
+                    "ring_time": r.ring_time,
+                    "result": r.result,
+                }
+                for r in record.ring_attempts
+            ],
+            transfers=[
+                {"at": iso_utc(t.at), "kind": t.kind, "agent": t.agent, "target": t.target}
+                for t in record.transfers
+            ],
+            agents_at_start=_availability_summary(item.availability),
         )
     elif isinstance(record, Incident):
         versions = item.versions or [record]
@@ -310,4 +405,13 @@ def incident_version_json(version: Incident) -> dict[str, Any]:
 
 
 def timeline_json(timeline: Timeline) -> list[dict[str, Any]]:
-    return [item_json(item) for item in timeline.items]
+    """Items and agent-availability changes, merged in time order."""
+    merged: list[tuple[tuple[dt.datetime, int, str], dict[str, Any]]] = [
+        (item.sort_key(), item_json(item)) for item in timeline.items
+    ]
+    merged += [
+        ((a.at, KIND_ORDER["agent_availability"], a.id), availability_json(a))
+        for a in timeline.availability
+    ]
+    merged.sort(key=lambda pair: pair[0])
+    return [data for _, data in merged]

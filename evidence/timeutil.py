@@ -22,6 +22,10 @@ FLAG_RESOLVED_BY_UNIQUEID = "ambiguous-resolved-by-uniqueid"
 FLAG_AMBIGUOUS = "ambiguous-unresolved"
 FLAG_NONEXISTENT_RESOLVED = "nonexistent-resolved-by-uniqueid"
 FLAG_NONEXISTENT = "nonexistent-unresolved"
+# The start taken from an unambiguous end time less the recorded duration.
+FLAG_RESOLVED_BY_DURATION = "ambiguous-resolved-by-duration"
+# The start taken from the queue_log's Unix times of the same call (at read time).
+FLAG_RESOLVED_BY_QUEUE_LOG = "ambiguous-resolved-by-queue-log"
 
 # A Unix time embedded in an identifier (Asterisk's uniqueid) is taken as
 # proof of the instant only when it lies this close to one candidate.

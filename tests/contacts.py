@@ -59,7 +59,8 @@ def cdr_row(at: dt.datetime, *, seconds: int = 60, number: str = CUSTOMER_PHONE)
         uniqueid,
         "",
     ]
-    return ",".join(f'"{f}"' if not f.isdigit() else f for f in fields)
+    # Quoted as Asterisk's cdr_csv writes it: every text field, inner quotes doubled.
+    return ",".join(f.isdigit() and f or '"' + f.replace('"', '""') + '"' for f in fields)
 
 
 def write_cdr(path: Path, instants: list[dt.datetime]) -> Path:

@@ -274,7 +274,7 @@ def test_two_syncs_started_together(env: Env, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_sync_killed_mid_import_and_run_again(env: Env, tmp_path: Path) -> None:
     """SIGKILL after some chunks are committed: the next run adds exactly what is missing."""
-    total_lines, total_mail = 2000, 20
+    total_lines, total_mail = 30000, 20  # large enough to be killed half-way
     cdr = _cdr_file(tmp_path / "Master.csv", total_lines)
     maildir = _mail_dir(tmp_path / "mail", total_mail)
     env.write_config(_sync_toml(mail=maildir, cdr=cdr))

@@ -19,12 +19,14 @@ class ImportReport:
     duplicates: int = 0
     quarantined: int = 0
     messages: list[str] = field(default_factory=list)  # one line per quarantined item
+    unmatched: list[str] = field(default_factory=list)  # recordings whose call is not stored
 
     def add(self, other: ImportReport) -> None:
         self.imported += other.imported
         self.duplicates += other.duplicates
         self.quarantined += other.quarantined
         self.messages.extend(other.messages)
+        self.unmatched.extend(other.unmatched)
 
     def summary(self) -> str:
         return (

@@ -46,6 +46,7 @@ from evidence.timeline import Timeline, build_timeline
 from evidence.timeutil import iso_utc, utcnow
 from evidence.verify.manifest import prepare_dossier_proofs
 from evidence.verify.pades import sign_pdf, signing_configured
+from evidence.workers import die_with_parent
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 CHUNK_ITEMS = 40
@@ -150,6 +151,7 @@ class ChunkRenderer:
                 max_workers=min(self.jobs, len(todo)),
                 mp_context=context,
                 max_tasks_per_child=8,
+                initializer=die_with_parent,
             ) as pool:
                 futures = {pool.submit(render_pdf, htmls[i]): i for i in todo}
                 for future in concurrent.futures.as_completed(futures):

@@ -94,6 +94,9 @@ class ViewBuilder:
             "exit-key": _("left the queue by key press"),
             "ivr": _("ended in the phone menu or an announcement (no agent)"),
             "unanswered": _("not answered"),
+            "transferred": _("answered and transferred"),
+            "voicemail": _("voicemail"),
+            "unknown": _("outcome not known (see the source)"),
             "busy": _("busy"),
             "failed": _("failed"),
         }.get(value, value)
@@ -110,6 +113,15 @@ class ViewBuilder:
             "ambiguous-unresolved": _(
                 "The local time {local} occurs twice (end of summer time) and the source does "
                 "not tell which: {resolved} is the earlier of the two; it may be an hour later."
+            ),
+            "ambiguous-resolved-by-duration": _(
+                "The local time {local} falls on a daylight-saving change. The instant was "
+                "resolved from the call's unambiguous end time and the duration the phone "
+                "system recorded: {resolved}."
+            ),
+            "ambiguous-resolved-by-queue-log": _(
+                "The local time {local} occurs twice (end of summer time). The instant was "
+                "resolved from the Unix times in the same call's queue_log: {resolved}."
             ),
             "nonexistent-resolved-by-uniqueid": _(
                 "The local time {local} does not exist (start of summer time). The instant was "
@@ -221,7 +233,16 @@ class ViewBuilder:
             "anchor": anchor,
         }
 
-    def call(self, number: str, call: Call) -> dict[str, Any]:
+    def agents(self, item: Item) -> str | None:
+        """How many agents were free when a call started, and who was paused why."""
+        state = item.availability
+        if state is None:
+            return None
+        logged_in = self._("logged in")
+        paused = "".join(f"; {a}: {r}" for a, r in sorted(state.paused.items()))
+        return f"{len(state.available)} ({logged_in} {len(state.logged_in)}{paused})"
+
+    def call(self, number: str, item: Item, call: Call) -> dict[str, Any]:
         _ = self._
         lines = b"\n".join(line.raw for line in call.source_lines) + b"\n"
         lines_name = self.embed(
@@ -258,6 +279,20 @@ class ViewBuilder:
             "talk_time": self.fmt.duration(call.talk_time),
             "talk_time_source": call.talk_time_source,
             "outcome": self.outcome(call.outcome),
+            "ring_time": self.fmt.duration(call.ring_time) if call.ring_time is not None else None,
+            "ring_time_source": call.ring_time_source,
+            "outcome_source": ", ".join(
+                s for s in (call.outcome_source, call.outcome_recorded) if s
+            ),
+            "transfers": [
+                f"{self.fmt.local(x.at)} {x.agent} → {x.target} ({x.kind})" for x in call.transfers
+            ],
+            "rang": [
+                f"{self.fmt.local(r.at)} {r.agent}"
+                + (f" ({self.fmt.duration(r.ring_time)})" if r.ring_time is not None else "")
+                for r in call.ring_attempts
+            ],
+            "agents": self.agents(item),
             "agent": call.agent,
             "uniqueid": call.uniqueid,
             "local_time": call.start_local,
@@ -387,7 +422,7 @@ class ViewBuilder:
                 title = f"{_('Email')} ({view['direction']}): {record.subject or ''}"
                 view["when"] = view["received"]
             elif isinstance(record, Call):
-                view = self.call(number, record)
+                view = self.call(number, item, record)
                 title = f"{_('Call')} ({view['direction']}): {view['outcome']}"
                 view["when"] = self.fmt.local(item.at)
             elif isinstance(record, Incident):

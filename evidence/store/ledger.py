@@ -32,7 +32,12 @@ class ChainHead:
     hash: str
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _encode(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, dt.datetime):
         return iso_utc(value)
     if isinstance(value, dt.date):
@@ -55,12 +60,26 @@ def _fields(obj: Base) -> dict[str, Any]:
     return row_fields(type(obj), {c.key: getattr(obj, c.key) for c in mapper.columns})
 
 
+_COLUMN_KEYS: dict[type[Base], tuple[str, tuple[str, ...]]] = {}
+
+
+def _column_keys(model: type[Base]) -> tuple[str, tuple[str, ...]]:
+    # Mappers do not change once configured; bulk imports call this per row.
+    known = _COLUMN_KEYS.get(model)
+    if known is None:
+        mapper = inspect(model)
+        table: str = mapper.local_table.name  # type: ignore[attr-defined]
+        known = _COLUMN_KEYS[model] = (table, tuple(c.key for c in mapper.columns))
+    return known
+
+
 def row_fields(model: type[Base], values: Mapping[str, Any]) -> dict[str, Any]:
     """The canonical fields of a row given as a mapping (as for a bulk insert)."""
-    mapper = inspect(model)
-    fields: dict[str, Any] = {"_table": mapper.local_table.name}  # type: ignore[attr-defined]
-    for column in mapper.columns:
-        fields[column.key] = _encode(values.get(column.key))
+    table, keys = _column_keys(model)
+    fields: dict[str, Any] = {"_table": table}
+    for key in keys:
+        value = values.get(key)
+        fields[key] = value if type(value) in _PLAIN else _encode(value)
     return fields
 
 
@@ -130,31 +149,31 @@ def append_payloads(session: Session, entries: Sequence[tuple[str, str, str]]) -
     """
     if not entries:
         return
-    from sqlalchemy import insert
-
     head: ChainHead | None = session.info.get("ledger_head")
     if head is None:
         head = chain_head(session)
+    session.flush()  # ORM-appended entries before ours
+    conn = session.connection()
+    dialect = conn.dialect
+    # Rows go to the driver as they are: the one value that needs converting is
+    # converted here exactly as SQLAlchemy would bind it.
+    stamp_type = LedgerEntry.__table__.c.appended_at.type
+    process = stamp_type.dialect_impl(dialect).bind_processor(dialect)
     now = utcnow()
+    stamp = process(now) if process is not None else now
     rows = []
     seq, prev = head.seq, head.hash
     for record_type, record_id, payload in entries:
         seq += 1
-        new_hash = entry_hash(prev, payload)
-        rows.append(
-            {
-                "seq": seq,
-                "record_type": record_type,
-                "record_id": record_id,
-                "payload": payload,
-                "prev_hash": prev,
-                "entry_hash": new_hash,
-                "appended_at": now,
-            }
-        )
+        new_hash = hashlib.sha256(bytes.fromhex(prev) + payload.encode("utf-8")).hexdigest()
+        rows.append((seq, record_type, record_id, payload, prev, new_hash, stamp))
         prev = new_hash
-    session.flush()  # ORM-appended entries before ours
-    session.execute(insert(LedgerEntry), rows)
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    conn.exec_driver_sql(
+        "INSERT INTO ledger (seq, record_type, record_id, payload, prev_hash, entry_hash, "
+        f"appended_at) VALUES ({', '.join([mark] * 7)})",
+        rows,
+    )
     session.info["ledger_head"] = ChainHead(seq, prev)
 
 

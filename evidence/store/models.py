@@ -246,7 +246,7 @@ class CdrRecord(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     source_line_id: Mapped[int] = mapped_column(ForeignKey("source_lines.id"), unique=True)
     uniqueid: Mapped[str | None] = mapped_column(String(150), index=True)
-    linkedid: Mapped[str | None] = mapped_column(String(150))
+    linkedid: Mapped[str | None] = mapped_column(String(150), index=True)
     src: Mapped[str] = mapped_column(String(80))
     dst: Mapped[str] = mapped_column(String(80))
     src_e164: Mapped[str | None] = mapped_column(String(32), index=True)
@@ -282,6 +282,45 @@ class QueueEvent(Base):
     event: Mapped[str] = mapped_column(String(40), index=True)
     data: Mapped[str] = mapped_column(Text)  # the remaining fields, '|'-joined
     caller_e164: Mapped[str | None] = mapped_column(String(32), index=True)
+
+
+class CallRecord(Base):
+    """A parsed call-detail row of another phone system: FreeSWITCH mod_cdr_csv, or any CSV
+    export read through a mapping file. Figures are the system's own; None when it has none.
+    """
+
+    __tablename__ = "call_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_line_id: Mapped[int] = mapped_column(ForeignKey("source_lines.id"), unique=True)
+    # The CSV header the row was read with, kept so the row can be cited with its column names.
+    header_line_id: Mapped[int | None] = mapped_column(ForeignKey("source_lines.id"))
+    format: Mapped[str] = mapped_column(String(40))
+    # The mapping file (bytes in blobs) that said which column is which.
+    mapping_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
+    call_id: Mapped[str | None] = mapped_column(String(150), index=True)
+    linked_id: Mapped[str | None] = mapped_column(String(150), index=True)
+    caller: Mapped[str] = mapped_column(String(160))
+    caller_e164: Mapped[str | None] = mapped_column(String(32), index=True)
+    caller_name: Mapped[str | None] = mapped_column(Text)
+    callee: Mapped[str] = mapped_column(String(160))
+    callee_e164: Mapped[str | None] = mapped_column(String(32), index=True)
+    direction: Mapped[str | None] = mapped_column(String(16))  # inbound, outbound, internal
+    direction_recorded: Mapped[str | None] = mapped_column(String(80))  # as the system wrote it
+    context: Mapped[str | None] = mapped_column(String(80))
+    start_local: Mapped[str] = mapped_column(String(40))  # as written by the system
+    started_at: Mapped[datetime_utc] = mapped_column(index=True)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    time_flag: Mapped[str | None] = mapped_column(String(40))
+    queue: Mapped[str | None] = mapped_column(String(80))
+    agent: Mapped[str | None] = mapped_column(String(160))
+    queue_wait: Mapped[int | None] = mapped_column(Integer)  # seconds
+    ring_time: Mapped[int | None] = mapped_column(Integer)
+    talk_time: Mapped[int | None] = mapped_column(Integer)
+    duration: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    outcome_recorded: Mapped[str | None] = mapped_column(String(80))  # as the system wrote it
 
 
 class Recording(Base):
@@ -558,6 +597,7 @@ APPEND_ONLY_TABLES = (
     "source_lines",
     "cdr_records",
     "queue_events",
+    "call_records",
     "recordings",
     "incidents",
     "incident_attachments",

@@ -1,7 +1,7 @@
 """incidents: versions, attachments, plans; sync bookkeeping
 
 Revision ID: 0006
-Revises: 0001
+Revises: 0005
 Create Date: 2026-11-26 07:24:22.512073
 
 The columns added to ``incidents`` are nullable and have no default, so every
@@ -20,7 +20,7 @@ from evidence.store.guards import drop_append_only, install_append_only
 from evidence.store.types import UTCDateTime
 
 revision: str = "0006"
-down_revision: str | None = "0001"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
