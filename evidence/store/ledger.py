@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import enum
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -32,7 +33,12 @@ class ChainHead:
     hash: str
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _encode(value: Any) -> Any:
+    if type(value) in _PLAIN:  # most values: nothing to do (bulk imports call this a lot)
+        return value
     if isinstance(value, dt.datetime):
         return iso_utc(value)
     if isinstance(value, dt.date):
@@ -55,12 +61,18 @@ def _fields(obj: Base) -> dict[str, Any]:
     return row_fields(type(obj), {c.key: getattr(obj, c.key) for c in mapper.columns})
 
 
+@functools.cache
+def _layout(model: type[Base]) -> tuple[str, tuple[str, ...]]:
+    mapper = inspect(model)
+    return mapper.local_table.name, tuple(c.key for c in mapper.columns)  # type: ignore[attr-defined]
+
+
 def row_fields(model: type[Base], values: Mapping[str, Any]) -> dict[str, Any]:
     """The canonical fields of a row given as a mapping (as for a bulk insert)."""
-    mapper = inspect(model)
-    fields: dict[str, Any] = {"_table": mapper.local_table.name}  # type: ignore[attr-defined]
-    for column in mapper.columns:
-        fields[column.key] = _encode(values.get(column.key))
+    table, keys = _layout(model)
+    fields: dict[str, Any] = {"_table": table}
+    for key in keys:
+        fields[key] = _encode(values.get(key))
     return fields
 
 
