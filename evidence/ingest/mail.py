@@ -290,7 +290,7 @@ def _finish_segment(
     raw = bytes(buf[start:end])
     size = len(raw) + dropped
     if dropped:
-        return head, _too_large(size, limits), size
+        return _unquote_from(head), _too_large(size, limits), size
     problem = None
     if last and not raw.endswith(b"\n"):
         problem = "truncated: the mbox ends in the middle of this message"
@@ -301,9 +301,14 @@ def _finish_segment(
         raw = raw[:-2]
     elif raw.endswith(b"\n\n"):
         raw = raw[:-1]
-    if b">From " in raw:
-        raw = _QUOTED_FROM.sub(b"\n", b"\n" + raw)[1:]
-    return raw, problem, size
+    return _unquote_from(raw), problem, size
+
+
+def _unquote_from(raw: bytes) -> bytes:
+    """Undo the mbox's quoting of ``From `` lines (mboxrd: one ``>`` less)."""
+    if b">From " not in raw:
+        return raw
+    return _QUOTED_FROM.sub(b"\n", b"\n" + raw)[1:]
 
 
 def content_key(raw: bytes) -> str:
