@@ -290,6 +290,61 @@ def _size_below(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+@import_.command("imap", context_settings=CONTEXT)
+@click.option("--host", required=True, help="IMAP server.")
+@click.option("--port", type=int, help="Default 993 with --ssl, else 143.")
+@click.option("--ssl", "security", flag_value="ssl", help="TLS from the start (default on 993).")
+@click.option("--starttls", "security", flag_value="starttls", help="Plain, then STARTTLS.")
+@click.option("--user", required=True, help="Login name.")
+@click.option(
+    "--folder", "folders", multiple=True, help="Folder to import; repeatable (default INBOX)."
+)
+@click.option("--since", help="Only mail the server received on or after this day (YYYY-MM-DD).")
+@click.option(
+    "--cafile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CA certificates to trust for the server (a company CA).",
+)
+@json_option
+@handle_errors
+def import_imap_cmd(
+    host: str,
+    port: int | None,
+    security: str | None,
+    user: str,
+    folders: tuple[str, ...],
+    since: str | None,
+    cafile: Path | None,
+    as_json: bool,
+) -> None:
+    """Import mail from an IMAP server, read-only: nothing is marked read.
+
+    The password is read from EVIDENCE_IMAP_PASSWORD or from a netrc entry
+    for the host (~/.netrc, or the file NETRC names), never from the command
+    line. Each run fetches only mail newer than the last run's, per folder;
+    when the server renumbers a folder (a new UIDVALIDITY), the folder is read
+    again and what is already stored counts as duplicates. Without --ssl or
+    --starttls the connection is unencrypted, which is allowed only to a
+    server on this machine.
+
+    Example:
+
+        export EVIDENCE_IMAP_PASSWORD=...
+        evidence import imap --host imap.aurora-energia.example --ssl \\
+            --user asiakaspalvelu --folder INBOX --folder Sent --since 2026-09-01
+    """
+    from evidence.ingest.imap import ImapAccount, default_security, imap_password, import_imap
+
+    mode = security or default_security(host, port)
+    account = ImapAccount(host=host, user=user, security=mode, port=port, cafile=cafile)
+    password = imap_password(account)
+    with _store() as store, _live_counts(f"importing from {host}") as progress:
+        report = import_imap(
+            store, account, password, list(folders), since=_date(since), progress=progress
+        )
+    _finish_import(report, as_json)
+
+
 @import_.command("calls", context_settings=CONTEXT)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(

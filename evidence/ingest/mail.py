@@ -94,6 +94,7 @@ class RawMessage:
     raw: bytes
     problem: str | None = None  # set when the input is known bad before parsing
     consumed: int = 0  # bytes of the source this covers (for progress)
+    checkpoint: tuple[str, int, int] | None = None  # IMAP: folder, UIDVALIDITY, UID
 
 
 def mail_limits(config: Config) -> MailLimits:
