@@ -17,7 +17,7 @@ from evidence.render.mailbody import extract_body
 from evidence.store.blobs import read_blob
 from evidence.store.db import Store, open_store
 from evidence.store.models import Email, QuarantineItem, ReceivedSource
-from tests.conftest import Env
+from tests.conftest import DATA, Env
 
 MSG = (
     b"Received: from mail.example.net by mx1.aurora-energia.example (Postfix)\n"
@@ -509,3 +509,23 @@ def test_bulk_path_chains_the_same_payload_as_the_orm(company_store: Store, tmp_
             mail = emails[entry.record_id]
             children = [*mail.addresses, *mail.attachments]
             assert entry.payload == ledger.canonical_payload(mail, children)
+
+
+def test_messages_that_once_broke_the_importer(company_store: Store) -> None:
+    files = ["address-recursion.eml", "no-blank-before-postmark.mbox", "related-root-by-type.eml"]
+    report = import_mail(company_store, [DATA / name for name in files])
+    assert (report.imported, report.quarantined) == (4, 0), report.messages
+    with company_store.session() as session:
+        mails = {m.subject: m for m in session.scalars(select(Email))}
+        assert set(mails) == {"address parser recursion", "first", "second", "mhtml"}
+        recursion = mails["address parser recursion"]
+        assert [(a.role, a.address) for a in recursion.addresses] == [
+            ("from", "matti@example.net"),
+            ("to", "asiakaspalvelu@aurora-energia.example"),
+        ]
+        first = read_blob(session, mails["first"].raw_sha256)
+        assert first == b"From: a@example.net\nSubject: first\n\nno blank line after me\n--end--\n"
+        related = extract_body(read_blob(session, mails["mhtml"].raw_sha256))
+    assert related.html is not None and "The root is the HTML part" in related.html
+    assert "data:image/png;base64," in related.html
+    assert [i.content_id for i in related.inline_images] == ["img1"]

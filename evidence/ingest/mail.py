@@ -209,9 +209,10 @@ def _is_postmark(line: bytes | bytearray) -> bool:
 def iter_mbox(path: Path, limits: MailLimits | None = None) -> Iterator[RawMessage]:
     """Split an mbox in blocks, never holding more than one message in memory.
 
-    A separator is a ``From `` postmark line at the start of the file or after
-    a blank line, followed by a header line; an unquoted ``From`` line in a
-    body (mboxo) is therefore not taken for one.
+    A separator is a ``From `` postmark line (``From sender``, ``From -``, with
+    or without a date) followed by a header line. A blank line before it is
+    usual but not required (old writers that relied on Content-Length left it
+    out); an unquoted ``From Russia with love`` in a body is not a postmark.
     """
     limits = limits or MailLimits()
     with path.open("rb") as fh:
@@ -243,14 +244,7 @@ def _mbox_segments(fh: IO[bytes], limits: MailLimits) -> Iterator[tuple[bytes, s
             else:
                 j = j if j >= 0 else len(buf)
                 k = k if k >= 0 else len(buf)
-                after_blank = i == cur - 1 or (
-                    i > cur and (buf[i - 1] == 10 or (buf[i - 1] == 13 and buf[i - 2] == 10))
-                )
-                if (
-                    after_blank
-                    and _is_postmark(buf[i + 1 : j + 1])
-                    and _HEADER_START.match(buf, j + 1, k)
-                ):
+                if _is_postmark(buf[i + 1 : j + 1]) and _HEADER_START.match(buf, j + 1, k):
                     yield _finish_segment(buf, cur, i + 1, dropped, head, limits, last=False)
                     cur, scan, dropped, head = j + 1, j, 0, b""
                     continue

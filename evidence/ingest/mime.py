@@ -291,6 +291,9 @@ _SIMPLE_ADDRESS = re.compile(
 )
 
 
+_BARE_ADDRESS = re.compile(r"[A-Za-z0-9._%+=-]+@[A-Za-z0-9.-]+")
+
+
 def addresses(values: list[bytes], fallback_charset: str | None = None) -> list[tuple[str, str]]:
     """(display name, lower-case address) pairs; names decoded after splitting.
 
@@ -308,7 +311,12 @@ def addresses(values: list[bytes], fallback_charset: str | None = None) -> list[
             return found
     texts = [decode_bytes(v, fallback_charset)[0] for v in values]
     texts = [_CONTROL.sub(" ", t) for t in texts]
-    for name, addr in email.utils.getaddresses(texts):
+    try:
+        pairs = email.utils.getaddresses(texts)
+    except RecursionError:
+        # The stdlib's address parser recurses into comments: keep the bare addresses.
+        pairs = [("", addr) for addr in _BARE_ADDRESS.findall(" ".join(texts))]
+    for name, addr in pairs:
         addr = addr.strip().lower()
         if "@" in addr and len(addr) <= 320:
             found.append((decode_header(name), addr))

@@ -181,7 +181,7 @@ def _body_of(root: Entity, cids: dict[str, Entity], fallback: str | None) -> Bod
             htmls.append(sanitize_html(source, cids, body.inline_images))
         else:
             source, note = decode_text(payload, entity.info.charset)
-            texts.append(_without_uuencoded(source, payload))
+            texts.append(_without_uuencoded(source, payload).replace("\r\n", "\n"))
         notes.append(note or "")
     if texts:
         body.text = "\n\n".join(t.rstrip("\n") for t in texts) + "\n"
@@ -208,15 +208,15 @@ def _shown_children(entity: Entity) -> list[Entity] | None:
                     return [child]
         return [children[-1]]
     if entity.content_type == "multipart/related":
+        # The root is the part named by "start", else the first of the "type", else the first.
         start = entity.info.params.get("start", "").strip("<>")
+        root_type = entity.info.params.get("type", "").lower()
         for child in children:
-            if (
-                start
-                and (child.headers.get("content-id") or b"")
-                .strip(b" <>")
-                .decode("ascii", "replace")
-                == start
-            ):
+            content_id = (child.headers.get("content-id") or b"").strip(b" <>")
+            if start and content_id.decode("ascii", "replace") == start:
+                return [child]
+        for child in children:
+            if root_type and child.content_type == root_type:
                 return [child]
         return [children[0]]
     return children
