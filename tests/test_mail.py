@@ -529,3 +529,42 @@ def test_messages_that_once_broke_the_importer(company_store: Store) -> None:
     assert related.html is not None and "The root is the HTML part" in related.html
     assert "data:image/png;base64," in related.html
     assert [i.content_id for i in related.inline_images] == ["img1"]
+
+
+def test_direction_from_company_domains_and_customer_matching(
+    company_store: Store, tmp_path: Path
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    from evidence.customers import add_customer
+    from evidence.timeline import build_timeline
+
+    add_customer(company_store, "7", "Matti", ["matti@example.net"], [])
+    mails = {
+        # Ours, to someone else with the customer in Cc (upper case): outbound, his.
+        "a.eml": b"From: Liisa <liisa@Aurora-Energia.Example>\nTo: x@example.org\n"
+        b"Cc: MATTI@EXAMPLE.NET\nSubject: ours\nDate: Mon, 28 Sep 2026 14:37:15 +0300\n\nhei\n",
+        # From a subdomain of ours: outbound too.
+        "b.eml": b"From: noreply@mail.aurora-energia.example\nTo: Matti@Example.Net\n"
+        b"Subject: notice\nDate: Mon, 28 Sep 2026 15:00:00 +0300\n\nhei\n",
+        # His, sent to us: inbound, matched on From.
+        "c.eml": b"From: MATTI@example.NET\nTo: asiakaspalvelu@aurora-energia.example\n"
+        b"Subject: his\n\nhei\n",
+        # Someone else writing to us with him in Cc: inbound, not his.
+        "d.eml": b"From: other@example.org\nTo: asiakaspalvelu@aurora-energia.example\n"
+        b"Cc: matti@example.net\nSubject: not his\n\nhei\n",
+    }
+    for name, data in mails.items():
+        (tmp_path / name).write_bytes(data)
+    import_mail(company_store, [tmp_path / name for name in mails])
+    with company_store.session() as session:
+        directions = {m.subject: m.direction.value for m in session.scalars(select(Email))}
+        timeline = build_timeline(session, "7", ZoneInfo("Europe/Helsinki"))
+        subjects = sorted(item.record.subject for item in timeline.items)  # type: ignore[union-attr]
+    assert directions == {
+        "ours": "outbound",
+        "notice": "outbound",
+        "his": "inbound",
+        "not his": "inbound",
+    }
+    assert subjects == ["his", "notice", "ours"]
