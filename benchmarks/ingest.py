@@ -202,6 +202,36 @@ def _init(url: str, home: str) -> None:
     upgrade(load_config({"EVIDENCE_HOME": home, "EVIDENCE_DATABASE_URL": url}))
 
 
+def hostile() -> None:
+    """How long rejecting a 400 KB header and a 3,000-level MIME nesting takes."""
+    sys.path.insert(0, str(ROOT))
+    from evidence.ingest.mime import LimitExceeded, parse
+
+    header = b"From: a@example.net\nX-Junk: " + b"a" * 400_000 + b"\n\nbody\n"
+    folded = b"From: a@example.net\nX-Junk: x\n" + b" folded\n" * 60_000 + b"\nbody\n"
+    nested = (
+        b"From: a@example.net\n"
+        + b"".join(
+            b'Content-Type: multipart/mixed; boundary="b%d"\n\n--b%d\n' % (i, i)
+            for i in range(3_000)
+        )
+        + b"Content-Type: text/plain\n\nx\n"
+        + b"".join(b"\n--b%d--\n" % i for i in reversed(range(3_000)))
+    )
+    for label, raw in (
+        ("400 KB header line", header),
+        ("400 KB folded header", folded),
+        ("3,000-level nesting", nested),
+    ):
+        start = time.perf_counter()
+        try:
+            parse(raw)
+            outcome = "accepted (!)"
+        except LimitExceeded as exc:
+            outcome = f"rejected: {exc}"
+        print(f"{label:<42} {(time.perf_counter() - start) * 1000:9.1f} ms  {outcome}")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--phase":
         phase(sys.argv[2], sys.argv[3], sys.argv[4:])
@@ -210,6 +240,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=10_000, help="number of messages")
     parser.add_argument("--pg", default=DEFAULT_PG, help="PostgreSQL admin URL ('' to skip)")
     args = parser.parse_args()
+    hostile()
     with tempfile.TemporaryDirectory(prefix="evidence-bench-") as tmp:
         where = Path(tmp)
         start = time.perf_counter()

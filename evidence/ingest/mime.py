@@ -114,8 +114,7 @@ def parse_headers(
             break  # the empty piece after the last line end
         if len(line) >= max_line:
             raise LimitExceeded(
-                f"a header line of {len(line) + 1:,} bytes is over the limit of "
-                f"{max_line:,} (max_header_line)"
+                f"a header line longer than the limit of {max_line:,} bytes (max_header_line)"
             )
         first_byte = line[0]
         if first_byte in (32, 9):
