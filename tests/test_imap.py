@@ -33,7 +33,9 @@ state_dir = {root}/state
 log_path = {root}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+ssl = yes
+ssl_cert = <{root}/cert.pem
+ssl_key = <{root}/key.pem
 disable_plaintext_auth = no
 auth_mechanisms = plain
 mail_location = maildir:{root}/mail/%u
@@ -54,7 +56,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
 }}
 service pop3-login {{
@@ -74,6 +77,7 @@ service submission-login {{
 class Dovecot:
     root: Path
     port: int
+    tls_port: int
     uid: int
     gid: int
 
@@ -125,14 +129,38 @@ def dovecot() -> Iterator[Dovecot]:
     else:
         me = pwd.getpwuid(os.getuid())
         uid, gid, login_user, internal_user = me.pw_uid, me.pw_gid, me.pw_name, me.pw_name
-    server = Dovecot(root, _free_port(), uid, gid)
+    server = Dovecot(root, _free_port(), _free_port(), uid, gid)
     for sub in ("run", "state", "mail", "home"):
         (root / sub).mkdir()
+    # A certificate for 127.0.0.1 that no system trusts: the tests pass it with --cafile.
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(root / "key.pem"),
+            "-out",
+            str(root / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     (root / "passwd").write_text("")
     server.config.write_text(
         CONFIG.format(
             root=root,
             port=server.port,
+            tls_port=server.tls_port,
             uid=uid,
             gid=gid,
             login_user=login_user,
@@ -150,7 +178,8 @@ def dovecot() -> Iterator[Dovecot]:
         deadline = time.monotonic() + 20
         while True:
             try:
-                socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+                for port in (server.port, server.tls_port):
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
@@ -279,3 +308,22 @@ def test_imap_password_from_netrc_never_argv(
         "import", "imap", "--host", "imap.example.net", "--port", "143", "--user", "u", code=1
     )
     assert "unencrypted" in plain.stderr
+
+
+def test_imap_over_tls_checks_the_certificate(
+    dovecot: Dovecot, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = f"tls{os.getpid()}{cli.env.backend}"
+    home = dovecot.add_user(user, "salasana")
+    dovecot.deliver(home, "1790000001.M1P1.test", _message(8))
+    monkeypatch.setenv("EVIDENCE_IMAP_PASSWORD", "salasana")
+    cert = str(dovecot.root / "cert.pem")
+    implicit = ["--host", "127.0.0.1", "--port", str(dovecot.tls_port), "--ssl", "--user", user]
+    untrusted = cli("import", "imap", *implicit, code=1)
+    assert "certificate verify failed" in untrusted.stderr
+    assert cli("import", "imap", *implicit, "--cafile", cert).stdout == (
+        "imported 1, duplicates 0, quarantined 0\n"
+    )
+    starttls = ["--host", "127.0.0.1", "--port", str(dovecot.port), "--starttls", "--user", user]
+    again = cli("import", "imap", *starttls, "--cafile", cert, "--folder", "INBOX")
+    assert again.stdout == "imported 0, duplicates 1, quarantined 0\n"

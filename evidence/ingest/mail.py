@@ -707,8 +707,10 @@ def _parse_in_worker(raw: bytes) -> ParsedMail | str:
 def _start_pool(workers: int, config: Config, limits: MailLimits) -> Any:
     import multiprocessing
 
-    # "spawn": a fresh interpreter, nothing of this process's database connections.
-    context = multiprocessing.get_context("spawn")
+    # "fork" starts at once; the workers never touch the database connections they
+    # inherit. Where forking is unsafe (other threads) or missing, "spawn".
+    method = "fork" if threading.active_count() == 1 and os.name == "posix" else "spawn"
+    context = multiprocessing.get_context(method)
     return context.Pool(workers, initializer=_init_worker, initargs=(config, limits))
 
 

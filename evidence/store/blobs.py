@@ -49,7 +49,7 @@ def put_blobs(session: Session, blobs: dict[str, bytes]) -> None:
     ]
     if rows:
         session.flush()  # blobs added through the ORM first
-        session.execute(insert(Blob), rows)
+        session.execute(insert(Blob.__table__), rows)  # type: ignore[arg-type]
         known.update(str(row["sha256"]) for row in rows)
 
 
