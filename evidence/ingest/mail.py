@@ -152,7 +152,7 @@ def _iter_dir(top: Path, limits: MailLimits) -> Iterator[RawMessage]:
 def _iter_maildir_folder(folder: Path, limits: MailLimits) -> Iterator[RawMessage]:
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if entry.is_file() and not entry.name.startswith("."):
-            yield _read_message_file(Path(entry.path), entry.stat().st_size, limits)
+            yield from _iter_file(Path(entry.path), limits)
 
 
 def _read_message_file(path: Path, size: int, limits: MailLimits) -> RawMessage:
@@ -315,15 +315,6 @@ def content_key(raw: bytes) -> str:
 
 
 # --- reading the indexed fields --------------------------------------------------
-
-
-def decode_header_value(value: object) -> str:
-    """Decode RFC 2047 words and raw 8-bit text; never let CR/LF through."""
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return decode_header(value)
-    return decode_header(str(value))
 
 
 def parse_date(value: str | None) -> dt.datetime | None:
@@ -566,12 +557,6 @@ class MailImporter:
                 self.report.quarantined,
             )
         return self.report
-
-    def store_chunk(self, chunk: list[RawMessage]) -> None:
-        """Import one chunk now (no pipelining)."""
-        deadline = _Deadline(self.limits.max_seconds)
-        with deadline.installed():
-            self._write(chunk, self._prepare(chunk, deadline))
 
     def _prepare(self, chunk: list[RawMessage], deadline: _Deadline) -> _Prepared:
         prepared = _Prepared()

@@ -106,12 +106,16 @@ def parse_headers(
         and _WELL_FORMED.fullmatch(buf, start, header_end)
     ):
         # The usual case, read by two regular expressions instead of line by line.
-        return Headers(
-            [
-                (key.decode("ascii").lower(), _unfold_value(value))
-                for key, value in _FIELD.findall(buf, start, header_end)
-            ]
-        ), body_start, defects
+        return (
+            Headers(
+                [
+                    (key.decode("ascii").lower(), _unfold_value(value))
+                    for key, value in _FIELD.findall(buf, start, header_end)
+                ]
+            ),
+            body_start,
+            defects,
+        )
     fields: list[tuple[str, bytes]] = []
     name: str | None = None
     value: list[bytes] = []
