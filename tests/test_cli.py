@@ -151,3 +151,15 @@ def test_import_mail_summary_and_json(cli: Cli, tmp_path: Path) -> None:
     assert cli("import", "mail", str(box)).stdout == "imported 2, duplicates 0, quarantined 0\n"
     again = json.loads(cli("import", "mail", str(box), "--json").stdout)
     assert again == {"imported": 0, "duplicates": 2, "quarantined": 0, "quarantine_reasons": []}
+
+
+def test_live_counts_line_has_progress_counts_and_rate(capsys: pytest.CaptureFixture[str]) -> None:
+    from evidence.cli import _LiveCounts
+    from evidence.ingest import ImportReport
+
+    live = _LiveCounts("importing mail", total=1000)
+    live(250, ImportReport(imported=200, duplicates=40, quarantined=10))
+    live.close()
+    line = capsys.readouterr().err
+    assert line.startswith("\rimporting mail  25%  imported 200, duplicates 40, quarantined 10  ")
+    assert line.rstrip("\n").endswith(" msg/s")  # (click drops the erase-line code off a TTY)

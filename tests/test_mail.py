@@ -568,3 +568,21 @@ def test_direction_from_company_domains_and_customer_matching(
         "not his": "inbound",
     }
     assert subjects == ["his", "notice", "ours"]
+
+
+def test_alternative_shows_the_text_and_html_only_shows_sanitised_html() -> None:
+    alternative = (
+        b'From: a@example.net\nContent-Type: multipart/alternative; boundary="a"\n\n'
+        b"--a\nContent-Type: text/html; charset=utf-8\n\n<p>HTML versio</p>\n"
+        b"--a\nContent-Type: text/plain; charset=utf-8\n\nTekstiversio\n--a--\n"
+    )
+    body = extract_body(alternative)
+    assert (body.text, body.html, body.from_html) == ("Tekstiversio\n", None, False)
+    html_only = (
+        b'From: a@example.net\nContent-Type: multipart/alternative; boundary="a"\n\n'
+        b"--a\nContent-Type: text/html; charset=utf-8\n\n"
+        b'<p onclick="x()">Vain HTML</p><script>alert(1)</script>\n--a--\n'
+    )
+    body = extract_body(html_only)
+    assert body.text is None and body.from_html
+    assert body.html == "<p>Vain HTML</p>"

@@ -220,3 +220,21 @@ def test_forwarded_message_and_cid_image_shown_from_the_message(
     ).stdout.splitlines()[2:]
     # One image, the message's own 1x1 PNG (columns: page num type width height ...).
     assert len(images) == 1 and images[0].split()[3:5] == ["1", "1"]
+
+
+def test_header_injection_stays_text_in_the_dossier(company_store: Store, tmp_path: Path) -> None:
+    evil = (
+        b"From: Matti <matti@example.net>\nTo: asiakaspalvelu@aurora-energia.example\n"
+        b"Subject: =?utf-8?q?hei=0D=0ABcc:_victim@example.org=0D=0A=0D=0A<b>lihava</b>"
+        b"<img_src=3Dx>?=\n\nrunko\n"
+    )
+    mail_dir = tmp_path / "mail"
+    mail_dir.mkdir()
+    (mail_dir / "e.eml").write_bytes(evil)
+    add_customer(company_store, "1", "Matti", ["matti@example.net"], [])
+    import_mail(company_store, [mail_dir])
+    out = tmp_path / "d.pdf"
+    export_dossier(company_store, customer_ref="1", output=out)
+    text = " ".join(pdf_text(out).split())
+    # One line of text, markup and all: no new header, no bold, no image.
+    assert "hei Bcc: victim@example.org <b>lihava</b><img src=x>" in text
