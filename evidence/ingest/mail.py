@@ -152,16 +152,7 @@ def _iter_dir(top: Path, limits: MailLimits) -> Iterator[RawMessage]:
 def _iter_maildir_folder(folder: Path, limits: MailLimits) -> Iterator[RawMessage]:
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if entry.is_file() and not entry.name.startswith("."):
-            yield from _iter_file(Path(entry.path), limits)
-
-
-def _read_message_file(path: Path, size: int, limits: MailLimits) -> RawMessage:
-    if size > limits.max_message_bytes:
-        with path.open("rb") as fh:
-            head = fh.read(QUARANTINE_HEAD)
-        return RawMessage(str(path), None, head, _too_large(size, limits), size)
-    data = path.read_bytes()
-    return RawMessage(str(path), None, data, None, len(data))
+            yield from _iter_file(entry.path, limits, entry.stat().st_size)
 
 
 def _too_large(size: int, limits: MailLimits) -> str:
@@ -171,30 +162,38 @@ def _too_large(size: int, limits: MailLimits) -> str:
     )
 
 
-def _iter_file(path: Path, limits: MailLimits) -> Iterator[RawMessage]:
-    size = path.stat().st_size
-    with path.open("rb") as fh:
+def _iter_file(
+    path: str | Path, limits: MailLimits, size: int | None = None
+) -> Iterator[RawMessage]:
+    """One file, opened once: an mbox (streamed), a message, or not mail."""
+    name = os.fspath(path)
+    size = os.stat(name).st_size if size is None else size
+    with open(name, "rb") as fh:
         head = fh.read(8192)
-    start = head[3:] if head.startswith(_BOM) else head
-    start = start.lstrip(b"\r\n")
-    lines = start.split(b"\n", 2)
-    first = lines[0] + b"\n"
-    second = lines[1] if len(lines) > 1 else b""
-    if _is_postmark(first) and _HEADER_START.match(second):
-        yield from iter_mbox(path, limits)
-        return
-    if not (_HEADER_START.match(first) and b"\x00" not in head[:4096]):
-        with path.open("rb") as fh:
-            data = fh.read(QUARANTINE_HEAD if size > limits.max_message_bytes else -1)
+        start = head[3:] if head.startswith(_BOM) else head
+        lines = start.lstrip(b"\r\n").split(b"\n", 2)
+        first = lines[0] + b"\n"
+        second = lines[1] if len(lines) > 1 else b""
+        mbox = _is_postmark(first) and bool(_HEADER_START.match(second))
+        if not mbox:
+            if size > limits.max_message_bytes:
+                data = head + fh.read(QUARANTINE_HEAD - len(head))
+            else:
+                data = head + fh.read() if len(head) == 8192 else head
+    if mbox:
+        yield from iter_mbox(Path(name), limits)
+    elif not (_HEADER_START.match(first) and b"\x00" not in head[:4096]):
         yield RawMessage(
-            str(path),
+            name,
             None,
             data,
             "not an email or mbox: the file does not start with mail headers",
             size,
         )
-        return
-    yield _read_message_file(path, size, limits)
+    elif size > limits.max_message_bytes:
+        yield RawMessage(name, None, data, _too_large(size, limits), size)
+    else:
+        yield RawMessage(name, None, data, None, len(data))
 
 
 def _is_postmark(line: bytes | bytearray) -> bool:
@@ -308,7 +307,7 @@ def _unquote_from(raw: bytes) -> bytes:
 
 def content_key(raw: bytes) -> str:
     """SHA-256 of the message with LF line ends and no ``>``-quoting of ``From `` lines."""
-    text = raw.replace(b"\r\n", b"\n")
+    text = raw.replace(b"\r\n", b"\n") if b"\r" in raw else raw
     if b">From " in text:
         text = _ANY_QUOTED_FROM.sub(b"\n", b"\n" + text)[1:]
     return hashlib.sha256(text.rstrip(b"\n")).hexdigest()
