@@ -367,8 +367,9 @@ class ParsedMail:
     date_header_raw: str | None
     received: dt.datetime | None
     addresses: list[tuple[str, str]]  # (role, address)
-    attachments: list[Attachment]
+    attachments: list[tuple[Attachment, str]]  # with its SHA-256
     defects: list[str] = field(default_factory=list)
+    raw_sha256: str = ""  # hashed where it is parsed (a worker), not in the writer
 
 
 def parse_message(raw: bytes, config: Config, limits: MailLimits | None = None) -> ParsedMail:
@@ -408,8 +409,9 @@ def parse_message(raw: bytes, config: Config, limits: MailLimits | None = None) 
         date_header_raw=date_raw,
         received=our_received_time(received, config),
         addresses=_unique(found),
-        attachments=list(attachments(parsed)),
+        attachments=[(att, att.sha256) for att in attachments(parsed)],
         defects=defects,
+        raw_sha256=sha256_hex(raw),
     )
 
 
@@ -727,7 +729,7 @@ def _insert_emails(
         )
     rows: list[dict[str, Any]] = []
     for item, key, parsed in fresh:
-        raw_sha = sha256_hex(item.raw)
+        raw_sha = parsed.raw_sha256
         blobs[raw_sha] = item.raw
         direction = (
             Direction.OUTBOUND
@@ -774,8 +776,7 @@ def _insert_emails(
     attachment_rows: list[list[dict[str, Any]]] = []
     for _, _, parsed in fresh:
         files = []
-        for att in parsed.attachments:
-            digest = sha256_hex(att.data)
+        for att, digest in parsed.attachments:
             blobs.setdefault(digest, att.data)
             files.append(
                 {

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import hashlib
 import email.message
 import email.utils
 import mimetypes
@@ -703,6 +704,10 @@ class Attachment:
     filename: str | None
     content_type: str
     data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
 
 
 def is_attachment(entity: Entity) -> bool:

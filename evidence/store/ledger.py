@@ -166,5 +166,5 @@ def append_payloads(session: Session, entries: Sequence[tuple[str, str, str]]) -
         )
         prev = new_hash
     session.flush()  # ORM-appended entries before ours
-    session.execute(insert(LedgerEntry), rows)
+    session.execute(insert(LedgerEntry.__table__), rows)  # type: ignore[arg-type]
     session.info["ledger_head"] = ChainHead(seq, prev)
