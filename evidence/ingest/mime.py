@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import binascii
 import codecs
-import hashlib
 import email.message
 import email.utils
+import hashlib
 import mimetypes
 import re
 from collections.abc import Iterator
