@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import hashlib
+import multiprocessing
 import os
 import re
 import signal
@@ -541,9 +542,9 @@ class MailImporter:
                 for chunk in _chunks(messages):
                     pending.append((chunk, self._prepare(chunk, deadline)))
                     if len(pending) > 1:  # write one chunk while the next is parsed
-                        self._write(*pending.pop(0))
+                        self._write(*pending.pop(0), deadline)
                 for entry in pending:
-                    self._write(*entry)
+                    self._write(*entry, deadline)
         finally:
             if self._pool is not None:
                 self._pool.terminate()
@@ -590,9 +591,17 @@ class MailImporter:
                 prepared.results = [_parse_in_worker(raw) for raw in raws]
         return prepared
 
-    def _write(self, chunk: list[RawMessage], prepared: _Prepared) -> None:
+    def _write(self, chunk: list[RawMessage], prepared: _Prepared, deadline: _Deadline) -> None:
         report = self.report
-        results = prepared.pending.get() if prepared.pending is not None else prepared.results
+        results = prepared.results
+        if prepared.pending is not None:
+            # Every message has its time limit; a worker that died never answers.
+            wait = self.limits.max_seconds * len(prepared.new) / self.workers + 60
+            try:
+                results = prepared.pending.get(timeout=wait)
+            except multiprocessing.TimeoutError:
+                with _worker_context(self.config, self.limits, deadline):
+                    results = [_parse_in_worker(item.raw) for item, _ in prepared.new]
         bad = list(prepared.bad)
         fresh: list[tuple[RawMessage, str, ParsedMail]] = []
         for (item, key), result in zip(prepared.new, results, strict=True):
@@ -691,8 +700,6 @@ def _parse_in_worker(raw: bytes) -> ParsedMail | str:
 
 
 def _start_pool(workers: int, config: Config, limits: MailLimits) -> Any:
-    import multiprocessing
-
     # "fork" starts at once; the workers never touch the database connections they
     # inherit. Where forking is unsafe (other threads) or missing, "spawn".
     method = "fork" if threading.active_count() == 1 and os.name == "posix" else "spawn"
