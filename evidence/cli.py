@@ -329,6 +329,7 @@ def import_imap_cmd(
 
     Example:
 
+    \b
         export EVIDENCE_IMAP_PASSWORD=...
         evidence import imap --host imap.aurora-energia.example --ssl \\
             --user asiakaspalvelu --folder INBOX --folder Sent --since 2026-09-01
@@ -447,6 +448,7 @@ def quarantine_show(item_id: int, raw: bool, as_json: bool) -> None:
 
     Example:
 
+    \b
         evidence quarantine show 17
         evidence quarantine show 17 --raw > message-17.eml
     """

@@ -44,7 +44,7 @@ default_login_user = {login_user}
 default_internal_user = {internal_user}
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root}/passwd
+  args = scheme=PLAIN username_format=%u {root}/passwd.d/%u
 }}
 userdb {{
   driver = static
@@ -86,8 +86,8 @@ class Dovecot:
         return self.root / "dovecot.conf"
 
     def add_user(self, name: str, password: str) -> Path:
-        with (self.root / "passwd").open("a") as fh:
-            fh.write(f"{name}:{{PLAIN}}{password}\n")
+        # One file per user: Dovecot re-reads a changed passwd-file at most once a second.
+        (self.root / "passwd.d" / name).write_text(f"{name}:{{PLAIN}}{password}\n")
         home = self.root / "mail" / name
         for sub in ("cur", "new", "tmp"):
             (home / sub).mkdir(parents=True)
@@ -130,7 +130,7 @@ def dovecot() -> Iterator[Dovecot]:
         me = pwd.getpwuid(os.getuid())
         uid, gid, login_user, internal_user = me.pw_uid, me.pw_gid, me.pw_name, me.pw_name
     server = Dovecot(root, _free_port(), _free_port(), uid, gid)
-    for sub in ("run", "state", "mail", "home"):
+    for sub in ("run", "state", "mail", "home", "passwd.d"):
         (root / sub).mkdir()
     # A certificate for 127.0.0.1 that no system trusts: the tests pass it with --cafile.
     subprocess.run(
@@ -155,7 +155,6 @@ def dovecot() -> Iterator[Dovecot]:
         check=True,
         capture_output=True,
     )
-    (root / "passwd").write_text("")
     server.config.write_text(
         CONFIG.format(
             root=root,
