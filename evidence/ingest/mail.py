@@ -46,6 +46,7 @@ from evidence.config import Config
 from evidence.errors import EvidenceError
 from evidence.ingest import ImportReport, quarantine, start_run
 from evidence.ingest.mime import (
+    BOM,
     Attachment,
     LimitExceeded,
     MailLimits,
@@ -80,7 +81,6 @@ _POSTMARK_TIME = re.compile(rb"\d:\d\d|\b(?:19|20)\d\d\b")
 _QUOTED_FROM = re.compile(rb"\n>(?=>*From )")
 _ANY_QUOTED_FROM = re.compile(rb"\n>+(?=From )")
 _BY_HOST = re.compile(r"\bby\s+([^\s;()]+)", re.IGNORECASE)
-_BOM = b"\xef\xbb\xbf"
 # Files a mail server keeps beside the messages in a Maildir: not mail.
 _MAILDIR_META = re.compile(
     r"^(dovecot[.-].*|subscriptions|maildirfolder|maildirsize|courier.*|\.uidvalidity|"
@@ -171,7 +171,7 @@ def _iter_file(
     size = os.stat(name).st_size if size is None else size
     with open(name, "rb") as fh:
         head = fh.read(8192)
-        start = head[3:] if head.startswith(_BOM) else head
+        start = head[3:] if head.startswith(BOM) else head
         lines = start.lstrip(b"\r\n").split(b"\n", 2)
         first = lines[0] + b"\n"
         second = lines[1] if len(lines) > 1 else b""
@@ -225,7 +225,7 @@ def iter_mbox(path: Path, limits: MailLimits | None = None) -> Iterator[RawMessa
 def _mbox_segments(fh: IO[bytes], limits: MailLimits) -> Iterator[tuple[bytes, str | None, int]]:
     buf = bytearray(fh.read(READ_BLOCK))
     eof = len(buf) < READ_BLOCK
-    start = 3 if buf.startswith(_BOM) else 0
+    start = 3 if buf.startswith(BOM) else 0
     while start < len(buf) and buf[start] in (10, 13):
         start += 1
     first_end = buf.find(b"\n", start)

@@ -70,7 +70,7 @@ class MailLimits:
 # one ends the header section (the rest is body), as mail clients also read it.
 _HEADER_LINE = re.compile(rb"^(From |[\041-\071\073-\176]*:|[\t ])")
 _BLANK_LINE = re.compile(rb"\n\r?\n")
-_BOM = b"\xef\xbb\xbf"
+BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark, found before some files' first header
 
 
 @dataclass
@@ -92,8 +92,8 @@ def parse_headers(
 ) -> tuple[Headers, int, list[str]]:
     """The header fields of the entity at ``buf[start:end]`` and where its body starts."""
     defects: list[str] = []
-    if buf.startswith(_BOM, start):
-        start += len(_BOM)
+    if buf.startswith(BOM, start):
+        start += len(BOM)
         defects.append("byte-order-mark")
     if buf.startswith(b"\n", start) or buf.startswith(b"\r\n", start):
         # No headers at all: the blank line opens the body.
