@@ -473,7 +473,7 @@ def quarantine_show(item_id: int, raw: bool, as_json: bool) -> None:
     click.echo(f"bytes:  {row['size']:,}, SHA-256 {row['sha256']}")
     click.echo("first lines:")
     for line in data[:2000].decode("utf-8", "replace").splitlines()[:12]:
-        printable = "".join(c if c.isprintable() else "\ufffd" for c in line)
+        printable = "".join(c if c.isprintable() else "\ufffd" for c in line.expandtabs(4))
         click.echo(f"  {printable[:200]}")
 
 
