@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -106,6 +107,49 @@ def _progress(label: str, total: int | None = None) -> Iterator[Callable[[int], 
         length=total or 0, label=label, file=sys.stderr, show_pos=True, show_eta=bool(total)
     ) as bar:
         yield bar.update
+
+
+class _LiveCounts:
+    """A status line on a terminal: progress, counts and rate (redrawn at most 10 times a s)."""
+
+    def __init__(self, label: str, total: int | None) -> None:
+        self.label = label
+        self.total = total
+        self.done = 0
+        self.started = time.monotonic()
+        self.shown = 0.0
+
+    def __call__(self, advance: int, report: ImportReport) -> None:
+        self.done += advance
+        now = time.monotonic()
+        if now - self.shown < 0.1:
+            return
+        self.shown = now
+        count = report.imported + report.duplicates + report.quarantined
+        rate = count / max(now - self.started, 1e-6)
+        share = f" {min(self.done / self.total, 1):4.0%}" if self.total else ""
+        click.echo(
+            f"\r{self.label}{share}  {report.summary()}  {rate:,.0f} msg/s\x1b[K",
+            err=True,
+            nl=False,
+        )
+
+    def close(self) -> None:
+        if self.shown:
+            click.echo("", err=True)
+
+
+@contextmanager
+def _live_counts(label: str, total: int | None = None) -> Iterator[_LiveCounts | None]:
+    """Import progress with counts and rate on a terminal; silent when stderr is not one."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    live = _LiveCounts(label, total)
+    try:
+        yield live
+    finally:
+        live.close()
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -259,20 +303,86 @@ def import_() -> None:
 @json_option
 @handle_errors
 def import_mail_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
-    """Import .eml files, directories of them, and mbox files.
+    """Import .eml files, mbox files, Maildirs and directories of them.
 
-    The kind of each file is detected from its content. A message already
-    in the store (from any file) is counted as a duplicate and not stored
-    again. Input that is not mail is quarantined with the reason.
+    The kind of each file is detected from its content; a directory with
+    cur/ and new/ is read as a Maildir, any other directory recursively. A
+    message already in the store (from any file, mbox, Maildir or IMAP) is
+    counted as a duplicate and not stored again. Input that is not mail, or is
+    past the limits in [mail.limits] of evidence.toml, is quarantined with the
+    reason (see `evidence quarantine list`).
 
     Example:
 
-        evidence import mail saved/*.eml export-2026-09-29.mbox
+        evidence import mail saved/*.eml export-2026-09-29.mbox ~/Maildir
     """
     from evidence.ingest.mail import import_mail
 
-    with _store() as store, _progress("importing mail") as progress:
+    total = sum(_size_below(p) for p in paths) if sys.stderr.isatty() else None
+    with _store() as store, _live_counts("importing mail", total) as progress:
         report = import_mail(store, list(paths), progress=progress)
+    _finish_import(report, as_json)
+
+
+def _size_below(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+@import_.command("imap", context_settings=CONTEXT)
+@click.option("--host", required=True, help="IMAP server.")
+@click.option("--port", type=int, help="Default 993 with --ssl, else 143.")
+@click.option("--ssl", "security", flag_value="ssl", help="TLS from the start (default on 993).")
+@click.option("--starttls", "security", flag_value="starttls", help="Plain, then STARTTLS.")
+@click.option("--user", required=True, help="Login name.")
+@click.option(
+    "--folder", "folders", multiple=True, help="Folder to import; repeatable (default INBOX)."
+)
+@click.option("--since", help="Only mail the server received on or after this day (YYYY-MM-DD).")
+@click.option(
+    "--cafile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CA certificates to trust for the server (a company CA).",
+)
+@json_option
+@handle_errors
+def import_imap_cmd(
+    host: str,
+    port: int | None,
+    security: str | None,
+    user: str,
+    folders: tuple[str, ...],
+    since: str | None,
+    cafile: Path | None,
+    as_json: bool,
+) -> None:
+    """Import mail from an IMAP server, read-only: nothing is marked read.
+
+    The password is read from EVIDENCE_IMAP_PASSWORD or from a netrc entry
+    for the host (~/.netrc, or the file NETRC names), never from the command
+    line. Each run fetches only mail newer than the last run's, per folder;
+    when the server renumbers a folder (a new UIDVALIDITY), the folder is read
+    again and what is already stored counts as duplicates. Without --ssl or
+    --starttls the connection is unencrypted, which is allowed only to a
+    server on this machine.
+
+    Example:
+
+    \b
+        export EVIDENCE_IMAP_PASSWORD=...
+        evidence import imap --host imap.aurora-energia.example --ssl \\
+            --user asiakaspalvelu --folder INBOX --folder Sent --since 2026-09-01
+    """
+    from evidence.ingest.imap import ImapAccount, default_security, imap_password, import_imap
+
+    mode = security or default_security(host, port)
+    account = ImapAccount(host=host, user=user, security=mode, port=port, cafile=cafile)
+    password = imap_password(account)
+    with _store() as store, _live_counts(f"importing from {host}") as progress:
+        report = import_imap(
+            store, account, password, list(folders), since=_date(since), progress=progress
+        )
     _finish_import(report, as_json)
 
 
@@ -356,6 +466,79 @@ def import_recordings_cmd(directory: Path, pattern: str | None, as_json: bool) -
     if report.unmatched:
         click.echo(f"{len(report.unmatched)} recording(s) match no call in the store", err=True)
     _finish_import(report, as_json)
+
+
+# --- quarantine -----------------------------------------------------------------
+
+
+@main.group(context_settings=CONTEXT)
+def quarantine() -> None:
+    """Input that could not be imported (mail, call-log lines, recordings) and why."""
+
+
+@quarantine.command("list", context_settings=CONTEXT)
+@click.option("--kind", help="Only this kind, e.g. mail, asterisk-cdr, asterisk-queue-log.")
+@json_option
+@handle_errors
+def quarantine_list(kind: str | None, as_json: bool) -> None:
+    """List quarantined input of every kind, oldest first.
+
+    Example:
+
+        evidence quarantine list --kind mail --json
+    """
+    from evidence.quarantine import list_quarantine
+
+    config = _config()
+    with _store() as store, store.session() as session:
+        items = list_quarantine(session, kind)
+        rows = [q.as_dict() for q in items]
+        when = [format_local(q.item.quarantined_at, config.zone) for q in items]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for row, at in zip(rows, when, strict=True):
+        where = f"{row['source']}:{row['locator']}" if row["locator"] else row["source"]
+        click.echo(f"#{row['id']}\t{row['kind']}\t{at}\t{where}\t{row['reason']}")
+
+
+@quarantine.command("show", context_settings=CONTEXT)
+@click.argument("item_id", metavar="ID", type=int)
+@click.option("--raw", is_flag=True, help="Write the quarantined bytes to stdout, exactly.")
+@json_option
+@handle_errors
+def quarantine_show(item_id: int, raw: bool, as_json: bool) -> None:
+    """Show one quarantined item: where it came from, why, and its first lines.
+
+    Example:
+
+    \b
+        evidence quarantine show 17
+        evidence quarantine show 17 --raw > message-17.eml
+    """
+    from evidence.quarantine import get_quarantined
+
+    config = _config()
+    with _store() as store, store.session() as session:
+        found, data = get_quarantined(session, item_id)
+        row = found.as_dict()
+        at = format_local(found.item.quarantined_at, config.zone)
+    if raw:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    if as_json:
+        click.echo(json.dumps(row, ensure_ascii=False, indent=2))
+        return
+    where = f"{row['source']} ({row['locator']})" if row["locator"] else row["source"]
+    click.echo(f"quarantine #{row['id']} ({row['kind']}), {at}")
+    click.echo(f"from:   {where}")
+    click.echo(f"reason: {row['reason']}")
+    click.echo(f"bytes:  {row['size']:,}, SHA-256 {row['sha256']}")
+    click.echo("first lines:")
+    for line in data[:2000].decode("utf-8", "replace").splitlines()[:12]:
+        printable = "".join(c if c.isprintable() else "\ufffd" for c in line.expandtabs(4))
+        click.echo(f"  {printable[:200]}")
 
 
 # --- incidents ------------------------------------------------------------------

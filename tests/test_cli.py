@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import click
@@ -110,3 +112,54 @@ def test_case_attach_refuses_a_non_pdf(cli: Cli, tmp_path: Path) -> None:
     assert (
         result.stderr == "evidence: letter.pdf is not a PDF file (it does not start with %PDF-)\n"
     )
+
+
+def test_quarantine_list_and_show_every_kind(cli: Cli, tmp_path: Path) -> None:
+    junk = tmp_path / "notmail.bin"
+    junk.write_bytes(b"\x00\x01binary")
+    cli("import", "mail", str(junk), code=3)
+    cdr = tmp_path / "Master.csv"
+    cdr.write_text('"","0401234567","100","from-pstn"\n')
+    cli("import", "calls", str(cdr), "--format", "asterisk-cdr", code=3)
+
+    listed = json.loads(cli("quarantine", "list", "--json").stdout)
+    assert [(q["id"], q["kind"]) for q in listed] == [(1, "mail"), (2, "asterisk-cdr")]
+    assert listed[0]["source"] == str(junk) and listed[0]["size"] == 8
+    assert "not an email or mbox" in listed[0]["reason"]
+    assert listed[1]["locator"] == "line 1" and "columns" in listed[1]["reason"]
+    only_mail = json.loads(cli("quarantine", "list", "--kind", "mail", "--json").stdout)
+    assert [q["id"] for q in only_mail] == [1]
+    lines = cli("quarantine", "list").stdout.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("#1\tmail\t")
+
+    shown = cli("quarantine", "show", "1").stdout
+    assert f"from:   {junk}" in shown
+    assert "reason: not an email or mbox" in shown
+    assert hashlib.sha256(junk.read_bytes()).hexdigest() in shown
+    raw = cli("quarantine", "show", "1", "--raw").stdout_bytes
+    assert raw == junk.read_bytes()
+    missing = cli("quarantine", "show", "99", code=1)
+    assert missing.stderr == "evidence: no quarantined item #99: see `evidence quarantine list`\n"
+
+
+def test_import_mail_summary_and_json(cli: Cli, tmp_path: Path) -> None:
+    box = tmp_path / "export.mbox"
+    box.write_bytes(
+        b"From x Mon Sep 28 10:00:00 2026\nFrom: a@example.net\nSubject: 1\n\none\n\n"
+        b"From x Mon Sep 28 10:00:00 2026\nFrom: a@example.net\nSubject: 2\n\ntwo\n\n"
+    )
+    assert cli("import", "mail", str(box)).stdout == "imported 2, duplicates 0, quarantined 0\n"
+    again = json.loads(cli("import", "mail", str(box), "--json").stdout)
+    assert again == {"imported": 0, "duplicates": 2, "quarantined": 0, "quarantine_reasons": []}
+
+
+def test_live_counts_line_has_progress_counts_and_rate(capsys: pytest.CaptureFixture[str]) -> None:
+    from evidence.cli import _LiveCounts
+    from evidence.ingest import ImportReport
+
+    live = _LiveCounts("importing mail", total=1000)
+    live(250, ImportReport(imported=200, duplicates=40, quarantined=10))
+    live.close()
+    line = capsys.readouterr().err
+    assert line.startswith("\rimporting mail  25%  imported 200, duplicates 40, quarantined 10  ")
+    assert line.rstrip("\n").endswith(" msg/s")  # (click drops the erase-line code off a TTY)

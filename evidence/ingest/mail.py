@@ -1,32 +1,63 @@
-"""Mail import: ``.eml`` files, directories of them, and mbox files (detected by content).
+"""Mail import: ``.eml`` files, directories of them, mbox files and Maildirs (detected).
 
-The raw message is stored first, exactly as found (for an mbox: the bytes
-between its ``From `` separator lines). Indexed fields are derived from it and
-never replace it. A message already stored, whatever file it came from, is
-recognised by the SHA-256 of the raw bytes normalised for line ends and mbox
-``From `` escaping, and stored once.
+What is stored for each message is the message as the mail system delivered it:
+
+- an ``.eml`` file or a Maildir file: its bytes, unchanged;
+- an IMAP message: the bytes of ``BODY[]``, unchanged;
+- a message in an mbox: the bytes between its ``From `` separator line and the
+  blank line before the next one, with the mbox's own quoting undone: one
+  ``>`` is removed from every line that starts with ``>``s and ``From `` (the
+  mboxrd rule). The separator line and the quoting belong to the mbox file,
+  not to the message. For an mboxrd file this gives the message back exactly;
+  an mboxo file cannot say whether a ``>From `` line was written so by the
+  sender or escaped by the mbox, and such a line is shown without its ``>``.
+
+A message already stored, whatever source it came from, is recognised by its
+content key (SHA-256 of the message with LF line ends and every ``>``-quoting
+of ``From `` lines removed) and stored once. Bad input, or input past the limits
+in ``[mail.limits]``, is quarantined with its bytes and the reason.
+
+Speed: the bytes are hashed and looked up first (a duplicate costs no parsing),
+only the indexed headers and the MIME structure are read at import (bodies are
+decoded when a dossier is made), and each chunk of messages is written with
+bulk inserts and chained into the ledger in one transaction.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import email
-import email.header
-import email.message
 import email.utils
 import hashlib
+import multiprocessing
+import os
 import re
-from collections.abc import Callable, Iterator
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from evidence.config import Config
+from evidence.errors import EvidenceError
 from evidence.ingest import ImportReport, quarantine, start_run
+from evidence.ingest.mime import (
+    BOM,
+    Attachment,
+    LimitExceeded,
+    MailLimits,
+    addresses,
+    attachments,
+    decode_header,
+    header_text,
+    parse,
+)
 from evidence.store import ledger
-from evidence.store.blobs import put_blob
+from evidence.store.blobs import put_blobs, sha256_hex
 from evidence.store.checkpoints import write_checkpoint
 from evidence.store.db import Store
 from evidence.store.models import (
@@ -38,131 +69,254 @@ from evidence.store.models import (
     ReceivedSource,
 )
 from evidence.timeutil import UTC, utcnow
+from evidence.workers import die_with_parent
 
 KIND = "mail"
-CHUNK = 200  # messages per transaction
+CHUNK = 500  # messages per transaction
+QUARANTINE_HEAD = 64 * 1024  # bytes kept of a message too large to import
+READ_BLOCK = 1024 * 1024
 
-_HEADER_LINE = re.compile(rb"^[!-9;-~]+[ \t]*:")
-_FROM_LINE = re.compile(rb"^From \S*.*\d{4}\s*$")
-_ESCAPED_FROM = re.compile(rb"^>(>*From )", re.MULTILINE)
+_HEADER_START = re.compile(rb"[!-9;-~]+[ \t]*:")
+_POSTMARK = re.compile(rb"From (\S+)(?:[ \t]+([^\r\n]*))?\r?\n?\Z")
+_POSTMARK_TIME = re.compile(rb"\d:\d\d|\b(?:19|20)\d\d\b")
+# Written with a leading "\n" (not "^" and MULTILINE): a literal prefix is far faster to find.
+_QUOTED_FROM = re.compile(rb"\n>(?=>*From )")
+_ANY_QUOTED_FROM = re.compile(rb"\n>+(?=From )")
 _BY_HOST = re.compile(r"\bby\s+([^\s;()]+)", re.IGNORECASE)
+# Files a mail server keeps beside the messages in a Maildir: not mail.
+_MAILDIR_META = re.compile(
+    r"^(dovecot[.-].*|subscriptions|maildirfolder|maildirsize|courier.*|\.uidvalidity|"
+    r"\.mh_sequences|\.DS_Store)$"
+)
 
 
 @dataclass
 class RawMessage:
     source: str
-    locator: str | None  # message number inside an mbox
+    locator: str | None  # message number in an mbox, UID on IMAP
     raw: bytes
     problem: str | None = None  # set when the input is known bad before parsing
+    consumed: int = 0  # bytes of the source this covers (for progress)
+    checkpoint: tuple[str, int, int] | None = None  # IMAP: folder, UIDVALIDITY, UID
+
+
+def mail_limits(config: Config) -> MailLimits:
+    """The limits from ``[mail.limits]`` in evidence.toml, or the defaults."""
+    section = config.extra.get("mail", {})
+    try:
+        return MailLimits.from_settings(
+            section.get("limits") if isinstance(section, dict) else None
+        )
+    except ValueError as exc:
+        raise EvidenceError(f"{config.config_path}: {exc}") from exc
 
 
 # --- finding messages ---------------------------------------------------------
 
 
-def iter_raw_messages(paths: list[Path]) -> Iterator[RawMessage]:
+def iter_raw_messages(
+    paths: Iterable[Path], limits: MailLimits | None = None
+) -> Iterator[RawMessage]:
+    limits = limits or MailLimits()
     for path in paths:
         if path.is_dir():
-            for child in sorted(p for p in path.rglob("*") if p.is_file()):
-                yield from _iter_file(child)
+            yield from _iter_dir(path, limits)
         else:
-            yield from _iter_file(path)
+            yield from _iter_file(path, limits)
 
 
-def _iter_file(path: Path) -> Iterator[RawMessage]:
-    with path.open("rb") as fh:
-        head = fh.read(4096)
-    start = head.lstrip(b"\r\n")
-    if _FROM_LINE.match(start.split(b"\n", 1)[0].rstrip(b"\r")):
-        yield from _iter_mbox(path)
-        return
-    data = path.read_bytes()
-    if not _looks_like_message(data):
+def is_maildir(path: Path) -> bool:
+    return (path / "cur").is_dir() and (path / "new").is_dir()
+
+
+def _iter_dir(top: Path, limits: MailLimits) -> Iterator[RawMessage]:
+    """Every file below ``top``; a Maildir's messages come from its cur/ and new/ only."""
+    pending = [top]
+    while pending:
+        folder = pending.pop()
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        maildir = is_maildir(folder)
+        subdirs = []
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if maildir and entry.name in ("cur", "new"):
+                    yield from _iter_maildir_folder(Path(entry.path), limits)
+                elif maildir and entry.name == "tmp":
+                    continue  # messages still being delivered
+                else:
+                    subdirs.append(Path(entry.path))
+            elif entry.is_file():
+                if maildir and _MAILDIR_META.match(entry.name):
+                    continue
+                yield from _iter_file(Path(entry.path), limits)
+        pending.extend(reversed(subdirs))
+
+
+def _iter_maildir_folder(folder: Path, limits: MailLimits) -> Iterator[RawMessage]:
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.is_file() and not entry.name.startswith("."):
+            yield from _iter_file(entry.path, limits, entry.stat().st_size)
+
+
+def _too_large(size: int, limits: MailLimits) -> str:
+    return (
+        f"message of {size:,} bytes is over the limit of {limits.max_message_bytes:,} "
+        f"(max_message_bytes); its first {QUARANTINE_HEAD // 1024} KiB are kept"
+    )
+
+
+def _iter_file(
+    path: str | Path, limits: MailLimits, size: int | None = None
+) -> Iterator[RawMessage]:
+    """One file, opened once: an mbox (streamed), a message, or not mail."""
+    name = os.fspath(path)
+    size = os.stat(name).st_size if size is None else size
+    with open(name, "rb") as fh:
+        head = fh.read(8192)
+        start = head[3:] if head.startswith(BOM) else head
+        lines = start.lstrip(b"\r\n").split(b"\n", 2)
+        first = lines[0] + b"\n"
+        second = lines[1] if len(lines) > 1 else b""
+        mbox = _is_postmark(first) and bool(_HEADER_START.match(second))
+        if not mbox:
+            if size > limits.max_message_bytes:
+                data = head + fh.read(QUARANTINE_HEAD - len(head))
+            else:
+                data = head + fh.read() if len(head) == 8192 else head
+    if mbox:
+        yield from iter_mbox(Path(name), limits)
+    elif not (_HEADER_START.match(first) and b"\x00" not in head[:4096]):
         yield RawMessage(
-            str(path),
+            name,
             None,
             data,
-            problem="not an email or mbox: the file does not start with mail headers",
+            "not an email or mbox: the file does not start with mail headers",
+            size,
         )
-        return
-    yield RawMessage(str(path), None, data)
+    elif size > limits.max_message_bytes:
+        yield RawMessage(name, None, data, _too_large(size, limits), size)
+    else:
+        yield RawMessage(name, None, data, None, len(data))
 
 
-def _looks_like_message(data: bytes) -> bool:
-    first = data.lstrip(b"\r\n").split(b"\n", 1)[0]
-    return bool(_HEADER_LINE.match(first)) and b"\x00" not in data[:4096]
+def _is_postmark(line: bytes | bytearray) -> bool:
+    """An mbox ``From `` separator: ``From sender [date]``, not ``From Russia with love``."""
+    match = _POSTMARK.match(line)
+    if not match or match.group(1).endswith(b":"):
+        return False
+    rest = (match.group(2) or b"").strip()
+    return not rest or bool(_POSTMARK_TIME.search(rest))
 
 
-def _iter_mbox(path: Path) -> Iterator[RawMessage]:
-    """Split an mbox line by line (never the whole file in memory)."""
-    number = 0
-    lines: list[bytes] = []
-    previous_blank = True
+def iter_mbox(path: Path, limits: MailLimits | None = None) -> Iterator[RawMessage]:
+    """Split an mbox in blocks, never holding more than one message in memory.
+
+    A separator is a ``From `` postmark line (``From sender``, ``From -``, with
+    or without a date) followed by a header line. A blank line before it is
+    usual but not required (old writers that relied on Content-Length left it
+    out); an unquoted ``From Russia with love`` in a body is not a postmark.
+    """
+    limits = limits or MailLimits()
     with path.open("rb") as fh:
-        for line in fh:
-            bare = line.rstrip(b"\r\n")
-            if previous_blank and _FROM_LINE.match(bare):
-                if lines:
-                    number += 1
-                    yield _mbox_message(path, number, lines, last=False)
-                lines = []
-                previous_blank = False
+        number = 0
+        for data, problem, consumed in _mbox_segments(fh, limits):
+            number += 1
+            yield RawMessage(str(path), f"message {number}", data, problem, consumed)
+
+
+def _mbox_segments(fh: IO[bytes], limits: MailLimits) -> Iterator[tuple[bytes, str | None, int]]:
+    buf = bytearray(fh.read(READ_BLOCK))
+    eof = len(buf) < READ_BLOCK
+    start = 3 if buf.startswith(BOM) else 0
+    while start < len(buf) and buf[start] in (10, 13):
+        start += 1
+    first_end = buf.find(b"\n", start)
+    cur = first_end + 1 if first_end >= 0 else len(buf)  # past the first From line
+    scan = cur - 1
+    dropped = 0  # bytes of a message too large to import that were let go
+    head = b""
+    while True:
+        i = buf.find(b"\nFrom ", max(scan, cur - 1))
+        waiting = -1  # a candidate whose two lines are not all read yet
+        if i >= 0:
+            j = buf.find(b"\n", i + 1)
+            k = buf.find(b"\n", j + 1) if j >= 0 else -1
+            if (j < 0 or k < 0) and not eof:
+                waiting = i
+            else:
+                j = j if j >= 0 else len(buf)
+                k = k if k >= 0 else len(buf)
+                if _is_postmark(buf[i + 1 : j + 1]) and _HEADER_START.match(buf, j + 1, k):
+                    yield _finish_segment(buf, cur, i + 1, dropped, head, limits, last=False)
+                    cur, scan, dropped, head = j + 1, j, 0, b""
+                    continue
+                scan = i + 1
                 continue
-            lines.append(line)
-            previous_blank = bare == b""
-    if lines:
-        number += 1
-        yield _mbox_message(path, number, lines, last=True)
+        if eof:
+            break
+        # Before reading on, let go of what is done, and of the middle of a
+        # message too large to import (its head is kept for the quarantine).
+        keep_from = waiting if waiting >= 0 else max(cur, len(buf) - 8)
+        if len(buf) - cur > limits.max_message_bytes:
+            if not head:
+                head = bytes(buf[cur : cur + QUARANTINE_HEAD])
+            let_go = max(keep_from - 2, cur) - cur  # keep the line end before a candidate
+            dropped += let_go
+            cur += let_go
+        del buf[:cur]
+        keep_from -= cur
+        cur = 0
+        scan = keep_from
+        block = fh.read(READ_BLOCK)
+        eof = len(block) < READ_BLOCK
+        buf += block
+    if len(buf) > cur or dropped:
+        yield _finish_segment(buf, cur, len(buf), dropped, head, limits, last=True)
 
 
-def _mbox_message(path: Path, number: int, lines: list[bytes], *, last: bool) -> RawMessage:
-    raw = b"".join(lines)
+def _finish_segment(
+    buf: bytearray,
+    start: int,
+    end: int,
+    dropped: int,
+    head: bytes,
+    limits: MailLimits,
+    *,
+    last: bool,
+) -> tuple[bytes, str | None, int]:
+    raw = bytes(buf[start:end])
+    size = len(raw) + dropped
+    if dropped:
+        return _unquote_from(head), _too_large(size, limits), size
     problem = None
     if last and not raw.endswith(b"\n"):
         problem = "truncated: the mbox ends in the middle of this message"
     elif last and b"\n\n" not in raw.replace(b"\r\n", b"\n"):
         problem = "truncated: the mbox ends inside this message's headers"
     # The blank line before the next "From " belongs to the mbox, not the message.
-    if raw.endswith(b"\n\n"):
-        raw = raw[:-1]
-    elif raw.endswith(b"\r\n\r\n"):
+    if raw.endswith(b"\r\n\r\n"):
         raw = raw[:-2]
-    return RawMessage(str(path), f"message {number}", raw, problem)
+    elif raw.endswith(b"\n\n"):
+        raw = raw[:-1]
+    return _unquote_from(raw), problem, size
+
+
+def _unquote_from(raw: bytes) -> bytes:
+    """Undo the mbox's quoting of ``From `` lines (mboxrd: one ``>`` less)."""
+    if b">From " not in raw:
+        return raw
+    return _QUOTED_FROM.sub(b"\n", b"\n" + raw)[1:]
 
 
 def content_key(raw: bytes) -> str:
-    """SHA-256 of the message normalised for CRLF/LF and mbox ``>From`` escaping."""
-    text = raw.replace(b"\r\n", b"\n")
-    text = _ESCAPED_FROM.sub(rb"\1", text)
+    """SHA-256 of the message with LF line ends and no ``>``-quoting of ``From `` lines."""
+    text = raw.replace(b"\r\n", b"\n") if b"\r" in raw else raw
+    if b">From " in text:
+        text = _ANY_QUOTED_FROM.sub(b"\n", b"\n" + text)[1:]
     return hashlib.sha256(text.rstrip(b"\n")).hexdigest()
 
 
-# --- reading headers ------------------------------------------------------------
-
-
-def decode_header_value(value: object) -> str:
-    """Decode RFC 2047 words and raw 8-bit UTF-8; never let CR/LF through."""
-    if value is None:
-        return ""
-    if isinstance(value, email.header.Header):
-        text = str(value)
-    else:
-        text = str(value)
-    # compat32 hands raw 8-bit bytes over as surrogates: read them as UTF-8.
-    try:
-        text = text.encode("ascii", "surrogateescape").decode("utf-8")
-    except UnicodeError:
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    try:
-        parts = email.header.decode_header(text)
-        decoded = str(email.header.make_header(parts))
-    except (LookupError, UnicodeError, ValueError, email.errors.HeaderParseError):
-        decoded = text
-    return re.sub(r"[\r\n\t]+", " ", decoded).strip()
-
-
-def _addresses(values: list[str]) -> list[tuple[str, str]]:
-    pairs = email.utils.getaddresses([decode_header_value(v) for v in values])
-    return [(name, addr.strip().lower()) for name, addr in pairs if "@" in addr]
+# --- reading the indexed fields --------------------------------------------------
 
 
 def parse_date(value: str | None) -> dt.datetime | None:
@@ -170,12 +324,16 @@ def parse_date(value: str | None) -> dt.datetime | None:
         return None
     try:
         parsed = email.utils.parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if parsed is None:
         return None
     if parsed.tzinfo is None:  # "-0000": the offset is unknown; the instant is UTC
         parsed = parsed.replace(tzinfo=UTC)
+    try:
+        parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
     return parsed
 
 
@@ -185,13 +343,12 @@ def our_received_time(received: list[str], config: Config) -> dt.datetime | None
     With company mail domains configured, that is the topmost header whose ``by``
     host is ours; without them, the topmost header (the last hop: our server).
     """
-    for value in received:
-        text = decode_header_value(value)
+    for line in received:
         if config.mail_domains:
-            match = _BY_HOST.search(text)
+            match = _BY_HOST.search(line)
             if not match or not config.is_own_address("x@" + match.group(1)):
                 continue
-        when = parse_date(text.rpartition(";")[2]) if ";" in text else None
+        when = parse_date(line.rpartition(";")[2]) if ";" in line else None
         if when is not None:
             return when.astimezone(UTC)
         if not config.mail_domains:
@@ -213,239 +370,501 @@ class ParsedMail:
     date_header_raw: str | None
     received: dt.datetime | None
     addresses: list[tuple[str, str]]  # (role, address)
-    attachments: list[tuple[str, str | None, str, bytes]]  # part, filename, type, bytes
+    attachments: list[tuple[Attachment, str]]  # with its SHA-256
     defects: list[str] = field(default_factory=list)
+    raw_sha256: str = ""  # hashed where it is parsed (a worker), not in the writer
 
 
-def parse_message(raw: bytes, config: Config) -> ParsedMail:
-    msg = email.message_from_bytes(raw)
-    get = msg.get_all
+def parse_message(raw: bytes, config: Config, limits: MailLimits | None = None) -> ParsedMail:
+    """The fields indexed at import and the attachments; ``LimitExceeded`` past a limit."""
+    parsed = parse(raw, limits)
+    headers = parsed.root.headers
+    fallback = parsed.fallback_charset
 
     def one(name: str) -> str | None:
-        values = get(name)
-        if not values:
-            return None
-        return decode_header_value(values[0]) or None
+        return header_text(headers.get(name), fallback)
 
-    from_pairs = _addresses(get("From") or [])
-    to_pairs = _addresses(get("To") or [])
-    cc_pairs = _addresses(get("Cc") or [])
-    addresses = (
+    from_pairs = addresses(headers.get_all("from"), fallback)
+    to_pairs = addresses(headers.get_all("to"), fallback)
+    cc_pairs = addresses(headers.get_all("cc"), fallback)
+    found = (
         [("from", a) for _, a in from_pairs]
         + [("to", a) for _, a in to_pairs]
         + [("cc", a) for _, a in cc_pairs]
     )
-    date_raw = one("Date")
-    message_id = one("Message-ID")
-    if message_id:
-        message_id = message_id.strip()
-    defects = sorted({type(d).__name__ for part in msg.walk() for d in part.defects})
+    date_raw = one("date")
+    message_id = one("message-id")
+    defects = list(parsed.defects)
+    if message_id and len(message_id) > 998:
+        defects.append("message-id-too-long")
+        message_id = None
+    received = [decode_header(v, fallback) for v in headers.get_all("received")]
     return ParsedMail(
         message_id=message_id,
-        in_reply_to=one("In-Reply-To"),
-        references=one("References"),
+        in_reply_to=one("in-reply-to"),
+        references=one("references"),
         from_addr=from_pairs[0][1] if from_pairs else None,
-        from_display=one("From"),
-        to_display=one("To"),
-        cc_display=one("Cc"),
-        subject=one("Subject"),
+        from_display=one("from"),
+        to_display=one("to"),
+        cc_display=one("cc"),
+        subject=one("subject"),
         date_header=parse_date(date_raw),
         date_header_raw=date_raw,
-        received=our_received_time(get("Received") or [], config),
-        addresses=addresses,
-        attachments=list(iter_attachments(msg)),
+        received=our_received_time(received, config),
+        addresses=_unique(found),
+        attachments=[(att, att.sha256) for att in attachments(parsed)],
         defects=defects,
+        raw_sha256=sha256_hex(raw),
     )
 
 
-def part_filename(part: email.message.Message) -> str | None:
-    try:
-        name = part.get_filename()
-    except (LookupError, UnicodeError, ValueError):
-        name = None
-    if name is None:
-        return None
-    return decode_header_value(name) or None
+def _unique(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for pair in pairs:
+        if pair not in seen:
+            seen.add(pair)
+            out.append(pair)
+    return out
 
 
-def is_attachment(part: email.message.Message) -> bool:
-    if part.is_multipart():
-        return False
-    disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
-    if disposition == "attachment" or part_filename(part):
-        return True
-    return part.get_content_maintype() not in ("text", "multipart", "message")
+# --- a time limit per message ------------------------------------------------------
 
 
-def iter_attachments(
-    msg: email.message.Message, prefix: str = ""
-) -> Iterator[tuple[str, str | None, str, bytes]]:
-    """Leaf parts that are files, at any depth, with their MIME part path."""
-    stack: list[tuple[email.message.Message, str]] = [(msg, prefix)]
-    while stack:
-        part, path = stack.pop()
-        payload = part.get_payload()
-        if part.is_multipart() and isinstance(payload, list):
-            for index, child in reversed(list(enumerate(payload, start=1))):
-                stack.append((child, f"{path}.{index}" if path else str(index)))
-            continue
-        if not is_attachment(part):
-            continue
-        data = part.get_payload(decode=True)
-        if not isinstance(data, bytes):
-            data = b""
-        yield (path or "1", part_filename(part), part.get_content_type(), data)
+class MessageTimeout(LimitExceeded):
+    pass
+
+
+class _Deadline:
+    """Interrupts reading one message after ``seconds`` (SIGALRM; main thread only).
+
+    Elsewhere (a worker thread) the structural limits still bound the work.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.active = (
+            seconds > 0
+            and hasattr(signal, "setitimer")
+            and threading.current_thread() is threading.main_thread()
+        )
+
+    @contextmanager
+    def installed(self) -> Iterator[_Deadline]:
+        if not self.active:
+            yield self
+            return
+
+        def on_alarm(_signum: int, _frame: Any) -> None:
+            raise MessageTimeout(
+                f"reading the message took longer than the limit of {self.seconds:g} s "
+                "(max_seconds)"
+            )
+
+        previous = signal.signal(signal.SIGALRM, on_alarm)
+        try:
+            yield self
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+    @contextmanager
+    def armed(self) -> Iterator[None]:
+        if not self.active:
+            yield
+            return
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 # --- storing --------------------------------------------------------------------
+
+
+Progress = Callable[[int, ImportReport], None]
 
 
 def import_mail(
     store: Store,
     paths: list[Path],
     *,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
+    limits: MailLimits | None = None,
+    workers: int | None = None,
 ) -> ImportReport:
-    """Import every message under ``paths``; bad input is quarantined, never fatal."""
-    config = store.config
-    report = ImportReport()
-    batch: list[RawMessage] = []
-    source_label = ", ".join(str(p) for p in paths)
-    with store.writing() as session:
-        run_id = start_run(session, KIND, source_label).id
-    for item in iter_raw_messages(paths):
-        batch.append(item)
-        if len(batch) >= CHUNK:
-            _store_batch(store, batch, config, report, run_id)
-            if progress:
-                progress(len(batch))
-            batch = []
-    if batch:
-        _store_batch(store, batch, config, report, run_id)
-        if progress:
-            progress(len(batch))
-    with store.writing() as session:
-        run = session.get(ImportRun, run_id)
-        assert run is not None
-        run.finished_at = utcnow()
-        run.imported, run.duplicates, run.quarantined = (
-            report.imported,
-            report.duplicates,
-            report.quarantined,
-        )
-        write_checkpoint(session, config, "import mail")
-    return report
+    """Import every message under ``paths``; bad input is quarantined, never fatal.
 
-
-def _store_batch(
-    store: Store, batch: list[RawMessage], config: Config, report: ImportReport, run_id: int
-) -> None:
-    with store.writing() as session:
-        run = session.get(ImportRun, run_id)
-        seen: set[str] = set()
-        for item in batch:
-            _store_one(session, item, config, report, run, seen)
-
-
-def _store_one(
-    session: Session,
-    item: RawMessage,
-    config: Config,
-    report: ImportReport,
-    run: ImportRun | None,
-    seen: set[str],
-) -> None:
-    def bad(reason: str) -> None:
-        quarantine(
-            session,
-            report,
-            kind=KIND,
-            source=item.source,
-            locator=item.locator,
-            reason=reason,
-            raw=item.raw,
-            run=run,
-        )
-
-    if item.problem:
-        bad(item.problem)
-        return
-    if not item.raw.strip():
-        bad("empty message")
-        return
-    key = content_key(item.raw)
-    if key in seen or session.scalar(select(Email.id).where(Email.content_key == key)):
-        report.duplicates += 1
-        return
-    try:
-        parsed = parse_message(item.raw, config)
-    except Exception as exc:  # hostile input: anything the parser raises is a reason
-        bad(f"cannot parse the message: {type(exc).__name__}: {exc}")
-        return
-    seen.add(key)
-    now = utcnow()
-    direction = (
-        Direction.OUTBOUND
-        if parsed.from_addr and config.is_own_address(parsed.from_addr)
-        else Direction.INBOUND
+    ``progress(bytes_read, report)`` is called after each chunk.
+    """
+    limits = limits or mail_limits(store.config)
+    importer = MailImporter(
+        store, ", ".join(str(p) for p in paths), limits, progress, workers=workers
     )
-    if parsed.received is not None:
-        received_at, received_source = parsed.received, ReceivedSource.RECEIVED_HEADER
-    elif direction is Direction.OUTBOUND and parsed.date_header is not None:
-        received_at, received_source = parsed.date_header, ReceivedSource.OWN_DATE
-    else:
-        received_at, received_source = now, ReceivedSource.IMPORT_TIME
-    reused = False
-    if parsed.message_id:
-        reused = (
-            session.scalar(
-                select(Email.id).where(
-                    Email.message_id == parsed.message_id, Email.content_key != key
+    return importer.run(iter_raw_messages(paths, limits))
+
+
+class MailImporter:
+    """Stores a stream of raw messages chunk by chunk (one transaction per chunk).
+
+    Each chunk is hashed and looked up first; only new messages are parsed.
+    With ``workers`` > 1 the parsing of big chunks runs in that many worker
+    processes while this one writes the previous chunk, so both cores work.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        source_label: str,
+        limits: MailLimits,
+        progress: Progress | None = None,
+        *,
+        workers: int | None = None,
+        on_chunk: Callable[[Session, list[RawMessage]], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.config = store.config
+        self.limits = limits
+        self.progress = progress
+        self.on_chunk = on_chunk
+        self.report = ImportReport()
+        self.source_label = source_label
+        self.run_id: int | None = None
+        self.workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
+        self._pool: Any = None
+
+    def run(self, messages: Iterable[RawMessage]) -> ImportReport:
+        with self.store.writing() as session:
+            self.run_id = start_run(session, KIND, self.source_label).id
+        deadline = _Deadline(self.limits.max_seconds)
+        try:
+            with deadline.installed():
+                pending: list[tuple[list[RawMessage], _Prepared]] = []
+                for chunk in _chunks(messages):
+                    pending.append((chunk, self._prepare(chunk, deadline)))
+                    if len(pending) > 1:  # write one chunk while the next is parsed
+                        self._write(*pending.pop(0), deadline)
+                for entry in pending:
+                    self._write(*entry, deadline)
+        finally:
+            if self._pool is not None:
+                self._pool.terminate()
+                self._pool.join()
+        with self.store.writing() as session:
+            run = session.get(ImportRun, self.run_id)
+            assert run is not None
+            run.finished_at = utcnow()
+            run.imported, run.duplicates, run.quarantined = (
+                self.report.imported,
+                self.report.duplicates,
+                self.report.quarantined,
+            )
+            write_checkpoint(session, self.config, "import mail")
+        return self.report
+
+    def _prepare(self, chunk: list[RawMessage], deadline: _Deadline) -> _Prepared:
+        prepared = _Prepared()
+        keyed: list[tuple[RawMessage, str]] = []
+        for item in chunk:
+            if item.problem:
+                prepared.bad.append((item, item.problem))
+            elif not item.raw.strip():
+                prepared.bad.append((item, "empty message"))
+            else:
+                keyed.append((item, content_key(item.raw)))
+        with self.store.session() as session:
+            known = _known_keys(session, [key for _, key in keyed])
+        seen: set[str] = set()
+        for item, key in keyed:
+            if key in known or key in seen:
+                prepared.duplicates += 1
+            else:
+                seen.add(key)
+                prepared.new.append((item, key))
+        raws = [item.raw for item, _ in prepared.new]
+        if self.workers > 1 and len(raws) >= PARALLEL_FROM:
+            if self._pool is None:
+                self._pool = _start_pool(self.workers, self.config, self.limits)
+            prepared.pending = self._pool.map_async(
+                _parse_in_worker, raws, chunksize=max(1, len(raws) // (2 * self.workers))
+            )
+        else:
+            with _worker_context(self.config, self.limits, deadline):
+                prepared.results = [_parse_in_worker(raw) for raw in raws]
+        return prepared
+
+    def _write(self, chunk: list[RawMessage], prepared: _Prepared, deadline: _Deadline) -> None:
+        report = self.report
+        results = prepared.results
+        if prepared.pending is not None:
+            # Every message has its time limit; a worker that died never answers.
+            wait = self.limits.max_seconds * len(prepared.new) / self.workers + 60
+            try:
+                results = prepared.pending.get(timeout=wait)
+            except multiprocessing.TimeoutError:
+                with _worker_context(self.config, self.limits, deadline):
+                    results = [_parse_in_worker(item.raw) for item, _ in prepared.new]
+        bad = list(prepared.bad)
+        fresh: list[tuple[RawMessage, str, ParsedMail]] = []
+        for (item, key), result in zip(prepared.new, results, strict=True):
+            if isinstance(result, str):
+                bad.append((item, result))
+            else:
+                fresh.append((item, key, result))
+        report.duplicates += prepared.duplicates
+        with self.store.writing() as session:
+            # Another importer may have stored some of these since the look-up.
+            late = _known_keys(session, [key for _, key, _ in fresh])
+            if late:
+                report.duplicates += sum(1 for _, key, _ in fresh if key in late)
+                fresh = [entry for entry in fresh if entry[1] not in late]
+            run = session.get(ImportRun, self.run_id)
+            for item, reason in bad:
+                quarantine(
+                    session,
+                    report,
+                    kind=KIND,
+                    source=item.source,
+                    locator=item.locator,
+                    reason=reason,
+                    raw=item.raw,
+                    run=run,
+                )
+            if fresh:
+                _insert_emails(session, fresh, self.config, self.run_id)
+                report.imported += len(fresh)
+            if self.on_chunk is not None:
+                self.on_chunk(session, chunk)
+        if self.progress is not None:
+            self.progress(sum(item.consumed for item in chunk), report)
+
+
+PARALLEL_FROM = 100  # new messages in a chunk worth sending to worker processes
+
+
+@dataclass
+class _Prepared:
+    bad: list[tuple[RawMessage, str]] = field(default_factory=list)
+    new: list[tuple[RawMessage, str]] = field(default_factory=list)
+    duplicates: int = 0
+    results: list[ParsedMail | str] = field(default_factory=list)
+    pending: Any = None  # multiprocessing AsyncResult
+
+
+def _chunks(messages: Iterable[RawMessage]) -> Iterator[list[RawMessage]]:
+    chunk: list[RawMessage] = []
+    size = 0
+    for item in messages:
+        chunk.append(item)
+        size += len(item.raw)
+        if len(chunk) >= CHUNK or size >= 64 * 1024 * 1024:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+# What a parsing process needs; set once per process (a worker's initializer).
+_WORKER: dict[str, Any] = {}
+
+
+@contextmanager
+def _worker_context(config: Config, limits: MailLimits, deadline: _Deadline) -> Iterator[None]:
+    previous = dict(_WORKER)
+    _WORKER.update(config=config, limits=limits, deadline=deadline)
+    try:
+        yield
+    finally:
+        _WORKER.clear()
+        _WORKER.update(previous)
+
+
+def _init_worker(config: Config, limits: MailLimits) -> None:
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C
+    deadline = _Deadline(limits.max_seconds)
+    _WORKER.update(config=config, limits=limits, deadline=deadline)
+    if deadline.active:
+        deadline.installed().__enter__()  # for the life of this worker process
+
+
+def _parse_in_worker(raw: bytes) -> ParsedMail | str:
+    """Parse one message; a message that cannot be read gives the quarantine reason."""
+    deadline: _Deadline = _WORKER["deadline"]
+    try:
+        with deadline.armed():
+            return parse_message(raw, _WORKER["config"], _WORKER["limits"])
+    except LimitExceeded as exc:
+        return str(exc)
+    except RecursionError:
+        return "cannot parse the message: nested too deeply"
+    except Exception as exc:  # noqa: BLE001 - hostile input: anything raised is a reason
+        return f"cannot parse the message: {type(exc).__name__}: {exc}"
+
+
+def _start_pool(workers: int, config: Config, limits: MailLimits) -> Any:
+    # "fork" starts at once; the workers never touch the database connections they
+    # inherit. Where forking is unsafe (other threads) or missing, "spawn".
+    method = "fork" if threading.active_count() == 1 and os.name == "posix" else "spawn"
+    context = multiprocessing.get_context(method)
+    return context.Pool(workers, initializer=_init_worker, initargs=(config, limits))
+
+
+def _known_keys(session: Session, keys: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(keys), 900):
+        batch = keys[start : start + 900]
+        found.update(session.scalars(select(Email.content_key).where(Email.content_key.in_(batch))))
+    return found
+
+
+def _insert_emails(
+    session: Session,
+    fresh: list[tuple[RawMessage, str, ParsedMail]],
+    config: Config,
+    run_id: int | None,
+) -> None:
+    """Bulk-insert a chunk of new messages and chain them, as ``ledger.append`` would."""
+    now = utcnow()
+    blobs: dict[str, bytes] = {}
+    ids_in_store: set[str] = set()
+    message_ids = [p.message_id for _, _, p in fresh if p.message_id]
+    for start in range(0, len(message_ids), 900):
+        ids_in_store.update(
+            session.scalars(
+                select(Email.message_id).where(
+                    Email.message_id.in_(message_ids[start : start + 900])
                 )
             )
-            is not None
         )
-    offset = parsed.date_header.utcoffset() if parsed.date_header else None
-    record = Email(
-        raw_sha256=put_blob(session, item.raw),
-        content_key=key,
-        message_id=parsed.message_id,
-        message_id_reused=reused,
-        in_reply_to=parsed.in_reply_to,
-        references=parsed.references,
-        from_addr=parsed.from_addr,
-        from_display=parsed.from_display,
-        to_display=parsed.to_display,
-        cc_display=parsed.cc_display,
-        subject=parsed.subject,
-        date_header=parsed.date_header,
-        date_header_offset=int(offset.total_seconds() // 60) if offset is not None else None,
-        date_header_raw=parsed.date_header_raw,
-        received_at=received_at,
-        received_source=received_source,
-        direction=direction,
-        parse_defects=",".join(parsed.defects) or None,
-        imported_at=now,
-        import_run_id=run.id if run else None,
-        source=item.source + (f" ({item.locator})" if item.locator else ""),
+    rows: list[dict[str, Any]] = []
+    for item, key, parsed in fresh:
+        raw_sha = parsed.raw_sha256
+        blobs[raw_sha] = item.raw
+        direction = (
+            Direction.OUTBOUND
+            if parsed.from_addr and config.is_own_address(parsed.from_addr)
+            else Direction.INBOUND
+        )
+        if parsed.received is not None:
+            received_at, received_source = parsed.received, ReceivedSource.RECEIVED_HEADER
+        elif direction is Direction.OUTBOUND and parsed.date_header is not None:
+            received_at, received_source = parsed.date_header, ReceivedSource.OWN_DATE
+        else:
+            received_at, received_source = now, ReceivedSource.IMPORT_TIME
+        reused = bool(parsed.message_id and parsed.message_id in ids_in_store)
+        if parsed.message_id:
+            ids_in_store.add(parsed.message_id)
+        offset = parsed.date_header.utcoffset() if parsed.date_header else None
+        rows.append(
+            {
+                "raw_sha256": raw_sha,
+                "content_key": key,
+                "message_id": parsed.message_id,
+                "message_id_reused": reused,
+                "in_reply_to": parsed.in_reply_to,
+                "references": parsed.references,
+                "from_addr": parsed.from_addr,
+                "from_display": parsed.from_display,
+                "to_display": parsed.to_display,
+                "cc_display": parsed.cc_display,
+                "subject": parsed.subject,
+                "date_header": parsed.date_header,
+                "date_header_offset": (
+                    int(offset.total_seconds() // 60) if offset is not None else None
+                ),
+                "date_header_raw": parsed.date_header_raw,
+                "received_at": received_at,
+                "received_source": received_source,
+                "direction": direction,
+                "parse_defects": ",".join(parsed.defects) or None,
+                "imported_at": now,
+                "import_run_id": run_id,
+                "source": item.source + (f" ({item.locator})" if item.locator else ""),
+            }
+        )
+    attachment_rows: list[list[dict[str, Any]]] = []
+    for _, _, parsed in fresh:
+        files = []
+        for att, digest in parsed.attachments:
+            blobs.setdefault(digest, att.data)
+            files.append(
+                {
+                    "part": att.part,
+                    "filename": att.filename,
+                    "content_type": att.content_type,
+                    "size": len(att.data),
+                    "sha256": digest,
+                }
+            )
+        attachment_rows.append(files)
+    put_blobs(session, blobs)
+    ids = _reserve_ids(session, "emails", len(rows))
+    for row, email_id in zip(rows, ids, strict=True):
+        row["id"] = email_id
+    session.execute(insert(_table(Email)), rows)
+    address_rows: list[dict[str, Any]] = []
+    flat_attachments: list[dict[str, Any]] = []
+    for email_id, (_, _, parsed), files in zip(ids, fresh, attachment_rows, strict=True):
+        for role, address in parsed.addresses:
+            address_rows.append({"email_id": email_id, "role": role, "address": address})
+        for file in files:
+            file["email_id"] = email_id
+            flat_attachments.append(file)
+    _insert_children(session, EmailAddress, address_rows)
+    _insert_children(session, EmailAttachment, flat_attachments)
+    by_email: dict[int, list[tuple[type[Any], dict[str, Any]]]] = {}
+    for address_row in address_rows:
+        by_email.setdefault(address_row["email_id"], []).append((EmailAddress, address_row))
+    for file_row in flat_attachments:
+        by_email.setdefault(file_row["email_id"], []).append((EmailAttachment, file_row))
+    ledger.append_payloads(
+        session,
+        [
+            (
+                "emails",
+                str(row["id"]),
+                ledger.payload_for_rows(Email, row, by_email.get(row["id"], [])),
+            )
+            for row in rows
+        ],
     )
-    session.add(record)
-    session.flush()
-    children: list[EmailAddress | EmailAttachment] = []
-    for role, address in parsed.addresses:
-        children.append(EmailAddress(email_id=record.id, role=role, address=address))
-    for part, filename, content_type, data in parsed.attachments:
-        children.append(
-            EmailAttachment(
-                email_id=record.id,
-                part=part,
-                filename=filename,
-                content_type=content_type,
-                size=len(data),
-                sha256=put_blob(session, data),
+
+
+def _insert_children(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    table = _table(model)
+    for row, row_id in zip(rows, _reserve_ids(session, table.name, len(rows)), strict=True):
+        row["id"] = row_id
+    session.execute(insert(table), rows)
+
+
+def _table(model: type[Any]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def _reserve_ids(session: Session, table: str, count: int) -> list[int]:
+    """Ids for ``count`` new rows, so a bulk insert needs no RETURNING.
+
+    The caller holds the writer lock (``Store.writing``): on SQLite no one else
+    can insert until it commits; on PostgreSQL the ids come from the table's
+    own sequence, as an ordinary insert's would.
+    """
+    if count == 0:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        return list(
+            session.scalars(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence(:t, 'id')) "
+                    "FROM generate_series(1, :n) ORDER BY 1"
+                ),
+                {"t": table, "n": count},
             )
         )
-    session.add_all(children)
-    session.flush()
-    ledger.append(session, record, children)
-    report.imported += 1
+    top = session.scalar(text(f"SELECT coalesce(max(id), 0) FROM {table}"))
+    return list(range(int(top or 0) + 1, int(top or 0) + 1 + count))

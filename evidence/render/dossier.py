@@ -34,6 +34,7 @@ from evidence.cases import current_claims, load_case
 from evidence.completeness import completeness
 from evidence.errors import InvalidInput
 from evidence.hours import OpeningHours, opening_hours
+from evidence.ingest.mail import mail_limits
 from evidence.render import assemble, front
 from evidence.render.i18n import Formatter, check_language, translations
 from evidence.render.views import Embedded, Exhibit, Insert, ViewBuilder
@@ -261,7 +262,7 @@ def export_dossier(
         timeline = build_timeline(
             session, customer_ref, config.zone, date_from, date_to, hours=hours
         )
-        builder = ViewBuilder(session, fmt, translate.gettext)
+        builder = ViewBuilder(session, fmt, translate.gettext, mail_limits=mail_limits(config))
         exhibits = builder.exhibits(timeline)
         claims = current_claims(case) if case is not None else []
         found = completeness(session, config.zone, timeline.start, timeline.end)

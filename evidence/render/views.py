@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from evidence.calls import AgentPause, Call
+from evidence.ingest.mime import MailLimits
 from evidence.render.attachments import show
 from evidence.render.i18n import Formatter
 from evidence.render.mailbody import Body, extract_body
@@ -71,6 +72,7 @@ class ViewBuilder:
     _: Translate
     embedded: list[Embedded] = field(default_factory=list)
     inserts: list[Insert] = field(default_factory=list)
+    mail_limits: MailLimits | None = None  # the store's [mail.limits], as at import
 
     def embed(self, name: str, data: bytes, mime: str, description: str, exhibit: str) -> str:
         self.embedded.append(Embedded(name, data, mime, description, exhibit))
@@ -140,7 +142,7 @@ class ViewBuilder:
     def email(self, number: str, mail: Email) -> dict[str, Any]:
         _ = self._
         raw = read_blob(self.session, mail.raw_sha256)
-        body: Body = extract_body(raw)
+        body: Body = extract_body(raw, self.mail_limits)
         name = self.embed(
             f"{number}-email-{mail.raw_sha256[:12]}.eml",
             raw,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from evidence.errors import IntegrityFailure, NotFound
@@ -32,6 +32,25 @@ def put_blob(session: Session, data: bytes) -> str:
         session.add(Blob(sha256=digest, size=len(data), data=data, stored_at=utcnow()))
     known.add(digest)
     return digest
+
+
+def put_blobs(session: Session, blobs: dict[str, bytes]) -> None:
+    """Store many ``{sha256: bytes}`` at once (bulk imports); those already stored are skipped."""
+    known: set[str] = session.info.setdefault("known_blobs", set())
+    wanted = [digest for digest in blobs if digest not in known]
+    for start in range(0, len(wanted), 900):
+        batch = wanted[start : start + 900]
+        known.update(session.scalars(select(Blob.sha256).where(Blob.sha256.in_(batch))))
+    now = utcnow()
+    rows = [
+        {"sha256": digest, "size": len(blobs[digest]), "data": blobs[digest], "stored_at": now}
+        for digest in wanted
+        if digest not in known
+    ]
+    if rows:
+        session.flush()  # blobs added through the ORM first
+        session.execute(insert(Blob.__table__), rows)  # type: ignore[arg-type]
+        known.update(str(row["sha256"]) for row in rows)
 
 
 def read_blob(session: Session, digest: str) -> bytes:

@@ -158,6 +158,25 @@ class SyncResult(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class ImapFolderState(Base):
+    """How far an IMAP folder has been imported: its UIDVALIDITY and the highest UID stored.
+
+    Bookkeeping, not evidence (updated in place): a changed UIDVALIDITY means the
+    server renumbered the folder, and the next import starts over from UID 1;
+    what was already stored is then found again as duplicates.
+    """
+
+    __tablename__ = "imap_folder_state"
+    __table_args__ = (UniqueConstraint("account", "folder"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(String(500))  # user@host:port
+    folder: Mapped[str] = mapped_column(String(1000))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime_utc]
+
+
 # --- evidence ---------------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """phone systems: call records of FreeSWITCH and mapped CSV exports
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0004
 Create Date: 2026-11-26 09:00:00.000000
 """
 
@@ -14,7 +14,7 @@ from evidence.store.guards import drop_append_only, install_append_only
 from evidence.store.types import UTCDateTime
 
 revision: str = "0005"
-down_revision: str | None = "0001"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,285 @@
+"""Mail from an IMAP server, read-only and incremental.
+
+Each folder is opened with EXAMINE (read-only) and messages are fetched with
+``BODY.PEEK[]``, so nothing on the server changes: no message is marked read.
+The bytes of ``BODY[]`` are stored exactly. For every account and folder the
+store remembers the folder's UIDVALIDITY and the highest UID imported, in the
+same transaction as the messages: the next run fetches only newer mail. When
+the server reports another UIDVALIDITY (the folder was rebuilt or renumbered),
+the import starts over from UID 1; what is already stored is recognised by its
+content and counted as duplicates, so starting over changes nothing.
+
+The password comes from ``EVIDENCE_IMAP_PASSWORD`` or a netrc entry for the
+host, never from the command line (it would show in ``ps`` and shell history).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import imaplib
+import ipaddress
+import netrc
+import os
+import re
+import ssl
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from evidence.errors import EvidenceError, InvalidInput
+from evidence.ingest import ImportReport
+from evidence.ingest.mail import MailImporter, Progress, RawMessage, mail_limits
+from evidence.ingest.mime import MailLimits
+from evidence.store.db import Store
+from evidence.store.models import ImapFolderState
+from evidence.timeutil import utcnow
+
+PASSWORD_VARIABLE = "EVIDENCE_IMAP_PASSWORD"
+FETCH_BATCH = 100
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_UID = re.compile(rb"\bUID (\d+)")
+
+
+@dataclass(frozen=True)
+class ImapAccount:
+    host: str
+    user: str
+    security: str = "ssl"  # ssl, starttls, or plain (loopback only)
+    port: int | None = None
+    cafile: Path | None = None
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (993 if self.security == "ssl" else 143)
+
+    @property
+    def key(self) -> str:
+        return f"{self.user}@{self.host}:{self.effective_port}"
+
+
+def imap_password(account: ImapAccount, environ: Mapping[str, str] | None = None) -> str:
+    """``EVIDENCE_IMAP_PASSWORD``, else the netrc entry for the host (and user)."""
+    env = os.environ if environ is None else environ
+    password = env.get(PASSWORD_VARIABLE)
+    if password:
+        return password
+    path = Path(env.get("NETRC") or Path.home() / ".netrc")
+    if path.is_file():
+        try:
+            entry = netrc.netrc(str(path)).authenticators(account.host)
+        except (netrc.NetrcParseError, OSError) as exc:
+            raise InvalidInput(f"cannot read {path}: {exc}") from exc
+        if entry is not None:
+            login, _account, secret = entry
+            if secret and (not login or login == account.user):
+                return secret
+    raise InvalidInput(
+        f"no IMAP password for {account.user} on {account.host}: set {PASSWORD_VARIABLE}, "
+        f"or add 'machine {account.host} login {account.user} password ...' to {path}"
+    )
+
+
+def default_security(host: str, port: int | None) -> str:
+    """TLS on port 993 (the default for a server elsewhere); otherwise plain, which
+    ``connect`` allows only to a server on this machine."""
+    if port == 993 or (port is None and not is_loopback(host)):
+        return "ssl"
+    return "plain"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def connect(account: ImapAccount, password: str, timeout: float = 60) -> imaplib.IMAP4:
+    """A logged-in connection; TLS unless the server is on this machine."""
+    if account.security == "plain" and not is_loopback(account.host):
+        raise InvalidInput(
+            f"refusing to send the password to {account.host} unencrypted: "
+            "use --ssl (port 993) or --starttls"
+        )
+    context = ssl.create_default_context(cafile=str(account.cafile) if account.cafile else None)
+    try:
+        conn: imaplib.IMAP4
+        if account.security == "ssl":
+            conn = imaplib.IMAP4_SSL(
+                account.host, account.effective_port, ssl_context=context, timeout=timeout
+            )
+        else:
+            conn = imaplib.IMAP4(account.host, account.effective_port, timeout=timeout)
+            if account.security == "starttls":
+                conn.starttls(ssl_context=context)
+    except (OSError, imaplib.IMAP4.error) as exc:
+        raise EvidenceError(
+            f"cannot connect to IMAP server {account.host}:{account.effective_port}: {exc}"
+        ) from exc
+    try:
+        conn.login(account.user, password)
+    except imaplib.IMAP4.error as exc:
+        _logout(conn)
+        raise InvalidInput(
+            f"the IMAP server refused the login of {account.user}: {_text(exc)}"
+        ) from exc
+    return conn
+
+
+def _logout(conn: imaplib.IMAP4) -> None:
+    try:
+        conn.logout()
+    except (OSError, imaplib.IMAP4.error):
+        pass
+
+
+def _text(exc: BaseException) -> str:
+    return str(exc).strip("b'\"")
+
+
+def encode_folder(name: str) -> str:
+    """A folder name in IMAP's modified UTF-7 (RFC 3501 5.1.3), quoted."""
+    out: list[str] = []
+    pending: list[str] = []
+
+    def flush() -> None:
+        if pending:
+            raw = "".join(pending).encode("utf-16-be")
+            out.append(
+                "&" + base64.b64encode(raw).decode("ascii").rstrip("=").replace("/", ",") + "-"
+            )
+            pending.clear()
+
+    for char in name:
+        if " " <= char <= "~":
+            flush()
+            out.append("&-" if char == "&" else char)
+        else:
+            pending.append(char)
+    flush()
+    encoded = "".join(out)
+    return '"' + encoded.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def import_imap(
+    store: Store,
+    account: ImapAccount,
+    password: str,
+    folders: list[str],
+    *,
+    since: dt.date | None = None,
+    progress: Progress | None = None,
+    limits: MailLimits | None = None,
+) -> ImportReport:
+    """Import new mail from ``folders`` (default INBOX); the server is never changed."""
+    limits = limits or mail_limits(store.config)
+    folders = folders or ["INBOX"]
+    conn = connect(account, password)
+    try:
+        importer = MailImporter(
+            store,
+            f"imap://{account.key}/" + ",".join(folders),
+            limits,
+            progress,
+            on_chunk=lambda session, chunk: _remember(session, account, chunk),
+        )
+        return importer.run(_messages(store, conn, account, folders, since))
+    finally:
+        _logout(conn)
+
+
+def _remember(session: Session, account: ImapAccount, chunk: list[RawMessage]) -> None:
+    """Move each folder's highest imported UID on, in the chunk's own transaction."""
+    highest: dict[tuple[str, int], int] = {}
+    for item in chunk:
+        if item.checkpoint is not None:
+            folder, validity, uid = item.checkpoint
+            highest[(folder, validity)] = max(uid, highest.get((folder, validity), 0))
+    for (folder, validity), uid in highest.items():
+        state = _state(session, account, folder)
+        if state is not None and state.uidvalidity == validity and uid > state.last_uid:
+            state.last_uid = uid
+            state.updated_at = utcnow()
+
+
+def _state(session: Session, account: ImapAccount, folder: str) -> ImapFolderState | None:
+    return session.scalars(
+        select(ImapFolderState).where(
+            ImapFolderState.account == account.key, ImapFolderState.folder == folder
+        )
+    ).one_or_none()
+
+
+def _start_folder(store: Store, account: ImapAccount, folder: str, validity: int) -> int:
+    """The first UID to fetch; a new or renumbered folder starts over at 1."""
+    with store.writing() as session:
+        state = _state(session, account, folder)
+        if state is None:
+            session.add(
+                ImapFolderState(
+                    account=account.key,
+                    folder=folder,
+                    uidvalidity=validity,
+                    last_uid=0,
+                    updated_at=utcnow(),
+                )
+            )
+            return 1
+        if state.uidvalidity != validity:
+            state.uidvalidity, state.last_uid, state.updated_at = validity, 0, utcnow()
+            return 1
+        return state.last_uid + 1
+
+
+def _messages(
+    store: Store,
+    conn: imaplib.IMAP4,
+    account: ImapAccount,
+    folders: list[str],
+    since: dt.date | None,
+) -> Iterator[RawMessage]:
+    for folder in folders:
+        status, data = conn.select(encode_folder(folder), readonly=True)  # EXAMINE
+        if status != "OK":
+            raise InvalidInput(f"no folder {folder!r} on {account.host}: {_text(Exception(data))}")
+        validity = _uidvalidity(conn)
+        first = _start_folder(store, account, folder, validity)
+        criteria = [f"UID {first}:*"]
+        if since is not None:
+            criteria.append(f"SINCE {since.day}-{_MONTHS[since.month - 1]}-{since.year}")
+        status, data = conn.uid("SEARCH", *criteria)
+        if status != "OK":
+            raise EvidenceError(f"IMAP search failed in {folder!r}: {data!r}")
+        # "UID n:*" always matches the highest UID, even when it is below n.
+        uids = sorted(u for u in (int(x) for x in (data[0] or b"").split()) if u >= first)
+        source = f"imap://{account.key}/{folder}"
+        for start in range(0, len(uids), FETCH_BATCH):
+            batch = uids[start : start + FETCH_BATCH]
+            status, response = conn.uid("FETCH", ",".join(map(str, batch)), "(UID BODY.PEEK[])")
+            if status != "OK":
+                raise EvidenceError(f"IMAP fetch failed in {folder!r}: {response!r}")
+            for entry in response:
+                if not isinstance(entry, tuple):
+                    continue
+                match = _UID.search(entry[0])
+                if match is None:
+                    continue
+                uid = int(match.group(1))
+                raw = bytes(entry[1])
+                yield RawMessage(
+                    source, f"UID {uid}", raw, None, len(raw), checkpoint=(folder, validity, uid)
+                )
+
+
+def _uidvalidity(conn: imaplib.IMAP4) -> int:
+    _name, values = conn.response("UIDVALIDITY")
+    for value in reversed(values or []):
+        if value:
+            return int(value)
+    raise EvidenceError("the IMAP server did not say the folder's UIDVALIDITY")
