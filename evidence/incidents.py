@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from evidence.errors import InvalidInput, NotFound
 from evidence.store import ledger
+from evidence.store.audit import log_event
 from evidence.store.blobs import put_blob
 from evidence.store.checkpoints import write_checkpoint
 from evidence.store.db import Store
@@ -257,6 +258,13 @@ def correct_incident(
         check_fields(version.title, version.start, version.end)
         store_version(session, version, files)
         write_checkpoint(session, store.config, "incident")
+    # A correction is itself in the audit log: who, when, what and why.
+    log_event(
+        store,
+        action="correction",
+        subject=f"incident #{number} (version {version.id} corrects {version.corrects_id})",
+        details={"by": by.strip(), "reason": reason.strip(), "incident": number},
+    )
     return version
 
 

@@ -326,3 +326,21 @@ def test_imap_over_tls_checks_the_certificate(
     starttls = ["--host", "127.0.0.1", "--port", str(dovecot.port), "--starttls", "--user", user]
     again = cli("import", "imap", *starttls, "--cafile", cert, "--folder", "INBOX")
     assert again.stdout == "imported 0, duplicates 1, quarantined 0\n"
+
+
+def test_sync_runs_an_imap_account(
+    dovecot: Dovecot, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`evidence sync` imports a [[sync.imap]] account like `evidence import imap`."""
+    user = f"sync{os.getpid()}{cli.env.backend}"
+    home = dovecot.add_user(user, "salasana")
+    dovecot.deliver(home, "1790000011.M1P1.test", _message(11))
+    monkeypatch.setenv("EVIDENCE_IMAP_PASSWORD", "salasana")
+    cli.env.write_config(
+        f'[[sync.imap]]\nname = "asiakaspalvelu"\nhost = "127.0.0.1"\nport = {dovecot.port}\n'
+        f'user = "{user}"\nfolders = ["INBOX"]\n'
+    )
+    first = cli("sync")
+    assert "imap asiakaspalvelu: imported 1, duplicates 0, quarantined 0" in first.stdout
+    again = cli("sync")
+    assert "imap asiakaspalvelu: imported 0, duplicates 0, quarantined 0" in again.stdout

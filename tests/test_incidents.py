@@ -114,6 +114,14 @@ def test_start_end_correct_are_new_versions_pointing_back(store: Store) -> None:
         )
         assert sorted(chained) == ["1", "2", "3"]
         assert ledger.verify_chain(session).ok
+        # The correction is in the audit log, with who and why.
+        from evidence.store.audit import list_events
+
+        [(event, _leaf)] = [
+            (e, leaf) for e, leaf in list_events(session) if e.action == "correction"
+        ]
+        assert "incident #1" in event.subject
+        assert json.loads(event.details)["reason"].startswith("katko alkoi")
     assert corrected.number == 1
 
 
