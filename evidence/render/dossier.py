@@ -14,7 +14,6 @@ bookmarks and the links across parts.
 
 from __future__ import annotations
 
-import concurrent.futures
 import datetime as dt
 import hashlib
 import io
@@ -108,6 +107,12 @@ def render_pdf(html: str, pdf_variant: str | None = None) -> tuple[bytes, list[s
     return pdf, fetcher.refused
 
 
+def _render_indexed(job: tuple[int, str]) -> tuple[int, bytes, list[str]]:
+    index, html = job
+    pdf, refused = render_pdf(html)
+    return index, pdf, refused
+
+
 def _cache_key(html: str) -> str:
     import weasyprint
 
@@ -148,16 +153,15 @@ class ChunkRenderer:
         else:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["weasyprint"])
-            with concurrent.futures.ProcessPoolExecutor(
-                max_workers=min(self.jobs, len(todo)),
-                mp_context=context,
-                max_tasks_per_child=8,
-                initializer=die_with_parent,
+            # multiprocessing.Pool, not ProcessPoolExecutor: on Python 3.11 the executor
+            # can hang when a worker retires after max_tasks_per_child. Retiring workers
+            # gives WeasyPrint's memory back; each worker dies with this process.
+            with context.Pool(
+                min(self.jobs, len(todo)), initializer=die_with_parent, maxtasksperchild=8
             ) as pool:
-                futures = {pool.submit(render_pdf, htmls[i]): i for i in todo}
-                for future in concurrent.futures.as_completed(futures):
-                    i = futures[future]
-                    results[i] = self._done(keys[i], *future.result())
+                jobs = pool.imap_unordered(_render_indexed, [(i, htmls[i]) for i in todo])
+                for i, pdf, refused in jobs:
+                    results[i] = self._done(keys[i], pdf, refused)
                     if progress:
                         progress(1)
         self.rendered += len(todo)
