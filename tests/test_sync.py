@@ -255,18 +255,19 @@ def test_postgresql_lock_holds_across_machines(env: Env, tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_two_syncs_started_together(env: Env, tmp_path: Path) -> None:
-    cdr = _cdr_file(tmp_path / "Master.csv", 1000)
+    # Large enough that the first run is still importing when the second starts.
+    cdr = _cdr_file(tmp_path / "Master.csv", 30000)
     env.write_config(_sync_toml(cdr=cdr))
     procs = [_spawn_sync(env), _spawn_sync(env)]
     results = [(p.wait(timeout=600), *p.communicate()) for p in procs]
     assert sorted(code for code, _, _ in results) == [0, 4], results
     [(_, out, _)] = [r for r in results if r[0] == 0]
     [(_, lost_out, lost_err)] = [r for r in results if r[0] == 4]
-    assert f"calls {cdr}: imported 1,000, duplicates 0, quarantined 0" in out
+    assert f"calls {cdr}: imported 30,000, duplicates 0, quarantined 0" in out
     assert lost_out == ""
     assert lost_err.startswith("evidence: another `evidence sync` is running")
     with _reader(env) as engine:
-        assert _count(engine, SourceLine) == 1000
+        assert _count(engine, SourceLine) == 30000
         assert _count(engine, SyncRun) == 1
 
 
