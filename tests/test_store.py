@@ -256,9 +256,8 @@ def test_verify_chain_passes_on_an_intact_store(store: Store, tmp_path) -> None:
     with store.session() as session:
         report = ledger.verify_chain(session, batch=2)  # batches end mid-chain too
         assert report.ok, report.problems
-        assert (
-            report.entries == 4
-        )  # two incident versions, a case document, the correction's audit event
+        # Two incident versions, the email, and the audit entry of the correction.
+        assert report.entries == 4
         assert report.head == ledger.chain_head(session)
 
 
