@@ -72,16 +72,6 @@ def _store() -> Iterator[Store]:
         store.close()
 
 
-def sha256_file(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _date(value: str | None) -> dt.date | None:
     return parse_user_date(value) if value else None
 
@@ -1309,7 +1299,9 @@ def export(
             fmt=fmt,
             by=by,
         )
-    digest = result.sha256 if fmt == "pdf" else sha256_file(output)
+    from evidence.exports import file_digest
+
+    digest = result.sha256 if fmt == "pdf" else file_digest(output)[0]
     click.echo(f"wrote {output} ({result.pages} pages, {result.items} items, SHA-256 {digest})")
     click.echo(
         f"proved against checkpoint #{result.checkpoint_id} (root {result.root})"

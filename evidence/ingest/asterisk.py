@@ -8,14 +8,13 @@ and parsed into a ``CdrRecord`` or ``QueueEvent`` (the bulk work is done by
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import re
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from evidence.ingest.phonelog import LineError, import_calls
+from evidence.ingest.phonelog import LineError, csv_row, import_calls
 from evidence.phones import NumberCache
 from evidence.store.models import Base, CdrRecord, QueueEvent
 from evidence.timeutil import (
@@ -189,13 +188,7 @@ class CdrParser:
         self.numbers = NumberCache(self.region)
 
     def parse(self, text: str) -> tuple[type[Base], dict[str, Any]]:
-        try:
-            rows = list(csv.reader([text], strict=True))
-        except csv.Error as exc:
-            raise LineError(f"not a CSV row ({exc})") from exc
-        if len(rows) != 1:
-            raise LineError("not one CSV row")
-        row = rows[0]
+        row = csv_row(text)
         layout = CDR_LAYOUTS.get(len(row))
         if layout is None:
             raise LineError(

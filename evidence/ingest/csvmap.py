@@ -10,7 +10,6 @@ tested examples are in ``examples/mappings/``.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import functools
 import re
@@ -20,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from evidence.errors import InvalidInput
-from evidence.ingest.phonelog import LineError
+from evidence.ingest.phonelog import LineError, csv_row
 from evidence.phones import NumberCache
 from evidence.store.models import Base, CallRecord
 from evidence.timeutil import UTC, resolve_local
@@ -176,16 +175,6 @@ def mapping_from_bytes(raw: bytes) -> Mapping:
     return parse_mapping(raw)
 
 
-def split_row(text: str, delimiter: str) -> list[str]:
-    try:
-        rows = list(csv.reader([text], delimiter=delimiter, strict=True))
-    except csv.Error as exc:
-        raise LineError(f"not a CSV row ({exc})") from exc
-    if len(rows) != 1:
-        raise LineError("not one CSV row")
-    return rows[0]
-
-
 def column_indexes(mapping: Mapping, header: list[str] | None) -> dict[str, int]:
     """Our field -> 0-based index, checked against the header row."""
     indexes: dict[str, int] = {}
@@ -262,7 +251,7 @@ class CsvParser:
         return resolved.at, resolved.flag
 
     def parse(self, text: str) -> tuple[type[Base], dict[str, Any]]:
-        row = split_row(text, self.mapping.delimiter)
+        row = csv_row(text, self.mapping.delimiter)
         need = max(self.indexes.values()) + 1
         if len(row) < need:
             raise LineError(f"{len(row)} columns; the mapping reads column {need}")

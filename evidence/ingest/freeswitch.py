@@ -17,14 +17,13 @@ mapping.
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from evidence.ingest.asterisk import _int, _naive, resolve_record_times
-from evidence.ingest.phonelog import LineError
+from evidence.ingest.phonelog import LineError, csv_row
 from evidence.phones import NumberCache
 from evidence.store.models import Base, CallRecord
 
@@ -90,13 +89,7 @@ class FreeswitchParser:
         self.numbers = NumberCache(self.region)
 
     def parse(self, text: str) -> tuple[type[Base], dict[str, Any]]:
-        try:
-            rows = list(csv.reader([text], strict=True))
-        except csv.Error as exc:
-            raise LineError(f"not a CSV row ({exc})") from exc
-        if len(rows) != 1:
-            raise LineError("not one CSV row")
-        row = rows[0]
+        row = csv_row(text)
         layout = LAYOUTS.get(len(row))
         if layout is None:
             raise LineError(

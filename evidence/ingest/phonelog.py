@@ -64,6 +64,17 @@ class LineError(ValueError):
     """A line that cannot be read: its message is the quarantine reason."""
 
 
+def csv_row(text: str, delimiter: str = ",") -> list[str]:
+    """Exactly one strict CSV row (a record may span lines inside quotes)."""
+    try:
+        rows = list(csv.reader([text], delimiter=delimiter, strict=True))
+    except csv.Error as exc:
+        raise LineError(f"not a CSV row ({exc})") from exc
+    if len(rows) != 1:
+        raise LineError("not one CSV row")
+    return rows[0]
+
+
 class LineParser(Protocol):
     """Turns one raw line (decoded) into the model and column values of one record."""
 
@@ -626,7 +637,7 @@ class _CsvStart:
 
 
 def _read_csv_start(path: Path, mapping_path: Path) -> _CsvStart:
-    from evidence.ingest.csvmap import column_indexes, parse_mapping, split_row
+    from evidence.ingest.csvmap import column_indexes, parse_mapping
 
     if not mapping_path.is_file():
         raise InvalidInput(f"the mapping {mapping_path} is not a file")
@@ -646,7 +657,7 @@ def _read_csv_start(path: Path, mapping_path: Path) -> _CsvStart:
             "in the mapping"
         ) from exc
     try:
-        header = split_row(text_.lstrip("\ufeff"), mapping.delimiter)
+        header = csv_row(text_.lstrip("\ufeff"), mapping.delimiter)
     except LineError as exc:
         raise InvalidInput(f"{path}: the header row is not CSV ({exc})") from exc
     return _CsvStart(mapping, mapping_bytes, column_indexes(mapping, header), first, records)
