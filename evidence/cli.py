@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -53,6 +55,11 @@ def handle_errors(func: F) -> F:
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted; what was committed before stays", 130)
+        except BrokenPipeError:
+            # The reader went away (`evidence timeline 1 | head`): stop quietly with the
+            # shell's code for SIGPIPE, as `git log | head` does; nothing more to say.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(128 + signal.SIGPIPE)
         except OSError as exc:
             _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
 
@@ -171,6 +178,7 @@ def main() -> None:
 
     Example:
 
+    \b
         evidence init --company "Aurora Energia Oy" --mail-domain aurora-energia.example
         evidence customer add 100234 --name "Matti Virtanen" --email matti@example.net
         evidence import mail ~/Maildir/export.mbox
@@ -199,6 +207,7 @@ def init(company: str | None, mail_domains: tuple[str, ...], timezone: str | Non
 
     Example:
 
+    \b
         evidence init --company "Aurora Energia Oy" --mail-domain aurora-energia.example
     """
     config = _config()
@@ -241,6 +250,7 @@ def customer_add(
 
     Example:
 
+    \b
         evidence customer add 100234 --name "Matti Virtanen" \\
             --email matti.virtanen@example.net --phone "040 123 4567"
     """
@@ -260,6 +270,7 @@ def customer_list(as_json: bool) -> None:
 
     Example:
 
+    \b
         evidence customer list --json
     """
     from evidence.customers import list_customers
@@ -304,6 +315,7 @@ def import_mail_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
 
     Example:
 
+    \b
         evidence import mail saved/*.eml export-2026-09-29.mbox ~/Maildir
     """
     from evidence.ingest.mail import import_mail
@@ -407,6 +419,7 @@ def import_calls_cmd(path: Path, fmt: str, mapping: Path | None, utc: bool, as_j
 
     Example:
 
+    \b
         evidence import calls /var/log/asterisk/cdr-csv/Master.csv --format asterisk-cdr
         evidence import calls /var/log/asterisk/queue_log --format asterisk-queue-log
         evidence import calls Master.csv --format freeswitch-cdr
@@ -438,6 +451,7 @@ def import_recordings_cmd(directory: Path, pattern: str | None, as_json: bool) -
 
     Example:
 
+    \b
         evidence import recordings /var/spool/asterisk/monitor
         evidence import recordings recordings/ --pattern 'rec-(?P<id>[0-9a-f-]{36})'
     """
@@ -475,6 +489,7 @@ def quarantine_list(kind: str | None, as_json: bool) -> None:
 
     Example:
 
+    \b
         evidence quarantine list --kind mail --json
     """
     from evidence.quarantine import list_quarantine
@@ -573,6 +588,7 @@ def incident_add(
 
     Example:
 
+    \b
         evidence incident add --start "2026-09-28 10:02" --end "2026-09-28 14:11" \\
             --title "Toimitalo tyhjennetty uhkatilanteen vuoksi" \\
             --channel phone --channel email \\
@@ -620,6 +636,7 @@ def incident_start(
 
     Example:
 
+    \b
         evidence incident start --title "Puhelinjärjestelmä ei vastaa" --channel phone \\
             --logged-by "Kaisa Lehtonen (esihenkilö)"
     """
@@ -656,6 +673,7 @@ def incident_end(
 
     Example:
 
+    \b
         evidence incident end 7 --at "2026-09-28 14:11" --by "Kaisa Lehtonen"
     """
     from evidence.incidents import end_incident
@@ -702,6 +720,7 @@ def incident_correct(
 
     Example:
 
+    \b
         evidence incident correct 7 --end "2026-09-28 14:31" \\
             --reason "Henkilöstö palasi vasta 14.31" --by "Kaisa Lehtonen"
     """
@@ -755,6 +774,7 @@ def incident_plan(
 
     Example:
 
+    \b
         evidence incident plan --title "Viikkopalaveri" --start "2026-10-02 15:00" \\
             --end "2026-10-02 16:00" --rrule "FREQ=WEEKLY;BYDAY=FR" --channel phone \\
             --logged-by "Kaisa Lehtonen"
@@ -791,6 +811,7 @@ def incident_list(only_open: bool, as_json: bool) -> None:
 
     Example:
 
+    \b
         evidence incident list --open --json
     """
     from evidence.incidents import incident_chains, is_going_on
@@ -833,6 +854,7 @@ def incident_show(number: int, as_json: bool) -> None:
 
     Example:
 
+    \b
         evidence incident show 7
     """
     from evidence.incidents import get_chain
@@ -910,6 +932,7 @@ def case_open(
 
     Example:
 
+    \b
         evidence case open ESAVI/31337/2026 --customer 100234 \\
             --authority "Etelä-Suomen aluehallintovirasto" --received 2026-10-20 \\
             --deadline 2026-11-03 --period 2026-09-28..2026-09-30
@@ -952,6 +975,7 @@ def case_list(today: str | None, as_json: bool) -> None:
 
     Example:
 
+    \b
         evidence case list
         evidence case list --json
     """
@@ -999,6 +1023,7 @@ def case_attach(reference: str, file: Path, title: str, document_date: str | Non
 
     Example:
 
+    \b
         evidence case attach ESAVI/31337/2026 selvityspyynto.pdf --title "Selvityspyyntö"
     """
     from evidence.cases import attach_document
@@ -1019,6 +1044,7 @@ def case_show(reference: str, as_json: bool) -> None:
 
     Example:
 
+    \b
         evidence case show ESAVI/31337/2026 --json
     """
     from evidence.cases import current_claims, get_case
@@ -1091,6 +1117,7 @@ def case_claim(reference: str, text: str, items: tuple[str, ...], corrects: int 
 
     Example:
 
+    \b
         evidence case claim ESAVI/31337/2026 --text "queued at least half an hour" \\
             --evidence call:1790579705.312 --evidence call:1790581330.313
     """
@@ -1122,6 +1149,7 @@ def timeline(ref: str, date_from: str | None, date_to: str | None, as_json: bool
 
     Example:
 
+    \b
         evidence timeline 100234 --from 2026-09-28 --to 2026-09-30 --json
     """
     from evidence.hours import opening_hours
@@ -1155,6 +1183,7 @@ def agents(date_from: str, date_to: str | None, as_json: bool) -> None:
 
     Example:
 
+    \b
         evidence agents --from 2026-09-28 --json
     """
     from evidence.calls import agent_availability
@@ -1241,6 +1270,7 @@ def export(
 
     Example:
 
+    \b
         evidence export 100234 --case ESAVI/31337/2026 -o dossier.pdf
     """
     from evidence.exports import record_export
@@ -1322,6 +1352,7 @@ def exports_list(as_json: bool) -> None:
 
     Example:
 
+    \b
         evidence exports list --json
     """
     from evidence.exports import export_json, list_exports
@@ -1359,6 +1390,7 @@ def sync(as_json: bool) -> None:
 
     Example:
 
+    \b
         */15 * * * *  EVIDENCE_HOME=/srv/evidence evidence sync >> /srv/evidence/sync.log 2>&1
     """
     from evidence.sync import run_sync
@@ -1390,6 +1422,7 @@ def status(as_json: bool) -> None:
 
     Example:
 
+    \b
         evidence status --json
     """
     from evidence.errors import IntegrityFailure
@@ -1489,6 +1522,7 @@ def verify(
 
     Example:
 
+    \b
         evidence verify
         evidence verify dossier.pdf --trust company-ca.pem
         evidence verify dossier-2.pdf --previous dossier-1.pdf
@@ -1542,6 +1576,7 @@ def audit(as_json: bool) -> None:
 
     Example:
 
+    \b
         evidence audit --json
     """
     from evidence.store.audit import event_json, list_events

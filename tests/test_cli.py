@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -11,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from evidence.cli import main
-from tests.conftest import Cli
+from tests.conftest import Cli, Env
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -35,6 +38,12 @@ def test_every_command_has_help_with_an_example(path: tuple[str, ...]) -> None:
         command = command.commands[name]
     if not isinstance(command, click.Group):
         assert "Example:" in result.output, path
+        # The example is shown line for line as written, not re-wrapped by click.
+        doc = command.help or ""
+        example = doc.split("Example:", 1)[1].replace("\b\n", "")
+        for line in (raw.strip() for raw in example.splitlines()):
+            if line:
+                assert any(shown.strip() == line for shown in result.output.splitlines()), line
     short = CliRunner().invoke(main, [*path, "-h"])
     assert short.output == result.output
 
@@ -163,3 +172,22 @@ def test_live_counts_line_has_progress_counts_and_rate(capsys: pytest.CaptureFix
     line = capsys.readouterr().err
     assert line.startswith("\rimporting mail  25%  imported 200, duplicates 40, quarantined 10  ")
     assert line.rstrip("\n").endswith(" msg/s")  # (click drops the erase-line code off a TTY)
+
+
+@pytest.mark.parametrize("env", ["sqlite"], indirect=True)
+def test_reader_going_away_is_sigpipe_not_an_error(env: Env, cli: Cli) -> None:
+    """`evidence customer list | head -0`: exit 141 as `git log | head` does, no message."""
+    for ref in range(40):
+        cli("customer", "add", str(ref), "--name", f"Asiakas {ref}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "evidence", "customer", "list"],
+        env={**os.environ, **env.vars},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 141
+    assert stderr == b""
