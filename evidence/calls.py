@@ -267,6 +267,42 @@ def calls_for_numbers(
     )
 
 
+def calls_between(
+    session: Session, start: dt.datetime, end: dt.datetime, zone: ZoneInfo | None = None
+) -> list[Call]:
+    """Every call that started in ``[start, end)``, whoever it was with (company-wide
+    figures); oldest first. Directions are read without a customer: an external
+    caller is inbound, an external callee outbound."""
+    # A call's rows and events start within its own length of its start: read a
+    # margin either side, then keep the calls whose start is in the period.
+    margin = dt.timedelta(hours=6)
+    lo, hi = start - margin, end + margin
+    cdr_rows = {
+        r.id: r
+        for r in session.scalars(
+            select(CdrRecord).where(CdrRecord.started_at >= lo, CdrRecord.started_at < hi)
+        )
+    }
+    events = {
+        e.id: e
+        for e in session.scalars(
+            select(QueueEvent).where(
+                QueueEvent.at >= lo, QueueEvent.at < hi, QueueEvent.event.not_in(AGENT_EVENTS)
+            )
+        )
+    }
+    records = {
+        r.id: r
+        for r in session.scalars(
+            select(CallRecord).where(CallRecord.started_at >= lo, CallRecord.started_at < hi)
+        )
+    }
+    calls = assemble_calls(
+        session, list(cdr_rows.values()), list(events.values()), set(), list(records.values()), zone
+    )
+    return [c for c in calls if start <= c.started_at < end]
+
+
 def _call_records_for(session: Session, wanted: list[str]) -> list[CallRecord]:
     found = {
         r.id: r

@@ -1182,6 +1182,73 @@ def agents(date_from: str, date_to: str | None, as_json: bool) -> None:
         )
 
 
+@main.group(context_settings=CONTEXT)
+def report() -> None:
+    """Company-wide reports (counts and durations only, no customer's personal data)."""
+
+
+@report.command("service", context_settings=CONTEXT)
+@click.option("--from", "date_from", required=True, help="First local day (YYYY-MM-DD).")
+@click.option("--to", "date_to", help="Last local day, inclusive (default: --from).")
+@click.option("--baseline-from", help="First day of the baseline (default: 28 days before --from).")
+@click.option("--baseline-to", help="Last day of the baseline (default: the day before --from).")
+@click.option(
+    "--threshold",
+    type=click.IntRange(min=0),
+    help="Service level: answered within this many seconds "
+    "(default: [reports] service_level_threshold in evidence.toml, else 60).",
+)
+@click.option(
+    "--by", type=click.Choice(["day", "hour"]), help="Also give the figures per local day or hour."
+)
+@json_option
+@handle_errors
+def report_service(
+    date_from: str,
+    date_to: str | None,
+    baseline_from: str | None,
+    baseline_to: str | None,
+    threshold: int | None,
+    by: str | None,
+    as_json: bool,
+) -> None:
+    """Service figures: calls offered, answered, abandoned, timed out, IVR only, after
+    hours; service level and queue waits; callbacks; email reply times.
+
+    Each figure for the whole period, per service state (during an incident,
+    outside opening hours, normal service) and for a baseline period. Only
+    counts and durations are printed: no customer's number, address or name.
+
+    \b
+    Example:
+        evidence report service --from 2026-09-28 --to 2026-09-28
+        evidence report service --from 2026-09-28 --json --by hour --threshold 30
+    """
+    from evidence.hours import opening_hours
+    from evidence.reports import report_text, service_report, threshold_from_config
+
+    config = _config()
+    first = _date(date_from)
+    assert first is not None
+    with _store() as store, store.session() as session:
+        built = service_report(
+            session,
+            config.zone,
+            first,
+            _date(date_to) or first,
+            hours=opening_hours(config),
+            threshold=threshold if threshold is not None else threshold_from_config(config),
+            baseline_from=_date(baseline_from),
+            baseline_to=_date(baseline_to),
+            by=by,
+        )
+    if as_json:
+        click.echo(json.dumps(built.json(), ensure_ascii=False, indent=2))
+        return
+    for line in report_text(built):
+        click.echo(line)
+
+
 @main.command(context_settings=CONTEXT)
 @click.argument("ref", required=False)
 @click.option(
