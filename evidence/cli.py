@@ -889,7 +889,12 @@ def case() -> None:
 @case.command("open", context_settings=CONTEXT)
 @click.argument("reference")
 @click.option("--customer", "customer_ref", required=True, help="Customer reference.")
-@click.option("--authority", required=True, help="Who asks, e.g. 'Etelä-Suomen AVI'.")
+@click.option(
+    "--authority",
+    required=True,
+    help="Who asks: a key (lvv, kkv, kril, traficom, energiavirasto: the name is printed in "
+    "the dossier's language) or any name, e.g. 'Etelä-Suomen AVI'.",
+)
 @click.option("--received", help="Date the request arrived (YYYY-MM-DD).")
 @click.option("--deadline", help="Date the answer is due (YYYY-MM-DD).")
 @click.option(
@@ -908,10 +913,17 @@ def case_open(
 ) -> None:
     """Open a case for a customer.
 
+    --authority takes a known key, and the dossier's cover names the authority
+    in its own language: lvv (Lupa- ja valvontavirasto / Tillstånds- och
+    tillsynsverket, the AVIs' successor from 1.1.2026), kkv (Kilpailu- ja
+    kuluttajavirasto, kuluttajaneuvonta), kril (Kuluttajariitalautakunta),
+    traficom (Liikenne- ja viestintävirasto Traficom), energiavirasto
+    (Energiavirasto); or any other name as free text.
+
     Example:
 
         evidence case open ESAVI/31337/2026 --customer 100234 \\
-            --authority "Etelä-Suomen aluehallintovirasto" --received 2026-10-20 \\
+            --authority lvv --received 2026-10-20 \\
             --deadline 2026-11-03 --period 2026-09-28..2026-09-30
     """
     from evidence.cases import open_case, parse_period
@@ -955,6 +967,7 @@ def case_list(today: str | None, as_json: bool) -> None:
         evidence case list
         evidence case list --json
     """
+    from evidence.authorities import authority_name
     from evidence.cases import current_claims, list_cases
 
     config = _config()
@@ -966,6 +979,7 @@ def case_list(today: str | None, as_json: bool) -> None:
             "reference": d.case.reference,
             "customer": d.case.customer.ref,
             "authority": d.case.authority,
+            "authority_name": authority_name(d.case.authority, "en"),
             "received": d.case.received.isoformat() if d.case.received else None,
             "deadline": d.case.deadline.isoformat() if d.case.deadline else None,
             "days_left": d.days_left,
@@ -982,7 +996,8 @@ def case_list(today: str | None, as_json: bool) -> None:
         return
     for d in due:
         click.echo(
-            f"{d.case.reference}\t{d.case.customer.ref}\t{d.case.authority}\t"
+            f"{d.case.reference}\t{d.case.customer.ref}\t"
+            f"{authority_name(d.case.authority, 'en')}\t"
             f"{d.case.deadline.isoformat() if d.case.deadline else '-'}\t"
             f"{_days_left_text(d.days_left)}"
         )
@@ -1021,6 +1036,7 @@ def case_show(reference: str, as_json: bool) -> None:
 
         evidence case show ESAVI/31337/2026 --json
     """
+    from evidence.authorities import authority_name
     from evidence.cases import current_claims, get_case
 
     with _store() as store:
@@ -1049,6 +1065,7 @@ def case_show(reference: str, as_json: bool) -> None:
             "reference": found.reference,
             "customer": found.customer.ref,
             "authority": found.authority,
+            "authority_name": authority_name(found.authority, "en"),
             "received": found.received.isoformat() if found.received else None,
             "deadline": found.deadline.isoformat() if found.deadline else None,
             "period_from": found.period_from.isoformat() if found.period_from else None,
@@ -1059,7 +1076,7 @@ def case_show(reference: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    click.echo(f"{found.reference}: customer {found.customer.ref}, {found.authority}")
+    click.echo(f"{found.reference}: customer {found.customer.ref}, {data['authority_name']}")
     click.echo(f"received {data['received'] or '-'}, deadline {data['deadline'] or '-'}")
     if found.period_from or found.period_to:
         click.echo(f"period {data['period_from'] or ''}..{data['period_to'] or ''}")

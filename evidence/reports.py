@@ -517,6 +517,14 @@ def service_report(
     ).report
 
 
+def default_baseline(date_from: dt.date) -> tuple[dt.date, dt.date]:
+    """The 28 days before ``date_from``."""
+    return (
+        date_from - dt.timedelta(days=DEFAULT_BASELINE_DAYS),
+        date_from - dt.timedelta(days=1),
+    )
+
+
 def service_report_data(
     session: Session,
     zone: ZoneInfo,
@@ -528,6 +536,7 @@ def service_report_data(
     baseline_from: dt.date | None = None,
     baseline_to: dt.date | None = None,
     by: str | None = None,
+    baseline: bool = True,
 ) -> ReportData:
     if date_to < date_from:
         raise InvalidInput("--to is before --from")
@@ -536,8 +545,7 @@ def service_report_data(
     if threshold < 0:
         raise InvalidInput("the service-level threshold is a number of seconds, 0 or more")
     if baseline_from is None and baseline_to is None:
-        baseline_to = date_from - dt.timedelta(days=1)
-        baseline_from = date_from - dt.timedelta(days=DEFAULT_BASELINE_DAYS)
+        baseline_from, baseline_to = default_baseline(date_from)
     elif baseline_from is None or baseline_to is None:
         raise InvalidInput("give both --baseline-from and --baseline-to, or neither")
     if baseline_to < baseline_from:
@@ -545,26 +553,169 @@ def service_report_data(
 
     start, end = _bounds(date_from, date_to, zone)
     b_start, b_end = _bounds(baseline_from, baseline_to, zone)
-    lo, hi = min(start, b_start), max(end, b_end)
+    lo, hi = (min(start, b_start), max(end, b_end)) if baseline else (start, end)
     incidents = [c.current for c in chains_overlapping(session, lo, hi)]
     states = _States(incidents, hours)
 
-    def collect(a: dt.datetime, b: dt.datetime) -> tuple[list[Attempt], list[InboundEmail]]:
-        return _attempts(session, a, b, zone, states), _emails(session, a, b, states)
-
-    attempts, emails = collect(start, end)
-    b_attempts, b_emails = collect(b_start, b_end)
+    attempts = _attempts(session, start, end, zone, states)
+    emails = _emails(session, start, end, states)
+    base = None
+    if baseline:
+        base = _period(
+            _attempts(session, b_start, b_end, zone, states),
+            _emails(session, b_start, b_end, states),
+            baseline_from,
+            baseline_to,
+            threshold,
+            zone,
+        )
     report = ServiceReport(
         threshold=threshold,
         zone=zone,
         period=_period(attempts, emails, date_from, date_to, threshold, zone),
-        baseline=_period(b_attempts, b_emails, baseline_from, baseline_to, threshold, zone),
+        baseline=base,
         agents=agent_availability(session, start, end),
         by=by,
         buckets=_buckets(attempts, emails, start, end, by, threshold, zone) if by else [],
         incidents=[i for i in incidents if i.start < end and (i.end is None or i.end > start)],
     )
     return ReportData(report, attempts)
+
+
+# --- the customer's side, for the dossier ----------------------------------------------
+
+MAX_DAYS = 4  # days in question shown with their own figures and chart
+
+
+@dataclass(frozen=True)
+class CustomerAttempt:
+    """One of the customer's own contact attempts (an inbound call or email)."""
+
+    item: Item
+    callback: Item | None = None  # unanswered call: the first outbound call to them after it
+    reply: Item | None = None  # email: the first reply in its thread
+    reply_seconds: int | None = None
+
+    @property
+    def reached_nobody(self) -> bool:
+        """A call that no person answered (IVR, after-hours message, abandoned, timed out)."""
+        record = self.item.record
+        return isinstance(record, Call) and record.outcome not in ANSWERED
+
+
+@dataclass(frozen=True)
+class HourCount:
+    start: dt.datetime
+    end: dt.datetime
+    offered: int
+    answered: int
+
+
+@dataclass
+class DayInQuestion:
+    day: dt.date
+    report: ServiceReport
+    hours: list[HourCount]
+
+
+@dataclass
+class CustomerReachability:
+    attempts: list[CustomerAttempt]
+    days: list[DayInQuestion]  # at most MAX_DAYS, oldest first
+    more_days: int  # days in question not shown with figures of their own
+    baseline: PeriodFigures
+    threshold: int
+
+
+def _hour_counts(attempts: Sequence[Attempt], day: dt.date, zone: ZoneInfo) -> list[HourCount]:
+    start, end = _bounds(day, day, zone)
+    starts = _bucket_starts(start, end, "hour", zone)
+    edges = [*starts, end]
+    result = []
+    for lo, hi in zip(edges, edges[1:], strict=False):
+        inside = [a.call for a in attempts if lo <= a.call.started_at < hi]
+        result.append(
+            HourCount(lo, hi, len(inside), sum(1 for c in inside if c.outcome in ANSWERED))
+        )
+    return result
+
+
+def customer_reachability(
+    session: Session,
+    items: Sequence[Item],
+    zone: ZoneInfo,
+    *,
+    hours: OpeningHours | None = None,
+    threshold: int = DEFAULT_THRESHOLD,
+) -> CustomerReachability | None:
+    """The customer's own attempts (from their timeline ``items``) and what happened to
+    each, with the company-wide figures of the days they fall on and a baseline of the
+    28 days before the first of them. None when the customer made no attempt."""
+    contacts = [
+        i
+        for i in items
+        if isinstance(i.record, Call | Email) and i.record.direction is Direction.INBOUND
+    ]
+    if not contacts:
+        return None
+    replies = {r.email: r for r in email_figures(items).replies}
+    by_id = {i.id: i for i in items}
+    outbound_calls = [
+        i for i in items if isinstance(i.record, Call) and i.record.direction is Direction.OUTBOUND
+    ]
+    attempts = []
+    for item in contacts:
+        record = item.record
+        if isinstance(record, Call):
+            callback = None
+            if record.outcome not in ANSWERED:
+                callback = next(
+                    (
+                        o
+                        for o in outbound_calls
+                        if item.at < o.at <= item.at + CALLBACK_HORIZON
+                        and isinstance(o.record, Call)
+                        and record.number is not None
+                        and o.record.number == record.number
+                    ),
+                    None,
+                )
+            attempts.append(CustomerAttempt(item, callback=callback))
+        else:
+            reply = replies.get(item.id)
+            attempts.append(
+                CustomerAttempt(
+                    item,
+                    reply=by_id.get(reply.reply) if reply and reply.reply else None,
+                    reply_seconds=reply.seconds if reply else None,
+                )
+            )
+    all_days = sorted({a.item.at.astimezone(zone).date() for a in attempts})
+    shown = all_days[:MAX_DAYS]
+    days = []
+    for day in shown:
+        data = service_report_data(
+            session, zone, day, day, hours=hours, threshold=threshold, baseline=False
+        )
+        days.append(DayInQuestion(day, data.report, _hour_counts(data.attempts, day, zone)))
+    b_from, b_to = default_baseline(all_days[0])
+    b_start, b_end = _bounds(b_from, b_to, zone)
+    states = _States([c.current for c in chains_overlapping(session, b_start, b_end)], hours)
+    baseline = _period(
+        _attempts(session, b_start, b_end, zone, states),
+        _emails(session, b_start, b_end, states),
+        b_from,
+        b_to,
+        threshold,
+        zone,
+    )
+    return CustomerReachability(
+        attempts=attempts,
+        days=days,
+        more_days=len(all_days) - len(shown),
+        baseline=baseline,
+        threshold=threshold,
+    )
 
 
 # --- text -------------------------------------------------------------------------------
