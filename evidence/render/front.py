@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from babel.numbers import format_decimal
+
 from evidence.calls import Call
 from evidence.completeness import Completeness
 from evidence.render.chart import (
@@ -288,8 +290,8 @@ def _line_text(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
-def _mean_per_day(value: int, days: int) -> str:
-    return f"{value / days:.1f}" if days else "–"
+def _mean_per_day(value: int, days: int, fmt: Formatter) -> str:
+    return format_decimal(value / days, format="0.0", locale=fmt.locale) if days else "–"
 
 
 def reachability_view(
@@ -366,32 +368,32 @@ def reachability_view(
         row(
             _("Calls offered"),
             lambda f: str(f.calls.offered),
-            _mean_per_day(total.calls.offered, days),
+            _mean_per_day(total.calls.offered, days, fmt),
         ),  # fmt: skip
         row(
             _("answered"),
             lambda f: str(f.calls.answered),
-            _mean_per_day(total.calls.answered, days),
+            _mean_per_day(total.calls.answered, days, fmt),
         ),  # fmt: skip
         row(
             _("caller hung up in the queue"),
             lambda f: str(f.calls.abandoned),
-            _mean_per_day(total.calls.abandoned, days),
+            _mean_per_day(total.calls.abandoned, days, fmt),
         ),  # fmt: skip
         row(
             _("queue time limit reached"),
             lambda f: str(f.calls.timeout),
-            _mean_per_day(total.calls.timeout, days),
+            _mean_per_day(total.calls.timeout, days, fmt),
         ),  # fmt: skip
         row(
             _("ended before a queue (phone menu, announcement)"),
             lambda f: str(f.calls.ivr_only),
-            _mean_per_day(total.calls.ivr_only, days),
+            _mean_per_day(total.calls.ivr_only, days, fmt),
         ),  # fmt: skip
         row(
             _("outside opening hours"),
             lambda f: str(f.calls.after_hours),
-            _mean_per_day(total.calls.after_hours, days),
+            _mean_per_day(total.calls.after_hours, days, fmt),
         ),  # fmt: skip
         row(
             _("Answered within {seconds} s").format(seconds=reach.threshold),
@@ -426,7 +428,7 @@ def reachability_view(
         row(
             _("Emails received"),
             lambda f: str(f.email.inbound),
-            _mean_per_day(total.email.inbound, days),
+            _mean_per_day(total.email.inbound, days, fmt),
         ),  # fmt: skip
         row(
             _("First reply: median"),
@@ -441,7 +443,7 @@ def reachability_view(
         row(
             _("Emails without a reply"),
             lambda f: str(f.email.unanswered),
-            _mean_per_day(total.email.unanswered, days),
+            _mean_per_day(total.email.unanswered, days, fmt),
         ),  # fmt: skip
     ]
     incident = [d.report.period.states["incident"].calls for d in reach.days]
@@ -451,7 +453,7 @@ def reachability_view(
             {
                 "label": _("of which during an incident"),
                 "values": [str(c.offered) for c in incident]
-                + [_mean_per_day(base.states["incident"].calls.offered, days)],
+                + [_mean_per_day(base.states["incident"].calls.offered, days, fmt)],
             },
         )
     labels = ServiceChartLabels(
@@ -468,6 +470,8 @@ def reachability_view(
     charts = []
     for day in reach.days:
         report = day.report
+        if not report.period.total.calls.offered:
+            continue  # a day of emails only: no calls to draw
         start, end = day.hours[0].start, day.hours[-1].end
         charts.append(
             {
