@@ -156,7 +156,7 @@ def test_gif_webp_text_broken_and_long_pdfs(company_store: Store, tmp_path: Path
         [
             ("kuva.gif", "image/gif", gif),
             ("kuva.webp", "image/webp", webp),
-            ("muistio.txt", "text/plain", "Mittari luettu 9.3.2026: 04433\n".encode()),
+            ("muistio.txt", "text/plain", b"Mittari luettu 9.3.2026: 04433\n"),
             ("rikki.pdf", "application/pdf", broken),
             ("pitka.pdf", "application/pdf", long_pdf),
         ]
