@@ -34,7 +34,8 @@ The rules, in one place:
   called back; ``not_called_back``: distinct numbers with an unanswered attempt
   and no callback.
 - **Email**: an inbound email is answered by the first outbound email after it
-  in its thread (References/In-Reply-To, then subject: ``evidence.summary``);
+  in its thread with the same correspondent (References/In-Reply-To, then
+  subject: ``evidence.summary``);
   ``first_reply_median`` and ``first_reply_max`` in seconds from our receive
   time; ``unanswered``: inbound emails without such a reply (within
   ``REPLY_HORIZON`` after the period).
@@ -46,13 +47,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 import statistics
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from evidence.calls import Availability, Call, agent_availability, calls_between
 from evidence.config import Config
@@ -389,19 +391,35 @@ def _attempts(
 def _emails(
     session: Session, start: dt.datetime, end: dt.datetime, states: _States
 ) -> list[InboundEmail]:
+    """Inbound emails received in [start, end) and the time to their first reply.
+
+    Threads are found per correspondent (the inbound sender; an outbound email's To and
+    Cc), so two customers who both write "Lasku" are never one thread by subject."""
     mails = session.scalars(
         select(Email)
         .where(Email.received_at >= start, Email.received_at < end + REPLY_HORIZON)
+        .options(selectinload(Email.addresses))
         .order_by(Email.received_at, Email.id)
     )
-    items = [Item("email", m.received_at, f"email:{m.id}", m) for m in mails]
-    at_of = {i.id: i.at for i in items}
+    by_party: dict[str, list[Item]] = defaultdict(list)
+    for mail in mails:
+        item = Item("email", mail.received_at, f"email:{mail.id}", mail)
+        if mail.direction is Direction.INBOUND:
+            parties = {(mail.from_addr or "").lower()}
+        elif mail.direction is Direction.OUTBOUND:
+            parties = {a.address.lower() for a in mail.addresses if a.role in ("to", "cc")}
+        else:
+            continue
+        for party in parties:
+            by_party[party].append(item)
     result = []
-    for reply in email_figures(items).replies:
-        at = at_of[reply.email]
-        if start <= at < end:
-            result.append(InboundEmail(at, states.state(at, "email"), reply.seconds))
-    return result
+    for items in by_party.values():
+        at_of = {i.id: i.at for i in items}
+        for reply in email_figures(items).replies:
+            at = at_of[reply.email]
+            if start <= at < end:
+                result.append(InboundEmail(at, states.state(at, "email"), reply.seconds))
+    return sorted(result, key=lambda e: e.at)
 
 
 def _period(

@@ -172,6 +172,16 @@ def _mail(directory: Path) -> None:
         "Message-ID: <out1@aurora-energia.example>\nIn-Reply-To: <in1@example.net>\n",
         "Tarkistamme asian.",
     )
+    # Another customer writes with the same subject; we never answer them. Aino's reply
+    # must not count as theirs (threads are per correspondent).
+    message(
+        "other.eml",
+        "Received: from mail.example.org by mx.aurora-energia.example; "
+        "Tue, 10 Mar 2026 09:10:00 +0200\n"
+        "From: Olli Muu <olli@example.org>\nTo: asiakaspalvelu@aurora-energia.example\n"
+        "Subject: Lasku\nDate: Tue, 10 Mar 2026 09:09:58 +0200\nMessage-ID: <o1@example.org>\n",
+        "Minunkin laskuni.",
+    )
     message(
         "in2.eml",
         "Received: from mail.example.net by mx.aurora-energia.example; "
@@ -235,11 +245,11 @@ def test_report_figures(day: Cli) -> None:
         "not_called_back": 2,
     }
     assert period["email"] == {
-        "inbound": 2,
+        "inbound": 3,
         "answered": 1,
         "first_reply_median": 7200.0,
         "first_reply_max": 7200,
-        "unanswered": 1,
+        "unanswered": 2,  # Olli's "Lasku" and Aino's "Muutto"
     }
     states = period["states"]
     assert states["incident"]["calls"]["offered"] == 1  # the 09.30 call
@@ -247,7 +257,7 @@ def test_report_figures(day: Cli) -> None:
     assert states["outside_hours"]["calls"]["offered"] == 1  # the 18.00 call
     assert states["outside_hours"]["calls"]["ivr_only"] == 1
     assert states["normal"]["calls"]["offered"] == 4
-    assert states["normal"]["email"]["inbound"] == 2
+    assert states["normal"]["email"]["inbound"] == 3
     baseline = data["baseline"]
     assert baseline["from"] == baseline["to"] == "2026-03-09" and baseline["days"] == 1
     assert baseline["calls"]["offered"] == baseline["calls"]["answered"] == 1
@@ -284,7 +294,8 @@ def test_report_text_has_no_personal_data(day: Cli) -> None:
     assert re.search(r"service level\s+25 %", text)
     assert re.search(r"queue wait longest\s+5 min 00 s", text)
     full = text + day("report", "service", "--from", "2026-03-10", "--json", "--by", "hour").output
-    for private in ("040", "+358", "0402222222", "example.net", "Aino", "Asiakas", "anonymous"):
+    private_data = ("040", "+358", "example.net", "example.org", "Aino", "Olli", "anonymous")
+    for private in private_data:
         assert private not in full, private
 
 
