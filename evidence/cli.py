@@ -920,8 +920,8 @@ def case_open(
     traficom (Liikenne- ja viestintävirasto Traficom), energiavirasto
     (Energiavirasto); or any other name as free text.
 
+    \b
     Example:
-
         evidence case open ESAVI/31337/2026 --customer 100234 \\
             --authority lvv --received 2026-10-20 \\
             --deadline 2026-11-03 --period 2026-09-28..2026-09-30
