@@ -358,7 +358,7 @@ def _attempts(
     zone: ZoneInfo,
     states: _States,
 ) -> list[Attempt]:
-    calls = calls_between(session, start, end + CALLBACK_HORIZON, zone)
+    calls = calls_between(session, start, end + CALLBACK_HORIZON, zone, details=False)
     outbound: dict[str, list[Call]] = {}
     for call in calls:
         if call.direction is Direction.OUTBOUND and call.number:
