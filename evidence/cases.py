@@ -13,6 +13,7 @@ import pikepdf
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from evidence.authorities import authority_value, keys_help
 from evidence.customers import load_customer
 from evidence.errors import InvalidInput, NotFound
 from evidence.store import ledger
@@ -54,6 +55,8 @@ def open_case(
 ) -> Case:
     if period_from and period_to and period_to < period_from:
         raise InvalidInput("the case's period ends before it starts")
+    if not authority.strip():
+        raise InvalidInput(f"give the case's --authority: a name, or one of {keys_help()}")
     with store.writing() as session:
         customer = load_customer(session, customer_ref)
         if session.scalar(select(Case.id).where(Case.reference == reference)):
@@ -61,7 +64,9 @@ def open_case(
         case = Case(
             reference=reference,
             customer_id=customer.id,
-            authority=authority,
+            # A known key (lvv, kkv, ...) is kept as the key: the dossier names the
+            # authority in its own language.
+            authority=authority_value(authority),
             received=received,
             deadline=deadline,
             opened_at=utcnow(),

@@ -911,7 +911,12 @@ def case() -> None:
 @case.command("open", context_settings=CONTEXT)
 @click.argument("reference")
 @click.option("--customer", "customer_ref", required=True, help="Customer reference.")
-@click.option("--authority", required=True, help="Who asks, e.g. 'Etelä-Suomen AVI'.")
+@click.option(
+    "--authority",
+    required=True,
+    help="Who asks: a key (lvv, kkv, kril, traficom, energiavirasto: the name is printed in "
+    "the dossier's language) or any name, e.g. 'Etelä-Suomen AVI'.",
+)
 @click.option("--received", help="Date the request arrived (YYYY-MM-DD).")
 @click.option("--deadline", help="Date the answer is due (YYYY-MM-DD).")
 @click.option(
@@ -930,11 +935,18 @@ def case_open(
 ) -> None:
     """Open a case for a customer.
 
+    --authority takes a known key, and the dossier's cover names the authority
+    in its own language: lvv (Lupa- ja valvontavirasto / Tillstånds- och
+    tillsynsverket, the AVIs' successor from 1.1.2026), kkv (Kilpailu- ja
+    kuluttajavirasto, kuluttajaneuvonta), kril (Kuluttajariitalautakunta),
+    traficom (Liikenne- ja viestintävirasto Traficom), energiavirasto
+    (Energiavirasto); or any other name as free text.
+
     Example:
 
     \b
         evidence case open ESAVI/31337/2026 --customer 100234 \\
-            --authority "Etelä-Suomen aluehallintovirasto" --received 2026-10-20 \\
+            --authority lvv --received 2026-10-20 \\
             --deadline 2026-11-03 --period 2026-09-28..2026-09-30
     """
     from evidence.cases import open_case, parse_period
@@ -979,6 +991,7 @@ def case_list(today: str | None, as_json: bool) -> None:
         evidence case list
         evidence case list --json
     """
+    from evidence.authorities import authority_name
     from evidence.cases import current_claims, list_cases
 
     config = _config()
@@ -990,6 +1003,7 @@ def case_list(today: str | None, as_json: bool) -> None:
             "reference": d.case.reference,
             "customer": d.case.customer.ref,
             "authority": d.case.authority,
+            "authority_name": authority_name(d.case.authority, "en"),
             "received": d.case.received.isoformat() if d.case.received else None,
             "deadline": d.case.deadline.isoformat() if d.case.deadline else None,
             "days_left": d.days_left,
@@ -1006,7 +1020,8 @@ def case_list(today: str | None, as_json: bool) -> None:
         return
     for d in due:
         click.echo(
-            f"{d.case.reference}\t{d.case.customer.ref}\t{d.case.authority}\t"
+            f"{d.case.reference}\t{d.case.customer.ref}\t"
+            f"{authority_name(d.case.authority, 'en')}\t"
             f"{d.case.deadline.isoformat() if d.case.deadline else '-'}\t"
             f"{_days_left_text(d.days_left)}"
         )
@@ -1047,6 +1062,7 @@ def case_show(reference: str, as_json: bool) -> None:
     \b
         evidence case show ESAVI/31337/2026 --json
     """
+    from evidence.authorities import authority_name
     from evidence.cases import current_claims, get_case
 
     with _store() as store:
@@ -1075,6 +1091,7 @@ def case_show(reference: str, as_json: bool) -> None:
             "reference": found.reference,
             "customer": found.customer.ref,
             "authority": found.authority,
+            "authority_name": authority_name(found.authority, "en"),
             "received": found.received.isoformat() if found.received else None,
             "deadline": found.deadline.isoformat() if found.deadline else None,
             "period_from": found.period_from.isoformat() if found.period_from else None,
@@ -1085,7 +1102,7 @@ def case_show(reference: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    click.echo(f"{found.reference}: customer {found.customer.ref}, {found.authority}")
+    click.echo(f"{found.reference}: customer {found.customer.ref}, {data['authority_name']}")
     click.echo(f"received {data['received'] or '-'}, deadline {data['deadline'] or '-'}")
     if found.period_from or found.period_to:
         click.echo(f"period {data['period_from'] or ''}..{data['period_to'] or ''}")
@@ -1209,6 +1226,73 @@ def agents(date_from: str, date_to: str | None, as_json: bool) -> None:
             f"{format_local(change.at, config.zone)}  available {len(change.available)} of "
             f"{len(change.logged_in)} logged in  [{what}]{paused}"
         )
+
+
+@main.group(context_settings=CONTEXT)
+def report() -> None:
+    """Company-wide reports (counts and durations only, no customer's personal data)."""
+
+
+@report.command("service", context_settings=CONTEXT)
+@click.option("--from", "date_from", required=True, help="First local day (YYYY-MM-DD).")
+@click.option("--to", "date_to", help="Last local day, inclusive (default: --from).")
+@click.option("--baseline-from", help="First day of the baseline (default: 28 days before --from).")
+@click.option("--baseline-to", help="Last day of the baseline (default: the day before --from).")
+@click.option(
+    "--threshold",
+    type=click.IntRange(min=0),
+    help="Service level: answered within this many seconds "
+    "(default: [reports] service_level_threshold in evidence.toml, else 60).",
+)
+@click.option(
+    "--by", type=click.Choice(["day", "hour"]), help="Also give the figures per local day or hour."
+)
+@json_option
+@handle_errors
+def report_service(
+    date_from: str,
+    date_to: str | None,
+    baseline_from: str | None,
+    baseline_to: str | None,
+    threshold: int | None,
+    by: str | None,
+    as_json: bool,
+) -> None:
+    """Service figures: calls offered, answered, abandoned, timed out, IVR only, after
+    hours; service level and queue waits; callbacks; email reply times.
+
+    Each figure for the whole period, per service state (during an incident,
+    outside opening hours, normal service) and for a baseline period. Only
+    counts and durations are printed: no customer's number, address or name.
+
+    \b
+    Example:
+        evidence report service --from 2026-09-28 --to 2026-09-28
+        evidence report service --from 2026-09-28 --json --by hour --threshold 30
+    """
+    from evidence.hours import opening_hours
+    from evidence.reports import report_text, service_report, threshold_from_config
+
+    config = _config()
+    first = _date(date_from)
+    assert first is not None
+    with _store() as store, store.session() as session:
+        built = service_report(
+            session,
+            config.zone,
+            first,
+            _date(date_to) or first,
+            hours=opening_hours(config),
+            threshold=threshold if threshold is not None else threshold_from_config(config),
+            baseline_from=_date(baseline_from),
+            baseline_to=_date(baseline_to),
+            by=by,
+        )
+    if as_json:
+        click.echo(json.dumps(built.json(), ensure_ascii=False, indent=2))
+        return
+    for line in report_text(built):
+        click.echo(line)
 
 
 @main.command(context_settings=CONTEXT)

@@ -124,3 +124,71 @@ def test_every_kind_in_the_dossier(company_store: Store, tmp_path: Path) -> None
     assert any(n.endswith("raportti.pdf") for n in names)
     assert any(n.endswith("lukittu.pdf") for n in names)
     assert any(n.endswith("sopimus.docx") for n in names)
+
+
+def _pages(path: Path) -> list[str]:
+    with pikepdf.open(path) as pdf:
+        total = len(pdf.pages)
+    return [
+        subprocess.run(
+            ["pdftotext", "-f", str(n), "-l", str(n), str(path), "-"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for n in range(1, total + 1)
+    ]
+
+
+@pytest.mark.slow
+def test_gif_webp_text_broken_and_long_pdfs(company_store: Store, tmp_path: Path) -> None:
+    """The kinds the first test leaves out, each a real file: GIF and WebP drawn with name
+    and SHA-256, plain text printed, a damaged PDF on a slip sheet of its own, and a PDF
+    longer than the limit appended up to the limit."""
+    import hashlib
+
+    from evidence.render.attachments import MAX_APPENDED_PAGES
+
+    gif, webp = _image("GIF"), _image("WEBP")
+    long_pdf = _pdf(MAX_APPENDED_PAGES + 3, "Pitkä liite sivu")
+    broken = _pdf(1, "Rikki")[:300]  # the first 300 bytes of a real PDF: no xref, no pages
+    raw = _mail(
+        [
+            ("kuva.gif", "image/gif", gif),
+            ("kuva.webp", "image/webp", webp),
+            ("muistio.txt", "text/plain", b"Mittari luettu 9.3.2026: 04433\n"),
+            ("rikki.pdf", "application/pdf", broken),
+            ("pitka.pdf", "application/pdf", long_pdf),
+        ]
+    )
+    mail_dir = tmp_path / "mail"
+    mail_dir.mkdir()
+    (mail_dir / "b.eml").write_bytes(raw)
+    add_customer(company_store, "1", "Aino", ["aino@example.com"], [])
+    import_mail(company_store, [mail_dir])
+    out = tmp_path / "d.pdf"
+    export_dossier(company_store, customer_ref="1", output=out, language="en")
+    flat = " ".join(pdf_text(out).split())
+    for name, data in (("kuva.gif", gif), ("kuva.webp", webp)):
+        assert f"{name} – image/" in flat
+        assert f"SHA-256 {hashlib.sha256(data).hexdigest()}" in flat
+    assert "Mittari luettu 9.3.2026: 04433" in flat
+    pages = _pages(out)
+    with pikepdf.open(out) as pdf:
+        images = sum(1 for page in pdf.pages for _img in page.get_images())
+        names = set(pdf.attachments)
+    assert images >= 2  # GIF and WebP drawn
+    # The damaged PDF: a slip sheet saying so, and the original still embedded.
+    slip = next(t for t in pages if "Attachment to E-001: rikki.pdf" in t)
+    assert "The PDF is damaged and cannot be shown; the original is embedded." in " ".join(
+        slip.split()
+    )
+    assert any(n.endswith("rikki.pdf") for n in names)
+    # The long PDF: its first MAX_APPENDED_PAGES pages after its slip sheet, no more.
+    first = next(i for i, t in enumerate(pages) if "Attachment to E-001: pitka.pdf" in t)
+    assert f"Only the first {MAX_APPENDED_PAGES} of {MAX_APPENDED_PAGES + 3} pages" in flat
+    assert "Pitkä liite sivu 0" in pages[first + 1]
+    last = MAX_APPENDED_PAGES - 1
+    assert f"Pitkä liite sivu {last}" in pages[first + MAX_APPENDED_PAGES]
+    assert f"Pitkä liite sivu {last + 1}" not in flat
+    assert any(n.endswith("pitka.pdf") for n in names)

@@ -77,6 +77,7 @@ def test_case_list_counts_days_left_overdue_first(store: Store, cli: Cli) -> Non
         "reference": "E/5",
         "customer": "1",
         "authority": "AVI",
+        "authority_name": "AVI",
         "received": None,
         "deadline": "2026-03-25",
         "days_left": -7,

@@ -392,3 +392,146 @@ def _legend_symbol(svg: _Svg, key: str, cx: float, cy: float) -> None:
         svg.rect(cx - 1.5, cy - 1.3, 3.0, 2.6, "legend", fill=INCIDENT)
     else:
         svg.rect(cx - 1.5, cy - 0.9, 3.0, 1.8, "legend", fill=PAUSE)
+
+
+# --- calls per hour (the Reachability section) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceChartLabels:
+    """Every word on the calls-per-hour chart, in the dossier's language."""
+
+    offered: str
+    answered: str
+    incident: str
+    agents: str  # the availability line: agents logged in and not paused
+    calls: str  # the left axis
+    axis_title: str = ""
+    format_clock: Callable[[dt.time], str] = _fi_clock
+
+
+OFFERED = "#a9c7a3"
+AVAILABLE = "#1f4e79"
+SERVICE_PLOT = 34.0  # mm
+
+
+@dataclass(frozen=True)
+class HourBar:
+    start: dt.datetime
+    end: dt.datetime
+    offered: int
+    answered: int
+
+
+def service_chart(
+    start: dt.datetime,
+    end: dt.datetime,
+    bars: list[HourBar],
+    incidents: list[tuple[dt.datetime, dt.datetime | None]],
+    available: list[tuple[dt.datetime, int]],
+    zone: ZoneInfo,
+    labels: ServiceChartLabels,
+    *,
+    width_mm: float = 170.0,
+) -> str:
+    """Offered and answered calls per hour over ``[start, end)`` (a local day), incidents
+    as bands, and the number of agents available (logged in, not paused) as a step line
+    on the same scale. ``available``: (from, count) changes, the first at or before
+    ``start``. A standalone SVG; the same input gives the same bytes."""
+    svg = _Svg()
+    x0, x1 = LABEL_COLUMN, width_mm - RIGHT
+    plot_width = x1 - x0
+    legend = [
+        ("offered", labels.offered),
+        ("answered", labels.answered),
+        ("agents", labels.agents),
+        ("incident", labels.incident),
+    ]
+    x, y = 0.0, 3.0
+    for key, word in legend:
+        needed = 5.5 + _text_width(word, FONT) + 4.0
+        if x > 0 and x + needed > width_mm:
+            x, y = 0.0, y + 4.5
+        cx, cy = x + 2.0, y - 0.9
+        if key == "offered":
+            svg.rect(cx - 1.5, cy - 1.3, 3.0, 2.6, "legend", fill=OFFERED)
+        elif key == "answered":
+            svg.rect(cx - 1.5, cy - 1.3, 3.0, 2.6, "legend", fill=CALL)
+        elif key == "agents":
+            svg.line(cx - 2.0, cy, cx + 2.0, cy, AVAILABLE, 0.5)
+        else:
+            svg.rect(cx - 1.5, cy - 1.3, 3.0, 2.6, "legend", fill=INCIDENT)
+        svg.text(x + 5.5, y, word)
+        x += needed
+    top = y + 5.0
+    bottom = top + SERVICE_PLOT
+    span = (end - start).total_seconds() or 1.0
+
+    def xat(at: dt.datetime) -> float:
+        clamped = min(max(at, start), end)
+        return x0 + (clamped - start).total_seconds() / span * plot_width
+
+    agents_in_day = [n for at, n in available if at < end]
+    highest = max([b.offered for b in bars] + agents_in_day + [1])
+    step = 1 if highest <= 6 else 2 if highest <= 12 else 5 if highest <= 30 else 10
+    # Headroom above the highest bar or agent count, so the line never runs on the frame.
+    scale = (highest // step + 1) * step
+
+    def yat(value: float) -> float:
+        return bottom - SERVICE_PLOT * value / scale
+
+    body = _Svg()
+    for inc_start, inc_end in incidents:
+        left, right = xat(inc_start), xat(inc_end or end)
+        if right > left:
+            body.rect(left, top, right - left, SERVICE_PLOT, "incident", fill=INCIDENT)
+    for value in range(0, scale + 1, step):
+        body.line(x0, yat(value), x1, yat(value), GRID, 0.15)
+        svg.text(x0 - 1.0, yat(value) + 0.8, str(value), SMALL, "end")
+    for bar in bars:
+        left, right = xat(bar.start), xat(bar.end)
+        width = (right - left) * 0.8
+        pad = (right - left - width) / 2
+        if bar.offered:
+            body.rect(left + pad, yat(bar.offered), width, bottom - yat(bar.offered),
+                      "offered", fill=OFFERED)  # fmt: skip
+        if bar.answered:
+            inner = width * 0.55
+            body.rect(left + pad + (width - inner) / 2, yat(bar.answered), inner,
+                      bottom - yat(bar.answered), "answered", fill=CALL)  # fmt: skip
+    # Agents available: a step line from each change to the next.
+    if available:
+        changes = sorted(available)
+        level = next((c for at, c in reversed(changes) if at <= start), 0)
+        path = [(x0, yat(level))]
+        for at, count in changes:
+            if start < at < end:
+                path += [(xat(at), yat(level)), (xat(at), yat(count))]
+                level = count
+        path.append((x1, yat(level)))
+        body.parts.append(
+            f'<polyline class="agents" fill="none" stroke="{AVAILABLE}" stroke-width="0.5" '
+            'points="' + " ".join(f"{_n(px)},{_n(py)}" for px, py in path) + '"/>'
+        )
+    # Hour ticks every 2 hours (local clock), across DST days too.
+    at = start
+    n = 0
+    while at <= end:
+        tx = xat(at)
+        body.line(tx, bottom, tx, bottom + 1.0, INK, 0.2)
+        if n % 2 == 0:
+            body.text(tx, bottom + 3.6, labels.format_clock(at.astimezone(zone).time()), SMALL,
+                      "middle")  # fmt: skip
+        at += dt.timedelta(hours=1)
+        n += 1
+    svg.text(0.0, top + (bottom - top) / 2, _fit(labels.calls, SMALL, x0 - 7.0), SMALL)
+    svg.line(x0, bottom, x1, bottom, INK, 0.25)
+    svg.line(x0, top, x0, bottom, INK, 0.2)
+    height = bottom + (10.5 if labels.axis_title else 6.5)
+    if labels.axis_title:
+        svg.text((x0 + x1) / 2, height - 1.0, labels.axis_title, SMALL, "middle")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_n(width_mm)}mm" '
+        f'height="{_n(height)}mm" viewBox="0 0 {_n(width_mm)} {_n(height)}" '
+        'font-family="sans-serif">' + "".join(body.parts) + "".join(svg.parts) + "</svg>"
+    )

@@ -29,6 +29,7 @@ import pikepdf
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from evidence import __version__
+from evidence.authorities import authority_name
 from evidence.cases import current_claims, load_case
 from evidence.completeness import completeness
 from evidence.errors import InvalidInput
@@ -37,6 +38,7 @@ from evidence.ingest.mail import mail_limits
 from evidence.render import assemble, front
 from evidence.render.i18n import Formatter, check_language, translations
 from evidence.render.views import Embedded, Exhibit, Insert, ViewBuilder
+from evidence.reports import customer_reachability, threshold_from_config
 from evidence.store.audit import log_event
 from evidence.store.blobs import read_blob
 from evidence.store.db import PROJECT_ROOT, Store
@@ -270,6 +272,13 @@ def export_dossier(
         exhibits = builder.exhibits(timeline)
         claims = current_claims(case) if case is not None else []
         found = completeness(session, config.zone, timeline.start, timeline.end)
+        reach = customer_reachability(
+            session,
+            timeline.items,
+            config.zone,
+            hours=hours,
+            threshold=threshold_from_config(config),
+        )
         documents, document_bytes = _documents(session, case, builder, fmt)
         # Verification (evidence/verify): the signed checkpoint, each exhibit's
         # inclusion proof, and manifest.json, embedded with the originals.
@@ -319,10 +328,12 @@ def export_dossier(
         claims=front.claims_view(claims, summary, exhibit_of, fmt, translate.gettext),
         summary=front.summary_view(summary, exhibit_of, timeline, fmt, translate.gettext),
         completeness=front.completeness_view(found, fmt, translate.gettext),
+        reachability=front.reachability_view(reach, exhibit_of, fmt, translate.gettext),
     )
     context.common["linked"] = sorted(
         {n for c in context.common["claims"] for f in c["facts"] for n in f["links"]}
         | {n for r in context.common["summary"]["rows"] for n in r["links"]}
+        | front.reachability_links(context.common["reachability"])
     )
     renderer = ChunkRenderer(
         config.home / "cache" / "render" if use_cache else None,
@@ -333,7 +344,7 @@ def export_dossier(
     timeless = {
         k: v
         for k, v in context.common.items()
-        if k not in ("claims", "summary", "completeness", "linked", "verification")
+        if k not in ("claims", "summary", "reachability", "completeness", "linked", "verification")
     } | {"created": ""}
     chunk_htmls = [
         env.get_template("items.html.j2").render(**timeless, exhibits=chunk, first_chunk=(n == 0))
@@ -481,6 +492,7 @@ def _context(
         "customer": customer,
         "identifiers": identifiers,
         "case": case,
+        "authority": authority_name(case.authority, language) if case else None,
         "case_received": fmt.day(case.received) if case and case.received else None,
         "case_deadline": fmt.day(case.deadline) if case and case.deadline else None,
         "period": period,
@@ -494,6 +506,8 @@ def _context(
         "cover": _("Cover"),
         "claims": _("The customer's claims"),
         "summary": _("Summary"),
+        "reachability": _("Reachability"),
+        "absence": _("Evidence of absence"),
         "completeness": _("Completeness of the sources"),
         "index": _("Index of exhibits"),
         "items": _("Exhibits in time order"),
@@ -619,7 +633,15 @@ def _outline(context: Context) -> list[assemble.OutlineEntry]:
     titles = context.outline_titles
     entries = [
         assemble.OutlineEntry(titles[name], name)
-        for name in ("cover", "claims", "summary", "completeness", "index")
+        for name in (
+            "cover",
+            "claims",
+            "summary",
+            "reachability",
+            "absence",
+            "completeness",
+            "index",
+        )
     ]
     items = assemble.OutlineEntry(titles["items"], "items")
     for ex in context.exhibits:

@@ -1,4 +1,5 @@
-"""The front matter after the cover: claims, summary (with the chart) and completeness.
+"""The front matter after the cover: claims, summary (with the chart), reachability (with
+the evidence of absence) and completeness.
 
 The figures come from ``evidence.summary`` and ``evidence.completeness`` as numbers
 and item ids; this module turns them into sentences in the dossier's language, with
@@ -12,10 +13,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from babel.numbers import format_decimal
+
+from evidence.calls import Call
 from evidence.completeness import Completeness
-from evidence.render.chart import ChartLabels, timeline_chart
+from evidence.render.chart import (
+    ChartLabels,
+    HourBar,
+    ServiceChartLabels,
+    service_chart,
+    timeline_chart,
+)
 from evidence.render.i18n import Formatter
 from evidence.render.views import Exhibit
+from evidence.reports import ANSWERED, CustomerAttempt, CustomerReachability, Figures
 from evidence.store.models import Claim
 from evidence.summary import Fact, Summary
 from evidence.timeline import Timeline
@@ -214,3 +225,284 @@ def completeness_view(
 
 def exhibit_numbers(exhibits: Sequence[Exhibit]) -> dict[str, str]:
     return {ex.item.id: ex.number for ex in exhibits}
+
+
+# --- Reachability and evidence of absence ------------------------------------------------
+
+
+def _outcome_word(outcome: str, _: Callable[[str], str]) -> str:
+    return {
+        "answered": _("answered"),
+        "abandoned": _("caller hung up in the queue"),
+        "timeout": _("queue time limit reached"),
+        "exit-empty": _("left the queue: no agents"),
+        "exit-key": _("left the queue by key press"),
+        "ivr": _("ended in the phone menu or an announcement (no agent)"),
+        "unanswered": _("not answered"),
+        "transferred": _("answered and transferred"),
+        "voicemail": _("voicemail"),
+        "unknown": _("outcome not known (see the source)"),
+        "busy": _("busy"),
+        "failed": _("failed"),
+    }.get(outcome, outcome)
+
+
+def _state_word(state: str | None, _: Callable[[str], str]) -> str:
+    return {
+        "incident": _("during an incident"),
+        "outside-hours": _("outside opening hours"),
+        "normal": _("normal service"),
+    }.get(state or "", "")
+
+
+def _call_result(
+    attempt: CustomerAttempt, exhibit_of: dict[str, str], fmt: Formatter, _: Callable[[str], str]
+) -> tuple[str, list[str]]:
+    call = attempt.item.record
+    assert isinstance(call, Call)
+    words = _outcome_word(call.outcome, _)
+    if call.queue_wait is not None:
+        words += ", " + _("queue wait {duration}").format(duration=fmt.duration(call.queue_wait))
+    if call.outcome in ANSWERED and call.agent:
+        words += ", " + _("agent {agent}").format(agent=call.agent)
+    links: list[str] = []
+    if call.outcome not in ANSWERED:
+        if attempt.callback is not None:
+            words += "; " + _("called back {time}").format(time=fmt.local(attempt.callback.at))
+            links = _links([attempt.callback.id], exhibit_of)
+        elif call.number:
+            words += "; " + _("not called back")
+    return words, links
+
+
+def _email_result(
+    attempt: CustomerAttempt, exhibit_of: dict[str, str], fmt: Formatter, _: Callable[[str], str]
+) -> tuple[str, list[str]]:
+    if attempt.reply is None or attempt.reply_seconds is None:
+        return _("no reply"), []
+    return (
+        _("replied after {duration}").format(duration=fmt.duration(attempt.reply_seconds)),
+        _links([attempt.reply.id], exhibit_of),
+    )
+
+
+def _line_text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+def _mean_per_day(value: int, days: int, fmt: Formatter) -> str:
+    return format_decimal(value / days, format="0.0", locale=fmt.locale) if days else "–"
+
+
+def reachability_view(
+    reach: CustomerReachability | None,
+    exhibit_of: dict[str, str],
+    fmt: Formatter,
+    _: Callable[[str], str],
+) -> dict[str, Any] | None:
+    """The Reachability section: the customer's attempts, the company's figures on those
+    days against the baseline, a chart per day, and the evidence of absence."""
+    if reach is None:
+        return None
+    attempts = []
+    absence = []
+    for attempt in reach.attempts:
+        item = attempt.item
+        is_call = isinstance(item.record, Call)
+        result, links = (_call_result if is_call else _email_result)(attempt, exhibit_of, fmt, _)
+        attempts.append(
+            {
+                "exhibit": exhibit_of.get(item.id, ""),
+                "time": fmt.local(item.at),
+                "channel": _("Call") if is_call else _("Email"),
+                "state": _state_word(item.service_state, _),
+                "result": result,
+                "links": links,
+            }
+        )
+        if attempt.reached_nobody:
+            call = item.record
+            assert isinstance(call, Call)
+            absence.append(
+                {
+                    "exhibit": exhibit_of.get(item.id, ""),
+                    "time": fmt.local(item.at),
+                    "what": _outcome_word(call.outcome, _),
+                    "state": _state_word(item.service_state, _),
+                    "source": ", ".join(
+                        s for s in (call.outcome_source, call.outcome_recorded) if s
+                    ),
+                    "lines": [
+                        {
+                            "ref": _("{file}, line {line}").format(
+                                file=Path(line.source).name or line.source,
+                                line=line.line_number,
+                            ),
+                            "text": _line_text(line.raw),
+                        }
+                        for line in call.source_lines
+                    ],
+                }
+            )
+
+    base = reach.baseline
+    columns = [fmt.day(d.day) for d in reach.days]
+    columns.append(
+        _("Baseline {first} – {last}, per day").format(
+            first=fmt.day(base.date_from), last=fmt.day(base.date_to)
+        )
+    )
+
+    def share(value: float | None) -> str:
+        return f"{fmt.number(round(value * 100))} %" if value is not None else "–"
+
+    def duration(value: float | None) -> str:
+        return fmt.duration(value) if value is not None else "–"
+
+    def row(label: str, day_value: Callable[[Figures], str], base_value: str) -> dict[str, Any]:
+        values = [day_value(d.report.period.total) for d in reach.days]
+        return {"label": label, "values": [*values, base_value]}
+
+    total, days = base.total, base.days
+    rows = [
+        row(
+            _("Calls offered"),
+            lambda f: str(f.calls.offered),
+            _mean_per_day(total.calls.offered, days, fmt),
+        ),  # fmt: skip
+        row(
+            _("answered"),
+            lambda f: str(f.calls.answered),
+            _mean_per_day(total.calls.answered, days, fmt),
+        ),  # fmt: skip
+        row(
+            _("caller hung up in the queue"),
+            lambda f: str(f.calls.abandoned),
+            _mean_per_day(total.calls.abandoned, days, fmt),
+        ),  # fmt: skip
+        row(
+            _("queue time limit reached"),
+            lambda f: str(f.calls.timeout),
+            _mean_per_day(total.calls.timeout, days, fmt),
+        ),  # fmt: skip
+        row(
+            _("ended before a queue (phone menu, announcement)"),
+            lambda f: str(f.calls.ivr_only),
+            _mean_per_day(total.calls.ivr_only, days, fmt),
+        ),  # fmt: skip
+        row(
+            _("outside opening hours"),
+            lambda f: str(f.calls.after_hours),
+            _mean_per_day(total.calls.after_hours, days, fmt),
+        ),  # fmt: skip
+        row(
+            _("Answered within {seconds} s").format(seconds=reach.threshold),
+            lambda f: share(f.calls.service_level),
+            share(total.calls.service_level),
+        ),
+        row(
+            _("Queue wait: median"),
+            lambda f: duration(f.calls.wait_median),
+            duration(total.calls.wait_median),
+        ),  # fmt: skip
+        row(
+            _("Queue wait: 90 % waited at most"),
+            lambda f: duration(f.calls.wait_p90),
+            duration(total.calls.wait_p90),
+        ),  # fmt: skip
+        row(
+            _("Queue wait: longest"),
+            lambda f: duration(f.calls.wait_max),
+            duration(total.calls.wait_max),
+        ),  # fmt: skip
+        row(
+            _("Unanswered calls called back the same day"),
+            lambda f: share(f.callbacks.callback_same_day_share),
+            share(total.callbacks.callback_same_day_share),
+        ),  # fmt: skip
+        row(
+            _("Callback delay: mean"),
+            lambda f: duration(f.callbacks.callback_delay_mean),
+            duration(total.callbacks.callback_delay_mean),
+        ),  # fmt: skip
+        row(
+            _("Emails received"),
+            lambda f: str(f.email.inbound),
+            _mean_per_day(total.email.inbound, days, fmt),
+        ),  # fmt: skip
+        row(
+            _("First reply: median"),
+            lambda f: duration(f.email.first_reply_median),
+            duration(total.email.first_reply_median),
+        ),  # fmt: skip
+        row(
+            _("First reply: longest"),
+            lambda f: duration(f.email.first_reply_max),
+            duration(total.email.first_reply_max),
+        ),  # fmt: skip
+        row(
+            _("Emails without a reply"),
+            lambda f: str(f.email.unanswered),
+            _mean_per_day(total.email.unanswered, days, fmt),
+        ),  # fmt: skip
+    ]
+    incident = [d.report.period.states["incident"].calls for d in reach.days]
+    if any(c.offered for c in incident):
+        rows.insert(
+            1,
+            {
+                "label": _("of which during an incident"),
+                "values": [str(c.offered) for c in incident]
+                + [_mean_per_day(base.states["incident"].calls.offered, days, fmt)],
+            },
+        )
+    labels = ServiceChartLabels(
+        offered=_("calls offered"),
+        answered=_("answered"),
+        incident=_("incident"),
+        agents=_("agents available (logged in, not paused)"),
+        calls=_("calls"),
+        axis_title=_("Time, {zone}").format(zone=fmt.zone.key),
+        format_clock=lambda clock: fmt.clock(
+            dt.datetime.combine(dt.date(2026, 1, 1), clock, tzinfo=fmt.zone)
+        ),
+    )
+    charts = []
+    for day in reach.days:
+        report = day.report
+        if not report.period.total.calls.offered:
+            continue  # a day of emails only: no calls to draw
+        start, end = day.hours[0].start, day.hours[-1].end
+        charts.append(
+            {
+                "title": fmt.day(day.day),
+                "svg": service_chart(
+                    start,
+                    end,
+                    [HourBar(h.start, h.end, h.offered, h.answered) for h in day.hours],
+                    [(i.start, i.end) for i in report.incidents if i.applies_to("phone")],
+                    [(a.at, len(a.available)) for a in report.agents],
+                    fmt.zone,
+                    labels,
+                ),
+            }
+        )
+    return {
+        "attempts": attempts,
+        "absence": absence,
+        "columns": columns,
+        "rows": rows,
+        "charts": charts,
+        "threshold": reach.threshold,
+        "more_days": reach.more_days,
+        "baseline_empty": not (base.total.calls.offered or base.total.email.inbound),
+    }
+
+
+def reachability_links(view: dict[str, Any] | None) -> set[str]:
+    """The exhibit numbers the Reachability section links to."""
+    if view is None:
+        return set()
+    found = {a["exhibit"] for a in view["attempts"] if a["exhibit"]}
+    found |= {n for a in view["attempts"] for n in a["links"]}
+    return found | {a["exhibit"] for a in view["absence"] if a["exhibit"]}
