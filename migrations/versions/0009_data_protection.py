@@ -105,7 +105,6 @@ def upgrade() -> None:
         sa.Column("leaf_hash", sa.String(length=64), nullable=False),
         sa.Column("redacted_sha256", sa.String(length=64), nullable=False),
         sa.ForeignKeyConstraint(["erasure_id"], ["erasures.id"]),
-        sa.ForeignKeyConstraint(["seq"], ["ledger.seq"]),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("seq"),
     )
