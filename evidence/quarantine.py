@@ -13,7 +13,6 @@ from evidence.store.blobs import read_blob
 from evidence.store.models import Blob, QuarantineItem
 from evidence.timeutil import iso_utc
 
-
 _QUOTED = re.compile("b?'[^'\\n]*'|b?\"[^\"\\n]*\"")
 
 
