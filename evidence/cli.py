@@ -2,7 +2,8 @@
 
 Exit codes: 0 done; 1 error; 2 usage; 3 done, but some input was quarantined;
 4 `evidence sync` is already running (this run did nothing).
-5 verification found the store or a dossier altered.
+5 verification found the store or a dossier altered; 6 `customer erase` refused (open case or
+legal hold).
 """
 
 from __future__ import annotations

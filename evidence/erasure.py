@@ -15,13 +15,15 @@ allows it only through ``evidence.store.guards.ERASURE_PATHS``):
   original Merkle leaf hash in the tombstone, so every checkpoint and the chain
   still verify; ``evidence verify`` reports the erasure;
 - the tombstone is chained and a new checkpoint signs it;
-- the customer's name and identifiers (bookkeeping) are removed with it.
+- the customer's name and identifiers (bookkeeping) are removed with it, and the
+  render cache of this machine is emptied.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -333,6 +335,9 @@ def erase_customer(
         customer.name = ""
         session.flush()
         write_checkpoint(session, store.config, "erasure")
+    # Rendered pages are cached by the SHA-256 of their HTML, so which ones showed this
+    # customer is not known: the whole cache goes (it is rebuilt by the next export).
+    shutil.rmtree(store.config.home / "cache" / "render", ignore_errors=True)
     if is_sqlite(store.engine):
         # Old page images of the erased rows may sit in the WAL until a checkpoint.
         # Outside any transaction (the engine's "begin" would take the write lock).

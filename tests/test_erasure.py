@@ -173,10 +173,14 @@ def test_refused_while_held_then_erased_and_still_verifies(
     # Nothing was erased by the refusals.
     assert SUBJECT.encode() in _blob(store, raw_digest)
 
+    cached = env.home / "cache" / "render" / "ab" / "page.pdf"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"%PDF- a rendered page of Anna's mail")
     before = _chain_length(store)
     done = cli("customer", "erase", ANNA, "--reason", "erasure request 2026-11-21", "--yes")
     assert "erased customer 100001: 2 emails, 1 recordings, 4 blobs" in done.stdout
     assert _chain_length(store) == before + 1  # the tombstone (checkpoints are not entries)
+    assert not cached.exists()
 
     # The bytes are gone from the table; the shared attachment and shared email stay.
     assert _blob(store, raw_digest) == b""
