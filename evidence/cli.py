@@ -288,12 +288,12 @@ def customer_erase(ref: str, reason: str, yes: bool, by: str | None) -> None:
 
     Refused (exit 6) while the customer has an open case or an active legal
     hold (Art. 17(3)(e)). Otherwise removes the bytes of the customer's emails,
-    attachments and call recordings (a blob another record also cites stays),
-    blanks their subjects, names, addresses and file names in the store and in
-    the ledger, and removes the customer's name and identifiers. The hash chain
-    and every signed checkpoint still verify: `evidence verify` reports the
-    erasure (when, why, by whom, which blobs). Emails that are also another
-    customer's are kept whole. The customer's phone-system log lines are kept.
+    attachments and call recordings (a blob another record also cites stays)
+    and of the phone-system lines of their calls, blanks subjects, addresses,
+    numbers and file names in the store and in the ledger, and removes the
+    customer's name and identifiers. The hash chain and every signed checkpoint
+    still verify: `evidence verify` reports the erasure (when, why, by whom,
+    which blobs). Emails and calls that are also another customer's stay whole.
 
     Example:
 
@@ -307,17 +307,18 @@ def customer_erase(ref: str, reason: str, yes: bool, by: str | None) -> None:
             with store.session() as session:
                 plan = plan_erasure(session, ref)
             click.echo(
-                f"customer {ref}: {len(plan.emails)} emails and {len(plan.recordings)} "
-                f"recordings erased, {len(plan.blobs)} blobs removed; kept as shared with "
-                f"other customers: {len(plan.shared_emails)} emails, "
-                f"{len(plan.shared_recordings)} recordings, {len(plan.shared_blobs)} blobs"
+                f"customer {ref}: {len(plan.emails)} emails, {len(plan.recordings)} "
+                f"recordings and {len(plan.lines)} call-log lines erased, {len(plan.blobs)} "
+                f"blobs removed; kept as shared with other customers: "
+                f"{len(plan.shared_emails)} emails, {len(plan.shared_recordings)} recordings, "
+                f"{len(plan.shared_lines)} call-log lines, {len(plan.shared_blobs)} blobs"
             )
             click.confirm("This cannot be undone. Erase?", abort=True)
         erasure, plan = erase_customer(store, ref, reason=reason, by=by)
     click.echo(
         f"erased customer {ref}: {len(plan.emails)} emails, {len(plan.recordings)} recordings, "
-        f"{len(plan.blobs)} blobs (erasure #{erasure.id}, chained; "
-        f"{len(plan.shared_blobs)} shared blobs kept)"
+        f"{len(plan.lines)} call-log lines, {len(plan.blobs)} blobs "
+        f"(erasure #{erasure.id}, chained; {len(plan.shared_blobs)} shared blobs kept)"
     )
 
 

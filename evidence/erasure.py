@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from evidence.calls import calls_for_numbers
+from evidence.calls import Call, calls_for_numbers
 from evidence.customers import identifiers, load_customer
 from evidence.errors import ContentErased, ErasureRefused, InvalidInput
 from evidence.holds import active_holds
@@ -43,8 +43,10 @@ from evidence.store.guards import ERASURE_PATHS
 from evidence.store.models import (
     Base,
     Blob,
+    CallRecord,
     Case,
     CaseDocument,
+    CdrRecord,
     CustomerIdentifier,
     Direction,
     Email,
@@ -57,7 +59,9 @@ from evidence.store.models import (
     IncidentAttachment,
     LedgerEntry,
     QuarantineItem,
+    QueueEvent,
     Recording,
+    SourceLine,
 )
 from evidence.timeutil import utcnow
 
@@ -71,14 +75,20 @@ class ErasurePlan:
     customer_ref: str
     emails: list[int] = field(default_factory=list)
     recordings: list[int] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # phone-system lines of the customer's calls
     blobs: dict[str, int] = field(default_factory=dict)  # sha256 -> size
     shared_emails: list[int] = field(default_factory=list)
     shared_recordings: list[int] = field(default_factory=list)
+    shared_lines: list[int] = field(default_factory=list)
     shared_blobs: list[str] = field(default_factory=list)
 
     @property
     def records(self) -> list[str]:
-        return [f"emails/{i}" for i in self.emails] + [f"recordings/{i}" for i in self.recordings]
+        return (
+            [f"emails/{i}" for i in self.emails]
+            + [f"recordings/{i}" for i in self.recordings]
+            + [f"source_lines/{i}" for i in self.lines]
+        )
 
 
 def _refuse_if_held(session: Session, ref: str, customer_id: int) -> None:
@@ -169,12 +179,18 @@ def plan_erasure(session: Session, ref: str) -> ErasurePlan:
     plan.shared_emails = sorted(mine & theirs)
     my_calls = calls_for_numbers(session, identifiers(customer, IdentifierKind.PHONE))
     my_recordings = {r.id: r for call in my_calls for r in call.recordings}
+    my_lines = {line for call in my_calls for line in _lines_of(call)}
     their_recordings: set[int] = set()
-    if my_recordings:
+    their_lines: set[int] = set()
+    if my_calls:
         others = _other_identifiers(session, customer.id, IdentifierKind.PHONE)
-        their_recordings = {r.id for c in calls_for_numbers(session, others) for r in c.recordings}
+        for call in calls_for_numbers(session, others):
+            their_recordings.update(r.id for r in call.recordings)
+            their_lines.update(_lines_of(call))
     plan.recordings = sorted(set(my_recordings) - their_recordings)
     plan.shared_recordings = sorted(set(my_recordings) & their_recordings)
+    plan.lines = sorted(my_lines - their_lines)
+    plan.shared_lines = sorted(my_lines & their_lines)
 
     candidates: dict[str, int] = {}
     emails = set(plan.emails)
@@ -201,6 +217,15 @@ def plan_erasure(session: Session, ref: str) -> ErasurePlan:
     return plan
 
 
+def _lines_of(call: Call) -> set[int]:
+    """The phone-system lines a call was derived from (CDR rows, queue_log lines, CSV rows)."""
+    return (
+        {r.source_line_id for r in call.cdr_rows}
+        | {e.source_line_id for e in call.queue_events}
+        | {r.source_line_id for r in call.call_records}
+    )
+
+
 def _cited_elsewhere(session: Session, digests: list[str], owned: dict[str, set[int]]) -> set[str]:
     """The digests cited by any row that is not one of the erased records."""
     shared: set[str] = set()
@@ -222,7 +247,8 @@ def _redact(fields: dict[str, Any]) -> dict[str, Any]:
     if path is not None:
         for column, value in path.erased.items():
             if column in out:
-                out[column] = value
+                # Encoded as the ledger encodes a row (bytes as base64).
+                out[column] = {"base64": ""} if isinstance(value, bytes) else value
     if "_children" in out:
         out["_children"] = [_redact(child) for child in out["_children"]]
     return out
@@ -271,6 +297,10 @@ def erase_customer(
                         and_(
                             LedgerEntry.record_type == "recordings",
                             LedgerEntry.record_id.in_([str(i) for i in plan.recordings]),
+                        ),
+                        and_(
+                            LedgerEntry.record_type == "source_lines",
+                            LedgerEntry.record_id.in_([str(i) for i in plan.lines]),
                         ),
                     )
                 )
@@ -321,6 +351,9 @@ def erase_customer(
         _blank(session, EmailAddress, EmailAddress.__table__.c.email_id, plan.emails)
         _blank(session, EmailAttachment, EmailAttachment.__table__.c.email_id, plan.emails)
         _blank(session, Recording, Recording.__table__.c.id, plan.recordings)
+        _blank(session, SourceLine, SourceLine.__table__.c.id, plan.lines)
+        for parsed in (CdrRecord, QueueEvent, CallRecord):
+            _blank(session, parsed, parsed.__table__.c.source_line_id, plan.lines)
         for seq, payload in redacted.items():
             session.execute(
                 update(LedgerEntry.__table__)  # type: ignore[arg-type]

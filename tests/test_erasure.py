@@ -19,7 +19,18 @@ from evidence.ingest.asterisk import import_calls
 from evidence.ingest.mail import import_mail
 from evidence.ingest.recordings import import_recordings
 from evidence.store.db import Store, sqlite_path
-from evidence.store.models import Blob, Email, ErasedBlob, ErasedEntry, LedgerEntry, Recording
+from evidence.store.guards import ERASURE_PATHS
+from evidence.store.models import (
+    Base,
+    Blob,
+    CdrRecord,
+    Email,
+    ErasedBlob,
+    ErasedEntry,
+    LedgerEntry,
+    Recording,
+    SourceLine,
+)
 from evidence.verify.store import verify_store
 from tests.conftest import Cli, Env
 
@@ -28,6 +39,7 @@ ANNA = "100001"
 BERTTA = "100002"
 SUBJECT = "CANARY-SUBJECT-7f3a"
 BODY = "CANARY-BODY-7f3a"
+NUMBER = "0507654321"  # Anna's, as the sample's PBX wrote it
 OWN_ATTACHMENT = b"CANARY-ATTACHMENT-7f3a: only Anna's\n"
 SHARED_ATTACHMENT = b"tariff sheet 2026, sent to everyone\n"
 
@@ -178,7 +190,9 @@ def test_refused_while_held_then_erased_and_still_verifies(
     cached.write_bytes(b"%PDF- a rendered page of Anna's mail")
     before = _chain_length(store)
     done = cli("customer", "erase", ANNA, "--reason", "erasure request 2026-11-21", "--yes")
-    assert "erased customer 100001: 2 emails, 1 recordings, 4 blobs" in done.stdout
+    assert "erased customer 100001: 2 emails, 1 recordings, 3 call-log lines, 4 blobs" in (
+        done.stdout
+    )
     assert _chain_length(store) == before + 1  # the tombstone (checkpoints are not entries)
     assert not cached.exists()
 
@@ -200,6 +214,21 @@ def test_refused_while_held_then_erased_and_still_verifies(
             assert SUBJECT not in payload
             # Anna's address stays only in the mail she shares with Bertta.
             assert seq not in redacted or "anna@example.net" not in payload
+        # Her calls' phone-system lines: bytes and numbers gone, times and figures kept.
+        cdr = list(session.scalars(select(CdrRecord).order_by(CdrRecord.id)))
+        assert len(cdr) == 4  # the sample's Master.csv
+        hers = [r for r in cdr if r.src == ""]
+        assert len(hers) == 3 and all(r.src_e164 is None and r.clid == "" for r in hers)
+        assert all(r.duration > 0 and r.started_at for r in hers)
+        assert "+358507654321" not in {r.src_e164 for r in cdr}
+        for line in session.scalars(select(SourceLine)):
+            assert NUMBER.encode() not in bytes(line.raw)
+        assert sum(1 for line in session.scalars(select(SourceLine)) if not line.raw) == 3
+        for payload in session.scalars(select(LedgerEntry.payload)):
+            fields = json.loads(payload)
+            if fields["_table"] == "source_lines":
+                assert NUMBER.encode() not in base64.b64decode(fields["raw"]["base64"])
+            assert "+358507654321" not in payload
         shared = session.scalars(select(Email).where(Email.subject == "Tiedote molemmille")).one()
         erased = set(session.scalars(select(ErasedBlob.sha256)))
     assert b"Tiedote molemmille" in _blob(store, shared.raw_sha256)
@@ -212,6 +241,7 @@ def test_refused_while_held_then_erased_and_still_verifies(
                 raw = path.read_bytes()
                 assert SUBJECT.encode() not in raw and BODY.encode() not in raw, path
                 assert b"CANARY-ATTACHMENT" not in raw, path
+                assert NUMBER.encode() not in raw and b"+358507654321" not in raw, path
 
     # verify passes and reports the erasure, not a missing blob.
     report = verify_store(store)
@@ -225,7 +255,7 @@ def test_refused_while_held_then_erased_and_still_verifies(
     assert data["erasures"][0]["customer"] == ANNA
     assert data["erasures"][0]["reason"] == "erasure request 2026-11-21"
     assert set(data["erasures"][0]["blobs"]) == erased
-    assert len(data["erasures"][0]["ledger_entries"]) == 3  # 2 emails, 1 recording
+    assert len(data["erasures"][0]["ledger_entries"]) == 6  # 2 emails, 1 recording, 3 lines
     status = json.loads(cli("status", "--json").stdout)
     assert status["chain"]["ok"] is True, status["chain"]["problems"]
     assert status["chain"]["entries"] == _chain_length(store) == before + 3  # + 2 verify audits
@@ -319,3 +349,14 @@ def test_verify_finds_a_widened_erasure_path_and_a_forged_redaction(
         )
     else:
         assert "is disabled" in problems["trigger evidence_append_only_ledger_row"]
+
+
+def test_erasure_paths_name_every_column() -> None:
+    """A column added to an erasable table must be named kept or erased, or erasure could change
+    it: this fails until evidence.store.guards.ERASURE_PATHS (and a migration) say which."""
+    for table, path in ERASURE_PATHS.items():
+        columns = {c.name for c in Base.metadata.tables[table].columns}
+        named = set(path.kept) | set(path.erased)
+        free = {"payload"} if table == "ledger" else set()
+        assert columns - named == free, table
+        assert named <= columns, table

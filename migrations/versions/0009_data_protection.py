@@ -8,7 +8,8 @@ Evidence tables stay append-only. The one exception (see
 ``evidence.store.guards.ERASURE_PATHS`` and VERIFYING.md) lets an erasure blank
 the personal content of rows that a chained tombstone row already names:
 a blob's bytes, a redacted ledger payload, an email's headers, an attachment's
-or recording's file name. Every other change is still refused.
+or recording's file name, a phone-system line's bytes and the numbers and names
+parsed from it. Every other change is still refused.
 """
 
 from collections.abc import Sequence
@@ -38,6 +39,10 @@ ERASABLE_TABLES = (
     "email_addresses",
     "email_attachments",
     "recordings",
+    "source_lines",
+    "cdr_records",
+    "queue_events",
+    "call_records",
 )
 
 
