@@ -399,18 +399,3 @@ def refuse_if_erased(session: Session, customer_ref: str) -> None:
             f"(erasure #{erasure.id}: {erasure.reason}); there is no dossier to make. "
             f"`evidence timeline {customer_ref}` shows the erasure"
         )
-
-
-def erasure_json(erasure: Erasure) -> dict[str, Any]:
-    from evidence.timeutil import iso_utc
-
-    return {
-        "id": erasure.id,
-        "customer": erasure.customer_ref,
-        "erased_at": iso_utc(erasure.erased_at),
-        "erased_by": erasure.erased_by,
-        "reason": erasure.reason,
-        "records": json.loads(erasure.records),
-        "blobs": [b.sha256 for b in erasure.blobs],
-        "ledger_entries": [e.seq for e in erasure.entries],
-    }

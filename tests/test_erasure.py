@@ -360,3 +360,24 @@ def test_erasure_paths_name_every_column() -> None:
         free = {"payload"} if table == "ledger" else set()
         assert columns - named == free, table
         assert named <= columns, table
+
+
+def test_erase_asks_first_and_says_what_it_will_do(env: Env, two_customers: Store) -> None:
+    from click.testing import CliRunner
+
+    from evidence.cli import main
+
+    result = CliRunner().invoke(
+        main, ["customer", "erase", ANNA, "--reason", "request"], input="n\n", env=env.vars
+    )
+    assert result.exit_code == 1  # aborted
+    assert (
+        "customer 100001: 2 emails, 1 recordings and 3 call-log lines erased, 4 blobs removed; "
+        "kept as shared with other customers: 1 emails, 0 recordings, 0 call-log lines, 1 blobs"
+    ) in result.stdout
+    with two_customers.session() as session:
+        assert session.scalar(select(func.count()).select_from(ErasedBlob)) == 0
+        assert (
+            session.scalar(select(func.count()).select_from(Email).where(Email.subject == SUBJECT))
+            == 1
+        )
