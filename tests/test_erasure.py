@@ -381,3 +381,19 @@ def test_erase_asks_first_and_says_what_it_will_do(env: Env, two_customers: Stor
             session.scalar(select(func.count()).select_from(Email).where(Email.subject == SUBJECT))
             == 1
         )
+
+
+@pytest.mark.slow
+def test_other_customers_dossier_still_proves_itself_after_an_erasure(
+    env: Env, two_customers: Store, cli: Cli, tmp_path: Path
+) -> None:
+    """Inclusion proofs are computed over the tree with the erased leaves' original hashes."""
+    before = tmp_path / "before.pdf"
+    cli("export", BERTTA, "-o", str(before), "--jobs", "1")
+    cli("customer", "erase", ANNA, "--reason", "request", "--yes")
+    after = tmp_path / "after.pdf"
+    out = cli("export", BERTTA, "-o", str(after), "--jobs", "1")
+    assert "2 items" in out.stdout
+    checked = cli("verify", str(after), "--previous", str(before))
+    assert checked.stdout.splitlines()[-1] == "INTACT: every check passed"
+    cli("verify", str(before))
