@@ -280,33 +280,24 @@ def erase_customer(
         # The log as it is now, signed: every leaf hash the tombstone keeps is checked
         # against this checkpoint by `evidence verify`.
         write_checkpoint(session, store.config, "before erasure")
-        entries = list(
-            session.execute(
-                select(
-                    LedgerEntry.seq,
-                    LedgerEntry.record_type,
-                    LedgerEntry.record_id,
-                    LedgerEntry.payload,
-                )
-                .where(
-                    or_(
-                        and_(
-                            LedgerEntry.record_type == "emails",
-                            LedgerEntry.record_id.in_([str(i) for i in plan.emails]),
-                        ),
-                        and_(
-                            LedgerEntry.record_type == "recordings",
-                            LedgerEntry.record_id.in_([str(i) for i in plan.recordings]),
-                        ),
-                        and_(
-                            LedgerEntry.record_type == "source_lines",
-                            LedgerEntry.record_id.in_([str(i) for i in plan.lines]),
-                        ),
+        entries: list[tuple[int, str]] = []
+        for record_type, ids in (
+            ("emails", plan.emails),
+            ("recordings", plan.recordings),
+            ("source_lines", plan.lines),
+        ):
+            keys = [str(i) for i in ids]
+            for first in range(0, len(keys), 500):
+                entries.extend(
+                    (int(seq), str(payload))
+                    for seq, payload in session.execute(
+                        select(LedgerEntry.seq, LedgerEntry.payload).where(
+                            LedgerEntry.record_type == record_type,
+                            LedgerEntry.record_id.in_(keys[first : first + 500]),
+                        )
                     )
                 )
-                .order_by(LedgerEntry.seq)
-            )
-        )
+        entries.sort()
         erasure = Erasure(
             customer_ref=ref,
             erased_at=utcnow(),
@@ -322,13 +313,13 @@ def erase_customer(
         ]
         redacted: dict[int, str] = {}
         erased_entries = []
-        for seq, _type, _id, payload in entries:
+        for seq, payload in entries:
             new_payload = _canonical(_redact(json.loads(payload)))
-            redacted[int(seq)] = new_payload
+            redacted[seq] = new_payload
             erased_entries.append(
                 ErasedEntry(
                     erasure_id=erasure.id,
-                    seq=int(seq),
+                    seq=seq,
                     leaf_hash=merkle.leaf_hash(payload.encode("utf-8")).hex(),
                     redacted_sha256=hashlib.sha256(new_payload.encode("utf-8")).hexdigest(),
                 )
