@@ -134,6 +134,35 @@ def attach_document(
     return document
 
 
+def close_case(store: Store, reference: str, *, reason: str, by: str | None = None) -> Case:
+    """Close a case: its customer's data is no longer held for it (see ``evidence.erasure``).
+
+    The closing is logged in the audit log (chained), since the cases table is bookkeeping.
+    """
+    from evidence.store import audit
+    from evidence.store.checkpoints import actor
+
+    if not reason.strip():
+        raise InvalidInput("say why the case is closed: --reason 'decision received 2026-12-01'")
+    with store.writing() as session:
+        case = load_case(session, reference)
+        if case.closed_at is not None:
+            raise InvalidInput(f"case {reference} was already closed on {case.closed_at:%Y-%m-%d}")
+        case.closed_at = utcnow()
+        case.closed_by = (by or actor())[:300]
+        case.close_reason = reason.strip()
+        session.flush()
+        audit.record(
+            session,
+            action="case-close",
+            subject=f"case {reference}",
+            details={"customer": case.customer.ref, "reason": case.close_reason},
+            actor=case.closed_by,
+        )
+        write_checkpoint(session, store.config, "case close")
+    return case
+
+
 def get_case(store: Store, reference: str) -> Case:
     with store.session() as session:
         return load_case(session, reference)

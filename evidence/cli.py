@@ -2,7 +2,8 @@
 
 Exit codes: 0 done; 1 error; 2 usage; 3 done, but some input was quarantined;
 4 `evidence sync` is already running (this run did nothing).
-5 verification found the store or a dossier altered.
+5 verification found the store or a dossier altered; 6 `customer erase` refused (open case or
+legal hold).
 """
 
 from __future__ import annotations
@@ -285,6 +286,147 @@ def customer_list(as_json: bool) -> None:
         return
     for row in rows:
         click.echo(f"{row['ref']}\t{row['name']}\t{', '.join(row['identifiers'])}")
+
+
+@customer.command("erase", context_settings=CONTEXT)
+@click.argument("ref")
+@click.option("--reason", required=True, help="Why (e.g. the request's date); kept in the log.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--by", help="Who erases (default: the OS user).")
+@handle_errors
+def customer_erase(ref: str, reason: str, yes: bool, by: str | None) -> None:
+    """Erase a customer's personal content (GDPR Art. 17), leaving a tombstone in the log.
+
+    Refused (exit 6) while the customer has an open case or an active legal
+    hold (Art. 17(3)(e)). Otherwise removes the bytes of the customer's emails,
+    attachments and call recordings (a blob another record also cites stays)
+    and of the phone-system lines of their calls, blanks subjects, addresses,
+    numbers and file names in the store and in the ledger, and removes the
+    customer's name and identifiers. The hash chain and every signed checkpoint
+    still verify: `evidence verify` reports the erasure (when, why, by whom,
+    which blobs). Emails and calls that are also another customer's stay whole.
+
+    Example:
+
+    \b
+        evidence customer erase 100234 --reason "erasure request of 2026-11-20" --yes
+    """
+    from evidence.erasure import erase_customer, plan_erasure
+
+    with _store() as store:
+        if not yes:
+            with store.session() as session:
+                plan = plan_erasure(session, ref)
+            click.echo(
+                f"customer {ref}: {len(plan.emails)} emails, {len(plan.recordings)} "
+                f"recordings and {len(plan.lines)} call-log lines erased, {len(plan.blobs)} "
+                f"blobs removed; kept as shared with other customers: "
+                f"{len(plan.shared_emails)} emails, {len(plan.shared_recordings)} recordings, "
+                f"{len(plan.shared_lines)} call-log lines, {len(plan.shared_blobs)} blobs"
+            )
+            click.confirm("This cannot be undone. Erase?", abort=True)
+        erasure, plan = erase_customer(store, ref, reason=reason, by=by)
+    click.echo(
+        f"erased customer {ref}: {len(plan.emails)} emails, {len(plan.recordings)} recordings, "
+        f"{len(plan.lines)} call-log lines, {len(plan.blobs)} blobs "
+        f"(erasure #{erasure.id}, chained; {len(plan.shared_blobs)} shared blobs kept)"
+    )
+
+
+# --- legal holds -------------------------------------------------------------------
+
+
+@main.group(context_settings=CONTEXT)
+def hold() -> None:
+    """Legal holds: keep a customer's data whatever else is asked (GDPR Art. 17(3)(e))."""
+
+
+@hold.command("add", context_settings=CONTEXT)
+@click.argument("ref")
+@click.option("--reason", required=True, help="Why the data is held.")
+@click.option("--by", help="Who places the hold (default: the OS user).")
+@handle_errors
+def hold_add(ref: str, reason: str, by: str | None) -> None:
+    """Place a legal hold on a customer, or on a case (which holds its customer).
+
+    REF is a customer reference, else a case reference. While a hold is active,
+    `evidence customer erase` refuses. Holds are chained like evidence.
+
+    Example:
+
+    \b
+        evidence hold add 100234 --reason "court summons of 2026-11-20"
+    """
+    from evidence.holds import add_hold
+
+    with _store() as store:
+        placed = add_hold(store, ref, reason=reason, by=by)
+    on = (
+        f"case {placed.case_ref} (customer {placed.customer_ref})"
+        if placed.case_ref
+        else (f"customer {placed.customer_ref}")
+    )
+    click.echo(f"legal hold #{placed.id} on {on}")
+
+
+@hold.command("release", context_settings=CONTEXT)
+@click.argument("ref")
+@click.option("--reason", required=True, help="Why the hold ends.")
+@click.option("--by", help="Who releases it (default: the OS user).")
+@handle_errors
+def hold_release(ref: str, reason: str, by: str | None) -> None:
+    """Release the active holds placed on REF. The release is a new record; the hold stays.
+
+    Example:
+
+    \b
+        evidence hold release 100234 --reason "proceedings ended 2026-12-15"
+    """
+    from evidence.holds import release_hold
+
+    with _store() as store:
+        releases = release_hold(store, ref, reason=reason, by=by)
+    for release in releases:
+        click.echo(f"legal hold #{release.releases_id} released (record #{release.id})")
+
+
+@hold.command("list", context_settings=CONTEXT)
+@json_option
+@handle_errors
+def hold_list(as_json: bool) -> None:
+    """List legal holds, active and released.
+
+    Example:
+
+    \b
+        evidence hold list --json
+    """
+    from evidence.holds import list_holds
+
+    with _store() as store:
+        states = list_holds(store)
+    rows = [
+        {
+            "id": s.hold.id,
+            "ref": s.ref,
+            "customer": s.hold.customer_ref,
+            "case": s.hold.case_ref,
+            "reason": s.hold.reason,
+            "held_by": s.hold.actor,
+            "held_at": iso_utc(s.hold.at),
+            "active": s.active,
+            "released_at": iso_utc(s.release.at) if s.release else None,
+            "released_by": s.release.actor if s.release else None,
+            "release_reason": s.release.reason if s.release else None,
+        }
+        for s in states
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for row in rows:
+        state = "active" if row["active"] else f"released {row['released_at']}"
+        click.echo(f"#{row['id']}\t{row['ref']}\t{state}\t{row['held_at']}\t{row['reason']}")
 
 
 # --- imports --------------------------------------------------------------------
@@ -966,6 +1108,29 @@ def case_open(
     click.echo(f"case {opened.reference} opened")
 
 
+@case.command("close", context_settings=CONTEXT)
+@click.argument("reference")
+@click.option("--reason", required=True, help="Why the case is closed (kept in the audit log).")
+@click.option("--by", help="Who closes it (default: the OS user).")
+@handle_errors
+def case_close(reference: str, reason: str, by: str | None) -> None:
+    """Close a case once it is settled; its customer's data is then no longer held for it.
+
+    While a customer has an open case, `evidence customer erase` refuses
+    (GDPR Art. 17(3)(e)). The closing is recorded in the audit log.
+
+    Example:
+
+    \b
+        evidence case close ESAVI/31337/2026 --reason "AVI decision of 2026-12-01 received"
+    """
+    from evidence.cases import close_case
+
+    with _store() as store:
+        closed = close_case(store, reference, reason=reason, by=by)
+    click.echo(f"case {closed.reference} closed")
+
+
 def _days_left_text(days_left: int | None) -> str:
     if days_left is None:
         return "no deadline"
@@ -1012,6 +1177,7 @@ def case_list(today: str | None, as_json: bool) -> None:
             "period_to": d.case.period_to.isoformat() if d.case.period_to else None,
             "documents": len(d.case.documents),
             "claims": len(current_claims(d.case)),
+            "closed_at": iso_utc(d.case.closed_at) if d.case.closed_at else None,
         }
         for d in due
     ]
@@ -1184,6 +1350,12 @@ def timeline(ref: str, date_from: str | None, date_to: str | None, as_json: bool
             return
         for line in timeline_lines(built, config.zone):
             click.echo(line)
+        for erasure in built.erasures:
+            click.echo(
+                f"{format_local(erasure.erased_at, config.zone)}  ERASED: the customer's "
+                f"personal content (erasure #{erasure.id} by {erasure.erased_by}: "
+                f"{erasure.reason})"
+            )
 
 
 @main.command(context_settings=CONTEXT)
@@ -1372,6 +1544,11 @@ def export(
             raise click.UsageError("with --format zip, -o must name a .zip file")
         # The PDF inside the bag is named after the ZIP; it is written beside nothing of yours.
         pdf_path = Path(tempfile.mkdtemp(prefix="evidence-export-")) / f"{output.stem}.pdf"
+    with _store() as store:
+        from evidence.erasure import refuse_if_erased
+
+        with store.session() as session:
+            refuse_if_erased(session, ref or _case_customer(session, case_ref))
     with _store() as store, _progress("rendering") as progress:
         result = export_dossier(
             store,
@@ -1421,6 +1598,13 @@ def export(
         f"proved against checkpoint #{result.checkpoint_id} (root {result.root})"
         + ("; PDF signed" if result.signed else "")
     )
+
+
+def _case_customer(session: Any, case_ref: str | None) -> str:
+    from evidence.cases import load_case
+
+    assert case_ref is not None
+    return load_case(session, case_ref).customer.ref
 
 
 @main.group(context_settings=CONTEXT)

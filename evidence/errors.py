@@ -41,3 +41,13 @@ class SyncAlreadyRunning(EvidenceError):
     """Another ``evidence sync`` holds the lock; this run did nothing."""
 
     exit_code = 4
+
+
+class ErasureRefused(EvidenceError):
+    """An erasure the law does not allow yet: an open case or an active legal hold."""
+
+    exit_code = 6
+
+
+class ContentErased(EvidenceError):
+    """The content asked for was erased (GDPR Art. 17); the tombstone says when and why."""

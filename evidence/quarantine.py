@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -11,6 +12,16 @@ from evidence.errors import NotFound
 from evidence.store.blobs import read_blob
 from evidence.store.models import Blob, QuarantineItem
 from evidence.timeutil import iso_utc
+
+_QUOTED = re.compile("b?'[^'\\n]*'|b?\"[^\"\\n]*\"")
+
+
+def log_safe(reason: str, limit: int = 200) -> str:
+    """A quarantine reason fit for stderr and logs: quoted input (a field's value, a
+    header, a line) is elided and the text clipped. The store keeps the full reason
+    (`evidence quarantine show`): it is evidence; a cron log is not."""
+    text_ = _QUOTED.sub("'…'", reason).replace("\n", " ").replace("\r", " ")
+    return text_ if len(text_) <= limit else text_[: limit - 1] + "…"
 
 
 @dataclass

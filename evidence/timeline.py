@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,6 +28,7 @@ from evidence.store.models import (
     Direction,
     Email,
     EmailAddress,
+    Erasure,
     IdentifierKind,
     Incident,
 )
@@ -85,6 +87,8 @@ class Timeline:
     items: list[Item]
     # Agent availability over the same days: a timeline of its own (see calls.agent_availability).
     availability: list[Availability] = field(default_factory=list)
+    # The customer's erasures (GDPR Art. 17): their content is gone, the tombstones stay.
+    erasures: list[Erasure] = field(default_factory=list)
 
     def of_kind(self, kind: str) -> list[Item]:
         return [i for i in self.items if i.kind == kind]
@@ -202,7 +206,22 @@ def build_timeline(
             inc for inc in incidents if inc.applies_to(channel) and is_going_on(inc, item.at)
         ]
     items.sort(key=Item.sort_key)
-    return Timeline(customer=customer, start=start, end=end, items=items, availability=availability)
+    erasures = list(
+        session.scalars(
+            select(Erasure)
+            .where(Erasure.customer_ref == customer.ref)
+            .options(selectinload(Erasure.blobs))
+            .order_by(Erasure.id)
+        )
+    )
+    return Timeline(
+        customer=customer,
+        start=start,
+        end=end,
+        items=items,
+        availability=availability,
+        erasures=erasures,
+    )
 
 
 def _offset_iso(value: dt.datetime | None, offset_minutes: int | None) -> str | None:
@@ -413,5 +432,21 @@ def timeline_json(timeline: Timeline) -> list[dict[str, Any]]:
         ((a.at, KIND_ORDER["agent_availability"], a.id), availability_json(a))
         for a in timeline.availability
     ]
+    merged += [
+        ((e.erased_at, 3, f"erasure:{e.id}"), erasure_item_json(e)) for e in timeline.erasures
+    ]
     merged.sort(key=lambda pair: pair[0])
     return [data for _, data in merged]
+
+
+def erasure_item_json(erasure: Erasure) -> dict[str, Any]:
+    """An erasure in the timeline: the customer's content before it is gone, and why."""
+    return {
+        "kind": "erasure",
+        "at": iso_utc(erasure.erased_at),
+        "id": f"erasure:{erasure.id}",
+        "erased_by": erasure.erased_by,
+        "reason": erasure.reason,
+        "records": json.loads(erasure.records),
+        "blobs": [b.sha256 for b in erasure.blobs],
+    }

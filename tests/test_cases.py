@@ -86,6 +86,7 @@ def test_case_list_counts_days_left_overdue_first(store: Store, cli: Cli) -> Non
         "period_to": None,
         "documents": 0,
         "claims": 0,
+        "closed_at": None,
     }
     assert cli("case", "list", "--today", "2026-04-01").stdout == (
         "E/5\t1\tAVI\t2026-03-25\toverdue by 7 days\n"

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from evidence.quarantine import log_safe
 from evidence.store import ledger
 from evidence.store.blobs import put_blob, sha256_hex
 from evidence.store.models import ImportRun, QuarantineItem
@@ -97,5 +98,6 @@ def quarantine(
     ledger.append(session, item)
     report.quarantined += 1
     where = f"{source}:{locator}" if locator else source
-    report.messages.append(f"{where}: {reason} (quarantine #{item.id})")
+    # What goes to stderr and cron logs carries no evidence content (see quarantine.log_safe).
+    report.messages.append(f"{where}: {log_safe(reason)} (quarantine #{item.id})")
     return item

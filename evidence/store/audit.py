@@ -21,7 +21,7 @@ from evidence.store.db import Store
 from evidence.store.models import AuditEvent, LedgerEntry
 from evidence.timeutil import iso_utc, utcnow
 
-ACTIONS = ("export", "verify-store", "verify-dossier", "correction")
+ACTIONS = ("export", "verify-store", "verify-dossier", "correction", "case-close")
 
 
 def record(

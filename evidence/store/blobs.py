@@ -12,13 +12,16 @@ import hashlib
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from evidence.errors import IntegrityFailure, NotFound
-from evidence.store.models import Blob
+from evidence.errors import ContentErased, IntegrityFailure, NotFound
+from evidence.store.models import Blob, ErasedBlob, Erasure
 from evidence.timeutil import utcnow
 
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+EMPTY_SHA256 = sha256_hex(b"")
 
 
 def put_blob(session: Session, data: bytes) -> str:
@@ -59,9 +62,24 @@ def read_blob(session: Session, digest: str) -> bytes:
     if data is None:
         raise NotFound(f"no stored bytes with SHA-256 {digest}")
     data = bytes(data)
+    if not data and digest != EMPTY_SHA256:
+        _raise_if_erased(session, digest)
     if sha256_hex(data) != digest:
         raise IntegrityFailure(
             f"stored bytes {digest} no longer match their SHA-256: the store was altered; "
             "run `evidence verify` and restore from a backup"
         )
     return data
+
+
+def _raise_if_erased(session: Session, digest: str) -> None:
+    erasure = session.scalar(
+        select(Erasure)
+        .join(ErasedBlob, ErasedBlob.erasure_id == Erasure.id)
+        .where(ErasedBlob.sha256 == digest)
+    )
+    if erasure is not None:
+        raise ContentErased(
+            f"the bytes {digest[:16]}… were erased on {erasure.erased_at:%Y-%m-%d} "
+            f"(erasure #{erasure.id} of customer {erasure.customer_ref}: {erasure.reason})"
+        )

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from evidence.config import Config
 from evidence.errors import EvidenceError, IntegrityFailure
 from evidence.store import merkle, tsa
-from evidence.store.models import Checkpoint, LedgerEntry
+from evidence.store.models import Checkpoint, ErasedEntry, LedgerEntry
 from evidence.timeutil import utcnow
 
 KEY_FILE = "checkpoint-key.pem"
@@ -203,13 +203,23 @@ def signature_valid(body: str, signature_b64: str, public_key_pem: str) -> bool:
 def iter_leaf_hashes(
     session: Session, after_seq: int = 0, upto_seq: int | None = None
 ) -> Iterator[tuple[int, bytes]]:
-    """(seq, leaf hash) of ledger entries after ``after_seq``, in order."""
-    query = select(LedgerEntry.seq, LedgerEntry.payload).where(LedgerEntry.seq > after_seq)
+    """(seq, leaf hash) of ledger entries after ``after_seq``, in order.
+
+    An entry redacted by an erasure has its original leaf hash in ``erased_entries``.
+    """
+    query = (
+        select(LedgerEntry.seq, LedgerEntry.payload, ErasedEntry.leaf_hash)
+        .outerjoin(ErasedEntry, ErasedEntry.seq == LedgerEntry.seq)
+        .where(LedgerEntry.seq > after_seq)
+    )
     if upto_seq is not None:
         query = query.where(LedgerEntry.seq <= upto_seq)
     rows = session.execute(query.order_by(LedgerEntry.seq).execution_options(yield_per=2000))
-    for seq, payload in rows:
-        yield int(seq), merkle.leaf_hash(payload.encode("utf-8"))
+    for seq, payload, erased_leaf in rows:
+        if erased_leaf is not None:
+            yield int(seq), bytes.fromhex(erased_leaf)
+        else:
+            yield int(seq), merkle.leaf_hash(payload.encode("utf-8"))
 
 
 def latest_checkpoint(session: Session) -> Checkpoint | None:

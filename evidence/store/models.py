@@ -461,6 +461,11 @@ class Case(Base):
     # The local days the regulator asks about, inclusive; the default period of an export.
     period_from: Mapped[dt.date | None] = mapped_column(Date)
     period_to: Mapped[dt.date | None] = mapped_column(Date)
+    # Added by migration 0009: a closed case no longer holds the customer's data
+    # against erasure (GDPR Art. 17(3)(e) covers only claims still being dealt with).
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    closed_by: Mapped[str | None] = mapped_column(String(300))
+    close_reason: Mapped[str | None] = mapped_column(Text)
 
     customer: Mapped[Customer] = relationship()
     documents: Mapped[list[CaseDocument]] = relationship(order_by="CaseDocument.id")
@@ -607,6 +612,78 @@ class AuditEvent(Base):
     details: Mapped[str | None] = mapped_column(Text)  # compact JSON
 
 
+# --- data protection (migration 0009) ----------------------------------------
+
+
+class LegalHold(Base):
+    """A legal hold on a customer's data (``action`` hold), or the release of one.
+
+    A release is a new row pointing at the hold it ends (``releases_id``); the
+    hold itself is never changed. A hold placed by case reference holds that
+    case's customer.
+    """
+
+    __tablename__ = "legal_holds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action: Mapped[str] = mapped_column(String(16))  # hold, release
+    customer_ref: Mapped[str] = mapped_column(String(100), index=True)
+    case_ref: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(300))
+    at: Mapped[datetime_utc]
+    releases_id: Mapped[int | None] = mapped_column(ForeignKey("legal_holds.id"))
+
+
+class Erasure(Base):
+    """The tombstone of a customer's erasure (GDPR Art. 17): when, why, by whom, and what.
+
+    Its children (chained with it) name every blob whose bytes were removed and
+    every ledger entry whose payload was redacted, with that entry's original
+    Merkle leaf hash, so the signed log still verifies without the content.
+    """
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_ref: Mapped[str] = mapped_column(String(100), index=True)
+    erased_at: Mapped[datetime_utc]
+    erased_by: Mapped[str] = mapped_column(String(300))
+    reason: Mapped[str] = mapped_column(Text)
+    records: Mapped[str] = mapped_column(Text)  # JSON list of "table/id" whose content went
+
+    blobs: Mapped[list[ErasedBlob]] = relationship(order_by="ErasedBlob.id")
+    entries: Mapped[list[ErasedEntry]] = relationship(order_by="ErasedEntry.id")
+
+
+class ErasedBlob(Base):
+    """A blob whose bytes an erasure removed; the database allows exactly that, nothing else."""
+
+    __tablename__ = "erased_blobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    erasure_id: Mapped[int] = mapped_column(ForeignKey("erasures.id"), index=True)
+    sha256: Mapped[sha256_hex] = mapped_column(ForeignKey("blobs.sha256"), unique=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+class ErasedEntry(Base):
+    """A ledger entry whose payload an erasure redacted.
+
+    ``leaf_hash`` is the entry's Merkle leaf hash before (checked against every
+    checkpoint signed since); ``redacted_sha256`` pins the payload it holds now.
+    """
+
+    __tablename__ = "erased_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    erasure_id: Mapped[int] = mapped_column(ForeignKey("erasures.id"), index=True)
+    # No foreign key: the ledger must stay truncatable by an attacker whom `verify` then finds.
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    leaf_hash: Mapped[sha256_hex]
+    redacted_sha256: Mapped[sha256_hex]
+
+
 # Tables the database refuses to UPDATE or DELETE (and, on PostgreSQL, TRUNCATE).
 APPEND_ONLY_TABLES = (
     "blobs",
@@ -629,4 +706,8 @@ APPEND_ONLY_TABLES = (
     "exports",
     "checkpoints",
     "audit_events",
+    "legal_holds",
+    "erasures",
+    "erased_blobs",
+    "erased_entries",
 )

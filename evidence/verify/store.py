@@ -28,15 +28,26 @@ from evidence.config import Config
 from evidence.store import ledger, merkle
 from evidence.store.checkpoints import parse_body, signature_valid, trusted_key_ids
 from evidence.store.db import Store
-from evidence.store.guards import trigger_names
+from evidence.store.guards import (
+    ERASURE_PATHS,
+    erasure_function_body,
+    erasure_function_name,
+    erasure_trigger_sql,
+    same_sql,
+    trigger_names,
+)
 from evidence.store.models import (
     APPEND_ONLY_TABLES,
     AuditEvent,
     Base,
     Blob,
     Checkpoint,
+    ErasedBlob,
+    ErasedEntry,
+    Erasure,
     LedgerEntry,
 )
+from evidence.timeutil import iso_utc
 from evidence.verify.report import Report
 
 # Tables whose every row is a ledger record (or a child row inside one).
@@ -72,9 +83,13 @@ def verify_store(store: Store) -> Report:
     report = Report("store", url)
     with store.session() as session:
         checkpoints = list(session.scalars(select(Checkpoint).order_by(Checkpoint.id)))
-        index = _verify_ledger(session, checkpoints, report)
+        redacted = {
+            int(e.seq): e for e in session.scalars(select(ErasedEntry).order_by(ErasedEntry.seq))
+        }
+        index = _verify_ledger(session, checkpoints, report, redacted)
         cited = _verify_rows(session, index, report)
         _verify_blobs(session, cited, report)
+        _report_erasures(session, report)
         _verify_triggers(session, report)
         _verify_checkpoint_signatures(store.config, checkpoints, report)
         _verify_exported_checkpoints(session, checkpoints, report)
@@ -85,7 +100,10 @@ def verify_store(store: Store) -> Report:
 
 
 def _verify_ledger(
-    session: Session, checkpoints: list[Checkpoint], report: Report
+    session: Session,
+    checkpoints: list[Checkpoint],
+    report: Report,
+    redacted: dict[int, ErasedEntry],
 ) -> dict[str, dict[str, _Logged]]:
     mappers = _mappers()
     by_size: dict[int, list[Checkpoint]] = {}
@@ -151,7 +169,18 @@ def _verify_ledger(
                 f"ledger entry #{seq}",
                 f"its link to entry #{seq - 1} is broken (prev_hash changed)",
             )
-        if ledger.entry_hash(stored_prev, payload) != stored_hash:
+        erased = redacted.get(seq)
+        if erased is not None:
+            # Content erased (GDPR Art. 17): the payload is the redacted record its
+            # tombstone pinned; the original leaf hash stands in the tree, so every
+            # checkpoint signed before the erasure still matches.
+            if hashlib.sha256(payload.encode("utf-8")).hexdigest() != erased.redacted_sha256:
+                chain_breaks += 1
+                report.fail(
+                    f"ledger entry #{seq}",
+                    f"its redacted payload is not the one erasure #{erased.erasure_id} recorded",
+                )
+        elif ledger.entry_hash(stored_prev, payload) != stored_hash:
             chain_breaks += 1
             report.fail(
                 f"ledger entry #{seq}",
@@ -160,7 +189,11 @@ def _verify_ledger(
             )
         prev_hash = stored_hash
         expected_seq = seq + 1
-        frontier.append(merkle.leaf_hash(payload.encode("utf-8")))
+        frontier.append(
+            bytes.fromhex(erased.leaf_hash)
+            if erased is not None
+            else merkle.leaf_hash(payload.encode("utf-8"))
+        )
         if first_gap is None:
             compare(frontier.size)
         _index_payload(seq, record_type, record_id, payload, mappers, index, report)
@@ -329,6 +362,11 @@ def _verify_blobs(session: Session, cited: dict[str, str], report: Report) -> No
     count = 0
     total_bytes = 0
     bad_before = len(report.failures)
+    erased = {
+        str(digest): int(erasure_id)
+        for digest, erasure_id in session.execute(select(ErasedBlob.sha256, ErasedBlob.erasure_id))
+    }
+    erased_count = 0
     rows = session.execute(
         select(Blob.sha256, Blob.size, Blob.data)
         .order_by(Blob.sha256)
@@ -339,6 +377,15 @@ def _verify_blobs(session: Session, cited: dict[str, str], report: Report) -> No
         count += 1
         total_bytes += len(data)
         seen.add(digest)
+        if digest in erased:
+            if data:
+                report.fail(
+                    f"blob {_short(digest)}",
+                    f"erasure #{erased[digest]} recorded its bytes erased, but they are "
+                    "still stored",
+                )
+            erased_count += 1
+            continue
         actual = hashlib.sha256(data).hexdigest()
         where = f" (cited by {cited[digest]})" if digest in cited else ""
         if actual != digest:
@@ -354,8 +401,39 @@ def _verify_blobs(session: Session, cited: dict[str, str], report: Report) -> No
     if len(report.failures) == bad_before:
         report.checks.append(
             f"blobs: {count} ({total_bytes:,} bytes), every SHA-256 and size match"
+            + (f"; {erased_count} erased, as their erasures recorded" if erased_count else "")
         )
     report.facts["blobs"] = count
+
+
+def _report_erasures(session: Session, report: Report) -> None:
+    """Erasures are not failures: each is named, with what it removed."""
+    rows = []
+    for erasure in session.scalars(select(Erasure).order_by(Erasure.id)):
+        blobs = session.scalars(
+            select(ErasedBlob.sha256).where(ErasedBlob.erasure_id == erasure.id)
+        ).all()
+        entries = session.scalars(
+            select(ErasedEntry.seq).where(ErasedEntry.erasure_id == erasure.id)
+        ).all()
+        rows.append(
+            {
+                "id": erasure.id,
+                "customer": erasure.customer_ref,
+                "erased_at": iso_utc(erasure.erased_at),
+                "erased_by": erasure.erased_by,
+                "reason": erasure.reason,
+                "blobs": list(blobs),
+                "ledger_entries": [int(s) for s in entries],
+            }
+        )
+        report.notes.append(
+            f"erasure #{erasure.id}: customer {erasure.customer_ref}'s content erased "
+            f"{iso_utc(erasure.erased_at)} by {erasure.erased_by} ({erasure.reason}): "
+            f"{len(blobs)} blobs removed, {len(entries)} ledger entries redacted "
+            "(their original leaf hashes kept and checked)"
+        )
+    report.facts["erasures"] = rows
 
 
 # --- 4. the triggers ----------------------------------------------------------------------
@@ -379,6 +457,13 @@ def _verify_triggers(session: Session, report: Report) -> None:
                 report.fail(f"trigger {name}", f"is missing: {table} can be changed unnoticed")
             elif f"BEFORE {action} ON {table}" not in sql or "RAISE(ABORT" not in sql:
                 report.fail(f"trigger {name}", f"no longer refuses {action} on {table}")
+            elif (
+                action == "UPDATE"
+                and table in ERASURE_PATHS
+                and " WHEN " in " ".join(sql.upper().split())  # unconditional refusal is fine
+                and not same_sql(sql, erasure_trigger_sql(table))
+            ):
+                report.fail(f"trigger {name}", f"allows more than erasure on {table}")
     else:
         rows = session.execute(
             text(
@@ -396,6 +481,15 @@ def _verify_triggers(session: Session, report: Report) -> None:
             enabled, function, source = got
             if enabled not in ("O", "A"):
                 report.fail(f"trigger {name}", f"is disabled: {table} can be changed unnoticed")
+            elif (
+                name.endswith("_row")
+                and table in ERASURE_PATHS
+                and function != "evidence_append_only"  # refusing everything is fine
+            ):
+                if function != erasure_function_name(table) or not same_sql(
+                    source, erasure_function_body(table)
+                ):
+                    report.fail(f"trigger {name}", f"allows more than erasure on {table}")
             elif function != "evidence_append_only" or "RAISE EXCEPTION" not in source:
                 report.fail(f"trigger {name}", f"no longer refuses changes to {table}")
     if len(report.failures) == bad_before:

@@ -1,0 +1,392 @@
+"""Erasure of a customer's personal content (GDPR Art. 17), leaving a chained tombstone.
+
+Evidence is append-only; erasure is the one controlled exception (the database
+allows it only through ``evidence.store.guards.ERASURE_PATHS``):
+
+- refused while the customer has an open case or an active legal hold: data
+  needed for legal claims is kept (Art. 17(3)(e));
+- the customer's records are their emails (matched as the timeline matches them)
+  and the recordings of their calls, except those that are also another
+  customer's (kept whole); a blob goes only when nothing else cites it;
+- first a checkpoint signs the log as it is; then the tombstone (``erasures``,
+  with ``erased_blobs`` and ``erased_entries``) is written, and only then are the
+  blobs' bytes removed, the records' personal fields blanked and their ledger
+  payloads replaced by the redacted record. Each redacted entry keeps its
+  original Merkle leaf hash in the tombstone, so every checkpoint and the chain
+  still verify; ``evidence verify`` reports the erasure;
+- the tombstone is chained and a new checkpoint signs it;
+- the customer's name and identifiers (bookkeeping) are removed with it, and the
+  render cache of this machine is emptied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from evidence.calls import Call, calls_for_numbers
+from evidence.customers import identifiers, load_customer
+from evidence.errors import ContentErased, ErasureRefused, InvalidInput
+from evidence.holds import active_holds
+from evidence.store import ledger, merkle
+from evidence.store.checkpoints import actor as current_actor
+from evidence.store.checkpoints import write_checkpoint
+from evidence.store.db import Store, is_sqlite
+from evidence.store.guards import ERASURE_PATHS
+from evidence.store.models import (
+    Base,
+    Blob,
+    CallRecord,
+    Case,
+    CaseDocument,
+    CdrRecord,
+    CustomerIdentifier,
+    Direction,
+    Email,
+    EmailAddress,
+    EmailAttachment,
+    ErasedBlob,
+    ErasedEntry,
+    Erasure,
+    IdentifierKind,
+    IncidentAttachment,
+    LedgerEntry,
+    QuarantineItem,
+    QueueEvent,
+    Recording,
+    SourceLine,
+)
+from evidence.timeutil import utcnow
+
+LEGAL_BASIS = "GDPR Art. 17(3)(e)"
+
+
+@dataclass
+class ErasurePlan:
+    """What an erasure of one customer removes, and what it keeps because it is shared."""
+
+    customer_ref: str
+    emails: list[int] = field(default_factory=list)
+    recordings: list[int] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # phone-system lines of the customer's calls
+    blobs: dict[str, int] = field(default_factory=dict)  # sha256 -> size
+    shared_emails: list[int] = field(default_factory=list)
+    shared_recordings: list[int] = field(default_factory=list)
+    shared_lines: list[int] = field(default_factory=list)
+    shared_blobs: list[str] = field(default_factory=list)
+
+    @property
+    def records(self) -> list[str]:
+        return (
+            [f"emails/{i}" for i in self.emails]
+            + [f"recordings/{i}" for i in self.recordings]
+            + [f"source_lines/{i}" for i in self.lines]
+        )
+
+
+def _refuse_if_held(session: Session, ref: str, customer_id: int) -> None:
+    open_cases = list(
+        session.scalars(
+            select(Case.reference)
+            .where(Case.customer_id == customer_id, Case.closed_at.is_(None))
+            .order_by(Case.reference)
+        )
+    )
+    if open_cases:
+        raise ErasureRefused(
+            f"customer {ref} has an open case ({', '.join(open_cases)}): its data is kept for "
+            f"the establishment, exercise or defence of legal claims ({LEGAL_BASIS}); close "
+            f"the case when it is settled (`evidence case close {open_cases[0]} --reason ...`)"
+        )
+    holds = active_holds(session, ref)
+    if holds:
+        named = ", ".join(f"#{h.id} on {h.case_ref or h.customer_ref}: {h.reason}" for h in holds)
+        raise ErasureRefused(
+            f"customer {ref} is under legal hold ({named}): its data is kept ({LEGAL_BASIS}); "
+            f"release the hold first (`evidence hold release {holds[0].case_ref or ref} "
+            "--reason ...`)"
+        )
+    done = session.scalar(select(Erasure).where(Erasure.customer_ref == ref).limit(1))
+    if done is not None:
+        raise InvalidInput(
+            f"customer {ref}'s content was already erased on {done.erased_at:%Y-%m-%d} "
+            f"(erasure #{done.id})"
+        )
+
+
+def _matched_emails(session: Session, addresses: list[str]) -> set[int]:
+    """Ids of mail matched to ``addresses`` as the timeline matches: From in, To/Cc out."""
+    found: set[int] = set()
+    for start in range(0, len(addresses), 500):
+        chunk = addresses[start : start + 500]
+        found.update(
+            session.scalars(
+                select(EmailAddress.email_id)
+                .join(Email, Email.id == EmailAddress.email_id)
+                .where(
+                    EmailAddress.address.in_(chunk),
+                    or_(
+                        and_(Email.direction == Direction.INBOUND, EmailAddress.role == "from"),
+                        and_(
+                            Email.direction != Direction.INBOUND,
+                            EmailAddress.role.in_(("to", "cc")),
+                        ),
+                    ),
+                )
+            )
+        )
+    return found
+
+
+def _other_identifiers(session: Session, customer_id: int, kind: IdentifierKind) -> list[str]:
+    return list(
+        session.scalars(
+            select(CustomerIdentifier.value)
+            .where(CustomerIdentifier.customer_id != customer_id, CustomerIdentifier.kind == kind)
+            .distinct()
+        )
+    )
+
+
+# Every column that cites a blob, and the record that owns the citing row.
+_CITERS: tuple[tuple[Any, Any], ...] = (
+    (Email.raw_sha256, Email.id),
+    (EmailAttachment.sha256, EmailAttachment.email_id),
+    (Recording.sha256, Recording.id),
+    (IncidentAttachment.sha256, None),
+    (CaseDocument.sha256, None),
+    (QuarantineItem.raw_sha256, None),
+)
+
+
+def plan_erasure(session: Session, ref: str) -> ErasurePlan:
+    """The customer's records and blobs, shared ones set apart; refuses as ``erase`` does."""
+    customer = load_customer(session, ref)
+    _refuse_if_held(session, ref, customer.id)
+    plan = ErasurePlan(customer_ref=ref)
+    mine = _matched_emails(session, identifiers(customer, IdentifierKind.EMAIL))
+    theirs = _matched_emails(
+        session, _other_identifiers(session, customer.id, IdentifierKind.EMAIL)
+    )
+    plan.emails = sorted(mine - theirs)
+    plan.shared_emails = sorted(mine & theirs)
+    my_calls = calls_for_numbers(session, identifiers(customer, IdentifierKind.PHONE))
+    my_recordings = {r.id: r for call in my_calls for r in call.recordings}
+    my_lines = {line for call in my_calls for line in _lines_of(call)}
+    their_recordings: set[int] = set()
+    their_lines: set[int] = set()
+    if my_calls:
+        others = _other_identifiers(session, customer.id, IdentifierKind.PHONE)
+        for call in calls_for_numbers(session, others):
+            their_recordings.update(r.id for r in call.recordings)
+            their_lines.update(_lines_of(call))
+    plan.recordings = sorted(set(my_recordings) - their_recordings)
+    plan.shared_recordings = sorted(set(my_recordings) & their_recordings)
+    plan.lines = sorted(my_lines - their_lines)
+    plan.shared_lines = sorted(my_lines & their_lines)
+
+    candidates: dict[str, int] = {}
+    emails = set(plan.emails)
+    for start in range(0, len(plan.emails), 500):
+        chunk = plan.emails[start : start + 500]
+        for digest, size in session.execute(
+            select(Blob.sha256, Blob.size).where(
+                Blob.sha256.in_(
+                    select(Email.raw_sha256)
+                    .where(Email.id.in_(chunk))
+                    .union(
+                        select(EmailAttachment.sha256).where(EmailAttachment.email_id.in_(chunk))
+                    )
+                )
+            )
+        ):
+            candidates[str(digest)] = int(size)
+    for recording in (my_recordings[i] for i in plan.recordings):
+        candidates[recording.sha256] = recording.size
+    owned = {"emails": emails, "email_attachments": emails, "recordings": set(plan.recordings)}
+    shared = _cited_elsewhere(session, list(candidates), owned)
+    plan.shared_blobs = sorted(shared)
+    plan.blobs = {d: s for d, s in sorted(candidates.items()) if d not in shared}
+    return plan
+
+
+def _lines_of(call: Call) -> set[int]:
+    """The phone-system lines a call was derived from (CDR rows, queue_log lines, CSV rows)."""
+    return (
+        {r.source_line_id for r in call.cdr_rows}
+        | {e.source_line_id for e in call.queue_events}
+        | {r.source_line_id for r in call.call_records}
+    )
+
+
+def _cited_elsewhere(session: Session, digests: list[str], owned: dict[str, set[int]]) -> set[str]:
+    """The digests cited by any row that is not one of the erased records."""
+    shared: set[str] = set()
+    for start in range(0, len(digests), 500):
+        chunk = digests[start : start + 500]
+        for column, owner in _CITERS:
+            table = column.table.name
+            query = select(column, owner) if owner is not None else select(column, column)
+            for digest, owner_id in session.execute(query.where(column.in_(chunk))):
+                if owner is None or owner_id not in owned.get(table, set()):
+                    shared.add(str(digest))
+    return shared
+
+
+def _redact(fields: dict[str, Any]) -> dict[str, Any]:
+    """A chained record (and its child rows) with its personal fields blanked."""
+    path = ERASURE_PATHS.get(str(fields.get("_table")))
+    out = dict(fields)
+    if path is not None:
+        for column, value in path.erased.items():
+            if column in out:
+                # Encoded as the ledger encodes a row (bytes as base64).
+                out[column] = {"base64": ""} if isinstance(value, bytes) else value
+    if "_children" in out:
+        out["_children"] = [_redact(child) for child in out["_children"]]
+    return out
+
+
+def _canonical(fields: dict[str, Any]) -> str:
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _blank(session: Session, model: type[Base], key: Any, ids: Iterable[int]) -> None:
+    table = model.__table__
+    path = ERASURE_PATHS[table.name]  # type: ignore[attr-defined]
+    values = {column: value for column, value in path.erased.items()}
+    wanted = list(ids)
+    for start in range(0, len(wanted), 500):
+        session.execute(
+            update(table).where(key.in_(wanted[start : start + 500])).values(**values)  # type: ignore[arg-type]
+        )
+
+
+def erase_customer(
+    store: Store, ref: str, *, reason: str, by: str | None = None
+) -> tuple[Erasure, ErasurePlan]:
+    """Erase the customer's personal content; return the tombstone and what it covered."""
+    if not reason.strip():
+        raise InvalidInput("say why: --reason 'request of 2026-11-20, no claims pending'")
+    with store.writing() as session:
+        plan = plan_erasure(session, ref)
+        # The log as it is now, signed: every leaf hash the tombstone keeps is checked
+        # against this checkpoint by `evidence verify`.
+        write_checkpoint(session, store.config, "before erasure")
+        entries: list[tuple[int, str]] = []
+        for record_type, ids in (
+            ("emails", plan.emails),
+            ("recordings", plan.recordings),
+            ("source_lines", plan.lines),
+        ):
+            keys = [str(i) for i in ids]
+            for first in range(0, len(keys), 500):
+                entries.extend(
+                    (int(seq), str(payload))
+                    for seq, payload in session.execute(
+                        select(LedgerEntry.seq, LedgerEntry.payload).where(
+                            LedgerEntry.record_type == record_type,
+                            LedgerEntry.record_id.in_(keys[first : first + 500]),
+                        )
+                    )
+                )
+        entries.sort()
+        erasure = Erasure(
+            customer_ref=ref,
+            erased_at=utcnow(),
+            erased_by=(by or current_actor())[:300],
+            reason=reason.strip(),
+            records=json.dumps(plan.records),
+        )
+        session.add(erasure)
+        session.flush()
+        blobs = [
+            ErasedBlob(erasure_id=erasure.id, sha256=digest, size=size)
+            for digest, size in plan.blobs.items()
+        ]
+        redacted: dict[int, str] = {}
+        erased_entries = []
+        for seq, payload in entries:
+            new_payload = _canonical(_redact(json.loads(payload)))
+            redacted[seq] = new_payload
+            erased_entries.append(
+                ErasedEntry(
+                    erasure_id=erasure.id,
+                    seq=seq,
+                    leaf_hash=merkle.leaf_hash(payload.encode("utf-8")).hex(),
+                    redacted_sha256=hashlib.sha256(new_payload.encode("utf-8")).hexdigest(),
+                )
+            )
+        session.add_all(blobs)
+        session.add_all(erased_entries)
+        session.flush()  # the tombstone first: the triggers allow nothing without it
+
+        if is_sqlite(session):
+            # Freed pages are overwritten with zeros, not left in the file.
+            session.execute(text("PRAGMA secure_delete = ON"))
+        digests = list(plan.blobs)
+        for start in range(0, len(digests), 500):
+            session.execute(
+                update(Blob.__table__)  # type: ignore[arg-type]
+                .where(Blob.__table__.c.sha256.in_(digests[start : start + 500]))
+                .values(data=b"")
+            )
+        _blank(session, Email, Email.__table__.c.id, plan.emails)
+        _blank(session, EmailAddress, EmailAddress.__table__.c.email_id, plan.emails)
+        _blank(session, EmailAttachment, EmailAttachment.__table__.c.email_id, plan.emails)
+        _blank(session, Recording, Recording.__table__.c.id, plan.recordings)
+        _blank(session, SourceLine, SourceLine.__table__.c.id, plan.lines)
+        for parsed in (CdrRecord, QueueEvent, CallRecord):
+            _blank(session, parsed, parsed.__table__.c.source_line_id, plan.lines)
+        for seq, payload in redacted.items():
+            session.execute(
+                update(LedgerEntry.__table__)  # type: ignore[arg-type]
+                .where(LedgerEntry.__table__.c.seq == seq)
+                .values(payload=payload)
+            )
+        ledger.append(session, erasure, [*blobs, *erased_entries])
+
+        customer = load_customer(session, ref)
+        for identifier in list(customer.identifiers):
+            session.delete(identifier)
+        customer.name = ""
+        session.flush()
+        write_checkpoint(session, store.config, "erasure")
+    # Rendered pages are cached by the SHA-256 of their HTML, so which ones showed this
+    # customer is not known: the whole cache goes (it is rebuilt by the next export).
+    shutil.rmtree(store.config.home / "cache" / "render", ignore_errors=True)
+    if is_sqlite(store.engine):
+        # Old page images of the erased rows may sit in the WAL until a checkpoint.
+        # Outside any transaction (the engine's "begin" would take the write lock).
+        raw = store.engine.raw_connection()
+        try:
+            raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            raw.close()
+    return erasure, plan
+
+
+def erasures_of(session: Session, customer_ref: str) -> list[Erasure]:
+    return list(
+        session.scalars(
+            select(Erasure).where(Erasure.customer_ref == customer_ref).order_by(Erasure.id)
+        )
+    )
+
+
+def refuse_if_erased(session: Session, customer_ref: str) -> None:
+    """Exports of an erased customer say so instead of rendering what is gone."""
+    for erasure in erasures_of(session, customer_ref):
+        raise ContentErased(
+            f"customer {customer_ref}'s personal content was erased on "
+            f"{erasure.erased_at:%Y-%m-%d %H:%M} UTC by {erasure.erased_by} "
+            f"(erasure #{erasure.id}: {erasure.reason}); there is no dossier to make. "
+            f"`evidence timeline {customer_ref}` shows the erasure"
+        )
