@@ -23,6 +23,7 @@ from __future__ import annotations
 import concurrent.futures
 import concurrent.futures.process
 import csv
+import datetime as dt
 import hashlib
 import json
 import multiprocessing
@@ -42,6 +43,7 @@ from evidence.store import ledger
 from evidence.store.checkpoints import write_checkpoint
 from evidence.store.db import Store
 from evidence.store.models import Base, ImportRun, SourceLine
+from evidence.store.types import UTCDateTime
 from evidence.timeutil import utcnow
 from evidence.workers import die_with_parent
 
@@ -82,7 +84,9 @@ class LineParser(Protocol):
     encoding: str
     multiline: bool  # records may continue over line breaks inside quotes (CSV)
 
-    def parse(self, text: str) -> tuple[type[Base], dict[str, Any]]: ...
+    def parse(self, text: str) -> tuple[type[Base], dict[str, Any]]:
+        """The values are a new dict: the caller adds the ids to it."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -95,9 +99,18 @@ class ChunkSpec:
     dialect: str  # "sqlite" or "postgresql"
 
 
-# One prepared line: (line number, raw bytes, sha256, error or None,
-#                     table name or None, record row, source-line row, payload template)
-Prepared = tuple[int, bytes, str, str | None, str | None, tuple[Any, ...], tuple[Any, ...], str]
+# One prepared line: (line number, raw bytes, sha256, error or None, table name or None,
+#                     record row, source-line row, payload template (see payload_template))
+Prepared = tuple[
+    int,
+    bytes,
+    str,
+    str | None,
+    str | None,
+    tuple[Any, ...],
+    tuple[Any, ...],
+    tuple[str, str, str, str] | None,
+]
 
 
 def iter_records(path: Path, multiline: bool) -> Iterator[tuple[int, bytes]]:
@@ -139,7 +152,6 @@ def iter_records(path: Path, multiline: bool) -> Iterator[tuple[int, bytes]]:
 
 
 _dialects: dict[str, Dialect] = {}
-_processors: dict[tuple[str, str], tuple[list[str], list[tuple[int, Callable[[Any], Any]]]]] = {}
 
 
 def _dialect(name: str) -> Dialect:
@@ -162,73 +174,126 @@ def insert_columns(model: type[Base]) -> list[str]:
     return first + [n for n in names if n not in first]
 
 
-def _row_processors(
-    model: type[Base], dialect_name: str
-) -> tuple[list[str], list[tuple[int, Callable[[Any], Any]]]]:
-    """Insert-order column names, and the (index, converter) of those that need converting."""
-    key = (model.__tablename__, dialect_name)
-    if key not in _processors:
-        dialect = _dialect(dialect_name)
-        table = model.__table__
-        names = insert_columns(model)
-        converters: list[tuple[int, Callable[[Any], Any]]] = []
-        for index, name in enumerate(names):
-            process = table.columns[name].type.dialect_impl(dialect).bind_processor(dialect)
-            if process is not None:
-                converters.append((index, process))
-        _processors[key] = (names, converters)
-    return _processors[key]
+_ROW_FUNCTIONS: dict[tuple[str, str, int], Callable[[dict[str, Any]], tuple[Any, ...]]] = {}
+
+
+def _utc_for_sqlite(value: dt.datetime) -> str:
+    """What ``UTCDateTime`` binds on SQLite (naive UTC, as SQLAlchemy's DATETIME formats it)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"refusing naive datetime {value!r}: evidence times carry a zone")
+    return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _row_function(
+    model: type[Base], dialect_name: str, skip: int
+) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """Values in insert order, converted as SQLAlchemy would bind them, minus the first ``skip``.
+
+    Generated once per table: one tuple display, a converter only where a column
+    needs one (``tests/test_phone_systems.py`` checks the rows read back).
+    """
+    key = (model.__tablename__, dialect_name, skip)
+    known = _ROW_FUNCTIONS.get(key)
+    if known is not None:
+        return known
+    dialect = _dialect(dialect_name)
+    table = model.__table__
+    namespace: dict[str, Any] = {"_utc_for_sqlite": _utc_for_sqlite}
+    items = []
+    for index, name in enumerate(insert_columns(model)[skip:]):
+        column_type = table.columns[name].type
+        if dialect_name == "sqlite" and isinstance(column_type, UTCDateTime):
+            items.append(f"(None if (_x := get({name!r})) is None else _utc_for_sqlite(_x))")
+            continue
+        process = column_type.dialect_impl(dialect).bind_processor(dialect)
+        if process is None:
+            items.append(f"get({name!r})")
+        else:
+            namespace[f"_p{index}"] = process
+            items.append(f"(None if (_x := get({name!r})) is None else _p{index}(_x))")
+    source = "def row(values):\n    get = values.get\n    return (" + ", ".join(items) + ",)\n"
+    exec(compile(source, f"<row {key}>", "exec"), namespace)  # noqa: S102 - our own text
+    function: Callable[[dict[str, Any]], tuple[Any, ...]] = namespace["row"]
+    _ROW_FUNCTIONS[key] = function
+    return function
 
 
 def _db_row(model: type[Base], values: dict[str, Any], dialect: str, skip: int) -> tuple[Any, ...]:
     """Values in insert order, converted as SQLAlchemy would bind them, minus the ids."""
-    names, converters = _row_processors(model, dialect)
-    row = [values.get(name) for name in names]
-    for index, process in converters:
-        if row[index] is not None:
-            row[index] = process(row[index])
-    return tuple(row[skip:])
+    return _row_function(model, dialect, skip)(values)
+
+
+_RECORD_KEY = f'"id":{_RECORD_ID}'
+_LINE_KEYS = (f'"source_line_id":{_LINE_ID}', f'"id":{_LINE_ID}')
+
+
+def payload_template(payload: str) -> tuple[str, str, str, str]:
+    """Split a payload built with the placeholder ids around them: ``(a, b, c, d)``.
+
+    The payload with real ids is ``a + record_id + b + line_id + c + line_id + d``
+    (sorted keys put the record, inside ``_children``, before the line). The
+    writer only joins, instead of searching the text for each placeholder.
+    """
+    a, rest = payload.split(_RECORD_KEY)
+    b, rest = rest.split(_LINE_KEYS[0])
+    c, d = rest.split(_LINE_KEYS[1])
+    return a + '"id":', b + '"source_line_id":', c + '"id":', d
 
 
 def prepare_chunk(spec: ChunkSpec, lines: Sequence[tuple[int, bytes]]) -> list[Prepared]:
     """Decode, parse, hash and encode one chunk. Pure: no database."""
     parser = spec.parser
+    parse = parser.parse
+    encoding = parser.encoding
     imported_at = utcnow()
+    line_row = _row_function(SourceLine, spec.dialect, 1)
+    sha256 = hashlib.sha256
+    # One source line's values; the per-line ones are set in the loop.
+    line_values = {
+        "id": _LINE_ID,
+        "format": parser.format,
+        "line_sha256": "",
+        "raw": b"",
+        "source": spec.source,
+        "line_number": 0,
+        "imported_at": imported_at,
+        "import_run_id": spec.run_id,
+    }
     prepared: list[Prepared] = []
     for number, raw in lines:
-        digest = hashlib.sha256(raw).hexdigest()
-        line_values = {
-            "id": _LINE_ID,
-            "format": parser.format,
-            "line_sha256": digest,
-            "raw": raw,
-            "source": spec.source,
-            "line_number": number,
-            "imported_at": imported_at,
-            "import_run_id": spec.run_id,
-        }
-        line_row = _db_row(SourceLine, line_values, spec.dialect, 1)
+        digest = sha256(raw).hexdigest()
+        line_values["line_sha256"] = digest
+        line_values["raw"] = raw
+        line_values["line_number"] = number
         try:
             try:
-                decoded = raw.decode(parser.encoding)
+                decoded = raw.decode(encoding)
             except UnicodeDecodeError:
-                name = (
-                    "UTF-8"
-                    if parser.encoding.lower().replace("_", "-") == "utf-8"
-                    else parser.encoding
-                )
+                name = "UTF-8" if encoding.lower().replace("_", "-") == "utf-8" else encoding
                 raise LineError(f"not {name} text") from None
             if "\x00" in decoded:
                 raise LineError("binary data (NUL bytes) in the line")
-            model, values = parser.parse(decoded)
+            model, values = parse(decoded)
         except LineError as exc:
-            prepared.append((number, raw, digest, str(exc), None, (), line_row, ""))
+            prepared.append((number, raw, digest, str(exc), None, (), line_row(line_values), None))
             continue
-        values = {**values, "id": _RECORD_ID, "source_line_id": _LINE_ID}
-        payload = ledger.payload_for_rows(SourceLine, line_values, [(model, values)])
-        record_row = _db_row(model, values, spec.dialect, 2)
+        values["id"] = _RECORD_ID
+        values["source_line_id"] = _LINE_ID
+        template = payload_template(
+            ledger.payload_for_rows(SourceLine, line_values, [(model, values)])
+        )
+        record_row = _row_function(model, spec.dialect, 2)(values)
         prepared.append(
-            (number, raw, digest, None, model.__tablename__, record_row, line_row, payload)
+            (
+                number,
+                raw,
+                digest,
+                None,
+                model.__tablename__,
+                record_row,
+                line_row(line_values),
+                template,
+            )
         )
     return prepared
 
@@ -358,14 +423,11 @@ def write_chunk(
         )
     entries = []
     for i, item in enumerate(fresh):
-        line_id, record_id = line_ids[i], record_ids[i]
-        payload = (
-            item[7]
-            .replace(f'"id":{_LINE_ID}', f'"id":{line_id}')
-            .replace(f'"source_line_id":{_LINE_ID}', f'"source_line_id":{line_id}')
-            .replace(f'"id":{_RECORD_ID}', f'"id":{record_id}')
+        line_id, record_id = str(line_ids[i]), record_ids[i]
+        a, b, c, d = item[7] or ("", "", "", "")
+        entries.append(
+            (SourceLine.__tablename__, line_id, f"{a}{record_id}{b}{line_id}{c}{line_id}{d}")
         )
-        entries.append((SourceLine.__tablename__, str(line_id), payload))
     ledger.append_payloads(session, entries)
     report.imported += len(fresh)
 

@@ -65,6 +65,7 @@ def _pk_of(mapper: Any, values: dict[str, Any]) -> str:
 class _Logged:
     seq: int
     digest: bytes
+    legacy: bool = False  # written with a DIGESTED column's bytes in it (ledger.row_fields)
 
 
 def verify_store(store: Store) -> Report:
@@ -226,14 +227,18 @@ def _index_payload(
             f"names {record_type}/{record_id}, but its payload is not a row of that table",
         )
         return
-    index.setdefault(record_type, {})[record_id] = _Logged(seq, _canonical(fields))
+    index.setdefault(record_type, {})[record_id] = _Logged(
+        seq, _canonical(fields), ledger.is_legacy_payload(record_type, fields)
+    )
     for child in children if isinstance(children, list) else []:
         table = child.get("_table") if isinstance(child, dict) else None
         if table not in mappers:
             report.fail(f"ledger entry #{seq}", f"holds a child row of unknown table {table!r}")
             continue
         pk = _pk_of(mappers[table], child)
-        index.setdefault(table, {})[pk] = _Logged(seq, _canonical(child))
+        index.setdefault(table, {})[pk] = _Logged(
+            seq, _canonical(child), ledger.is_legacy_payload(table, child)
+        )
 
 
 # --- 3. the rows --------------------------------------------------------------------
@@ -266,13 +271,15 @@ def _verify_rows(
         query = select(*columns).order_by(*mapper.primary_key)
         for row in session.execute(query.execution_options(yield_per=2000)):
             values = {c.key: v for c, v in zip(columns, row, strict=True)}
-            fields = ledger.row_fields(mapper.class_, values)
             pk = _pk_of(mapper, values)
             total += 1
             for col in blob_cols:
                 if values[col]:
                     cited.setdefault(values[col], f"{table}/{pk}")
             entry = logged.pop(pk, None)
+            fields = ledger.row_fields(
+                mapper.class_, values, legacy=entry is not None and entry.legacy
+            )
             if entry is None:
                 report.fail(
                     f"{table}/{pk}",
