@@ -23,7 +23,6 @@ from __future__ import annotations
 import concurrent.futures
 import concurrent.futures.process
 import csv
-import datetime as dt
 import hashlib
 import json
 import multiprocessing
@@ -34,16 +33,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Dialect, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from evidence.errors import InvalidInput
 from evidence.ingest import ImportReport, quarantine, start_run
-from evidence.store import ledger
+from evidence.store import bulk, ledger
 from evidence.store.checkpoints import write_checkpoint
 from evidence.store.db import Store
 from evidence.store.models import Base, ImportRun, SourceLine
-from evidence.store.types import UTCDateTime
 from evidence.timeutil import utcnow
 from evidence.workers import die_with_parent
 
@@ -151,78 +149,6 @@ def iter_records(path: Path, multiline: bool) -> Iterator[tuple[int, bytes]]:
 # --- preparing a chunk (in the worker) -------------------------------------------
 
 
-_dialects: dict[str, Dialect] = {}
-
-
-def _dialect(name: str) -> Dialect:
-    if name not in _dialects:
-        if name == "sqlite":
-            from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
-
-            _dialects[name] = SQLiteDialect_pysqlite()
-        else:
-            from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
-
-            _dialects[name] = PGDialect_psycopg()  # type: ignore[no-untyped-call]
-    return _dialects[name]
-
-
-def insert_columns(model: type[Base]) -> list[str]:
-    """Column order of a bulk insert: id, then source_line_id when there is one, then the rest."""
-    names = [c.key for c in model.__table__.columns]
-    first = [n for n in ("id", "source_line_id") if n in names]
-    return first + [n for n in names if n not in first]
-
-
-_ROW_FUNCTIONS: dict[tuple[str, str, int], Callable[[dict[str, Any]], tuple[Any, ...]]] = {}
-
-
-def _utc_for_sqlite(value: dt.datetime) -> str:
-    """What ``UTCDateTime`` binds on SQLite (naive UTC, as SQLAlchemy's DATETIME formats it)."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"refusing naive datetime {value!r}: evidence times carry a zone")
-    return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-def _row_function(
-    model: type[Base], dialect_name: str, skip: int
-) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-    """Values in insert order, converted as SQLAlchemy would bind them, minus the first ``skip``.
-
-    Generated once per table: one tuple display, a converter only where a column
-    needs one (``tests/test_phone_systems.py`` checks the rows read back).
-    """
-    key = (model.__tablename__, dialect_name, skip)
-    known = _ROW_FUNCTIONS.get(key)
-    if known is not None:
-        return known
-    dialect = _dialect(dialect_name)
-    table = model.__table__
-    namespace: dict[str, Any] = {"_utc_for_sqlite": _utc_for_sqlite}
-    items = []
-    for index, name in enumerate(insert_columns(model)[skip:]):
-        column_type = table.columns[name].type
-        if dialect_name == "sqlite" and isinstance(column_type, UTCDateTime):
-            items.append(f"(None if (_x := get({name!r})) is None else _utc_for_sqlite(_x))")
-            continue
-        process = column_type.dialect_impl(dialect).bind_processor(dialect)
-        if process is None:
-            items.append(f"get({name!r})")
-        else:
-            namespace[f"_p{index}"] = process
-            items.append(f"(None if (_x := get({name!r})) is None else _p{index}(_x))")
-    source = "def row(values):\n    get = values.get\n    return (" + ", ".join(items) + ",)\n"
-    exec(compile(source, f"<row {key}>", "exec"), namespace)  # noqa: S102 - our own text
-    function: Callable[[dict[str, Any]], tuple[Any, ...]] = namespace["row"]
-    _ROW_FUNCTIONS[key] = function
-    return function
-
-
-def _db_row(model: type[Base], values: dict[str, Any], dialect: str, skip: int) -> tuple[Any, ...]:
-    """Values in insert order, converted as SQLAlchemy would bind them, minus the ids."""
-    return _row_function(model, dialect, skip)(values)
-
-
 _RECORD_KEY = f'"id":{_RECORD_ID}'
 _LINE_KEYS = (f'"source_line_id":{_LINE_ID}', f'"id":{_LINE_ID}')
 
@@ -246,7 +172,7 @@ def prepare_chunk(spec: ChunkSpec, lines: Sequence[tuple[int, bytes]]) -> list[P
     parse = parser.parse
     encoding = parser.encoding
     imported_at = utcnow()
-    line_row = _row_function(SourceLine, spec.dialect, 1)
+    line_row = bulk.row_function(SourceLine, spec.dialect, 1)
     sha256 = hashlib.sha256
     # One source line's values; the per-line ones are set in the loop.
     line_values = {
@@ -282,7 +208,7 @@ def prepare_chunk(spec: ChunkSpec, lines: Sequence[tuple[int, bytes]]) -> list[P
         template = payload_template(
             ledger.payload_for_rows(SourceLine, line_values, [(model, values)])
         )
-        record_row = _row_function(model, spec.dialect, 2)(values)
+        record_row = bulk.row_function(model, spec.dialect, 2)(values)
         prepared.append(
             (
                 number,
@@ -314,30 +240,7 @@ def _model(table: str) -> type[Base]:
 
 def reserve_ids(session: Session, table: str, count: int) -> list[int]:
     """``count`` fresh primary keys for ``table``; the caller holds the writer lock."""
-    if count == 0:
-        return []
-    if session.get_bind().dialect.name == "postgresql":
-        return list(
-            session.scalars(
-                text(
-                    f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "
-                    "FROM generate_series(1, :n)"
-                ),
-                {"n": count},
-            )
-        )
-    # SQLite: the writer lock (BEGIN IMMEDIATE) is held, and evidence rows are never deleted.
-    top = session.scalar(text(f"SELECT coalesce(max(id), 0) FROM {table}")) or 0
-    return list(range(top + 1, top + 1 + count))
-
-
-def _insert_sql(session: Session, model: type[Base]) -> str:
-    names = insert_columns(model)
-    mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
-    return (
-        f"INSERT INTO {model.__tablename__} ({', '.join(names)}) "
-        f"VALUES ({', '.join([mark] * len(names))})"
-    )
+    return bulk.reserve_ids(session, table, count)
 
 
 def _known(session: Session, fmt: str, digests: list[str]) -> tuple[set[str], set[str]]:
@@ -413,12 +316,12 @@ def write_chunk(
             record_ids[index] = rid
     conn = session.connection()
     conn.exec_driver_sql(
-        _insert_sql(session, SourceLine),
+        bulk.insert_sql(session, SourceLine),
         [(line_ids[i], *item[6]) for i, item in enumerate(fresh)],
     )
     for table, indexes in by_table.items():
         conn.exec_driver_sql(
-            _insert_sql(session, _model(table)),
+            bulk.insert_sql(session, _model(table)),
             [(record_ids[i], line_ids[i], *fresh[i][5]) for i in indexes],
         )
     entries = []
