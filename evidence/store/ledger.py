@@ -116,6 +116,13 @@ def row_fields(
 _FIELDS: dict[type[Base], Callable[[Mapping[str, Any]], dict[str, Any]]] = {}
 
 
+def _python_type(column_type: Any) -> type | None:
+    try:
+        return column_type.python_type  # type: ignore[no-any-return]
+    except NotImplementedError:
+        return None
+
+
 def _fields_function(model: type[Base]) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
     """``row_fields`` for one model as one generated function: one dict display, no loop.
 
@@ -127,13 +134,28 @@ def _fields_function(model: type[Base]) -> Callable[[Mapping[str, Any]], dict[st
         return known
     table, keys = _column_keys(model)
     digested = DIGESTED.get(table)
+    columns = inspect(model).columns
     items = [f'"_table": {table!r}']
     for key in keys:
         if digested is not None and key == digested[0]:
             continue
-        items.append(f"{key!r}: (_x if type(_x := get({key!r})) in _PLAIN else _encode(_x))")
+        python_type = _python_type(columns[key].type)
+        if python_type is dt.datetime:
+            # The usual case first; anything else (None, or a value of another type)
+            # goes through _encode like every other column.
+            items.append(
+                f"{key!r}: (_iso_utc(_x) if type(_x := get({key!r})) is _datetime "
+                "else _x if _x is None else _encode(_x))"
+            )
+        else:
+            items.append(f"{key!r}: (_x if type(_x := get({key!r})) in _PLAIN else _encode(_x))")
     source = "def fields(values):\n    get = values.get\n    return {" + ", ".join(items) + "}\n"
-    namespace: dict[str, Any] = {"_PLAIN": frozenset(_PLAIN), "_encode": _encode}
+    namespace: dict[str, Any] = {
+        "_PLAIN": frozenset(_PLAIN),
+        "_encode": _encode,
+        "_iso_utc": iso_utc,
+        "_datetime": dt.datetime,
+    }
     exec(compile(source, f"<row_fields {table}>", "exec"), namespace)  # noqa: S102 - our own text
     function: Callable[[Mapping[str, Any]], dict[str, Any]] = namespace["fields"]
     _FIELDS[model] = function
