@@ -106,10 +106,9 @@ def row_fields(
     if digested is not None:
         data_key, digest_key = digested
         data = values.get(data_key)
-        if data is not None:
-            actual = hashlib.sha256(data).hexdigest()
-            if actual != fields[digest_key]:
-                fields[digest_key] = {"sha256 of the bytes": actual}
+        actual = hashlib.sha256(data).hexdigest() if data is not None else None
+        if actual != fields[digest_key]:
+            fields[digest_key] = {"sha256 of the bytes": actual}
     return fields
 
 
