@@ -225,6 +225,49 @@ def test_bulk_payload_equals_orm_payload(store: Store) -> None:
         assert entries[2].entry_hash == ledger.entry_hash(entries[1].entry_hash, '{"a":2}')
 
 
+def test_bulk_insert_stores_what_the_core_insert_stores(store: Store) -> None:
+    """bulk.insert_rows binds each value as SQLAlchemy's insert() does: same bytes in the table."""
+    from sqlalchemy import insert
+
+    from evidence.store import bulk
+    from evidence.store.blobs import put_blobs
+    from evidence.store.models import Direction, Email, ReceivedSource
+
+    helsinki = dt.timezone(dt.timedelta(hours=3))
+    values = {
+        "raw_sha256": hashlib.sha256(b"x").hexdigest(),
+        "message_id": "<a@example.net>",
+        "references": "<r@example.net>",  # a reserved word in SQL: quoted
+        "subject": "Hyvä",
+        "date_header": dt.datetime(2026, 9, 28, 10, 0, 0, 123, tzinfo=helsinki),
+        "date_header_offset": 180,
+        "received_at": dt.datetime(2026, 9, 28, 7, 0, 1, tzinfo=UTC),
+        "received_source": ReceivedSource.RECEIVED_HEADER,
+        "direction": Direction.INBOUND,
+        "imported_at": dt.datetime(2026, 9, 28, 7, 1, tzinfo=UTC),
+        "source": "x.eml",
+        # message_id_reused left out: its default (False) is taken, as by insert()
+    }
+    with store.writing() as session:
+        put_blobs(session, {values["raw_sha256"]: b"x"})
+        session.execute(insert(Email), [{**values, "id": 1, "content_key": "a" * 64}])
+        bulk.insert_rows(session, Email, [{**values, "id": 2, "content_key": "b" * 64}])
+    with store.session() as session:
+        stored = [
+            dict(row._mapping) for row in session.execute(text("SELECT * FROM emails ORDER BY id"))
+        ]
+        orm = list(session.scalars(select(Email).order_by(Email.id)))
+    assert [row.pop("id") for row in stored] == [1, 2]
+    assert [row.pop("content_key") for row in stored] == ["a" * 64, "b" * 64]
+    assert stored[0] == stored[1]
+    assert orm[1].date_header == dt.datetime(2026, 9, 28, 7, 0, 0, 123, tzinfo=UTC)
+    assert orm[1].message_id_reused is False and orm[1].references == "<r@example.net>"
+    with store.writing() as session, pytest.raises(ValueError, match="naive"):
+        naive = {**values, "id": 3, "content_key": "c" * 64}
+        naive["received_at"] = dt.datetime(2026, 9, 28, 7, 0, tzinfo=UTC).replace(tzinfo=None)
+        bulk.insert_rows(session, Email, [naive])
+
+
 # --- verify_chain -------------------------------------------------------------------
 
 

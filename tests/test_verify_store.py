@@ -7,6 +7,7 @@ ALTER TABLE ... DISABLE TRIGGER ALL), on both databases.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -166,6 +167,94 @@ def test_row_changed_behind_the_applications_back(env: Env, filled: Store) -> No
     problem = failures["incidents/1"]
     assert "the row was changed" in problem
     assert 'title: "Puhelinjärjestelmän häiriö" → "Ei häiriötä"' in problem
+
+
+def _line_entries(store: Store) -> list[tuple[int, str, dict]]:
+    with store.session() as session:
+        rows = session.execute(
+            select(LedgerEntry.seq, LedgerEntry.record_id, LedgerEntry.payload)
+            .where(LedgerEntry.record_type == "source_lines")
+            .order_by(LedgerEntry.seq)
+        )
+        return [(seq, record_id, json.loads(payload)) for seq, record_id, payload in rows]
+
+
+def test_a_phone_line_is_chained_by_its_digest(env: Env, filled: Store) -> None:
+    """The leaf carries the line's SHA-256, not its bytes; a changed byte is still found."""
+    entries = _line_entries(filled)
+    assert entries
+    with filled.session() as session:
+        for _seq, record_id, payload in entries:
+            raw = session.scalar(
+                text("SELECT raw FROM source_lines WHERE id = :i"), {"i": record_id}
+            )
+            assert "raw" not in payload
+            assert payload["line_sha256"] == hashlib.sha256(raw).hexdigest()
+    seq, record_id, _ = entries[0]
+    _attack(
+        env,
+        filled,
+        "source_lines",
+        ("UPDATE source_lines SET raw = :r WHERE id = :i", {"r": b"forged,line", "i": record_id}),
+    )
+    failures = _failures(filled)
+    problem = failures[f"source_lines/{record_id}"]
+    assert f"differs from what ledger entry #{seq} recorded" in problem
+    assert "line_sha256" in problem and hashlib.sha256(b"forged,line").hexdigest()[:20] in problem
+    with filled.session() as session:
+        [found] = ledger.verify_chain(session).problems
+    assert found.seq == seq and found.problem.endswith("differs from what was chained: line_sha256")
+
+
+def test_lines_chained_with_their_bytes_still_verify(env: Env, filled: Store) -> None:
+    """Stores written before the digest rule carry each line in base64: still verified."""
+    with filled.session() as session:
+        rows = list(
+            session.execute(
+                select(LedgerEntry.seq, LedgerEntry.record_type, LedgerEntry.payload).order_by(
+                    LedgerEntry.seq
+                )
+            )
+        )
+        raws = dict(session.execute(text("SELECT id, raw FROM source_lines")).all())
+    # Rewrite the log as the old encoding had it, re-linking the chain.
+    prev, statements = ledger.GENESIS, []
+    for seq, record_type, payload in rows:
+        fields = json.loads(payload)
+        if record_type == "source_lines":
+            raw = raws[fields["id"]]
+            fields["raw"] = {"base64": base64.b64encode(raw).decode("ascii")}
+            payload = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        new_hash = ledger.entry_hash(prev, payload)
+        statements.append(
+            (
+                "UPDATE ledger SET payload = :p, entry_hash = :h, prev_hash = :v WHERE seq = :s",
+                {"p": payload, "h": new_hash, "v": prev, "s": seq},
+            )
+        )
+        prev = new_hash
+    _attack(env, filled, "ledger", *statements)
+    with filled.session() as session:
+        assert ledger.verify_chain(session).ok
+    failures = verify_store_failures(filled)
+    # Only what the attack itself broke: the signed roots and the ledger's guard.
+    assert failures and all(s.startswith(("checkpoint #", "trigger ")) for s in failures), failures
+    # ...and a changed byte in such a line is found too.
+    record_id = next(iter(raws))
+    _attack(
+        env,
+        filled,
+        "source_lines",
+        ("UPDATE source_lines SET raw = :r WHERE id = :i", {"r": b"forged,line", "i": record_id}),
+    )
+    assert "raw: " in verify_store_failures(filled)[f"source_lines/{record_id}"]
+    with filled.session() as session:
+        [found] = ledger.verify_chain(session).problems
+    assert found.problem == f"source_lines/{record_id} differs from what was chained: raw"
+
+
+def verify_store_failures(store: Store) -> dict[str, str]:
+    return {f.subject: f.problem for f in verify_store(store).failures}
 
 
 def test_row_and_log_rewritten_together_break_the_signed_checkpoints(

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Table, insert, select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from evidence.config import Config
@@ -56,7 +56,7 @@ from evidence.ingest.mime import (
     header_text,
     parse,
 )
-from evidence.store import ledger
+from evidence.store import bulk, ledger
 from evidence.store.blobs import put_blobs, sha256_hex
 from evidence.store.checkpoints import write_checkpoint
 from evidence.store.db import Store
@@ -800,10 +800,10 @@ def _insert_emails(
             )
         attachment_rows.append(files)
     put_blobs(session, blobs)
-    ids = _reserve_ids(session, "emails", len(rows))
+    ids = bulk.reserve_ids(session, "emails", len(rows))
     for row, email_id in zip(rows, ids, strict=True):
         row["id"] = email_id
-    session.execute(insert(_table(Email)), rows)
+    bulk.insert_rows(session, Email, rows)
     address_rows: list[dict[str, Any]] = []
     flat_attachments: list[dict[str, Any]] = []
     for email_id, (_, _, parsed), files in zip(ids, fresh, attachment_rows, strict=True):
@@ -833,38 +833,7 @@ def _insert_emails(
 
 
 def _insert_children(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    table = _table(model)
-    for row, row_id in zip(rows, _reserve_ids(session, table.name, len(rows)), strict=True):
+    ids = bulk.reserve_ids(session, model.__tablename__, len(rows))
+    for row, row_id in zip(rows, ids, strict=True):
         row["id"] = row_id
-    session.execute(insert(table), rows)
-
-
-def _table(model: type[Any]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-def _reserve_ids(session: Session, table: str, count: int) -> list[int]:
-    """Ids for ``count`` new rows, so a bulk insert needs no RETURNING.
-
-    The caller holds the writer lock (``Store.writing``): on SQLite no one else
-    can insert until it commits; on PostgreSQL the ids come from the table's
-    own sequence, as an ordinary insert's would.
-    """
-    if count == 0:
-        return []
-    if session.get_bind().dialect.name == "postgresql":
-        return list(
-            session.scalars(
-                text(
-                    "SELECT nextval(pg_get_serial_sequence(:t, 'id')) "
-                    "FROM generate_series(1, :n) ORDER BY 1"
-                ),
-                {"t": table, "n": count},
-            )
-        )
-    top = session.scalar(text(f"SELECT coalesce(max(id), 0) FROM {table}"))
-    return list(range(int(top or 0) + 1, int(top or 0) + 1 + count))
+    bulk.insert_rows(session, model, rows)

@@ -33,12 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Dialect, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from evidence.errors import InvalidInput
 from evidence.ingest import ImportReport, quarantine, start_run
-from evidence.store import ledger
+from evidence.store import bulk, ledger
 from evidence.store.checkpoints import write_checkpoint
 from evidence.store.db import Store
 from evidence.store.models import Base, ImportRun, SourceLine
@@ -82,7 +82,9 @@ class LineParser(Protocol):
     encoding: str
     multiline: bool  # records may continue over line breaks inside quotes (CSV)
 
-    def parse(self, text: str) -> tuple[type[Base], dict[str, Any]]: ...
+    def parse(self, text: str) -> tuple[type[Base], dict[str, Any]]:
+        """The values are a new dict: the caller adds the ids to it."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,18 @@ class ChunkSpec:
     dialect: str  # "sqlite" or "postgresql"
 
 
-# One prepared line: (line number, raw bytes, sha256, error or None,
-#                     table name or None, record row, source-line row, payload template)
-Prepared = tuple[int, bytes, str, str | None, str | None, tuple[Any, ...], tuple[Any, ...], str]
+# One prepared line: (line number, raw bytes, sha256, error or None, table name or None,
+#                     record row, source-line row, payload template (see payload_template))
+Prepared = tuple[
+    int,
+    bytes,
+    str,
+    str | None,
+    str | None,
+    tuple[Any, ...],
+    tuple[Any, ...],
+    tuple[str, str, str, str] | None,
+]
 
 
 def iter_records(path: Path, multiline: bool) -> Iterator[tuple[int, bytes]]:
@@ -138,97 +149,77 @@ def iter_records(path: Path, multiline: bool) -> Iterator[tuple[int, bytes]]:
 # --- preparing a chunk (in the worker) -------------------------------------------
 
 
-_dialects: dict[str, Dialect] = {}
-_processors: dict[tuple[str, str], tuple[list[str], list[tuple[int, Callable[[Any], Any]]]]] = {}
+_RECORD_KEY = f'"id":{_RECORD_ID}'
+_LINE_KEYS = (f'"source_line_id":{_LINE_ID}', f'"id":{_LINE_ID}')
 
 
-def _dialect(name: str) -> Dialect:
-    if name not in _dialects:
-        if name == "sqlite":
-            from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+def payload_template(payload: str) -> tuple[str, str, str, str]:
+    """Split a payload built with the placeholder ids around them: ``(a, b, c, d)``.
 
-            _dialects[name] = SQLiteDialect_pysqlite()
-        else:
-            from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
-
-            _dialects[name] = PGDialect_psycopg()  # type: ignore[no-untyped-call]
-    return _dialects[name]
-
-
-def insert_columns(model: type[Base]) -> list[str]:
-    """Column order of a bulk insert: id, then source_line_id when there is one, then the rest."""
-    names = [c.key for c in model.__table__.columns]
-    first = [n for n in ("id", "source_line_id") if n in names]
-    return first + [n for n in names if n not in first]
-
-
-def _row_processors(
-    model: type[Base], dialect_name: str
-) -> tuple[list[str], list[tuple[int, Callable[[Any], Any]]]]:
-    """Insert-order column names, and the (index, converter) of those that need converting."""
-    key = (model.__tablename__, dialect_name)
-    if key not in _processors:
-        dialect = _dialect(dialect_name)
-        table = model.__table__
-        names = insert_columns(model)
-        converters: list[tuple[int, Callable[[Any], Any]]] = []
-        for index, name in enumerate(names):
-            process = table.columns[name].type.dialect_impl(dialect).bind_processor(dialect)
-            if process is not None:
-                converters.append((index, process))
-        _processors[key] = (names, converters)
-    return _processors[key]
-
-
-def _db_row(model: type[Base], values: dict[str, Any], dialect: str, skip: int) -> tuple[Any, ...]:
-    """Values in insert order, converted as SQLAlchemy would bind them, minus the ids."""
-    names, converters = _row_processors(model, dialect)
-    row = [values.get(name) for name in names]
-    for index, process in converters:
-        if row[index] is not None:
-            row[index] = process(row[index])
-    return tuple(row[skip:])
+    The payload with real ids is ``a + record_id + b + line_id + c + line_id + d``
+    (sorted keys put the record, inside ``_children``, before the line). The
+    writer only joins, instead of searching the text for each placeholder.
+    """
+    a, rest = payload.split(_RECORD_KEY)
+    b, rest = rest.split(_LINE_KEYS[0])
+    c, d = rest.split(_LINE_KEYS[1])
+    return a + '"id":', b + '"source_line_id":', c + '"id":', d
 
 
 def prepare_chunk(spec: ChunkSpec, lines: Sequence[tuple[int, bytes]]) -> list[Prepared]:
     """Decode, parse, hash and encode one chunk. Pure: no database."""
     parser = spec.parser
+    parse = parser.parse
+    encoding = parser.encoding
     imported_at = utcnow()
+    line_row = bulk.row_function(SourceLine, spec.dialect, 1)
+    sha256 = hashlib.sha256
+    # One source line's values; the per-line ones are set in the loop.
+    line_values = {
+        "id": _LINE_ID,
+        "format": parser.format,
+        "line_sha256": "",
+        "raw": b"",
+        "source": spec.source,
+        "line_number": 0,
+        "imported_at": imported_at,
+        "import_run_id": spec.run_id,
+    }
     prepared: list[Prepared] = []
     for number, raw in lines:
-        digest = hashlib.sha256(raw).hexdigest()
-        line_values = {
-            "id": _LINE_ID,
-            "format": parser.format,
-            "line_sha256": digest,
-            "raw": raw,
-            "source": spec.source,
-            "line_number": number,
-            "imported_at": imported_at,
-            "import_run_id": spec.run_id,
-        }
-        line_row = _db_row(SourceLine, line_values, spec.dialect, 1)
+        digest = sha256(raw).hexdigest()
+        line_values["line_sha256"] = digest
+        line_values["raw"] = raw
+        line_values["line_number"] = number
         try:
             try:
-                decoded = raw.decode(parser.encoding)
+                decoded = raw.decode(encoding)
             except UnicodeDecodeError:
-                name = (
-                    "UTF-8"
-                    if parser.encoding.lower().replace("_", "-") == "utf-8"
-                    else parser.encoding
-                )
+                name = "UTF-8" if encoding.lower().replace("_", "-") == "utf-8" else encoding
                 raise LineError(f"not {name} text") from None
             if "\x00" in decoded:
                 raise LineError("binary data (NUL bytes) in the line")
-            model, values = parser.parse(decoded)
+            model, values = parse(decoded)
         except LineError as exc:
-            prepared.append((number, raw, digest, str(exc), None, (), line_row, ""))
+            prepared.append((number, raw, digest, str(exc), None, (), line_row(line_values), None))
             continue
-        values = {**values, "id": _RECORD_ID, "source_line_id": _LINE_ID}
-        payload = ledger.payload_for_rows(SourceLine, line_values, [(model, values)])
-        record_row = _db_row(model, values, spec.dialect, 2)
+        values["id"] = _RECORD_ID
+        values["source_line_id"] = _LINE_ID
+        template = payload_template(
+            ledger.payload_for_rows(SourceLine, line_values, [(model, values)])
+        )
+        record_row = bulk.row_function(model, spec.dialect, 2)(values)
         prepared.append(
-            (number, raw, digest, None, model.__tablename__, record_row, line_row, payload)
+            (
+                number,
+                raw,
+                digest,
+                None,
+                model.__tablename__,
+                record_row,
+                line_row(line_values),
+                template,
+            )
         )
     return prepared
 
@@ -249,30 +240,7 @@ def _model(table: str) -> type[Base]:
 
 def reserve_ids(session: Session, table: str, count: int) -> list[int]:
     """``count`` fresh primary keys for ``table``; the caller holds the writer lock."""
-    if count == 0:
-        return []
-    if session.get_bind().dialect.name == "postgresql":
-        return list(
-            session.scalars(
-                text(
-                    f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "
-                    "FROM generate_series(1, :n)"
-                ),
-                {"n": count},
-            )
-        )
-    # SQLite: the writer lock (BEGIN IMMEDIATE) is held, and evidence rows are never deleted.
-    top = session.scalar(text(f"SELECT coalesce(max(id), 0) FROM {table}")) or 0
-    return list(range(top + 1, top + 1 + count))
-
-
-def _insert_sql(session: Session, model: type[Base]) -> str:
-    names = insert_columns(model)
-    mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
-    return (
-        f"INSERT INTO {model.__tablename__} ({', '.join(names)}) "
-        f"VALUES ({', '.join([mark] * len(names))})"
-    )
+    return bulk.reserve_ids(session, table, count)
 
 
 def _known(session: Session, fmt: str, digests: list[str]) -> tuple[set[str], set[str]]:
@@ -348,24 +316,21 @@ def write_chunk(
             record_ids[index] = rid
     conn = session.connection()
     conn.exec_driver_sql(
-        _insert_sql(session, SourceLine),
+        bulk.insert_sql(session, SourceLine),
         [(line_ids[i], *item[6]) for i, item in enumerate(fresh)],
     )
     for table, indexes in by_table.items():
         conn.exec_driver_sql(
-            _insert_sql(session, _model(table)),
+            bulk.insert_sql(session, _model(table)),
             [(record_ids[i], line_ids[i], *fresh[i][5]) for i in indexes],
         )
     entries = []
     for i, item in enumerate(fresh):
-        line_id, record_id = line_ids[i], record_ids[i]
-        payload = (
-            item[7]
-            .replace(f'"id":{_LINE_ID}', f'"id":{line_id}')
-            .replace(f'"source_line_id":{_LINE_ID}', f'"source_line_id":{line_id}')
-            .replace(f'"id":{_RECORD_ID}', f'"id":{record_id}')
+        line_id, record_id = str(line_ids[i]), record_ids[i]
+        a, b, c, d = item[7] or ("", "", "", "")
+        entries.append(
+            (SourceLine.__tablename__, line_id, f"{a}{record_id}{b}{line_id}{c}{line_id}{d}")
         )
-        entries.append((SourceLine.__tablename__, str(line_id), payload))
     ledger.append_payloads(session, entries)
     report.imported += len(fresh)
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from evidence.errors import ContentErased, IntegrityFailure, NotFound
+from evidence.store import bulk
 from evidence.store.models import Blob, ErasedBlob, Erasure
 from evidence.timeutil import utcnow
 
@@ -51,8 +52,7 @@ def put_blobs(session: Session, blobs: dict[str, bytes]) -> None:
         if digest not in known
     ]
     if rows:
-        session.flush()  # blobs added through the ORM first
-        session.execute(insert(Blob.__table__), rows)  # type: ignore[arg-type]
+        bulk.insert_rows(session, Blob, rows)
         known.update(str(row["sha256"]) for row in rows)
 
 

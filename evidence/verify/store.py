@@ -76,6 +76,8 @@ def _pk_of(mapper: Any, values: dict[str, Any]) -> str:
 class _Logged:
     seq: int
     digest: bytes
+    legacy: bool = False  # written with a DIGESTED column's bytes in it (ledger.row_fields)
+    erased: bool = False  # its entry was redacted by an erasure (ledger.row_fields)
 
 
 def verify_store(store: Store) -> Report:
@@ -196,7 +198,9 @@ def _verify_ledger(
         )
         if first_gap is None:
             compare(frontier.size)
-        _index_payload(seq, record_type, record_id, payload, mappers, index, report)
+        _index_payload(
+            seq, record_type, record_id, payload, mappers, index, report, erased is not None
+        )
     size = expected_seq - 1
     report.facts["tree_size"] = size
     report.facts["root"] = frontier.root().hex() if first_gap is None else None
@@ -244,6 +248,7 @@ def _index_payload(
     mappers: dict[str, Any],
     index: dict[str, dict[str, _Logged]],
     report: Report,
+    erased: bool = False,
 ) -> None:
     try:
         fields = json.loads(payload)
@@ -259,14 +264,18 @@ def _index_payload(
             f"names {record_type}/{record_id}, but its payload is not a row of that table",
         )
         return
-    index.setdefault(record_type, {})[record_id] = _Logged(seq, _canonical(fields))
+    index.setdefault(record_type, {})[record_id] = _Logged(
+        seq, _canonical(fields), ledger.is_legacy_payload(record_type, fields), erased
+    )
     for child in children if isinstance(children, list) else []:
         table = child.get("_table") if isinstance(child, dict) else None
         if table not in mappers:
             report.fail(f"ledger entry #{seq}", f"holds a child row of unknown table {table!r}")
             continue
         pk = _pk_of(mappers[table], child)
-        index.setdefault(table, {})[pk] = _Logged(seq, _canonical(child))
+        index.setdefault(table, {})[pk] = _Logged(
+            seq, _canonical(child), ledger.is_legacy_payload(table, child), erased
+        )
 
 
 # --- 3. the rows --------------------------------------------------------------------
@@ -299,13 +308,18 @@ def _verify_rows(
         query = select(*columns).order_by(*mapper.primary_key)
         for row in session.execute(query.execution_options(yield_per=2000)):
             values = {c.key: v for c, v in zip(columns, row, strict=True)}
-            fields = ledger.row_fields(mapper.class_, values)
             pk = _pk_of(mapper, values)
             total += 1
             for col in blob_cols:
                 if values[col]:
                     cited.setdefault(values[col], f"{table}/{pk}")
             entry = logged.pop(pk, None)
+            fields = ledger.row_fields(
+                mapper.class_,
+                values,
+                legacy=entry is not None and entry.legacy,
+                erased=entry is not None and entry.erased,
+            )
             if entry is None:
                 report.fail(
                     f"{table}/{pk}",
