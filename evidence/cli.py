@@ -2,12 +2,14 @@
 
 Exit codes: 0 done; 1 error; 2 usage; 3 done, but some input was quarantined;
 4 `evidence sync` is already running (this run did nothing).
-5 verification found the store or a dossier altered.
+5 verification found the store or a dossier altered; 6 the database or its disk failed
+during the run (disk full, connection lost): nothing half-written, run it again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import functools
 import json
 import sys
@@ -18,12 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from evidence import __version__
 from evidence.config import Config, load_config, write_initial_config
 from evidence.errors import EvidenceError
+from evidence.files import private_dir
 from evidence.ingest import ImportReport
-from evidence.store.db import Store, open_store, upgrade
+from evidence.store.db import Store, open_store, upgrade, write_failure
 from evidence.timeutil import format_local, iso_utc, parse_user_date, parse_user_time
 
 if TYPE_CHECKING:
@@ -53,7 +57,13 @@ def handle_errors(func: F) -> F:
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted; what was committed before stays", 130)
+        except SQLAlchemyError as exc:
+            failure = write_failure(exc)
+            _fail(str(failure), failure.exit_code)
         except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                failure = write_failure(exc)
+                _fail(str(failure), failure.exit_code)
             _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
 
     return wrapper  # type: ignore[return-value]
@@ -202,7 +212,7 @@ def init(company: str | None, mail_domains: tuple[str, ...], timezone: str | Non
         evidence init --company "Aurora Energia Oy" --mail-domain aurora-energia.example
     """
     config = _config()
-    config.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(config.home)
     written = write_initial_config(config.home, company, list(mail_domains), timezone)
     config = _config()
     upgrade(config)

@@ -41,3 +41,14 @@ class SyncAlreadyRunning(EvidenceError):
     """Another ``evidence sync`` holds the lock; this run did nothing."""
 
     exit_code = 4
+
+
+class StoreWriteFailed(EvidenceError):
+    """The database failed in the middle of a run (disk full, server restarted, connection lost).
+
+    Each chunk is one transaction, so what was committed before the failure is
+    whole and the chunk in progress left nothing; running the command again
+    when the cause is fixed adds exactly what is missing.
+    """
+
+    exit_code = 6
