@@ -12,12 +12,17 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import os
 import random
+import shutil
 import signal
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, create_engine, func, select
 
 from evidence.config import load_config
@@ -35,6 +40,7 @@ from evidence.store.models import (
 )
 from evidence.timeutil import UTC
 from evidence.verify.store import verify_store
+from tests.conftest import Env, _pg_admin, pg_url
 
 BASE = dt.datetime(2026, 9, 1, 5, 0, tzinfo=UTC)
 # Mail limits for the runs: a message of more parts than this is quarantined.
@@ -254,3 +260,48 @@ def check_complete(database_url: str, env_vars: dict[str, str], expected: Expect
 
 
 KILLED = -signal.SIGKILL
+
+
+class Stores:
+    """Fresh stores on one backend, each built by the migrations (from the test templates)."""
+
+    def __init__(self, request: pytest.FixtureRequest, backend: str, root: Path) -> None:
+        self.request = request
+        self.backend = backend
+        self.root = root
+        self.databases: list[str] = []
+        self.count = 0
+
+    def new(self, config_toml: str = "") -> Env:
+        self.count += 1
+        home = self.root / f"home-{self.count}"
+        home.mkdir(mode=0o700)
+        if self.backend == "sqlite":
+            template: Path = self.request.getfixturevalue("sqlite_template")
+            shutil.copy2(template, home / "evidence.db")
+            env = Env("sqlite", home, f"sqlite:///{home / 'evidence.db'}")
+        else:
+            template_db: str = self.request.getfixturevalue("pg_template")
+            name = f"evidence_crash_{os.getpid()}_{self.count}"
+            _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            _pg_admin(f"CREATE DATABASE {name} TEMPLATE {template_db}")
+            self.databases.append(name)
+            env = Env("postgresql", home, pg_url(name))
+        env.write_config(config_toml)
+        return env
+
+    def drop_all(self) -> None:
+        for name in self.databases:
+            _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        self.databases.clear()
+
+
+def spawn(env: Env, args: list[str]) -> subprocess.Popen[bytes]:
+    # A session of its own: the importer and its workers form one process group.
+    return subprocess.Popen(
+        [sys.executable, "-m", "evidence", *args],
+        env={**os.environ, **env.vars},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )

@@ -18,7 +18,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,7 +26,8 @@ from pathlib import Path
 import pytest
 
 from tests import bulk
-from tests.conftest import BACKENDS, Env, _pg_admin, pg_url
+from tests.bulk import Stores, spawn
+from tests.conftest import BACKENDS, Env
 
 MAIL_MESSAGES = 700  # two chunks: 500 and 200
 CALLS = 1200  # 1,204 CDR rows and ~3,600 queue_log lines
@@ -47,58 +47,11 @@ class Tally:
     cycles: int = 0
 
 
-class Stores:
-    """Fresh stores on one backend, each built by the migrations (from the test templates)."""
-
-    def __init__(self, request: pytest.FixtureRequest, backend: str, root: Path) -> None:
-        self.request = request
-        self.backend = backend
-        self.root = root
-        self.databases: list[str] = []
-        self.count = 0
-
-    def new(self, config_toml: str = "") -> Env:
-        import shutil
-
-        self.count += 1
-        home = self.root / f"home-{self.count}"
-        home.mkdir(mode=0o700)
-        if self.backend == "sqlite":
-            template: Path = self.request.getfixturevalue("sqlite_template")
-            shutil.copy2(template, home / "evidence.db")
-            env = Env("sqlite", home, f"sqlite:///{home / 'evidence.db'}")
-        else:
-            template_db: str = self.request.getfixturevalue("pg_template")
-            name = f"evidence_crash_{os.getpid()}_{self.count}"
-            _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            _pg_admin(f"CREATE DATABASE {name} TEMPLATE {template_db}")
-            self.databases.append(name)
-            env = Env("postgresql", home, pg_url(name))
-        env.write_config(config_toml)
-        return env
-
-    def drop_all(self) -> None:
-        for name in self.databases:
-            _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        self.databases.clear()
-
-
 @pytest.fixture(params=BACKENDS)
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
     made = Stores(request, request.param, tmp_path)
     yield made
     made.drop_all()
-
-
-def spawn(env: Env, args: list[str]) -> subprocess.Popen[bytes]:
-    # A session of its own: the importer and its workers form one process group.
-    return subprocess.Popen(
-        [sys.executable, "-m", "evidence", *args],
-        env={**os.environ, **env.vars},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
 
 
 def group_gone(pgid: int, timeout: float = 15.0) -> bool:
