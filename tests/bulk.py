@@ -305,3 +305,9 @@ def spawn(env: Env, args: list[str]) -> subprocess.Popen[bytes]:
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+
+
+def finish(proc: subprocess.Popen[bytes], timeout: float = 600) -> tuple[int, str]:
+    """Wait for ``proc`` (reading its stderr, so it never blocks on a full pipe)."""
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err.decode()

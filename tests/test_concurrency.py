@@ -91,7 +91,7 @@ def call_jobs(root: Path) -> tuple[list[list[str]], list[list[str]], bulk.Expect
 def run_together(env: Env, jobs: list[list[str]]) -> float:
     start = time.monotonic()
     procs = [spawn(env, job) for job in jobs]
-    results = [(proc.wait(timeout=900), proc.communicate()[1].decode()) for proc in procs]
+    results = [bulk.finish(proc, timeout=900) for proc in procs]
     assert [code for code, _ in results] == [0] * len(jobs), results
     assert [err for _, err in results] == [""] * len(jobs)
     return time.monotonic() - start
