@@ -10,6 +10,8 @@ below as regression tests.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 
 from evidence.ingest.mail import import_mail
 from evidence.ingest.phonelog import iter_records
@@ -157,6 +160,8 @@ def _field(draw: st.DrawFn) -> str:
     return draw(
         st.one_of(
             st.text(max_size=12),
+            st.text(alphabet="x9", min_size=30, max_size=300),  # past a column's width
+            st.integers(-(2**70), 2**70).map(str),
             st.sampled_from(
                 [
                     "2026-09-29 10:21:37",
@@ -179,10 +184,18 @@ def _field(draw: st.DrawFn) -> str:
 
 @st.composite
 def cdr_row(draw: st.DrawFn) -> bytes:
-    width = draw(st.sampled_from([16, 18, 21, 15, 17, 22, 0, 1]))
+    width = draw(st.sampled_from([16, 18, 21, 16, 18, 21, 15, 17, 22, 0, 1]))
     fields = [_field(draw) for _ in range(width)]
-    if width >= 16 and draw(st.booleans()):
-        fields[9] = draw(st.sampled_from(["2026-09-29 10:21:37", "2026-10-25 03:30:00"]))
+    if width >= 16:
+        times = st.sampled_from(
+            ["2026-09-29 10:21:37", "2026-10-25 03:30:00", "0001-01-01 00:00:00",
+             "9999-12-31 23:59:59", ""]
+        )  # fmt: skip
+        for column in (9, 10, 11):  # start, answer, end
+            if draw(st.booleans()):
+                fields[column] = draw(times)
+        if draw(st.booleans()):
+            fields[9] = "2026-09-29 10:21:37"  # a start that parses, so the rest is read
     quote = draw(st.booleans())
     text = ",".join('"' + f.replace('"', '""') + '"' if quote else f for f in fields)
     raw = text.encode("utf-8", "surrogatepass")
@@ -289,3 +302,57 @@ def test_malformed_input_at_scale(store: Store, env: Env, tmp_path: Path) -> Non
         store, env, tmp_path / "q", SLOW_EXAMPLES, "asterisk-queue-log", GOOD_QUEUE, queue_line()
     )
     print(f"{env.backend}: {mail} mail, {cdr} CDR and {queue} queue_log examples")
+
+
+# --- inputs the properties found, kept as regression tests ------------------------------
+
+
+def _cdr(**changes: str) -> bytes:
+    """The first good CDR row with some fields changed."""
+    [fields] = csv.reader([GOOD_CDR[0].decode()])
+    names = {"src": 1, "start": 9, "answer": 10, "end": 11, "duration": 12}
+    for name, value in changes.items():
+        fields[names[name]] = value
+    out = io.StringIO()
+    csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="").writerow(fields)
+    return out.getvalue().encode()
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        # Found by hypothesis: OverflowError from the time zone arithmetic stopped the import.
+        (_cdr(start="0001-01-01 00:00:00", end="0001-01-01 00:01:00"), "a value is out of range"),
+        (_cdr(answer="0001-01-01 00:00:00"), "a value is out of range"),
+        # Found by hypothesis: "Python int too large to convert to SQLite INTEGER".
+        (_cdr(duration="99999999999999999999"), "duration 99999999999999999999 is out of range"),
+        # Fits SQLite's 64 bits but not PostgreSQL's INTEGER: refused alike on both.
+        (_cdr(duration="99999999999"), "duration 99999999999 is out of range"),
+        # PostgreSQL refuses a VARCHAR(80) value of 81 characters (SQLite stored it).
+        (_cdr(src="4" * 81), "src is longer than 80 characters"),
+    ],
+)
+def test_cdr_rows_found_bad(store: Store, tmp_path: Path, row: bytes, reason: str) -> None:
+    from evidence.ingest.phonelog import import_calls
+
+    path = bulk.write_lines(tmp_path / "Master.csv", [*GOOD_CDR, row])
+    report = import_calls(store, path, "asterisk-cdr")
+    assert (report.imported, report.quarantined) == (len(GOOD_CDR), 1)
+    [message] = report.messages
+    assert message.startswith(f"{path}:line 3: {reason}"), message
+    with store.session() as session:
+        [(raw,)] = session.execute(
+            text("SELECT data FROM blobs WHERE sha256 IN (SELECT raw_sha256 FROM quarantine)")
+        ).all()
+    assert bytes(raw) == row
+
+
+def test_queue_log_event_name_too_long(store: Store, tmp_path: Path) -> None:
+    """An event name of 41 letters fits the format but not PostgreSQL's VARCHAR(40)."""
+    from evidence.ingest.phonelog import import_calls
+
+    line = b"1790579705|1790579705.1|q|NONE|" + b"E" * 41 + b"|x"
+    path = bulk.write_lines(tmp_path / "queue_log", [*GOOD_QUEUE, line])
+    report = import_calls(store, path, "asterisk-queue-log")
+    assert (report.imported, report.quarantined) == (len(GOOD_QUEUE), 1)
+    assert "event is longer than 40 characters" in report.messages[0]
