@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import sqlite3
@@ -13,11 +14,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from evidence.config import load_config
 from evidence.files import private_dir, write_atomic
-from evidence.store.db import Store, open_store
+from evidence.store.db import Store, open_store, write_failure
 from evidence.store.models import QuarantineItem
 from evidence.timeutil import utcnow
 from tests import bulk
@@ -153,3 +154,30 @@ def test_write_atomic_replaces_whole_or_not_at_all(
         write_atomic(target, b"partial")
     assert target.read_bytes() == b"new" * 1000
     assert [p.name for p in target.parent.iterdir()] == ["f.bin"]  # the temporary is gone
+
+
+@pytest.mark.parametrize(
+    ("exc", "start"),
+    [
+        (
+            OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full")),
+            "the disk holding the store is full (database or disk is full)",
+        ),
+        (
+            OperationalError(
+                "SELECT", {}, Exception("terminating connection due to administrator command")
+            ),
+            "the connection to the database was lost (terminating connection due to",
+        ),
+        (OSError(errno.ENOSPC, "No space left on device", "/x/y"), "the disk is full (/x/y)"),
+        (OperationalError("SELECT", {}, Exception("deadlock")), "the database failed (deadlock)"),
+    ],
+)
+def test_database_failures_are_worded(exc: BaseException, start: str) -> None:
+    failure = write_failure(exc)
+    assert failure.exit_code == 6
+    assert str(failure).startswith(start)
+    assert str(failure).endswith(
+        ": everything stored before it is whole and nothing is half-written: "
+        "run the command again when this is fixed"
+    )

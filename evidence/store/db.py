@@ -185,7 +185,7 @@ def _short(exc: Exception) -> str:
 
 
 _AFTER_FAILURE = (
-    "what was imported before is stored whole and nothing is half-written: "
+    "everything stored before it is whole and nothing is half-written: "
     "run the command again when this is fixed"
 )
 
