@@ -294,7 +294,9 @@ def import_() -> None:
     """Import mail, phone-system logs and recordings.
 
     Exit code 3 means the import finished but some input was quarantined
-    (see the lines printed on stderr).
+    (see the lines printed on stderr). Exit code 6 means the database or its
+    disk failed during the import (disk full, database restarted): what was
+    stored before is whole, nothing is half-written; run it again once fixed.
     """
 
 

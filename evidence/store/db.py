@@ -199,7 +199,7 @@ def write_failure(exc: BaseException) -> StoreWriteFailed:
     lowered = detail.lower()
     if "disk is full" in lowered or "no space left" in lowered or "disk full" in lowered:
         cause = f"the disk holding the store is full ({detail})"
-    elif isinstance(exc, DBAPIError) and exc.connection_invalidated or any(
+    elif (isinstance(exc, DBAPIError) and exc.connection_invalidated) or any(
         words in lowered
         for words in (
             "terminating connection",
