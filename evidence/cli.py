@@ -3,12 +3,14 @@
 Exit codes: 0 done; 1 error; 2 usage; 3 done, but some input was quarantined;
 4 `evidence sync` is already running (this run did nothing).
 5 verification found the store or a dossier altered; 6 `customer erase` refused (open case or
-legal hold).
+legal hold); 7 the database or its disk failed during the run (disk full, connection lost):
+nothing half-written, run it again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import functools
 import json
 import os
@@ -21,12 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from evidence import __version__
 from evidence.config import Config, load_config, write_initial_config
 from evidence.errors import EvidenceError
+from evidence.files import private_dir
 from evidence.ingest import ImportReport
-from evidence.store.db import Store, open_store, upgrade
+from evidence.store.db import Store, open_store, upgrade, write_failure
 from evidence.timeutil import format_local, iso_utc, parse_user_date, parse_user_time
 
 if TYPE_CHECKING:
@@ -61,7 +65,13 @@ def handle_errors(func: F) -> F:
             # shell's code for SIGPIPE, as `git log | head` does; nothing more to say.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(128 + signal.SIGPIPE)
+        except SQLAlchemyError as exc:
+            failure = write_failure(exc)
+            _fail(str(failure), failure.exit_code)
         except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                failure = write_failure(exc)
+                _fail(str(failure), failure.exit_code)
             _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
 
     return wrapper  # type: ignore[return-value]
@@ -212,7 +222,7 @@ def init(company: str | None, mail_domains: tuple[str, ...], timezone: str | Non
         evidence init --company "Aurora Energia Oy" --mail-domain aurora-energia.example
     """
     config = _config()
-    config.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(config.home)
     written = write_initial_config(config.home, company, list(mail_domains), timezone)
     config = _config()
     upgrade(config)
@@ -437,7 +447,9 @@ def import_() -> None:
     """Import mail, phone-system logs and recordings.
 
     Exit code 3 means the import finished but some input was quarantined
-    (see the lines printed on stderr).
+    (see the lines printed on stderr). Exit code 7 means the database or its
+    disk failed during the import (disk full, database restarted): what was
+    stored before is whole, nothing is half-written; run it again once fixed.
     """
 
 

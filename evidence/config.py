@@ -10,6 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from evidence.errors import EvidenceError
+from evidence.files import write_atomic
 
 DEFAULT_TIMEZONE = "Europe/Helsinki"
 CONFIG_FILE = "evidence.toml"
@@ -97,7 +98,7 @@ def write_initial_config(
     lines.append("\n[company]\n")
     lines.append(f"name = {_toml_str(company_name or '')}\n")
     lines.append("mail_domains = [" + ", ".join(_toml_str(d) for d in mail_domains) + "]\n")
-    path.write_text("".join(lines), encoding="utf-8")
+    write_atomic(path, "".join(lines).encode("utf-8"))
     return path
 
 

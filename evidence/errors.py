@@ -51,3 +51,14 @@ class ErasureRefused(EvidenceError):
 
 class ContentErased(EvidenceError):
     """The content asked for was erased (GDPR Art. 17); the tombstone says when and why."""
+
+
+class StoreWriteFailed(EvidenceError):
+    """The database failed in the middle of a run (disk full, server restarted, connection lost).
+
+    Each chunk is one transaction, so what was committed before the failure is
+    whole and the chunk in progress left nothing; running the command again
+    when the cause is fixed adds exactly what is missing.
+    """
+
+    exit_code = 7

@@ -102,9 +102,12 @@ def uniqueid_epoch(uniqueid: str | None) -> int | None:
 
 def _int(value: str, name: str) -> int:
     try:
-        return int(value.strip() or "0")
+        number = int(value.strip() or "0")
     except ValueError as exc:
         raise LineError(f"{name} is not a whole number: {value!r}") from exc
+    if not -(2**31) <= number < 2**31:  # an INTEGER column; and no call lasts 68 years
+        raise LineError(f"{name} {number} is out of range")
+    return number
 
 
 def _naive(value: str, name: str) -> dt.datetime | None:

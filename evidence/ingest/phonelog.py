@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import select, text
+from sqlalchemy import BigInteger, Integer, String, select, text
 from sqlalchemy.orm import Session
 
 from evidence.errors import InvalidInput
@@ -199,7 +199,15 @@ def prepare_chunk(spec: ChunkSpec, lines: Sequence[tuple[int, bytes]]) -> list[P
                 raise LineError(f"not {name} text") from None
             if "\x00" in decoded:
                 raise LineError("binary data (NUL bytes) in the line")
-            model, values = parse(decoded)
+            try:
+                model, values = parse(decoded)
+            except LineError:
+                raise
+            except (OverflowError, ValueError) as exc:
+                # Hostile values a parser did not foresee (a year 0 time, a 30-digit
+                # duration) are a reason to quarantine the line, not to stop the import.
+                raise LineError(f"a value is out of range ({exc})") from exc
+            check_fits(model, values)
         except LineError as exc:
             prepared.append((number, raw, digest, str(exc), None, (), line_row(line_values), None))
             continue
@@ -222,6 +230,37 @@ def prepare_chunk(spec: ChunkSpec, lines: Sequence[tuple[int, bytes]]) -> list[P
             )
         )
     return prepared
+
+
+_BOUNDS: dict[type[Base], tuple[list[tuple[str, int]], list[tuple[str, int]]]] = {}
+
+
+def check_fits(model: type[Base], values: dict[str, Any]) -> None:
+    """``LineError`` when a value does not fit its column on every database.
+
+    SQLite stores any length and integers up to 64 bits; PostgreSQL refuses a
+    ``VARCHAR(n)`` value longer than n and an ``INTEGER`` past 32 bits, which
+    would fail the whole chunk. The raw line is kept either way (quarantined).
+    """
+    bounds = _BOUNDS.get(model)
+    if bounds is None:
+        strings, ints = [], []
+        for column in model.__table__.columns:
+            length = getattr(column.type, "length", None)
+            if isinstance(column.type, String) and length:
+                strings.append((column.key, int(length)))
+            elif isinstance(column.type, Integer):
+                ints.append((column.key, 63 if isinstance(column.type, BigInteger) else 31))
+        bounds = _BOUNDS[model] = (strings, ints)
+    strings, ints = bounds
+    for key, length in strings:
+        text_ = values.get(key)
+        if isinstance(text_, str) and len(text_) > length:
+            raise LineError(f"{key} is longer than {length} characters")
+    for key, bits in ints:
+        number = values.get(key)
+        if isinstance(number, int) and not -(2**bits) <= number < 2**bits:
+            raise LineError(f"{key} {number} is out of range")
 
 
 # --- writing a chunk (in this process) -------------------------------------------

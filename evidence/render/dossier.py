@@ -33,6 +33,7 @@ from evidence.authorities import authority_name
 from evidence.cases import current_claims, load_case
 from evidence.completeness import completeness
 from evidence.errors import InvalidInput
+from evidence.files import private_dir, write_atomic
 from evidence.hours import OpeningHours, opening_hours
 from evidence.ingest.mail import mail_limits
 from evidence.render import assemble, front
@@ -172,10 +173,7 @@ class ChunkRenderer:
     def _done(self, key: str, pdf: bytes, refused: list[str]) -> bytes:
         self.refused.extend(refused)
         if self.cache_dir is not None and not refused:
-            self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = self.cache_dir / f"{key}.pdf.{os.getpid()}.part"
-            tmp.write_bytes(pdf)
-            tmp.replace(self.cache_dir / f"{key}.pdf")
+            write_atomic(private_dir(self.cache_dir) / f"{key}.pdf", pdf)
         return pdf
 
     def _read_cache(self, key: str) -> bytes | None:
@@ -363,9 +361,7 @@ def export_dossier(
     subject = f"customer {customer_ref}" + (f", case {case.reference}" if case else "")
     final = sign_pdf(final, config, reason=f"evidence dossier: {subject}")
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".part")
-    tmp.write_bytes(final)
-    tmp.replace(output)
+    write_atomic(output, final, mode=0o666)  # the umask decides, as for any file the user asks for
     with pikepdf.open(io.BytesIO(final)) as check:
         pages = len(check.pages)
     digest = hashlib.sha256(final).hexdigest()

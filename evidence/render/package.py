@@ -19,6 +19,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import os
 import tempfile
 import zipfile
 from collections.abc import Sequence
@@ -138,5 +139,7 @@ def package_zip(
                 info.external_attr = 0o100644 << 16
                 info.create_system = 3  # Unix, so the permissions above are read as such
                 archive.writestr(info, path.read_bytes(), compresslevel=6)
+        with part.open("rb+") as written:  # on the disk before it takes the final name
+            os.fsync(written.fileno())
         part.replace(out_path)
     return out_path

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from evidence.config import Config
 from evidence.errors import EvidenceError, IntegrityFailure
+from evidence.files import private_dir, write_atomic
 from evidence.store import merkle, tsa
 from evidence.store.models import Checkpoint, ErasedEntry, LedgerEntry
 from evidence.timeutil import utcnow
@@ -108,7 +109,7 @@ def ensure_signing_key(config: Config) -> tuple[SigningKey, bool]:
     path = key_path(config)
     if path.exists():
         return load_signing_key(path), False
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(path.parent)
     private = Ed25519PrivateKey.generate()
     pem = private.private_bytes(
         serialization.Encoding.PEM,
@@ -121,8 +122,10 @@ def ensure_signing_key(config: Config) -> tuple[SigningKey, bool]:
         return load_signing_key(path), False
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
+        fh.flush()
+        os.fsync(fh.fileno())
     pub = path.with_name(path.name.removesuffix(".pem") + ".pub.pem")
-    pub.write_text(public_pem(private.public_key()), encoding="ascii")
+    write_atomic(pub, public_pem(private.public_key()).encode("ascii"), mode=0o644)
     return SigningKey(private, path), True
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,11 +11,17 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from evidence.config import Config
-from evidence.errors import EvidenceError, StoreNotInitialised, StoreOutdated
+from evidence.errors import (
+    EvidenceError,
+    StoreNotInitialised,
+    StoreOutdated,
+    StoreWriteFailed,
+)
+from evidence.files import private_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
@@ -96,10 +103,10 @@ def upgrade(config: Config) -> None:
     """Create or upgrade the schema to head (idempotent). Migrations are the only way."""
     from alembic import command
 
-    config.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(config.home)
     db_file = sqlite_path(config.database_url)
     if db_file is not None:
-        db_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(db_file.parent)
         if not db_file.exists():
             # Evidence is personal data: the file is the owner's alone from its first byte.
             fd = os.open(db_file, os.O_CREAT | os.O_WRONLY, 0o600)
@@ -175,3 +182,36 @@ def open_store(config: Config) -> Store:
 
 def _short(exc: Exception) -> str:
     return str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+
+
+_AFTER_FAILURE = (
+    "everything stored before it is whole and nothing is half-written: "
+    "run the command again when this is fixed"
+)
+
+
+def write_failure(exc: BaseException) -> StoreWriteFailed:
+    """Word a database (or disk) failure in the middle of a run for the person who runs it."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return StoreWriteFailed(f"the disk is full{where}: {_AFTER_FAILURE}")
+    detail = _short(exc) if isinstance(exc, Exception) else str(exc)
+    lowered = detail.lower()
+    if "disk is full" in lowered or "no space left" in lowered or "disk full" in lowered:
+        cause = f"the disk holding the store is full ({detail})"
+    elif (isinstance(exc, DBAPIError) and exc.connection_invalidated) or any(
+        words in lowered
+        for words in (
+            "terminating connection",
+            "server closed the connection",
+            "connection refused",
+            "connection is closed",
+            "consuming input failed",
+            "the database system is shutting down",
+            "the database system is starting up",
+        )
+    ):
+        cause = f"the connection to the database was lost ({detail})"
+    else:
+        cause = f"the database failed ({detail})"
+    return StoreWriteFailed(f"{cause}: {_AFTER_FAILURE}")
