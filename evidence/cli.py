@@ -1301,6 +1301,11 @@ def export(
         )
     from evidence.exports import file_digest
 
+    for placeholder in result.placeholders:
+        click.echo(
+            f"warning: exhibit {placeholder.describe()}; a placeholder page stands in for it",
+            err=True,
+        )
     digest = result.sha256 if fmt == "pdf" else file_digest(output)[0]
     click.echo(f"wrote {output} ({result.pages} pages, {result.items} items, SHA-256 {digest})")
     click.echo(
