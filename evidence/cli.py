@@ -1238,6 +1238,9 @@ def export(
     evidence.toml the PDF gets a PAdES signature. The export is logged in the
     audit log with the PDF's SHA-256 (see `evidence audit`, `evidence exports
     list`). With --case and neither --from nor --to, the case's period is used.
+    An exhibit the renderer cannot lay out within the limits ([render] in
+    evidence.toml) gets a placeholder page that names its embedded original;
+    the export goes on and names the exhibit on stderr.
 
     Example:
 

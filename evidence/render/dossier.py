@@ -110,6 +110,7 @@ class ExportResult:
     root: str | None = None
     signed: bool = False
     placeholders: list[Placeholder] = field(default_factory=list)
+    worker_rss_mb: float = 0.0  # peak RSS of the largest render worker
 
 
 # --- building the parts -----------------------------------------------------------------
@@ -338,6 +339,7 @@ def export_dossier(
         parts_rendered=renderer.rendered,
         parts_cached=renderer.cached,
         placeholders=placeholders,
+        worker_rss_mb=round(renderer.worker_peak_mb, 1),
     )
 
 

@@ -42,7 +42,7 @@ class RenderLimits:
     """Limits for each render worker: seconds per exhibit chunk, MB of address space."""
 
     seconds: float = 300.0
-    memory_mb: int = 4096
+    memory_mb: int = 2048
 
 
 def render_limits(config: Config, environ: dict[str, str] | None = None) -> RenderLimits:
@@ -140,7 +140,11 @@ def _init_worker(memory_bytes: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-Outcome = tuple[int, bytes | None, list[str], Failure | None]
+Outcome = tuple[int, bytes | None, list[str], Failure | None, float]
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _render_job(task: tuple[int, Job, float]) -> Outcome:
@@ -150,18 +154,17 @@ def _render_job(task: tuple[int, Job, float]) -> Outcome:
     try:
         pdf, refused = render_pdf(job.html, job.pdf_variant)
         signal.setitimer(signal.ITIMER_REAL, 0)
-        return index, pdf, refused, None
+        return index, pdf, refused, None, _peak_mb()
     except _TimeUp:
-        return index, None, [], Failure("time", f"{seconds:g} s")
+        failure = Failure("time", f"{seconds:g} s")
     except MemoryError:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        return index, None, [], Failure("memory")
+        failure = Failure("memory")
     except RecursionError:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        return index, None, [], Failure("error", "RecursionError: nested too deeply")
+        failure = Failure("error", "RecursionError: nested too deeply")
     except Exception as exc:  # noqa: BLE001 - any renderer failure becomes a placeholder
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        return index, None, [], Failure("error", type(exc).__name__)
+        failure = Failure("error", type(exc).__name__)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    return index, None, [], failure, _peak_mb()
 
 
 # --- in the exporting process ----------------------------------------------------------
@@ -207,6 +210,7 @@ class ChunkRenderer:
         self.rendered = 0
         self.cached = 0
         self.refused: list[str] = []
+        self.worker_peak_mb = 0.0  # the largest worker's peak RSS
 
     def render(
         self, jobs: Sequence[Job], progress: Callable[[int], None] | None = None
@@ -225,7 +229,8 @@ class ChunkRenderer:
                 todo.append(i)
         # Longest first, so that no core idles at the end on one big part.
         todo.sort(key=lambda i: -len(jobs[i].html))
-        for i, pdf, refused, failure in self._run([(i, jobs[i]) for i in todo]):
+        for i, pdf, refused, failure, peak in self._run([(i, jobs[i]) for i in todo]):
+            self.worker_peak_mb = max(self.worker_peak_mb, peak)
             if failure is not None:
                 results[i] = failure
             else:
@@ -278,7 +283,7 @@ class ChunkRenderer:
                 pool.close()
             pool.join()
         if stuck and len(tasks) == 1:
-            outcomes.append((tasks[0][0], None, [], Failure("stopped")))
+            outcomes.append((tasks[0][0], None, [], Failure("stopped"), 0.0))
         elif stuck:
             # Which of the unfinished parts hung is not known: each again, alone.
             for task in tasks:
