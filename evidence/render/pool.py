@@ -140,7 +140,8 @@ def _init_worker(memory_bytes: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-Outcome = tuple[int, bytes | None, list[str], Failure | None, float]
+# index, PDF, refused URLs, failure, the worker's peak RSS (MB), CPU seconds of the task
+Outcome = tuple[int, bytes | None, list[str], Failure | None, float, float]
 
 
 def _peak_mb() -> float:
@@ -149,12 +150,13 @@ def _peak_mb() -> float:
 
 def _render_job(task: tuple[int, Job, float]) -> Outcome:
     index, job, seconds = task
+    cpu = time.process_time()
     if job.limited:
         signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         pdf, refused = render_pdf(job.html, job.pdf_variant)
         signal.setitimer(signal.ITIMER_REAL, 0)
-        return index, pdf, refused, None, _peak_mb()
+        return index, pdf, refused, None, _peak_mb(), time.process_time() - cpu
     except _TimeUp:
         failure = Failure("time", f"{seconds:g} s")
     except MemoryError:
@@ -164,7 +166,7 @@ def _render_job(task: tuple[int, Job, float]) -> Outcome:
     except Exception as exc:  # noqa: BLE001 - any renderer failure becomes a placeholder
         failure = Failure("error", type(exc).__name__)
     signal.setitimer(signal.ITIMER_REAL, 0)
-    return index, None, [], failure, _peak_mb()
+    return index, None, [], failure, _peak_mb(), time.process_time() - cpu
 
 
 # --- in the exporting process ----------------------------------------------------------
@@ -211,6 +213,7 @@ class ChunkRenderer:
         self.cached = 0
         self.refused: list[str] = []
         self.worker_peak_mb = 0.0  # the largest worker's peak RSS
+        self.worker_cpu = 0.0  # CPU seconds the workers spent rendering
 
     def render(
         self, jobs: Sequence[Job], progress: Callable[[int], None] | None = None
@@ -229,8 +232,9 @@ class ChunkRenderer:
                 todo.append(i)
         # Longest first, so that no core idles at the end on one big part.
         todo.sort(key=lambda i: -len(jobs[i].html))
-        for i, pdf, refused, failure, peak in self._run([(i, jobs[i]) for i in todo]):
+        for i, pdf, refused, failure, peak, cpu in self._run([(i, jobs[i]) for i in todo]):
             self.worker_peak_mb = max(self.worker_peak_mb, peak)
+            self.worker_cpu += cpu
             if failure is not None:
                 results[i] = failure
             else:
@@ -283,7 +287,7 @@ class ChunkRenderer:
                 pool.close()
             pool.join()
         if stuck and len(tasks) == 1:
-            outcomes.append((tasks[0][0], None, [], Failure("stopped"), 0.0))
+            outcomes.append((tasks[0][0], None, [], Failure("stopped"), 0.0, 0.0))
         elif stuck:
             # Which of the unfinished parts hung is not known: each again, alone.
             for task in tasks:
