@@ -151,11 +151,13 @@ def _peak_mb() -> float:
 def _render_job(task: tuple[int, Job, float]) -> Outcome:
     index, job, seconds = task
     cpu = time.process_time()
-    if job.limited:
-        signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        pdf, refused = render_pdf(job.html, job.pdf_variant)
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        if job.limited:
+            signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            pdf, refused = render_pdf(job.html, job.pdf_variant)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
         return index, pdf, refused, None, _peak_mb(), time.process_time() - cpu
     except _TimeUp:
         failure = Failure("time", f"{seconds:g} s")
@@ -165,7 +167,6 @@ def _render_job(task: tuple[int, Job, float]) -> Outcome:
         failure = Failure("error", "RecursionError: nested too deeply")
     except Exception as exc:  # noqa: BLE001 - any renderer failure becomes a placeholder
         failure = Failure("error", type(exc).__name__)
-    signal.setitimer(signal.ITIMER_REAL, 0)
     return index, None, [], failure, _peak_mb(), time.process_time() - cpu
 
 
@@ -278,7 +279,10 @@ class ChunkRenderer:
                     next(iter(pending.values())).wait(0.05)
                     continue
                 for i in ready:
-                    outcomes.append(pending.pop(i).get())
+                    try:
+                        outcomes.append(pending.pop(i).get())
+                    except Exception as exc:  # noqa: BLE001 - e.g. a result that did not pickle
+                        outcomes.append((i, None, [], Failure("error", type(exc).__name__), 0, 0))
                 last = time.monotonic()
         finally:
             if stuck:
