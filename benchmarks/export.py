@@ -108,9 +108,14 @@ def build_store(home: Path, items: int, seed: int = 7) -> None:
 
 
 def _peak() -> dict[str, float]:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"rss_mb": round(own, 1), "worker_rss_mb": round(kids, 1)}
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "rss_mb": round(own.ru_maxrss / 1024, 1),
+        "worker_rss_mb": round(kids.ru_maxrss / 1024, 1),
+        # CPU seconds of all processes: the work done, whatever the load on the machine.
+        "cpu_s": round(own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime, 1),
+    }
 
 
 def phase_baseline(home: Path, out: Path) -> dict[str, object]:
@@ -164,12 +169,17 @@ def phase_export(home: Path, out: Path, use_cache: bool) -> dict[str, object]:
     t0 = time.perf_counter()
     result = export_dossier(store, customer_ref="1", output=out, use_cache=use_cache)
     seconds = time.perf_counter() - t0
+    peak = _peak()
+    # The render workers are children of the fork server, not of this process: they
+    # report their own peak.
+    peak["worker_rss_mb"] = max(peak["worker_rss_mb"], result.worker_rss_mb)
+    peak["cpu_s"] = round(peak["cpu_s"] + result.worker_cpu_s, 1)
     return {
         "seconds": round(seconds, 2),
         "pages": result.pages,
         "parts_rendered": result.parts_rendered,
         "parts_cached": result.parts_cached,
-        **_peak(),
+        **peak,
     }
 
 
@@ -191,12 +201,17 @@ def phase_add_one(home: Path) -> dict[str, object]:
 
 
 def _run_phase(*args: str) -> dict[str, object]:
+    load = os.getloadavg()[0]
     proc = subprocess.run(
         [sys.executable, __file__, "--phase", *args], capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
         raise SystemExit(proc.stderr)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    # The machine's 1-minute load average before and after: timings on a shared
+    # machine mean little without it (peak RSS does not depend on it).
+    result["load"] = f"{load:.1f}-{os.getloadavg()[0]:.1f}"
+    return result
 
 
 def main() -> None:
@@ -238,11 +253,14 @@ def main() -> None:
         rows.append(
             ("export, warm + 1 item", _run_phase("export", str(home), f"{tmp}/w1.pdf", "cache"))
         )
-        print(f"{'run':<28}{'seconds':>9}{'pages':>7}{'RSS MB':>9}{'workers MB':>12}")
+        print(
+            f"{'run':<28}{'seconds':>9}{'CPU s':>8}{'pages':>7}{'RSS MB':>9}{'workers MB':>12}"
+            f"{'load':>12}"
+        )
         for label, row in rows:
             print(
-                f"{label:<28}{row['seconds']:>9}{row['pages']:>7}{row['rss_mb']:>9}"
-                f"{row['worker_rss_mb']:>12}"
+                f"{label:<28}{row['seconds']:>9}{row['cpu_s']:>8}{row['pages']:>7}{row['rss_mb']:>9}"
+                f"{row['worker_rss_mb']:>12}{row['load']:>12}"
             )
         if not args.no_baseline:
             base, cold = rows[0][1], rows[1][1]

@@ -1535,6 +1535,9 @@ def export(
     evidence.toml the PDF gets a PAdES signature. The export is logged in the
     audit log with the PDF's SHA-256 (see `evidence audit`, `evidence exports
     list`). With --case and neither --from nor --to, the case's period is used.
+    An exhibit the renderer cannot lay out within the limits ([render] in
+    evidence.toml) gets a placeholder page that names its embedded original;
+    the export goes on and names the exhibit on stderr.
 
     Example:
 
@@ -1604,6 +1607,11 @@ def export(
         )
     from evidence.exports import file_digest
 
+    for placeholder in result.placeholders:
+        click.echo(
+            f"warning: exhibit {placeholder.describe()}; a placeholder page stands in for it",
+            err=True,
+        )
     digest = result.sha256 if fmt == "pdf" else file_digest(output)[0]
     click.echo(f"wrote {output} ({result.pages} pages, {result.items} items, SHA-256 {digest})")
     click.echo(

@@ -153,6 +153,18 @@ def test_structure_links_stamps_and_originals(sample_store: Store, tmp_path: Pat
                 followed += 1
         assert followed > 12  # every index row, and the summary's links
 
+        # The index's page numbers (written at assembly) are the pages the exhibits are on.
+        rows = [
+            line.split()
+            for line in texts[index_page].splitlines()
+            if line.strip().startswith("E-0")
+        ]
+        assert len(rows) == 12
+        for row in rows:
+            number, page = row[0], int(row[-1])
+            assert page == page_of[repr(dests[number][0].objgen)] + 1, row
+            assert number in texts[page - 1]
+
         # The originals, byte for byte, and their digests on the manifest page.
         embedded = {n: s.get_file().read_bytes() for n, s in pdf.attachments.items()}
     flat = " ".join(" ".join(texts).split())
@@ -190,8 +202,11 @@ def test_reproducible_and_cached(sample_store: Store, tmp_path: Path) -> None:
     )
     import_mail(sample_store, [mail])
     after = _export(sample_store, tmp_path / "d.pdf")
-    # Rendered again: the new day's chunk, the index and the manifest; the rest is cached.
-    assert after.parts_rendered == 3  # type: ignore[attr-defined]
+    # Rendered again: the cover (new counts), the new day's chunk, the index part and the
+    # list of embedded files that hold it, and the back matter (new proofs); the rest is
+    # cached: the other chunks, and the stamp font.
+    assert after.parts_rendered == 5  # type: ignore[attr-defined]
+    assert after.parts_cached >= 2  # type: ignore[attr-defined]
     assert "Kiitos." in pdf_text(tmp_path / "d.pdf")
 
 

@@ -122,12 +122,12 @@ def test_a_new_store_is_the_owners_alone(tmp_path: Path) -> None:
 
 
 def test_render_cache_is_private_and_written_whole(tmp_path: Path) -> None:
-    from evidence.render.dossier import ChunkRenderer
+    from evidence.render.pool import ChunkRenderer, Job
 
     cache = tmp_path / "home" / "cache" / "render"
     renderer = ChunkRenderer(cache, jobs=1)
-    [pdf] = renderer.render(["<p>Hei</p>"])
-    assert pdf.startswith(b"%PDF")
+    [pdf] = renderer.render([Job("<p>Hei</p>")])
+    assert isinstance(pdf, bytes) and pdf.startswith(b"%PDF")
     assert _mode(tmp_path / "home") == 0o700
     assert _mode(tmp_path / "home" / "cache") == 0o700
     assert _mode(cache) == 0o700
@@ -135,7 +135,7 @@ def test_render_cache_is_private_and_written_whole(tmp_path: Path) -> None:
     assert cached.suffix == ".pdf" and _mode(cached) == 0o600
     assert cached.read_bytes() == pdf
     again = ChunkRenderer(cache, jobs=1)
-    assert again.render(["<p>Hei</p>"]) == [pdf] and again.cached == 1
+    assert again.render([Job("<p>Hei</p>")]) == [pdf] and again.cached == 1
 
 
 def test_write_atomic_replaces_whole_or_not_at_all(

@@ -136,12 +136,30 @@ def _cid_widths(descendant: pikepdf.Object) -> dict[int, float]:
     return widths
 
 
-def stamp_pages(out: Pdf, font: StampFont, left_text: str, page_word: str) -> None:
-    """Write "left_text" bottom-left and "page_word n / N" bottom-right on every page."""
+INDEX_NUMBER_SIZE = 8.0  # .index-row's font size
+
+
+def stamp_pages(
+    out: Pdf,
+    font: StampFont,
+    left_text: str,
+    page_word: str,
+    numbers: dict[int, list[tuple[float, float, str]]] | None = None,
+) -> None:
+    """Write "left_text" bottom-left and "page_word n / N" bottom-right on every page,
+    and ``numbers``: page index -> (right x, baseline y, text) written right-aligned."""
     font_obj = out.copy_foreign(font.font)
     total = len(out.pages)
     left = font.show(left_text)
     for number, page in enumerate(out.pages, start=1):
+        extra = b""
+        for x_right, y_base, text in (numbers or {}).get(number - 1, []):
+            x = x_right - font.width(text, INDEX_NUMBER_SIZE)
+            extra += (
+                f" 0.067 g /EvStampFont {INDEX_NUMBER_SIZE:g} Tf "
+                f"1 0 0 1 {x:.2f} {y_base:.2f} Tm ".encode()
+                + font.show(text)
+            )
         box = page.mediabox
         x0, y0, x1 = float(box[0]), float(box[1]), float(box[2])
         right_text = f"{page_word} {number} / {total}"
@@ -153,6 +171,7 @@ def stamp_pages(out: Pdf, font: StampFont, left_text: str, page_word: str) -> No
             + left
             + f" 1 0 0 1 {right_x:.2f} {y:.2f} Tm ".encode()
             + font.show(right_text)
+            + extra
             + b" ET Q"
         )
         resources = page.obj.get("/Resources")
@@ -229,10 +248,27 @@ def build_outline(
 
 
 def embed_files(out: Pdf, files: Sequence[tuple[str, bytes, str, str]], pdf_date: str) -> None:
-    """Embed originals as associated files (PDF/A-3 ``/AF``, relationship Source)."""
+    """Embed originals as associated files (PDF/A-3 ``/AF``, relationship Source).
+
+    The name tree and the ``/AF`` array are written here rather than through
+    ``out.attachments[name] = spec``, which costs time quadratic in the number of files
+    (3.4 s for 1,500 files; this takes 0.06 s) and gives the same structure."""
+    names = out.Root.get("/Names")
+    if names is None:
+        out.Root.Names = names = Dictionary()
+    if "/EmbeddedFiles" in names:
+        tree = NameTree(names.EmbeddedFiles)
+    else:
+        tree = NameTree.new(out)
+        names.EmbeddedFiles = tree.obj
+    if "/AF" not in out.Root:
+        out.Root.AF = out.make_indirect(Array())
+    associated = out.Root.AF
+    seen = set(tree.keys())
     for name, data, mime_type, description in files:
-        if name in out.attachments:
+        if name in seen:
             continue
+        seen.add(name)
         spec = pikepdf.AttachedFileSpec(
             out,
             data,
@@ -243,4 +279,6 @@ def embed_files(out: Pdf, files: Sequence[tuple[str, bytes, str, str]], pdf_date
             mod_date=pdf_date,
             relationship=Name.Source,
         )
-        out.attachments[name] = spec
+        filespec = spec.obj if spec.obj.is_indirect else out.make_indirect(spec.obj)
+        tree[name] = filespec
+        associated.append(filespec)

@@ -14,10 +14,10 @@ bookmarks and the links across parts.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import io
-import multiprocessing
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -32,12 +32,22 @@ from evidence import __version__
 from evidence.authorities import authority_name
 from evidence.cases import current_claims, load_case
 from evidence.completeness import completeness
-from evidence.errors import InvalidInput
-from evidence.files import private_dir, write_atomic
+from evidence.errors import EvidenceError, InvalidInput
+from evidence.files import write_atomic
 from evidence.hours import OpeningHours, opening_hours
 from evidence.ingest.mail import mail_limits
 from evidence.render import assemble, front
 from evidence.render.i18n import Formatter, check_language, translations
+from evidence.render.pool import (
+    ChunkRenderer,
+    Failure,
+    Job,
+    RenderLimits,
+    SealedFetcher,
+    render_limits,
+    render_pdf,
+    start_workers,
+)
 from evidence.render.views import Embedded, Exhibit, Insert, ViewBuilder
 from evidence.reports import customer_reachability, threshold_from_config
 from evidence.store.audit import log_event
@@ -49,35 +59,45 @@ from evidence.timeline import Timeline, build_timeline
 from evidence.timeutil import iso_utc, utcnow
 from evidence.verify.manifest import prepare_dossier_proofs
 from evidence.verify.pades import sign_pdf, signing_configured
-from evidence.workers import die_with_parent
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 CHUNK_ITEMS = 40
-# Bump when a change in code (not in templates or data) changes the rendered pages.
-RENDER_VERSION = "1"
+# Index rows have a fixed height: this many fit on its first page and on the others.
+INDEX_ROWS_FIRST, INDEX_ROWS_PAGE = 55, 58
+INDEX_PART_PAGES = 4  # the index is rendered in parts of this many pages
+MANIFEST_PART_ROWS = 200  # and the list of embedded files in parts of this many rows
+# Named destinations where the assembler writes an index row's page number.
+PAGE_OF = "page-of-"
+INDEX_PAGE_CELL = float(12 * assemble.MM)  # width of that cell (.index-row .p): right-aligned
 
-__all__ = ["Embedded", "ExportResult", "SealedFetcher", "export_dossier"]
+__all__ = [
+    "Embedded",
+    "ExportResult",
+    "Placeholder",
+    "SealedFetcher",
+    "export_dossier",
+    "render_pdf",
+]
 
 
-class SealedFetcher:
-    """A WeasyPrint URL fetcher that fetches nothing but ``data:`` URIs.
+@dataclass
+class Placeholder:
+    """An exhibit whose pages could not be rendered within the limits: a placeholder
+    page stands in for it, and says where its original is."""
 
-    Every other URL (http, https, file, ftp, ...) is refused and remembered, so
-    tests and the export can show what an email tried to load.
-    """
+    number: str
+    title: str
+    failure: Failure
+    files: list[Embedded]
 
-    def __init__(self) -> None:
-        from weasyprint.urls import URLFetcher
-
-        self._inner = URLFetcher(allowed_protocols={"data"}, allow_redirects=False)
-        self._fail_on_errors = False
-        self.refused: list[str] = []
-
-    def __call__(self, url: str) -> Any:
-        if not url.lower().startswith("data:"):
-            self.refused.append(url)
-            raise ValueError(f"refused to fetch {url!r}: dossiers load nothing from outside")
-        return self._inner.fetch(url)
+    def describe(self) -> str:
+        what = {
+            "time": f"rendering took longer than {self.failure.detail}",
+            "memory": "rendering needed more memory than the limit",
+            "stopped": "the renderer stopped answering",
+        }.get(self.failure.kind, f"the renderer failed ({self.failure.detail})")
+        files = ", ".join(f"{f.name} (SHA-256 {f.sha256})" for f in self.files)
+        return f"{self.number} ({self.title}): {what}; original embedded as {files or '-'}"
 
 
 @dataclass
@@ -92,98 +112,9 @@ class ExportResult:
     checkpoint_id: int | None = None  # the signed checkpoint printed on the cover
     root: str | None = None
     signed: bool = False
-
-
-# --- rendering HTML to PDF (also in worker processes) -----------------------------------
-
-
-def render_pdf(html: str, pdf_variant: str | None = None) -> tuple[bytes, list[str]]:
-    """HTML to PDF with the sealed fetcher; returns the PDF and the URLs it refused."""
-    from weasyprint import HTML
-
-    fetcher = SealedFetcher()
-    options: dict[str, Any] = {}
-    if pdf_variant:
-        options["pdf_variant"] = pdf_variant
-    pdf = HTML(string=html, url_fetcher=fetcher, base_url=None).write_pdf(**options)
-    assert pdf is not None
-    return pdf, fetcher.refused
-
-
-def _render_indexed(job: tuple[int, str]) -> tuple[int, bytes, list[str]]:
-    index, html = job
-    pdf, refused = render_pdf(html)
-    return index, pdf, refused
-
-
-def _cache_key(html: str) -> str:
-    import weasyprint
-
-    seed = f"{weasyprint.__version__}\0{RENDER_VERSION}\0".encode()
-    return hashlib.sha256(seed + html.encode("utf-8")).hexdigest()
-
-
-class ChunkRenderer:
-    """Renders many HTML documents, from the cache when it can, in parallel when it must."""
-
-    def __init__(self, cache_dir: Path | None, jobs: int) -> None:
-        self.cache_dir = cache_dir
-        self.jobs = max(1, jobs)
-        self.rendered = 0
-        self.cached = 0
-        self.refused: list[str] = []
-
-    def render(
-        self, htmls: Sequence[str], progress: Callable[[int], None] | None = None
-    ) -> list[bytes]:
-        results: list[bytes | None] = [None] * len(htmls)
-        todo: list[int] = []
-        keys = [_cache_key(h) for h in htmls]
-        for i, key in enumerate(keys):
-            cached = self._read_cache(key)
-            if cached is not None:
-                results[i] = cached
-                self.cached += 1
-                if progress:
-                    progress(1)
-            else:
-                todo.append(i)
-        if len(todo) <= 1 or self.jobs == 1:
-            for i in todo:
-                results[i] = self._done(keys[i], *render_pdf(htmls[i]))
-                if progress:
-                    progress(1)
-        else:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["weasyprint"])
-            # multiprocessing.Pool, not ProcessPoolExecutor: on Python 3.11 the executor
-            # can hang when a worker retires after max_tasks_per_child. Retiring workers
-            # gives WeasyPrint's memory back; each worker dies with this process.
-            with context.Pool(
-                min(self.jobs, len(todo)), initializer=die_with_parent, maxtasksperchild=8
-            ) as pool:
-                jobs = pool.imap_unordered(_render_indexed, [(i, htmls[i]) for i in todo])
-                for i, pdf, refused in jobs:
-                    results[i] = self._done(keys[i], pdf, refused)
-                    if progress:
-                        progress(1)
-        self.rendered += len(todo)
-        return [r for r in results if r is not None]
-
-    def _done(self, key: str, pdf: bytes, refused: list[str]) -> bytes:
-        self.refused.extend(refused)
-        if self.cache_dir is not None and not refused:
-            write_atomic(private_dir(self.cache_dir) / f"{key}.pdf", pdf)
-        return pdf
-
-    def _read_cache(self, key: str) -> bytes | None:
-        if self.cache_dir is None:
-            return None
-        path = self.cache_dir / f"{key}.pdf"
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            return None
+    placeholders: list[Placeholder] = field(default_factory=list)
+    worker_rss_mb: float = 0.0  # peak RSS of the largest render worker
+    worker_cpu_s: float = 0.0  # CPU seconds spent in the render workers
 
 
 # --- building the parts -----------------------------------------------------------------
@@ -247,6 +178,7 @@ def export_dossier(
     fmt = Formatter(language, config.zone)
     generated = generated_at or utcnow()
     env = _environment(translate)
+    start_workers()
     # Under the writer lock: a checkpoint signed for this export covers what it shows.
     with store.writing() as session:
         case: Case | None = load_case(session, case_ref) if case_ref else None
@@ -333,9 +265,11 @@ def export_dossier(
         | {n for r in context.common["summary"]["rows"] for n in r["links"]}
         | front.reachability_links(context.common["reachability"])
     )
+    limits = render_limits(config)
     renderer = ChunkRenderer(
         config.home / "cache" / "render" if use_cache else None,
         jobs or min(2, os.cpu_count() or 1),
+        limits,
     )
     # Only the cover carries the generation time: every other part's HTML, and so
     # its cache key, depends on the evidence alone.
@@ -344,26 +278,46 @@ def export_dossier(
         for k, v in context.common.items()
         if k not in ("claims", "summary", "reachability", "completeness", "linked", "verification")
     } | {"created": ""}
-    chunk_htmls = [
-        env.get_template("items.html.j2").render(**timeless, exhibits=chunk, first_chunk=(n == 0))
-        for n, chunk in enumerate(plan_chunks(exhibits))
+    items_template = env.get_template("items.html.j2")
+
+    def chunk_html(chunk: Sequence[Exhibit], first: bool) -> str:
+        return items_template.render(**timeless, exhibits=chunk, first_chunk=first)
+
+    chunks = plan_chunks(exhibits)
+    index_template = env.get_template("index.html.j2")
+    index_htmls = [
+        index_template.render(**timeless, exhibits=rows, first=(n == 0))
+        for n, rows in enumerate(_index_parts(exhibits))
     ]
-    back_html = env.get_template("back.html.j2").render(
-        **timeless, documents=documents, embedded=context.embedded, verification=proofs.view
+    back_htmls = _back_htmls(env, timeless, context, proofs.view)
+    # Every part in one batch, so both cores stay busy: the cover (the PDF/A-3b base),
+    # the index, the exhibits, the back matter, and a sample of the stamp font.
+    jobs_ = [
+        Job(env.get_template("cover.html.j2").render(**context.common), "pdf/a-3b"),
+        *(Job(h) for h in index_htmls),
+        *(Job(chunk_html(c, n == 0), limited=True) for n, c in enumerate(chunks)),
+        *(Job(h) for h in back_htmls),
+        Job(_stamp_sample_html(env, context)),
+    ]
+    results = renderer.render(jobs_, progress)
+    cover_pdf, *rest = results
+    index_pdfs = rest[: len(index_htmls)]
+    chunk_pdfs = rest[len(index_htmls) : len(index_htmls) + len(chunks)]
+    back_pdfs = rest[len(index_htmls) + len(chunks) : -1]
+    placeholders, chunk_parts = _rescue(
+        renderer, chunks, chunk_pdfs, chunk_html, context, limits, translate.gettext
     )
-    rendered = renderer.render([*chunk_htmls, back_html], progress)
-    chunk_parts = [assemble.open_part(pdf) for pdf in rendered[:-1]]
-    back = assemble.open_part(rendered[-1])
-    cover = _render_cover(env, context)
-    index = _render_index(env, timeless, context, renderer, len(cover.pdf.pages), chunk_parts)
-    stamp_font = assemble.StampFont(renderer.render([_stamp_sample_html(env, context)])[0])
-    final = _assemble([cover, index, *chunk_parts, back], context, generated, stamp_font)
+    parts = [assemble.open_part(_ok(cover_pdf, "cover"))]
+    parts += [assemble.open_part(_ok(pdf, "index")) for pdf in index_pdfs]
+    parts += chunk_parts
+    parts += [assemble.open_part(_ok(pdf, "list of embedded files")) for pdf in back_pdfs]
+    stamp_font = assemble.StampFont(_ok(results[-1], "stamp font"))
+    final, pages = _assemble(parts, context, generated, stamp_font)
+    del parts, results, cover_pdf, rest, index_pdfs, chunk_pdfs, back_pdfs
     subject = f"customer {customer_ref}" + (f", case {case.reference}" if case else "")
     final = sign_pdf(final, config, reason=f"evidence dossier: {subject}")
     output.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(output, final, mode=0o666)  # the umask decides, as for any file the user asks for
-    with pikepdf.open(io.BytesIO(final)) as check:
-        pages = len(check.pages)
     digest = hashlib.sha256(final).hexdigest()
     # The export is itself evidence: who, when, what, and the SHA-256 of the PDF.
     log_event(
@@ -380,6 +334,7 @@ def export_dossier(
             "from": date_from.isoformat() if date_from else None,
             "to": date_to.isoformat() if date_to else None,
             "signed": signing_configured(config),
+            "placeholders": [p.number for p in placeholders],
         },
     )
     return ExportResult(
@@ -393,6 +348,9 @@ def export_dossier(
         refused_urls=renderer.refused,
         parts_rendered=renderer.rendered,
         parts_cached=renderer.cached,
+        placeholders=placeholders,
+        worker_rss_mb=round(renderer.worker_peak_mb, 1),
+        worker_cpu_s=round(renderer.worker_cpu, 2),
     )
 
 
@@ -528,45 +486,117 @@ def _context(
     )
 
 
-def _render_cover(env: Environment, context: Context) -> assemble.Part:
-    """The cover: the PDF/A-3b base of the dossier (its metadata and output intent)."""
-    html = env.get_template("cover.html.j2").render(**context.common)
-    pdf, _refused = render_pdf(html, pdf_variant="pdf/a-3b")
-    return assemble.open_part(pdf)
+def _ok(result: bytes | Failure, what: str) -> bytes:
+    if isinstance(result, Failure):
+        raise EvidenceError(f"could not render the {what}: {result.kind} {result.detail}".strip())
+    return result
 
 
-# Index rows have a fixed height; this is how many fit on the first page and the rest.
-INDEX_ROWS_FIRST, INDEX_ROWS_PAGE = 55, 58
+def _index_parts(exhibits: Sequence[Exhibit]) -> list[list[Exhibit]]:
+    """The index rows in parts of whole pages (rows have a fixed height), so that a new
+    exhibit at the end renders the last part again and no other."""
+    first = INDEX_ROWS_FIRST + (INDEX_PART_PAGES - 1) * INDEX_ROWS_PAGE
+    parts = [list(exhibits[:first])]
+    step = INDEX_PART_PAGES * INDEX_ROWS_PAGE
+    for start in range(first, len(exhibits), step):
+        parts.append(list(exhibits[start : start + step]))
+    return parts
 
 
-def _render_index(
-    env: Environment,
-    timeless: dict[str, Any],
-    context: Context,
+def _back_htmls(
+    env: Environment, timeless: dict[str, Any], context: Context, verification: Any
+) -> list[str]:
+    """The list of embedded files in parts (the exhibits' originals change only when the
+    exhibits do), then the rest of the list, how to verify, and the appendices' slips."""
+    template = env.get_template("back.html.j2")
+    of_exhibits = [e for e in context.embedded if e.exhibit]
+    others = [e for e in context.embedded if not e.exhibit]
+    htmls = [
+        template.render(
+            **timeless,
+            embedded=of_exhibits[start : start + MANIFEST_PART_ROWS],
+            first=(start == 0),
+            last=False,
+            documents=[],
+            verification=verification,
+        )
+        for start in range(0, len(of_exhibits), MANIFEST_PART_ROWS)
+    ]
+    htmls.append(
+        template.render(
+            **timeless,
+            embedded=others,
+            first=not htmls,
+            last=True,
+            documents=context.documents,
+            verification=verification,
+        )
+    )
+    return htmls
+
+
+def _rescue(
     renderer: ChunkRenderer,
-    cover_pages: int,
-    chunk_parts: list[assemble.Part],
-) -> assemble.Part:
-    """The index prints each exhibit's page, and those pages come after the index itself:
-    render with a guess of its own length, and again if the guess was wrong."""
-    local_pages: dict[str, int] = {}
-    offset = 0
-    for part in chunk_parts:
-        for anchor, (index, _x, _y) in part.anchors.items():
-            local_pages[anchor] = offset + index
-        offset += len(part.pdf.pages)
-    rows = len(context.exhibits)
-    guess = 1 + max(0, -(-(rows - INDEX_ROWS_FIRST) // INDEX_ROWS_PAGE))
-    template = env.get_template("index.html.j2")
-    for _attempt in range(4):
-        first = cover_pages + guess
-        pages = {a: str(first + i + 1) for a, i in local_pages.items()}
-        html = template.render(**timeless, exhibits=context.exhibits, pages=pages)
-        part = assemble.open_part(renderer.render([html])[0])
-        if len(part.pdf.pages) == guess:
-            break
-        guess = len(part.pdf.pages)
-    return part
+    chunks: list[list[Exhibit]],
+    results: list[bytes | Failure],
+    chunk_html: Callable[[Sequence[Exhibit], bool], str],
+    context: Context,
+    limits: RenderLimits,
+    _: Callable[[str], str],
+) -> tuple[list[Placeholder], list[assemble.Part]]:
+    """Chunks that failed: render each of their exhibits alone to find the culprits, put a
+    placeholder in place of each, and render those chunks again."""
+    failed = [n for n, r in enumerate(results) if isinstance(r, Failure)]
+    placeholders: list[Placeholder] = []
+    if failed:
+        singles = [(n, i) for n in failed for i in range(len(chunks[n]))]
+        alone = renderer.render(
+            [Job(chunk_html([chunks[n][i]], False), limited=True) for n, i in singles]
+        )
+        chunks = [list(c) for c in chunks]
+        for (n, i), result in zip(singles, alone, strict=True):
+            if not isinstance(result, Failure):
+                continue
+            exhibit = chunks[n][i]
+            files = [e for e in context.embedded if e.exhibit == exhibit.number]
+            placeholder = Placeholder(exhibit.number, exhibit.title, result, files)
+            placeholders.append(placeholder)
+            chunks[n][i] = dataclasses.replace(
+                exhibit, placeholder=_placeholder_view(placeholder, limits, _)
+            )
+        again = renderer.render([Job(chunk_html(chunks[n], n == 0), limited=True) for n in failed])
+        for n, result in zip(failed, again, strict=True):
+            results[n] = result
+    parts: list[assemble.Part] = []
+    for n, result in enumerate(results):
+        parts.append(assemble.open_part(_ok(result, f"exhibits of {chunks[n][0].day}")))
+    return placeholders, parts
+
+
+def _placeholder_view(
+    placeholder: Placeholder, limits: RenderLimits, _: Callable[[str], str]
+) -> dict[str, Any]:
+    failure = placeholder.failure
+    if failure.kind == "time":
+        reason = _(
+            "This exhibit could not be shown: laying out its pages took longer than "
+            "the limit of {seconds} seconds."
+        ).format(seconds=f"{limits.seconds:g}")
+    elif failure.kind == "memory":
+        reason = _(
+            "This exhibit could not be shown: laying out its pages needed more memory "
+            "than the limit of {megabytes} MB."
+        ).format(megabytes=limits.memory_mb)
+    else:
+        reason = _("This exhibit could not be shown: the renderer failed on it ({detail}).").format(
+            detail=failure.detail or failure.kind
+        )
+    where = _(
+        "Nothing is left out: the original is embedded in this PDF unchanged, as the file "
+        "listed below. Extract it with pdfdetach -saveall and check its SHA-256."
+    )
+    files = [{"name": f.name, "sha256": f.sha256} for f in placeholder.files]
+    return {"reason": reason, "where": where, "files": files}
 
 
 def _assemble(
@@ -574,7 +604,8 @@ def _assemble(
     context: Context,
     generated: dt.datetime,
     font: assemble.StampFont,
-) -> bytes:
+) -> tuple[bytes, int]:
+    """The dossier's bytes, and its number of pages."""
     base, *rest = parts
     out = base.pdf  # the PDF/A-3b cover: its metadata and output intent carry over
     anchors: dict[str, tuple[int, float, float]] = dict(base.anchors)
@@ -602,9 +633,17 @@ def _assemble(
         for name, (index, x, y) in list(anchors.items()):
             if index > slip_page:
                 anchors[name] = (index + len(pages), x, y)
+    # Each index row's page number goes where the row's empty page cell is: the index
+    # parts do not depend on the page numbers, so they are cached like the exhibits.
+    numbers: dict[int, list[tuple[float, float, str]]] = {}
+    for name in [n for n in anchors if n.startswith(PAGE_OF)]:
+        index, x, y = anchors.pop(name)
+        target = anchors.get(name[len(PAGE_OF) :])
+        if target is not None:
+            numbers.setdefault(index, []).append((x + INDEX_PAGE_CELL, y, str(target[0] + 1)))
     assemble.build_destinations(out, anchors)
     assemble.build_outline(out, _outline(context), anchors)
-    assemble.stamp_pages(out, font, context.doc_ref, context.page_word)
+    assemble.stamp_pages(out, font, context.doc_ref, context.page_word, numbers)
     assemble.pdfa_fixups(out)
     pdf_date = generated.astimezone(dt.UTC).strftime("D:%Y%m%d%H%M%SZ")
     assemble.embed_files(
@@ -612,12 +651,13 @@ def _assemble(
         [(e.name, e.data, e.mime_type, e.description) for e in context.embedded],
         pdf_date,
     )
+    page_count = len(out.pages)
     buffer = io.BytesIO()
     out.save(buffer, deterministic_id=True)
     for src in sources:
         src.close()
     out.close()
-    return buffer.getvalue()
+    return buffer.getvalue(), page_count
 
 
 def _stamp_sample_html(env: Environment, context: Context) -> str:

@@ -58,6 +58,8 @@ class Exhibit:
     view: dict[str, Any]
     day: dt.date  # local calendar day
     title: str  # one line, for the index and the bookmarks
+    # Set when the exhibit's pages could not be rendered: what happened, where the original is.
+    placeholder: dict[str, Any] | None = None
 
 
 def safe_name(text: str) -> str:
