@@ -586,3 +586,20 @@ def test_alternative_shows_the_text_and_html_only_shows_sanitised_html() -> None
     body = extract_body(html_only)
     assert body.text is None and body.from_html
     assert body.html == "<p>Vain HTML</p>"
+
+
+def test_mbox_split_keys_as_the_eml_would(tmp_path: Path) -> None:
+    """The mbox reader's one look for ">From " gives the same content key as the full look."""
+    from evidence.ingest.mail import iter_mbox
+
+    plain = b"From: a@example.net\r\nSubject: crlf\r\n\r\nbody\r\n\r\n"
+    quoted = b"From: b@example.net\nSubject: q\n\n>>From the sender\n"
+    box = tmp_path / "k.mbox"
+    box.write_bytes(b"From -\n" + plain + b"From -\n" + quoted + b"\n")
+    first, second = iter_mbox(box)
+    assert (first.quoted, second.quoted) == (False, True)
+    assert first.raw == plain[:-2]  # the blank line before the next postmark is the mbox's
+    assert second.raw == b"From: b@example.net\nSubject: q\n\n>From the sender\n"
+    for item in (first, second):
+        assert content_key(item.raw, item.quoted) == content_key(item.raw)
+    assert content_key(second.raw) == content_key(quoted.replace(b">>From", b"From"))

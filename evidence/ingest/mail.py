@@ -98,6 +98,7 @@ class RawMessage:
     problem: str | None = None  # set when the input is known bad before parsing
     consumed: int = 0  # bytes of the source this covers (for progress)
     checkpoint: tuple[str, int, int] | None = None  # IMAP: folder, UIDVALIDITY, UID
+    quoted: bool | None = None  # holds a ">From " line (None: not looked at yet)
 
 
 def mail_limits(config: Config) -> MailLimits:
@@ -219,12 +220,16 @@ def iter_mbox(path: Path, limits: MailLimits | None = None) -> Iterator[RawMessa
     limits = limits or MailLimits()
     with path.open("rb") as fh:
         number = 0
-        for data, problem, consumed in _mbox_segments(fh, limits):
+        for data, problem, consumed, quoted in _mbox_segments(fh, limits):
             number += 1
-            yield RawMessage(str(path), f"message {number}", data, problem, consumed)
+            yield RawMessage(
+                str(path), f"message {number}", data, problem, consumed, quoted=quoted
+            )
 
 
-def _mbox_segments(fh: IO[bytes], limits: MailLimits) -> Iterator[tuple[bytes, str | None, int]]:
+def _mbox_segments(
+    fh: IO[bytes], limits: MailLimits
+) -> Iterator[tuple[bytes, str | None, int, bool | None]]:
     buf = bytearray(fh.read(READ_BLOCK))
     eof = len(buf) < READ_BLOCK
     start = 3 if buf.startswith(BOM) else 0
@@ -283,22 +288,27 @@ def _finish_segment(
     limits: MailLimits,
     *,
     last: bool,
-) -> tuple[bytes, str | None, int]:
-    raw = bytes(buf[start:end])
-    size = len(raw) + dropped
+) -> tuple[bytes, str | None, int, bool | None]:
+    size = end - start + dropped
     if dropped:
-        return _unquote_from(head), _too_large(size, limits), size
+        return _unquote_from(head), _too_large(size, limits), size, None
     problem = None
-    if last and not raw.endswith(b"\n"):
-        problem = "truncated: the mbox ends in the middle of this message"
-    elif last and b"\n\n" not in raw.replace(b"\r\n", b"\n"):
-        problem = "truncated: the mbox ends inside this message's headers"
+    if last:
+        tail = bytes(buf[start:end])
+        if not tail.endswith(b"\n"):
+            problem = "truncated: the mbox ends in the middle of this message"
+        elif b"\n\n" not in tail.replace(b"\r\n", b"\n"):
+            problem = "truncated: the mbox ends inside this message's headers"
     # The blank line before the next "From " belongs to the mbox, not the message.
-    if raw.endswith(b"\r\n\r\n"):
-        raw = raw[:-2]
-    elif raw.endswith(b"\n\n"):
-        raw = raw[:-1]
-    return _unquote_from(raw), problem, size
+    if buf.endswith(b"\r\n\r\n", start, end):
+        end -= 2
+    elif buf.endswith(b"\n\n", start, end):
+        end -= 1
+    # One copy out of the buffer (a bytearray slice would be a second one).
+    with memoryview(buf) as view:
+        raw = bytes(view[start:end])
+    quoted = b">From " in raw  # looked at once, for _unquote_from and content_key
+    return (_unquote_from(raw) if quoted else raw), problem, size, quoted
 
 
 def _unquote_from(raw: bytes) -> bytes:
@@ -308,12 +318,22 @@ def _unquote_from(raw: bytes) -> bytes:
     return _QUOTED_FROM.sub(b"\n", b"\n" + raw)[1:]
 
 
-def content_key(raw: bytes) -> str:
-    """SHA-256 of the message with LF line ends and no ``>``-quoting of ``From `` lines."""
+def content_key(raw: bytes, quoted: bool | None = None) -> str:
+    """SHA-256 of the message with LF line ends and no ``>``-quoting of ``From `` lines.
+
+    ``quoted=False``: the caller knows ``raw`` (or what it was unquoted from) holds no
+    ``>From `` line, which saves a pass over the message.
+    """
     text = raw.replace(b"\r\n", b"\n") if b"\r" in raw else raw
-    if b">From " in text:
+    if quoted is not False and b">From " in text:
         text = _ANY_QUOTED_FROM.sub(b"\n", b"\n" + text)[1:]
-    return hashlib.sha256(text.rstrip(b"\n")).hexdigest()
+    end = len(text)
+    while end and text[end - 1] == 10:  # rstrip(b"\n") without copying the message
+        end -= 1
+    if end == len(text):
+        return hashlib.sha256(text).hexdigest()
+    with memoryview(text) as view:
+        return hashlib.sha256(view[:end]).hexdigest()
 
 
 # --- reading the indexed fields --------------------------------------------------
@@ -569,10 +589,10 @@ class MailImporter:
         for item in chunk:
             if item.problem:
                 prepared.bad.append((item, item.problem))
-            elif not item.raw.strip():
+            elif not item.raw or item.raw.isspace():  # (strip() would copy every message)
                 prepared.bad.append((item, "empty message"))
             else:
-                keyed.append((item, content_key(item.raw)))
+                keyed.append((item, content_key(item.raw, item.quoted)))
         with self.store.session() as session:
             known = _known_keys(session, [key for _, key in keyed])
         seen: set[str] = set()
