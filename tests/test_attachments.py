@@ -142,20 +142,25 @@ def _pages(path: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_gif_webp_text_broken_and_long_pdfs(company_store: Store, tmp_path: Path) -> None:
-    """The kinds the first test leaves out, each a real file: GIF and WebP drawn with name
+    """The kinds the first test leaves out, each a real file: GIF, WebP and HEIC drawn with name
     and SHA-256, plain text printed, a damaged PDF on a slip sheet of its own, and a PDF
     longer than the limit appended up to the limit."""
     import hashlib
 
+    import pillow_heif
+
     from evidence.render.attachments import MAX_APPENDED_PAGES
 
-    gif, webp = _image("GIF"), _image("WEBP")
+    pillow_heif.register_heif_opener()
+    gif, webp, heic = _image("GIF"), _image("WEBP"), _image("HEIF", (44, 22))
+    assert heic[4:12] == b"ftypheic"  # a real HEIC file, as an iPhone sends
     long_pdf = _pdf(MAX_APPENDED_PAGES + 3, "Pitkä liite sivu")
     broken = _pdf(1, "Rikki")[:300]  # the first 300 bytes of a real PDF: no xref, no pages
     raw = _mail(
         [
             ("kuva.gif", "image/gif", gif),
             ("kuva.webp", "image/webp", webp),
+            ("kuva.heic", "image/heic", heic),
             ("muistio.txt", "text/plain", b"Mittari luettu 9.3.2026: 04433\n"),
             ("rikki.pdf", "application/pdf", broken),
             ("pitka.pdf", "application/pdf", long_pdf),
@@ -169,15 +174,21 @@ def test_gif_webp_text_broken_and_long_pdfs(company_store: Store, tmp_path: Path
     out = tmp_path / "d.pdf"
     export_dossier(company_store, customer_ref="1", output=out, language="en")
     flat = " ".join(pdf_text(out).split())
-    for name, data in (("kuva.gif", gif), ("kuva.webp", webp)):
+    for name, data in (("kuva.gif", gif), ("kuva.webp", webp), ("kuva.heic", heic)):
         assert f"{name} – image/" in flat
         assert f"SHA-256 {hashlib.sha256(data).hexdigest()}" in flat
     assert "Mittari luettu 9.3.2026: 04433" in flat
     pages = _pages(out)
     with pikepdf.open(out) as pdf:
         images = sum(1 for page in pdf.pages for _img in page.get_images())
+        sizes = {
+            (int(img.Width), int(img.Height))
+            for page in pdf.pages
+            for img in page.get_images().values()
+        }
         names = set(pdf.attachments)
-    assert images >= 2  # GIF and WebP drawn
+    assert images >= 3  # GIF, WebP and HEIC drawn
+    assert (44, 22) in sizes  # the HEIC, decoded (the others are 40 x 20)
     # The damaged PDF: a slip sheet saying so, and the original still embedded.
     slip = next(t for t in pages if "Attachment to E-001: rikki.pdf" in t)
     assert "The PDF is damaged and cannot be shown; the original is embedded." in " ".join(
