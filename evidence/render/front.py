@@ -359,92 +359,50 @@ def reachability_view(
     def duration(value: float | None) -> str:
         return fmt.duration(value) if value is not None else "–"
 
-    def row(label: str, day_value: Callable[[Figures], str], base_value: str) -> dict[str, Any]:
-        values = [day_value(d.report.period.total) for d in reach.days]
-        return {"label": label, "values": [*values, base_value]}
-
     total, days = base.total, base.days
+
+    def row(label: str, figure: Callable[[Figures], Any], kind: str) -> dict[str, Any]:
+        """One figure for each day and for the baseline: a count is shown as a mean per
+        day of the baseline, a share or a duration as the baseline's own."""
+        formats: dict[str, Callable[[Any], str]] = {
+            "count": str,
+            "share": share,
+            "duration": duration,
+        }
+        show = formats[kind]
+        values = [show(figure(d.report.period.total)) for d in reach.days]
+        if kind == "count":
+            values.append(_mean_per_day(figure(total), days, fmt))
+        else:
+            values.append(show(figure(total)))
+        return {"label": label, "values": values}
+
+    threshold = _("Answered within {seconds} s").format(seconds=reach.threshold)
     rows = [
-        row(
-            _("Calls offered"),
-            lambda f: str(f.calls.offered),
-            _mean_per_day(total.calls.offered, days, fmt),
-        ),  # fmt: skip
-        row(
-            _("answered"),
-            lambda f: str(f.calls.answered),
-            _mean_per_day(total.calls.answered, days, fmt),
-        ),  # fmt: skip
-        row(
-            _("caller hung up in the queue"),
-            lambda f: str(f.calls.abandoned),
-            _mean_per_day(total.calls.abandoned, days, fmt),
-        ),  # fmt: skip
-        row(
-            _("queue time limit reached"),
-            lambda f: str(f.calls.timeout),
-            _mean_per_day(total.calls.timeout, days, fmt),
-        ),  # fmt: skip
+        row(_("Calls offered"), lambda f: f.calls.offered, "count"),
+        row(_("answered"), lambda f: f.calls.answered, "count"),
+        row(_("caller hung up in the queue"), lambda f: f.calls.abandoned, "count"),
+        row(_("queue time limit reached"), lambda f: f.calls.timeout, "count"),
         row(
             _("ended before a queue (phone menu, announcement)"),
-            lambda f: str(f.calls.ivr_only),
-            _mean_per_day(total.calls.ivr_only, days, fmt),
-        ),  # fmt: skip
-        row(
-            _("outside opening hours"),
-            lambda f: str(f.calls.after_hours),
-            _mean_per_day(total.calls.after_hours, days, fmt),
-        ),  # fmt: skip
-        row(
-            _("Answered within {seconds} s").format(seconds=reach.threshold),
-            lambda f: share(f.calls.service_level),
-            share(total.calls.service_level),
+            lambda f: f.calls.ivr_only,
+            "count",
         ),
-        row(
-            _("Queue wait: median"),
-            lambda f: duration(f.calls.wait_median),
-            duration(total.calls.wait_median),
-        ),  # fmt: skip
-        row(
-            _("Queue wait: 90 % waited at most"),
-            lambda f: duration(f.calls.wait_p90),
-            duration(total.calls.wait_p90),
-        ),  # fmt: skip
-        row(
-            _("Queue wait: longest"),
-            lambda f: duration(f.calls.wait_max),
-            duration(total.calls.wait_max),
-        ),  # fmt: skip
+        row(_("outside opening hours"), lambda f: f.calls.after_hours, "count"),
+        row(threshold, lambda f: f.calls.service_level, "share"),
+        row(_("Queue wait: median"), lambda f: f.calls.wait_median, "duration"),
+        row(_("Queue wait: 90 % waited at most"), lambda f: f.calls.wait_p90, "duration"),
+        row(_("Queue wait: longest"), lambda f: f.calls.wait_max, "duration"),
         row(
             _("Unanswered calls called back the same day"),
-            lambda f: share(f.callbacks.callback_same_day_share),
-            share(total.callbacks.callback_same_day_share),
-        ),  # fmt: skip
-        row(
-            _("Callback delay: mean"),
-            lambda f: duration(f.callbacks.callback_delay_mean),
-            duration(total.callbacks.callback_delay_mean),
-        ),  # fmt: skip
-        row(
-            _("Emails received"),
-            lambda f: str(f.email.inbound),
-            _mean_per_day(total.email.inbound, days, fmt),
-        ),  # fmt: skip
-        row(
-            _("First reply: median"),
-            lambda f: duration(f.email.first_reply_median),
-            duration(total.email.first_reply_median),
-        ),  # fmt: skip
-        row(
-            _("First reply: longest"),
-            lambda f: duration(f.email.first_reply_max),
-            duration(total.email.first_reply_max),
-        ),  # fmt: skip
-        row(
-            _("Emails without a reply"),
-            lambda f: str(f.email.unanswered),
-            _mean_per_day(total.email.unanswered, days, fmt),
-        ),  # fmt: skip
+            lambda f: f.callbacks.callback_same_day_share,
+            "share",
+        ),
+        row(_("Callback delay: mean"), lambda f: f.callbacks.callback_delay_mean, "duration"),
+        row(_("Emails received"), lambda f: f.email.inbound, "count"),
+        row(_("First reply: median"), lambda f: f.email.first_reply_median, "duration"),
+        row(_("First reply: longest"), lambda f: f.email.first_reply_max, "duration"),
+        row(_("Emails without a reply"), lambda f: f.email.unanswered, "count"),
     ]
     incident = [d.report.period.states["incident"].calls for d in reach.days]
     if any(c.offered for c in incident):
