@@ -233,6 +233,25 @@ def _wait_scale(longest: int) -> int:
     return math.ceil(longest / 3600) * 60
 
 
+def _legend(
+    svg: _Svg,
+    entries: list[tuple[str, str]],
+    width_mm: float,
+    symbol_width: float,
+    symbol: Callable[[str, float, float], None],
+) -> float:
+    """Legend entries (a symbol, then its word) flowed into rows; returns the last row's y."""
+    x, y = 0.0, 3.0
+    for key, word in entries:
+        needed = symbol_width + _text_width(word, FONT) + 4.0
+        if x > 0 and x + needed > width_mm:
+            x, y = 0.0, y + 4.5
+        symbol(key, x, y)
+        svg.text(x + symbol_width, y, word)
+        x += needed
+    return y
+
+
 def timeline_chart(
     timeline: Timeline, zone: ZoneInfo, labels: ChartLabels, *, width_mm: float = 170.0
 ) -> str:
@@ -251,14 +270,9 @@ def timeline_chart(
         ("incident", labels.incident),
         ("pause", labels.agent_pause),
     ]
-    x, y = 0.0, 3.0
-    for key, word in legend:
-        needed = 4.5 + _text_width(word, FONT) + 4.0
-        if x > 0 and x + needed > width_mm:
-            x, y = 0.0, y + 4.5
-        _legend_symbol(svg, key, x + 1.5, y - 0.9)
-        svg.text(x + 4.5, y, word)
-        x += needed
+    y = _legend(
+        svg, legend, width_mm, 4.5, lambda key, x, y: _legend_symbol(svg, key, x + 1.5, y - 0.9)
+    )
     top = y + 3.5
 
     domain = _domain(timeline, zone)
@@ -447,22 +461,16 @@ def service_chart(
         ("agents", labels.agents),
         ("incident", labels.incident),
     ]
-    x, y = 0.0, 3.0
-    for key, word in legend:
-        needed = 5.5 + _text_width(word, FONT) + 4.0
-        if x > 0 and x + needed > width_mm:
-            x, y = 0.0, y + 4.5
+
+    def symbol(key: str, x: float, y: float) -> None:
         cx, cy = x + 2.0, y - 0.9
-        if key == "offered":
-            svg.rect(cx - 1.5, cy - 1.3, 3.0, 2.6, "legend", fill=OFFERED)
-        elif key == "answered":
-            svg.rect(cx - 1.5, cy - 1.3, 3.0, 2.6, "legend", fill=CALL)
-        elif key == "agents":
+        if key == "agents":
             svg.line(cx - 2.0, cy, cx + 2.0, cy, AVAILABLE, 0.5)
         else:
-            svg.rect(cx - 1.5, cy - 1.3, 3.0, 2.6, "legend", fill=INCIDENT)
-        svg.text(x + 5.5, y, word)
-        x += needed
+            fill = {"offered": OFFERED, "answered": CALL}.get(key, INCIDENT)
+            svg.rect(cx - 1.5, cy - 1.3, 3.0, 2.6, "legend", fill=fill)
+
+    y = _legend(svg, legend, width_mm, 5.5, symbol)
     top = y + 5.0
     bottom = top + SERVICE_PLOT
     span = (end - start).total_seconds() or 1.0
