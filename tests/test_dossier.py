@@ -210,6 +210,79 @@ def test_reproducible_and_cached(sample_store: Store, tmp_path: Path) -> None:
     assert "Kiitos." in pdf_text(tmp_path / "d.pdf")
 
 
+def _front_matter(out: Path) -> tuple[list[str], list[str], list[tuple[str, int]]]:
+    """The dossier's top-level bookmarks, the text of each page before the index, and
+    every link on those pages with the page index it leads to."""
+    with pikepdf.open(out) as pdf:
+        with pdf.open_outline() as outline:
+            top = [item.title for item in outline.root]
+        dests = NameTree(pdf.Root.Names.Dests)
+        page_of = {repr(p.objgen): i for i, p in enumerate(pdf.pages)}
+        index_page = page_of[repr(dests["index"][0].objgen)]
+        links = [
+            (str(annot.Dest), page_of[repr(dests[str(annot.Dest)][0].objgen)])
+            for page in pdf.pages[:index_page]
+            for annot in page.obj.get("/Annots", [])
+            if "/Dest" in annot
+        ]
+    texts = [
+        subprocess.run(
+            ["pdftotext", "-f", str(n), "-l", str(n), "-layout", str(out), "-"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for n in range(1, index_page + 1)
+    ]
+    return top, texts, links
+
+
+def test_long_front_matter_is_rendered_in_parts(
+    sample_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long history's attempts table and evidence of absence are laid out in parts of a
+    few rows (one WeasyPrint document of thousands of rows takes many minutes): the same
+    rows, sections, bookmarks and links as in one part."""
+    from evidence.render import dossier
+
+    whole = _export(sample_store, tmp_path / "whole.pdf", use_cache=False)
+    monkeypatch.setattr(dossier, "FRONT_PART_WEIGHT", 4)
+    monkeypatch.setattr(dossier, "FRONT_HEAD_WEIGHT", 1)
+    split = _export(sample_store, tmp_path / "split.pdf", use_cache=False)
+    assert split.parts_rendered > whole.parts_rendered + 3  # type: ignore[attr-defined]
+
+    top, texts, links = _front_matter(tmp_path / "whole.pdf")
+    split_top, split_texts, split_links = _front_matter(tmp_path / "split.pdf")
+    assert split_top == top
+    flat = " ".join(" ".join(texts).split())
+    split_flat = " ".join(" ".join(split_texts).split())
+    # Every attempt and every entry of the evidence of absence, in the same order.
+    rows = [w for w in flat.split() if w.startswith("E-0")]
+    assert len(rows) > 12
+    assert [w for w in split_flat.split() if w.startswith("E-0")] == rows
+    assert "Näyttö tavoittamattomuudesta" in split_flat and "Lähteiden kattavuus" in split_flat
+    # The same links, each to the page that holds its exhibit.
+    assert sorted(name for name, _page in split_links) == sorted(name for name, _ in links)
+    with pikepdf.open(tmp_path / "split.pdf") as pdf:
+        pages = len(pdf.pages)
+    for name, page in split_links:
+        text = subprocess.run(
+            [
+                "pdftotext",
+                "-f",
+                str(page + 1),
+                "-l",
+                str(page + 1),
+                str(tmp_path / "split.pdf"),
+                "-",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert name in text and page < pages, (name, page)
+
+
 def test_zip_format_is_a_valid_bag(env: Env, sample_store: Store, tmp_path: Path) -> None:
     import zipfile
 

@@ -66,6 +66,12 @@ CHUNK_ITEMS = 40
 INDEX_ROWS_FIRST, INDEX_ROWS_PAGE = 55, 58
 INDEX_PART_PAGES = 4  # the index is rendered in parts of this many pages
 MANIFEST_PART_ROWS = 200  # and the list of embedded files in parts of this many rows
+# The front matter is rendered in parts of about this many table rows (see _front_htmls);
+# the cover with the claims and the summary counts as FRONT_HEAD_WEIGHT rows, an entry of
+# the evidence of absence (a heading and the phone system's lines) as ABSENCE_ROW_WEIGHT.
+FRONT_PART_WEIGHT = 300
+FRONT_HEAD_WEIGHT = 60
+ABSENCE_ROW_WEIGHT = 4
 # Named destinations where the assembler writes an index row's page number.
 PAGE_OF = "page-of-"
 INDEX_PAGE_CELL = float(12 * assemble.MM)  # width of that cell (.index-row .p): right-aligned
@@ -260,11 +266,6 @@ def export_dossier(
         completeness=front.completeness_view(found, fmt, translate.gettext),
         reachability=front.reachability_view(reach, exhibit_of, fmt, translate.gettext),
     )
-    context.common["linked"] = sorted(
-        {n for c in context.common["claims"] for f in c["facts"] for n in f["links"]}
-        | {n for r in context.common["summary"]["rows"] for n in r["links"]}
-        | front.reachability_links(context.common["reachability"])
-    )
     limits = render_limits(config)
     renderer = ChunkRenderer(
         config.home / "cache" / "render" if use_cache else None,
@@ -292,8 +293,10 @@ def export_dossier(
     back_htmls = _back_htmls(env, timeless, context, proofs.view)
     # Every part in one batch, so both cores stay busy: the cover (the PDF/A-3b base),
     # the index, the exhibits, the back matter, and a sample of the stamp font.
+    front_htmls = _front_htmls(env, context.common, timeless)
     jobs_ = [
-        Job(env.get_template("cover.html.j2").render(**context.common), "pdf/a-3b"),
+        Job(front_htmls[0], "pdf/a-3b"),
+        *(Job(h) for h in front_htmls[1:]),
         *(Job(h) for h in index_htmls),
         *(Job(chunk_html(c, n == 0), limited=True) for n, c in enumerate(chunks)),
         *(Job(h) for h in back_htmls),
@@ -301,6 +304,7 @@ def export_dossier(
     ]
     results = renderer.render(jobs_, progress)
     cover_pdf, *rest = results
+    front_pdfs, rest = rest[: len(front_htmls) - 1], rest[len(front_htmls) - 1 :]
     index_pdfs = rest[: len(index_htmls)]
     chunk_pdfs = rest[len(index_htmls) : len(index_htmls) + len(chunks)]
     back_pdfs = rest[len(index_htmls) + len(chunks) : -1]
@@ -308,12 +312,13 @@ def export_dossier(
         renderer, chunks, chunk_pdfs, chunk_html, context, limits, translate.gettext
     )
     parts = [assemble.open_part(_ok(cover_pdf, "cover"))]
+    parts += [assemble.open_part(_ok(pdf, "front matter")) for pdf in front_pdfs]
     parts += [assemble.open_part(_ok(pdf, "index")) for pdf in index_pdfs]
     parts += chunk_parts
     parts += [assemble.open_part(_ok(pdf, "list of embedded files")) for pdf in back_pdfs]
     stamp_font = assemble.StampFont(_ok(results[-1], "stamp font"))
     final, pages = _assemble(parts, context, generated, stamp_font)
-    del parts, results, cover_pdf, rest, index_pdfs, chunk_pdfs, back_pdfs
+    del parts, results, cover_pdf, front_pdfs, rest, index_pdfs, chunk_pdfs, back_pdfs
     subject = f"customer {customer_ref}" + (f", case {case.reference}" if case else "")
     final = sign_pdf(final, config, reason=f"evidence dossier: {subject}")
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -490,6 +495,71 @@ def _ok(result: bytes | Failure, what: str) -> bytes:
     if isinstance(result, Failure):
         raise EvidenceError(f"could not render the {what}: {result.kind} {result.detail}".strip())
     return result
+
+
+def _front_pieces(common: dict[str, Any]) -> list[dict[str, Any]]:
+    """The front matter in order, long tables in slices: the cover with the claims and
+    the summary, the customer's attempts, the evidence of absence, the completeness.
+    Each piece has a ``weight`` (about a table row's height) and the exhibits it links to."""
+    head_links = {n for c in common["claims"] for f in c["facts"] for n in f["links"]}
+    head_links |= {n for r in common["summary"]["rows"] for n in r["links"]}
+    pieces: list[dict[str, Any]] = [
+        {"kind": "head", "weight": FRONT_HEAD_WEIGHT, "links": head_links}
+    ]
+    reach = common["reachability"]
+    if reach is not None:
+        for kind, rows, per_row in (
+            ("attempts", reach["attempts"], 1),
+            ("absence", reach["absence"], ABSENCE_ROW_WEIGHT),
+        ):
+            step = max(1, FRONT_PART_WEIGHT // per_row)
+            slices = [rows[i : i + step] for i in range(0, len(rows), step)] or [[]]
+            for n, part_rows in enumerate(slices):
+                links = {a["exhibit"] for a in part_rows if a["exhibit"]}
+                links |= {x for a in part_rows for x in a.get("links", ())}
+                pieces.append(
+                    {
+                        "kind": kind,
+                        "rows": part_rows,
+                        "first": n == 0,
+                        "last": n == len(slices) - 1,
+                        "weight": len(part_rows) * per_row,
+                        "links": links,
+                    }
+                )
+    pieces.append(
+        {"kind": "completeness", "weight": 3 * len(common["completeness"]), "links": set()}
+    )
+    return pieces
+
+
+def _front_htmls(env: Environment, common: dict[str, Any], timeless: dict[str, Any]) -> list[str]:
+    """The front matter's parts: consecutive pieces up to ``FRONT_PART_WEIGHT`` rows a
+    part, so that a long history's tables are laid out on both cores in parts of a few
+    pages (one WeasyPrint document of thousands of table rows takes many minutes) and a
+    short one stays one part. Only the first part (the cover) shows the generation time;
+    the others are cached like the exhibits."""
+    groups: list[list[dict[str, Any]]] = []
+    weight = 0
+    for piece in _front_pieces(common):
+        if not groups or weight + piece["weight"] > FRONT_PART_WEIGHT:
+            groups.append([])
+            weight = 0
+        groups[-1].append(piece)
+        weight += piece["weight"]
+    template = env.get_template("cover.html.j2")
+    later = timeless | {
+        "reachability": common["reachability"],
+        "completeness": common["completeness"],
+    }
+    return [
+        template.render(
+            **(common if n == 0 else later),
+            pieces=group,
+            linked=sorted(set().union(*(p["links"] for p in group))),
+        )
+        for n, group in enumerate(groups)
+    ]
 
 
 def _index_parts(exhibits: Sequence[Exhibit]) -> list[list[Exhibit]]:

@@ -455,12 +455,3 @@ def reachability_view(
         "more_days": reach.more_days,
         "baseline_empty": not (base.total.calls.offered or base.total.email.inbound),
     }
-
-
-def reachability_links(view: dict[str, Any] | None) -> set[str]:
-    """The exhibit numbers the Reachability section links to."""
-    if view is None:
-        return set()
-    found = {a["exhibit"] for a in view["attempts"] if a["exhibit"]}
-    found |= {n for a in view["attempts"] for n in a["links"]}
-    return found | {a["exhibit"] for a in view["absence"] if a["exhibit"]}
