@@ -11,6 +11,7 @@ part of it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from pathlib import Path
 
@@ -47,6 +48,28 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> Path:
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def replace_synced(source: Path, path: Path) -> Path:
+    """Flush ``source`` (written by someone else, e.g. a PDF library) to the disk and rename
+    it over ``path``, as :func:`write_atomic` does with bytes."""
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(source, path)
+    _fsync_dir(path.parent)
+    return path
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _fsync_dir(folder: Path) -> None:

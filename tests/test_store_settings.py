@@ -126,16 +126,19 @@ def test_render_cache_is_private_and_written_whole(tmp_path: Path) -> None:
 
     cache = tmp_path / "home" / "cache" / "render"
     renderer = ChunkRenderer(cache, jobs=1)
-    [pdf] = renderer.render([Job("<p>Hei</p>")])
-    assert isinstance(pdf, bytes) and pdf.startswith(b"%PDF")
+    with renderer:
+        [path] = renderer.render([Job("<p>Hei</p>")])
+        assert isinstance(path, Path) and path.parent == cache
+        pdf = path.read_bytes()
+        assert pdf.startswith(b"%PDF")
     assert _mode(tmp_path / "home") == 0o700
     assert _mode(tmp_path / "home" / "cache") == 0o700
     assert _mode(cache) == 0o700
-    [cached] = list(cache.iterdir())  # no temporary file left beside it
-    assert cached.suffix == ".pdf" and _mode(cached) == 0o600
-    assert cached.read_bytes() == pdf
-    again = ChunkRenderer(cache, jobs=1)
-    assert again.render([Job("<p>Hei</p>")]) == [pdf] and again.cached == 1
+    [cached] = list(cache.iterdir())  # no temporary file or scratch folder left beside it
+    assert cached == path and _mode(cached) == 0o600
+    with ChunkRenderer(cache, jobs=1) as again:
+        assert again.render([Job("<p>Hei</p>")]) == [path] and again.cached == 1
+    assert path.read_bytes() == pdf
 
 
 def test_write_atomic_replaces_whole_or_not_at_all(

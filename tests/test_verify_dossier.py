@@ -414,3 +414,26 @@ def test_verification_partials_render_in_each_language(lang: str) -> None:
         verification=view, lang=lang
     )
     assert "checkpoint.tst" in html and "manifest.json" in html
+
+
+def test_manifest_is_written_one_exhibit_at_a_time_as_json_dumps_would() -> None:
+    """manifest.json of a long history is written piecewise (its whole structure would be
+    hundreds of MB of objects); the bytes are those of one ``json.dumps``."""
+    import json
+
+    from evidence.verify.manifest import manifest_json
+
+    top = {"format": "f", "checkpoint": {"text": "a\nb"}, "consistency": [], "zz": "ä"}
+    exhibits = [
+        {
+            "exhibit": f"E-{n:03d}",
+            "files": [{"name": 'x"y\\z', "sha256": "ab" * 32}],
+            "records": [{"leaf": '{"k":"v\\n"}', "inclusion_proof": ["00" * 32] * n}],
+        }
+        for n in range(4)
+    ]
+    for entries in (exhibits, []):
+        whole = json.dumps(
+            top | {"exhibits": entries}, ensure_ascii=False, indent=1, sort_keys=True
+        )
+        assert manifest_json(top, iter(entries)) == (whole + "\n").encode("utf-8")

@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 
 import pikepdf
 from pikepdf import Array, Dictionary, Name, NameTree, OutlineItem, Pdf
@@ -32,8 +33,10 @@ class Part:
     anchors: dict[str, tuple[int, float, float]] = field(default_factory=dict)
 
 
-def open_part(data: bytes) -> Part:
-    pdf = Pdf.open(io.BytesIO(data))
+def open_part(source: Path | bytes) -> Part:
+    """A part from its file (read as needed: pikepdf takes the pages' content from the
+    file when the dossier is written) or from bytes."""
+    pdf = Pdf.open(io.BytesIO(source) if isinstance(source, bytes) else source)
     anchors: dict[str, tuple[int, float, float]] = {}
     names = pdf.Root.get("/Names")
     if names is not None and "/Dests" in names:
@@ -60,8 +63,10 @@ class StampFont:
     """A font borrowed from a small WeasyPrint PDF, with its glyph ids and widths,
     so page stamps can be written as plain content streams (fast, deterministic)."""
 
-    def __init__(self, sample_pdf: bytes) -> None:
-        self._sample = Pdf.open(io.BytesIO(sample_pdf))
+    def __init__(self, sample_pdf: Path | bytes) -> None:
+        self._sample = Pdf.open(
+            io.BytesIO(sample_pdf) if isinstance(sample_pdf, bytes) else sample_pdf
+        )
         page = self._sample.pages[0]
         fonts = page.Resources.Font
         [key] = list(fonts.keys())

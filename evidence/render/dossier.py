@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
+import gc
 import io
 import os
 import warnings
@@ -33,7 +33,7 @@ from evidence.authorities import authority_name
 from evidence.cases import current_claims, load_case
 from evidence.completeness import completeness
 from evidence.errors import EvidenceError, InvalidInput
-from evidence.files import write_atomic
+from evidence.files import replace_synced, sha256_file, write_atomic
 from evidence.hours import OpeningHours, opening_hours
 from evidence.ingest.mail import mail_limits
 from evidence.render import assemble, front
@@ -42,6 +42,7 @@ from evidence.render.pool import (
     ChunkRenderer,
     Failure,
     Job,
+    LazyJob,
     RenderLimits,
     SealedFetcher,
     render_limits,
@@ -72,6 +73,7 @@ MANIFEST_PART_ROWS = 200  # and the list of embedded files in parts of this many
 FRONT_PART_WEIGHT = 300
 FRONT_HEAD_WEIGHT = 60
 ABSENCE_ROW_WEIGHT = 4
+CHUNK_COST = 2700.0  # about the HTML characters per exhibit: orders chunks among the parts
 # Named destinations where the assembler writes an index row's page number.
 PAGE_OF = "page-of-"
 INDEX_PAGE_CELL = float(12 * assemble.MM)  # width of that cell (.index-row .p): right-aligned
@@ -154,7 +156,7 @@ class Context:
     """Everything the templates need that is not per chunk."""
 
     common: dict[str, Any]
-    exhibits: list[Exhibit]
+    bookmarks: list[tuple[str, str]]  # each exhibit's (title, anchor) for the outline
     documents: list[dict[str, Any]]
     document_bytes: list[bytes]
     embedded: list[Embedded]
@@ -271,6 +273,7 @@ def export_dossier(
         config.home / "cache" / "render" if use_cache else None,
         jobs or min(2, os.cpu_count() or 1),
         limits,
+        scratch_root=config.home / "cache",
     )
     # Only the cover carries the generation time: every other part's HTML, and so
     # its cache key, depends on the evidence alone.
@@ -284,6 +287,10 @@ def export_dossier(
     def chunk_html(chunk: Sequence[Exhibit], first: bool) -> str:
         return items_template.render(**timeless, exhibits=chunk, first_chunk=first)
 
+    def chunk_job(chunk: Sequence[Exhibit], first: bool) -> LazyJob:
+        # Made when its turn comes: the HTML of every chunk at once is tens of MB.
+        return LazyJob(lambda: Job(chunk_html(chunk, first), limited=True), CHUNK_COST * len(chunk))
+
     chunks = plan_chunks(exhibits)
     index_template = env.get_template("index.html.j2")
     index_htmls = [
@@ -294,36 +301,62 @@ def export_dossier(
     # Every part in one batch, so both cores stay busy: the cover (the PDF/A-3b base),
     # the index, the exhibits, the back matter, and a sample of the stamp font.
     front_htmls = _front_htmls(env, context.common, timeless)
-    jobs_ = [
+    jobs_: list[Job | LazyJob] = [
         Job(front_htmls[0], "pdf/a-3b"),
         *(Job(h) for h in front_htmls[1:]),
         *(Job(h) for h in index_htmls),
-        *(Job(chunk_html(c, n == 0), limited=True) for n, c in enumerate(chunks)),
+        *(chunk_job(c, n == 0) for n, c in enumerate(chunks)),
         *(Job(h) for h in back_htmls),
         Job(_stamp_sample_html(env, context)),
     ]
-    results = renderer.render(jobs_, progress)
-    cover_pdf, *rest = results
-    front_pdfs, rest = rest[: len(front_htmls) - 1], rest[len(front_htmls) - 1 :]
-    index_pdfs = rest[: len(index_htmls)]
-    chunk_pdfs = rest[len(index_htmls) : len(index_htmls) + len(chunks)]
-    back_pdfs = rest[len(index_htmls) + len(chunks) : -1]
-    placeholders, chunk_parts = _rescue(
-        renderer, chunks, chunk_pdfs, chunk_html, context, limits, translate.gettext
-    )
-    parts = [assemble.open_part(_ok(cover_pdf, "cover"))]
-    parts += [assemble.open_part(_ok(pdf, "front matter")) for pdf in front_pdfs]
-    parts += [assemble.open_part(_ok(pdf, "index")) for pdf in index_pdfs]
-    parts += chunk_parts
-    parts += [assemble.open_part(_ok(pdf, "list of embedded files")) for pdf in back_pdfs]
-    stamp_font = assemble.StampFont(_ok(results[-1], "stamp font"))
-    final, pages = _assemble(parts, context, generated, stamp_font)
-    del parts, results, cover_pdf, front_pdfs, rest, index_pdfs, chunk_pdfs, back_pdfs
+    n_front, n_index = len(front_htmls), len(index_htmls)
+    del front_htmls, index_htmls, back_htmls
     subject = f"customer {customer_ref}" + (f", case {case.reference}" if case else "")
-    final = sign_pdf(final, config, reason=f"evidence dossier: {subject}")
     output.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(output, final, mode=0o666)  # the umask decides, as for any file the user asks for
-    digest = hashlib.sha256(final).hexdigest()
+    with renderer:
+        results = renderer.render(jobs_, progress)
+        del jobs_
+        cover_pdf, *rest = results
+        front_pdfs, rest = rest[: n_front - 1], rest[n_front - 1 :]
+        index_pdfs = rest[:n_index]
+        chunk_pdfs = rest[n_index : n_index + len(chunks)]
+        back_pdfs = rest[n_index + len(chunks) : -1]
+        placeholders, chunk_parts = _rescue(
+            renderer, chunks, chunk_pdfs, chunk_html, context, limits, translate.gettext
+        )
+        parts = [assemble.open_part(_ok(cover_pdf, "cover"))]
+        parts += [assemble.open_part(_ok(pdf, "front matter")) for pdf in front_pdfs]
+        parts += [assemble.open_part(_ok(pdf, "index")) for pdf in index_pdfs]
+        parts += chunk_parts
+        parts += [assemble.open_part(_ok(pdf, "list of embedded files")) for pdf in back_pdfs]
+        stamp_font = assemble.StampFont(_ok(results[-1], "stamp font"))
+        # Nothing below needs the store's records, the exhibits' views or the templates'
+        # data: let them go before the pages are assembled (100+ MB for a long history).
+        n_items = len(timeline.items)
+        context.common = {}
+        del timeline, exhibits, chunks, builder, claims, found, reach, summary, exhibit_of
+        timeless = {}  # (the chunks' template closure holds this name)
+        del results, chunk_pdfs
+        gc.collect()
+        # Written straight to a file beside the output: the dossier is never held whole.
+        unsigned = output.with_name(f".{output.name}.{os.getpid()}.unsigned")
+        try:
+            pages = _assemble(parts, context, generated, stamp_font, unsigned)
+            del parts, chunk_parts
+            if signing_configured(config):
+                signed = sign_pdf(
+                    unsigned.read_bytes(), config, reason=f"evidence dossier: {subject}"
+                )
+                # the umask decides, as for any file the user asks for
+                write_atomic(output, signed, mode=0o666)
+                del signed
+                unsigned.unlink()
+            else:
+                replace_synced(unsigned, output)
+        except BaseException:
+            unsigned.unlink(missing_ok=True)
+            raise
+    digest = sha256_file(output)
     # The export is itself evidence: who, when, what, and the SHA-256 of the PDF.
     log_event(
         store,
@@ -334,7 +367,7 @@ def export_dossier(
             "checkpoint_id": proofs.checkpoint_id,
             "tree_size": proofs.tree_size,
             "root": proofs.root,
-            "items": len(timeline.items),
+            "items": n_items,
             "pages": pages,
             "from": date_from.isoformat() if date_from else None,
             "to": date_to.isoformat() if date_to else None,
@@ -344,7 +377,7 @@ def export_dossier(
     )
     return ExportResult(
         pages=pages,
-        items=len(timeline.items),
+        items=n_items,
         sha256=digest,
         checkpoint_id=proofs.checkpoint_id,
         root=proofs.root,
@@ -480,7 +513,7 @@ def _context(
     ]
     return Context(
         common,
-        exhibits,
+        [(f"{ex.number} {ex.title}", ex.anchor) for ex in exhibits],
         documents,
         document_bytes,
         embedded,
@@ -491,7 +524,7 @@ def _context(
     )
 
 
-def _ok(result: bytes | Failure, what: str) -> bytes:
+def _ok(result: Path | Failure, what: str) -> Path:
     if isinstance(result, Failure):
         raise EvidenceError(f"could not render the {what}: {result.kind} {result.detail}".strip())
     return result
@@ -608,7 +641,7 @@ def _back_htmls(
 def _rescue(
     renderer: ChunkRenderer,
     chunks: list[list[Exhibit]],
-    results: list[bytes | Failure],
+    results: list[Path | Failure],
     chunk_html: Callable[[Sequence[Exhibit], bool], str],
     context: Context,
     limits: RenderLimits,
@@ -674,8 +707,9 @@ def _assemble(
     context: Context,
     generated: dt.datetime,
     font: assemble.StampFont,
-) -> tuple[bytes, int]:
-    """The dossier's bytes, and its number of pages."""
+    target: Path,
+) -> int:
+    """Write the dossier to ``target`` (flushed to the disk); its number of pages."""
     base, *rest = parts
     out = base.pdf  # the PDF/A-3b cover: its metadata and output intent carry over
     anchors: dict[str, tuple[int, float, float]] = dict(base.anchors)
@@ -708,9 +742,9 @@ def _assemble(
     numbers: dict[int, list[tuple[float, float, str]]] = {}
     for name in [n for n in anchors if n.startswith(PAGE_OF)]:
         index, x, y = anchors.pop(name)
-        target = anchors.get(name[len(PAGE_OF) :])
-        if target is not None:
-            numbers.setdefault(index, []).append((x + INDEX_PAGE_CELL, y, str(target[0] + 1)))
+        where = anchors.get(name[len(PAGE_OF) :])
+        if where is not None:
+            numbers.setdefault(index, []).append((x + INDEX_PAGE_CELL, y, str(where[0] + 1)))
     assemble.build_destinations(out, anchors)
     assemble.build_outline(out, _outline(context), anchors)
     assemble.stamp_pages(out, font, context.doc_ref, context.page_word, numbers)
@@ -722,12 +756,11 @@ def _assemble(
         pdf_date,
     )
     page_count = len(out.pages)
-    buffer = io.BytesIO()
-    out.save(buffer, deterministic_id=True)
+    out.save(target, deterministic_id=True)
     for src in sources:
         src.close()
     out.close()
-    return buffer.getvalue(), page_count
+    return page_count
 
 
 def _stamp_sample_html(env: Environment, context: Context) -> str:
@@ -750,8 +783,8 @@ def _outline(context: Context) -> list[assemble.OutlineEntry]:
         )
     ]
     items = assemble.OutlineEntry(titles["items"], "items")
-    for ex in context.exhibits:
-        items.children.append(assemble.OutlineEntry(f"{ex.number} {ex.title}", ex.anchor))
+    for title, anchor in context.bookmarks:
+        items.children.append(assemble.OutlineEntry(title, anchor))
     entries.append(items)
     entries.append(assemble.OutlineEntry(titles["manifest"], "manifest"))
     for n, doc in enumerate(context.documents, start=1):

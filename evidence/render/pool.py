@@ -19,7 +19,9 @@ import importlib.metadata
 import multiprocessing
 import os
 import resource
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ from typing import Any
 
 from evidence.config import Config
 from evidence.errors import EvidenceError
-from evidence.files import private_dir, write_atomic
+from evidence.files import private_dir
 from evidence.workers import die_with_parent
 
 # Bump when a change in code (not in templates or data) changes the rendered pages.
@@ -77,6 +79,15 @@ class Job:
     html: str
     pdf_variant: str | None = None
     limited: bool = False
+
+
+@dataclass(frozen=True)
+class LazyJob:
+    """A job whose HTML is made only when its turn comes (``make``), so that an export
+    never holds the HTML of every part at once; ``cost`` orders the work (largest first)."""
+
+    make: Callable[[], Job]
+    cost: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -141,16 +152,30 @@ def _init_worker(memory_bytes: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-# index, PDF, refused URLs, failure, the worker's peak RSS (MB), CPU seconds of the task
-Outcome = tuple[int, bytes | None, list[str], Failure | None, float, float]
+# index, the PDF's file, refused URLs, failure, the worker's peak RSS (MB), CPU seconds
+Outcome = tuple[int, Path | None, list[str], Failure | None, float, float]
 
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _render_job(task: tuple[int, Job, float]) -> Outcome:
-    index, job, seconds = task
+def _write_new(path: Path, data: bytes) -> None:
+    """A new owner-only file, flushed to the disk (it may be renamed into the cache)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _render_job(task: tuple[int, Job, float, Path]) -> Outcome:
+    """Render in the worker and write the PDF to ``target``: the parent gets a file name,
+    not megabytes through a pipe."""
+    index, job, seconds, target = task
     cpu = time.process_time()
     try:
         if job.limited:
@@ -159,7 +184,8 @@ def _render_job(task: tuple[int, Job, float]) -> Outcome:
             pdf, refused = render_pdf(job.html, job.pdf_variant)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-        return index, pdf, refused, None, _peak_mb(), time.process_time() - cpu
+        _write_new(target, pdf)
+        return index, target, refused, None, _peak_mb(), time.process_time() - cpu
     except _TimeUp:
         failure = Failure("time", f"{seconds:g} s")
     except MemoryError:
@@ -203,10 +229,19 @@ def _cache_key(job: Job) -> str:
 
 class ChunkRenderer:
     """Renders many HTML documents, from the cache when it can, in worker processes when it
-    must, each within the limits; results are PDFs or :class:`Failure`."""
+    must, each within the limits; results are PDF files or :class:`Failure`.
+
+    The files are in the cache (``cache_dir``) or, when there is none or a part loaded
+    something it must not, in a scratch folder of this renderer, removed by
+    :meth:`close`. At most a few parts are on their way to the workers at any time.
+    """
 
     def __init__(
-        self, cache_dir: Path | None, jobs: int, limits: RenderLimits | None = None
+        self,
+        cache_dir: Path | None,
+        jobs: int,
+        limits: RenderLimits | None = None,
+        scratch_root: Path | None = None,
     ) -> None:
         self.cache_dir = cache_dir
         self.jobs = max(1, jobs)
@@ -216,101 +251,193 @@ class ChunkRenderer:
         self.refused: list[str] = []
         self.worker_peak_mb = 0.0  # the largest worker's peak RSS
         self.worker_cpu = 0.0  # CPU seconds the workers spent rendering
+        if cache_dir is not None:
+            private_dir(cache_dir)
+        root = scratch_root or cache_dir
+        if root is not None:
+            private_dir(root)
+        self.scratch = Path(tempfile.mkdtemp(prefix=".scratch-", dir=root))
+        self._serial = 0
+
+    def close(self) -> None:
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def __enter__(self) -> ChunkRenderer:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def render(
-        self, jobs: Sequence[Job], progress: Callable[[int], None] | None = None
-    ) -> list[bytes | Failure]:
-        results: list[bytes | Failure | None] = [None] * len(jobs)
-        keys = [_cache_key(j) for j in jobs]
-        todo: list[int] = []
-        for i, key in enumerate(keys):
-            cached = self._read_cache(key)
+        self,
+        jobs: Sequence[Job | LazyJob],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Path | Failure]:
+        results: list[Path | Failure | None] = [None] * len(jobs)
+        # Largest first, so that no core idles at the end on one big part.
+        order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i]))
+        run = _Run(self)
+        for i in order:
+            entry = jobs[i]
+            job = entry.make() if isinstance(entry, LazyJob) else entry
+            key = _cache_key(job)
+            cached = self._cached(key)
             if cached is not None:
                 results[i] = cached
                 self.cached += 1
                 if progress:
                     progress(1)
-            else:
-                todo.append(i)
-        # Longest first, so that no core idles at the end on one big part.
-        todo.sort(key=lambda i: -len(jobs[i].html))
-        for i, pdf, refused, failure, peak, cpu in self._run([(i, jobs[i]) for i in todo]):
-            self.worker_peak_mb = max(self.worker_peak_mb, peak)
-            self.worker_cpu += cpu
-            if failure is not None:
-                results[i] = failure
-            else:
-                assert pdf is not None
-                results[i] = self._done(keys[i], pdf, refused)
-            if progress:
-                progress(1)
-        self.rendered += len(todo)
+                continue
+            for outcome in run.submit(i, key, job):
+                self._finish(outcome, run, results, progress)
+        for outcome in run.drain():
+            self._finish(outcome, run, results, progress)
         assert all(r is not None for r in results)
         return [r for r in results if r is not None]
 
-    def _run(self, tasks: list[tuple[int, Job]], workers: int | None = None) -> list[Outcome]:
-        if not tasks:
-            return []
-        context = _context()
-        seconds = self.limits.seconds
-        # multiprocessing.Pool, not ProcessPoolExecutor: on Python 3.11 the executor can
-        # hang when a worker retires after max_tasks_per_child. Retiring workers gives
-        # WeasyPrint's memory back; each worker dies with this process.
-        pool = context.Pool(
-            min(workers or self.jobs, len(tasks)),
-            initializer=_init_worker,
-            initargs=(self.limits.memory_mb * 1024 * 1024,),
-            maxtasksperchild=8,
-        )
-        outcomes: list[Outcome] = []
-        stuck = False
-        try:
-            pending = {i: pool.apply_async(_render_job, ((i, job, seconds),)) for i, job in tasks}
-            last = time.monotonic()
-            while pending:
-                ready = [i for i, r in pending.items() if r.ready()]
-                if not ready:
-                    # Untimed parts (our own front and back matter) may take long;
-                    # a worker silent past the limit and a grace period is stuck or dead.
-                    if any(job.limited for _i, job in tasks) and (
-                        time.monotonic() - last > seconds + GRACE_SECONDS
-                    ):
-                        stuck = True
-                        break
-                    next(iter(pending.values())).wait(0.05)
-                    continue
-                for i in ready:
-                    try:
-                        outcomes.append(pending.pop(i).get())
-                    except Exception as exc:  # noqa: BLE001 - e.g. a result that did not pickle
-                        outcomes.append((i, None, [], Failure("error", type(exc).__name__), 0, 0))
-                last = time.monotonic()
-        finally:
-            if stuck:
-                pool.terminate()
-            else:
-                pool.close()
-            pool.join()
-        if stuck and len(tasks) == 1:
-            outcomes.append((tasks[0][0], None, [], Failure("stopped"), 0.0, 0.0))
-        elif stuck:
-            # Which of the unfinished parts hung is not known: each again, alone.
-            for task in tasks:
-                if task[0] in pending:
-                    outcomes += self._run([task], workers=1)
-        return outcomes
+    def _finish(
+        self,
+        outcome: Outcome,
+        run: _Run,
+        results: list[Path | Failure | None],
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        i, path, refused, failure, peak, cpu = outcome
+        self.worker_peak_mb = max(self.worker_peak_mb, peak)
+        self.worker_cpu += cpu
+        self.rendered += 1
+        if failure is not None:
+            results[i] = failure
+        else:
+            assert path is not None
+            results[i] = self._keep(run.keys.pop(i), path, refused)
+        if progress:
+            progress(1)
 
-    def _done(self, key: str, pdf: bytes, refused: list[str]) -> bytes:
+    def scratch_file(self, suffix: str = ".pdf") -> Path:
+        self._serial += 1
+        return self.scratch / f"{self._serial:06d}{suffix}"
+
+    def _keep(self, key: str, path: Path, refused: list[str]) -> Path:
         self.refused.extend(refused)
-        if self.cache_dir is not None and not refused:
-            write_atomic(private_dir(self.cache_dir) / f"{key}.pdf", pdf)
-        return pdf
+        if self.cache_dir is None or refused:
+            return path  # a part that tried to load something is never cached
+        final = self.cache_dir / f"{key}.pdf"
+        os.replace(path, final)
+        return final
 
-    def _read_cache(self, key: str) -> bytes | None:
+    def _cached(self, key: str) -> Path | None:
         if self.cache_dir is None:
             return None
         path = self.cache_dir / f"{key}.pdf"
+        return path if path.is_file() else None
+
+
+def _cost(entry: Job | LazyJob) -> float:
+    return entry.cost if isinstance(entry, LazyJob) else float(len(entry.html))
+
+
+class _Run:
+    """The parts of one ``render`` call on their way through a pool of workers: a few
+    at a time (their HTML is held until a worker has it), and a worker that stops
+    answering is given up on."""
+
+    def __init__(self, renderer: ChunkRenderer) -> None:
+        self.renderer = renderer
+        self.window = 2 * renderer.jobs
+        self.pool: Any = None
+        self.pending: dict[int, tuple[Any, Job, Path]] = {}
+        self.keys: dict[int, str] = {}
+        self.last = time.monotonic()
+
+    def submit(self, index: int, key: str, job: Job) -> list[Outcome]:
+        done = []
+        while len(self.pending) >= self.window:
+            done += self._collect()
+        if self.pool is None:
+            self.pool = self._start(self.renderer.jobs)
+            self.last = time.monotonic()
+        target = self.renderer.scratch_file()
+        task = (index, job, self.renderer.limits.seconds, target)
+        self.pending[index] = (self.pool.apply_async(_render_job, (task,)), job, target)
+        self.keys[index] = key
+        return done
+
+    def drain(self) -> list[Outcome]:
+        done: list[Outcome] = []
         try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            return None
+            while self.pending:
+                done += self._collect()
+        finally:
+            if self.pool is not None:
+                self.pool.close()
+                self.pool.join()
+                self.pool = None
+        return done
+
+    def _start(self, workers: int) -> Any:
+        limits = self.renderer.limits
+        # multiprocessing.Pool, not ProcessPoolExecutor: on Python 3.11 the executor can
+        # hang when a worker retires after max_tasks_per_child. Retiring workers gives
+        # WeasyPrint's memory back; each worker dies with this process.
+        return _context().Pool(
+            workers,
+            initializer=_init_worker,
+            initargs=(limits.memory_mb * 1024 * 1024,),
+            maxtasksperchild=8,
+        )
+
+    def _patience(self) -> float:
+        """How long to wait for the next result before deciding a worker is stuck or
+        dead: an exhibit chunk stops itself at the time limit; our own front and back
+        matter (unlimited, in parts of a few pages) gets four times as long."""
+        seconds = self.renderer.limits.seconds
+        unlimited = any(not job.limited for _r, job, _t in self.pending.values())
+        return (4 * seconds if unlimited else seconds) + GRACE_SECONDS
+
+    def _collect(self) -> list[Outcome]:
+        """Wait for at least one result."""
+        while True:
+            ready = [i for i, (r, _j, _t) in self.pending.items() if r.ready()]
+            if ready:
+                break
+            if time.monotonic() - self.last > self._patience():
+                return self._stuck()
+            next(iter(self.pending.values()))[0].wait(0.05)
+        done: list[Outcome] = []
+        for i in ready:
+            result, _job, target = self.pending.pop(i)
+            try:
+                done.append(result.get())
+            except Exception as exc:  # noqa: BLE001 - e.g. a result that did not pickle
+                target.unlink(missing_ok=True)
+                done.append((i, None, [], Failure("error", type(exc).__name__), 0.0, 0.0))
+        self.last = time.monotonic()
+        return done
+
+    def _stuck(self) -> list[Outcome]:
+        """Which of the unfinished parts hung is not known: stop the pool and run each of
+        them again alone (a part alone that stops answering has ``stopped``)."""
+        self.pool.terminate()
+        self.pool.join()
+        self.pool = None
+        tasks = list(self.pending.items())
+        self.pending.clear()
+        done: list[Outcome] = []
+        for index, (_result, job, target) in tasks:
+            target.unlink(missing_ok=True)
+            if len(tasks) == 1:
+                done.append((index, None, [], Failure("stopped"), 0.0, 0.0))
+                continue
+            alone = _Run(self.renderer)
+            alone.pool = alone._start(1)
+            alone.pending[index] = (
+                alone.pool.apply_async(
+                    _render_job, ((index, job, self.renderer.limits.seconds, target),)
+                ),
+                job,
+                target,
+            )
+            done += alone.drain()
+        self.last = time.monotonic()
+        return done

@@ -12,8 +12,9 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -83,7 +84,8 @@ class DossierProofs:
     checkpoint_id: int
     tree_size: int
     root: str
-    manifest: dict[str, Any]
+    # manifest.json is among the files, as bytes: the parsed structure of a long history
+    # (an inclusion proof for every record) is tens of MB, and nothing reads it again.
     files: list[ProofFile] = field(default_factory=list)
     view: dict[str, Any] = field(default_factory=dict)
 
@@ -176,8 +178,7 @@ def prepare_dossier_proofs(
         files_by_exhibit.setdefault(number, []).append(
             {"name": item.name, "sha256": digest, "size": len(item.data)}
         )
-    manifest_exhibits = []
-    for number, kind, records in groups:
+    def exhibit_entry(number: str, kind: str, records: list[tuple[str, str]]) -> dict[str, Any]:
         proved = []
         for table, record_id in records:
             entry = entries.get((table, record_id))
@@ -197,29 +198,28 @@ def prepare_dossier_proofs(
                     "inclusion_proof": [h.hex() for h in tree.inclusion_proof(index)],
                 }
             )
-        manifest_exhibits.append(
-            {
-                "exhibit": number,
-                "kind": kind,
-                "files": files_by_exhibit.get(number, []),
-                "records": proved,
-            }
-        )
+        return {
+            "exhibit": number,
+            "kind": kind,
+            "files": files_by_exhibit.get(number, []),
+            "records": proved,
+        }
+
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
         "generator": f"evidence {__version__}",
         "generated_at": iso_utc(generated),
         "leaf_rule": LEAF_RULE,
         "checkpoint": checkpoint_json(checkpoint),
-        "exhibits": manifest_exhibits,
         "consistency": consistency,
     }
-    files = _files(manifest, checkpoint, label)
+    records = sum(len(r) for _n, _k, r in groups)
+    text = manifest_json(manifest, (exhibit_entry(*group) for group in groups))
+    files = _files(text, checkpoint, label)
     return DossierProofs(
         checkpoint_id=checkpoint.id,
         tree_size=checkpoint.tree_size,
         root=checkpoint.root_hash,
-        manifest=manifest,
         files=files,
         view={
             "root": checkpoint.root_hash,
@@ -228,7 +228,7 @@ def prepare_dossier_proofs(
             "time": format_local(checkpoint.created_at, zone),
             "key_id": checkpoint.key_id,
             "tsa_url": checkpoint.tsa_url if checkpoint.timestamp_token else None,
-            "records": sum(len(e["records"]) for e in manifest_exhibits),
+            "records": records,
             "files": {
                 "manifest": MANIFEST_NAME,
                 "text": CHECKPOINT_TEXT,
@@ -315,10 +315,32 @@ def checkpoint_json(checkpoint: Checkpoint) -> dict[str, Any]:
     }
 
 
-def _files(manifest: dict[str, Any], checkpoint: Checkpoint, label: str) -> list[ProofFile]:
-    text = json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True)
+
+
+def manifest_json(top: dict[str, Any], exhibits: Iterable[dict[str, Any]]) -> bytes:
+    """``top`` with its ``"exhibits"`` list, as ``json.dumps(..., indent=1, sort_keys=True)``
+    writes it, byte for byte, but one exhibit at a time: the whole structure of a long
+    history (an inclusion proof for every record) would be hundreds of MB of objects."""
+    marker = "\x00exhibits"
+    head, tail = (_dumps(top | {"exhibits": marker}) + "\n").split(json.dumps(marker), 1)
+    out = io.BytesIO()
+    out.write(head.encode("utf-8"))
+    empty = True
+    for entry in exhibits:
+        out.write(b"[\n  " if empty else b",\n  ")
+        # JSON strings hold no raw line breaks: every one here is indentation.
+        out.write(_dumps(entry).replace("\n", "\n  ").encode("utf-8"))
+        empty = False
+    out.write(b"[]" if empty else b"\n ]")
+    out.write(tail.encode("utf-8"))
+    return out.getvalue()
+
+
+def _files(text: bytes, checkpoint: Checkpoint, label: str) -> list[ProofFile]:
     files = [
-        ProofFile(MANIFEST_NAME, text.encode("utf-8"), "application/json", label),
+        ProofFile(MANIFEST_NAME, text, "application/json", label),
         ProofFile(CHECKPOINT_TEXT, checkpoint.body.encode("utf-8"), "text/plain", label),
         ProofFile(
             CHECKPOINT_SIGNATURE,
