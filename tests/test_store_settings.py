@@ -184,3 +184,27 @@ def test_database_failures_are_worded(exc: BaseException, start: str) -> None:
         ": everything stored before it is whole and nothing is half-written: "
         "run the command again when this is fixed"
     )
+
+
+def test_render_scratch_is_removed_and_stale_scratch_cleaned(tmp_path: Path) -> None:
+    """An export's scratch folder goes when it ends; one left by a killed export goes
+    after a day (a running export's is left alone)."""
+    import os
+    import time
+
+    from evidence.render.pool import ChunkRenderer, Job
+
+    cache = tmp_path / "cache" / "render"
+    cache.mkdir(parents=True)
+    stale, fresh = cache / ".scratch-killed", cache / ".scratch-running"
+    for folder in (stale, fresh):
+        folder.mkdir()
+        (folder / "000001.pdf").write_bytes(b"%PDF-")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(stale, (two_days_ago, two_days_ago))
+    with ChunkRenderer(None, jobs=1, scratch_root=cache) as renderer:
+        assert not stale.exists() and fresh.exists()
+        [path] = renderer.render([Job("<p>Hei</p>")])
+        assert path.parent == renderer.scratch and path.read_bytes().startswith(b"%PDF")
+    assert not renderer.scratch.exists()
+    assert sorted(p.name for p in cache.iterdir()) == [".scratch-running"]

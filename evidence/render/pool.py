@@ -256,7 +256,8 @@ class ChunkRenderer:
         root = scratch_root or cache_dir
         if root is not None:
             private_dir(root)
-        self.scratch = Path(tempfile.mkdtemp(prefix=".scratch-", dir=root))
+            _remove_stale_scratch(root)
+        self.scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=root))
         self._serial = 0
 
     def close(self) -> None:
@@ -331,6 +332,30 @@ class ChunkRenderer:
             return None
         path = self.cache_dir / f"{key}.pdf"
         return path if path.is_file() else None
+
+
+SCRATCH_PREFIX = ".scratch-"
+
+
+def _remove_stale_scratch(root: Path, age: float = 86400.0) -> None:
+    """Scratch folders of exports that were killed (a finished export removes its own)."""
+    for folder in root.glob(f"{SCRATCH_PREFIX}*"):
+        try:
+            if time.time() - folder.stat().st_mtime > age:
+                shutil.rmtree(folder, ignore_errors=True)
+        except FileNotFoundError:
+            continue  # another export removed it
+
+
+def open_files_for(parts: int) -> None:
+    """Let this process keep ``parts`` PDF files open (the assembler reads every part from
+    its file until the dossier is written): raise the soft limit towards the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = parts + 256
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if ceiling > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
 
 
 def _cost(entry: Job | LazyJob) -> float:
