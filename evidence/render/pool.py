@@ -31,7 +31,7 @@ from typing import Any
 
 from evidence.config import Config
 from evidence.errors import EvidenceError
-from evidence.files import private_dir
+from evidence.files import private_dir, write_synced
 from evidence.workers import die_with_parent
 
 # Bump when a change in code (not in templates or data) changes the rendered pages.
@@ -160,18 +160,6 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _write_new(path: Path, data: bytes) -> None:
-    """A new owner-only file, flushed to the disk (it may be renamed into the cache)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _render_job(task: tuple[int, Job, float, Path]) -> Outcome:
     """Render in the worker and write the PDF to ``target``: the parent gets a file name,
     not megabytes through a pipe."""
@@ -184,7 +172,7 @@ def _render_job(task: tuple[int, Job, float, Path]) -> Outcome:
             pdf, refused = render_pdf(job.html, job.pdf_variant)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-        _write_new(target, pdf)
+        write_synced(target, pdf)  # it may be renamed into the cache
         return index, target, refused, None, _peak_mb(), time.process_time() - cpu
     except _TimeUp:
         failure = Failure("time", f"{seconds:g} s")
