@@ -203,8 +203,9 @@ def test_render_scratch_is_removed_and_stale_scratch_cleaned(tmp_path: Path) -> 
     two_days_ago = time.time() - 2 * 86400
     os.utime(stale, (two_days_ago, two_days_ago))
     with ChunkRenderer(None, jobs=1, scratch_root=cache) as renderer:
-        assert not stale.exists() and fresh.exists()
         [path] = renderer.render([Job("<p>Hei</p>")])
-        assert path.parent == renderer.scratch and path.read_bytes().startswith(b"%PDF")
-    assert not renderer.scratch.exists()
+        assert not stale.exists() and fresh.exists()
+        assert isinstance(path, Path) and path.read_bytes().startswith(b"%PDF")
+        assert path.parent.parent == cache and path.parent.name.startswith(".scratch-")
+    assert not path.parent.exists()
     assert sorted(p.name for p in cache.iterdir()) == [".scratch-running"]

@@ -241,15 +241,14 @@ class ChunkRenderer:
         self.worker_cpu = 0.0  # CPU seconds the workers spent rendering
         if cache_dir is not None:
             private_dir(cache_dir)
-        root = scratch_root or cache_dir
-        if root is not None:
-            private_dir(root)
-            _remove_stale_scratch(root)
-        self.scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=root))
+        self._scratch_root = scratch_root or cache_dir
+        self._scratch: Path | None = None  # made when the first part is rendered
         self._serial = 0
 
     def close(self) -> None:
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def __enter__(self) -> ChunkRenderer:
         return self
@@ -295,17 +294,24 @@ class ChunkRenderer:
         self.worker_peak_mb = max(self.worker_peak_mb, peak)
         self.worker_cpu += cpu
         self.rendered += 1
+        key = run.keys.pop(i)
         if failure is not None:
             results[i] = failure
         else:
             assert path is not None
-            results[i] = self._keep(run.keys.pop(i), path, refused)
+            results[i] = self._keep(key, path, refused)
         if progress:
             progress(1)
 
     def scratch_file(self, suffix: str = ".pdf") -> Path:
+        if self._scratch is None:
+            root = self._scratch_root
+            if root is not None:
+                private_dir(root)
+                _remove_stale_scratch(root)
+            self._scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=root))
         self._serial += 1
-        return self.scratch / f"{self._serial:06d}{suffix}"
+        return self._scratch / f"{self._serial:06d}{suffix}"
 
     def _keep(self, key: str, path: Path, refused: list[str]) -> Path:
         self.refused.extend(refused)
