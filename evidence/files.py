@@ -11,7 +11,6 @@ part of it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from pathlib import Path
 
@@ -66,15 +65,6 @@ def replace_synced(source: Path, path: Path) -> Path:
     os.replace(source, path)
     _fsync_dir(path.parent)
     return path
-
-
-def sha256_file(path: Path) -> str:
-    """The SHA-256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -10,7 +10,6 @@ associated files. Everything here is deterministic: same parts, same bytes.
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,10 +32,10 @@ class Part:
     anchors: dict[str, tuple[int, float, float]] = field(default_factory=dict)
 
 
-def open_part(source: Path | bytes) -> Part:
-    """A part from its file (read as needed: pikepdf takes the pages' content from the
-    file when the dossier is written) or from bytes."""
-    pdf = Pdf.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+def open_part(source: Path) -> Part:
+    """A part from its file, read as needed: pikepdf takes the pages' content from the
+    file when the dossier is written."""
+    pdf = Pdf.open(source)
     anchors: dict[str, tuple[int, float, float]] = {}
     names = pdf.Root.get("/Names")
     if names is not None and "/Dests" in names:
@@ -63,10 +62,8 @@ class StampFont:
     """A font borrowed from a small WeasyPrint PDF, with its glyph ids and widths,
     so page stamps can be written as plain content streams (fast, deterministic)."""
 
-    def __init__(self, sample_pdf: Path | bytes) -> None:
-        self._sample = Pdf.open(
-            io.BytesIO(sample_pdf) if isinstance(sample_pdf, bytes) else sample_pdf
-        )
+    def __init__(self, sample_pdf: Path) -> None:
+        self._sample = Pdf.open(sample_pdf)
         page = self._sample.pages[0]
         fonts = page.Resources.Font
         [key] = list(fonts.keys())

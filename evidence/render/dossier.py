@@ -33,7 +33,8 @@ from evidence.authorities import authority_name
 from evidence.cases import current_claims, load_case
 from evidence.completeness import completeness
 from evidence.errors import EvidenceError, InvalidInput
-from evidence.files import replace_synced, sha256_file, write_atomic
+from evidence.exports import file_digest
+from evidence.files import replace_synced, write_atomic
 from evidence.hours import OpeningHours, opening_hours
 from evidence.ingest.mail import mail_limits
 from evidence.render import assemble, front
@@ -358,7 +359,7 @@ def export_dossier(
         except BaseException:
             unsigned.unlink(missing_ok=True)
             raise
-    digest = sha256_file(output)
+    digest, _size = file_digest(output)
     # The export is itself evidence: who, when, what, and the SHA-256 of the PDF.
     log_event(
         store,
