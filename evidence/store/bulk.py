@@ -49,9 +49,11 @@ def insert_columns(model: type[Base]) -> list[str]:
 
 def _utc_for_sqlite(value: dt.datetime) -> str:
     """What ``UTCDateTime`` binds on SQLite (naive UTC, as SQLAlchemy's DATETIME formats it)."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"refusing naive datetime {value!r}: evidence times carry a zone")
-    return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if value.tzinfo is not dt.UTC:  # most values already are: no conversion for them
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"refusing naive datetime {value!r}: evidence times carry a zone")
+        value = value.astimezone(dt.UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def row_function(model: type[Base], dialect_name: str, skip: int = 0) -> RowFunction:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,13 @@ from evidence.files import private_dir
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
+
+# A new SQLite store's page size. Evidence is mostly blobs (messages, attachments,
+# recordings) of a few KB and more: in 16 KiB pages they take fewer pages, WAL
+# frames, checkpoint copies and system calls than in SQLite's default 4 KiB, and a
+# first mail import runs about a fifth faster (README, "Mail import"). Stores made
+# before keep the page size they were made with.
+SQLITE_PAGE_SIZE = 16384
 
 # One advisory lock serialises writers on PostgreSQL, so the hash chain never forks.
 WRITER_LOCK_KEY = 0x65766964  # "evid"
@@ -111,6 +119,7 @@ def upgrade(config: Config) -> None:
             # Evidence is personal data: the file is the owner's alone from its first byte.
             fd = os.open(db_file, os.O_CREAT | os.O_WRONLY, 0o600)
             os.close(fd)
+            _create_sqlite(db_file)
     engine = make_engine(config.database_url)
     try:
         with engine.begin() as conn:
@@ -121,6 +130,17 @@ def upgrade(config: Config) -> None:
         raise EvidenceError(f"cannot reach the database: {_short(exc)}") from exc
     finally:
         engine.dispose()
+
+
+def _create_sqlite(db_file: Path) -> None:
+    """Give a new, empty SQLite file its page size and journal mode, which its first
+    write fixes for good (a WAL database cannot change its page size later)."""
+    conn = sqlite3.connect(db_file)
+    try:
+        conn.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
+        conn.execute("PRAGMA journal_mode=WAL")
+    finally:
+        conn.close()
 
 
 def current_revision(engine: Engine) -> str | None:
