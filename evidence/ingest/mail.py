@@ -558,9 +558,9 @@ class MailImporter:
         with self.store.writing() as session:
             self.run_id = start_run(session, KIND, self.source_label).id
         deadline = _Deadline(self.limits.max_seconds)
+        pending: list[tuple[list[RawMessage], _Prepared]] = []
         try:
             with deadline.installed():
-                pending: list[tuple[list[RawMessage], _Prepared]] = []
                 for chunk in _chunks(messages):
                     pending.append((chunk, self._prepare(chunk, deadline)))
                     if len(pending) > 1:  # write one chunk while the next is parsed
@@ -569,6 +569,13 @@ class MailImporter:
                     self._write(*entry, deadline)
         finally:
             if self._pool is not None:
+                # After a failure (a full disk, ^C) a chunk may still be with the
+                # workers. Pool.terminate() while its task thread is still sending
+                # can hang for good (seen under load); once the chunk is back, it
+                # cannot. A worker that does not answer in time is terminated anyway.
+                for _, prepared in pending:
+                    if prepared.pending is not None:
+                        prepared.pending.wait(TERMINATE_WAIT)
                 self._pool.terminate()
                 self._pool.join()
         with self.store.writing() as session:
@@ -661,6 +668,7 @@ class MailImporter:
 
 
 PARALLEL_FROM = 100  # new messages in a chunk worth sending to worker processes
+TERMINATE_WAIT = 30.0  # seconds to let a chunk in flight come back after a failure
 
 
 @dataclass
