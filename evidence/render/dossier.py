@@ -198,10 +198,9 @@ def export_dossier(
         limits,
         scratch_root=config.home / "cache",
     )
-    # The parts are handed to the workers as soon as what they show is known, so that
-    # they render while the rest is prepared: the front matter after the timeline (on a
-    # re-export its longest part is often the one that changed), the index and the
-    # exhibits after the views, the cover and the back matter after the proofs.
+    # The front matter after the cover is handed to the workers as soon as the timeline
+    # is read, and renders while the rest is prepared: on a re-export after a new contact
+    # its longest part (the last slice of the customer's attempts) is rendered again.
     with renderer:
         # Under the writer lock: a checkpoint signed for this export covers what it shows.
         with store.writing() as session:
@@ -274,18 +273,6 @@ def export_dossier(
                     lambda: Job(chunk_html(chunk, first), limited=True), CHUNK_COST * len(chunk)
                 )
 
-            chunks = plan_chunks(exhibits)
-            index_template = env.get_template("index.html.j2")
-            index_tickets = renderer.submit(
-                [
-                    Job(index_template.render(**timeless, exhibits=rows, first=(n == 0)))
-                    for n, rows in enumerate(_index_parts(exhibits))
-                ],
-                progress,
-            )
-            chunk_tickets = renderer.submit(
-                [chunk_job(c, n == 0) for n, c in enumerate(chunks)], progress
-            )
             documents, document_bytes = _documents(session, case, builder, fmt)
             # Verification (evidence/verify): the signed checkpoint, each exhibit's
             # inclusion proof, and manifest.json, embedded with the originals.
@@ -319,12 +306,30 @@ def export_dossier(
                 builder.inserts,
             )
         common["verification"] = proofs.view
-        # The cover is the PDF/A-3b base of the dossier.
-        cover_ticket, *back_tickets = renderer.submit(
-            [Job(_front_html(env, common, timeless, front_groups[0], 0), "pdf/a-3b")]
-            + [Job(h) for h in _back_htmls(env, timeless, context, proofs.view)],
+        # The cover first (on a re-export with nothing new it is the part that takes
+        # longest, and it is the PDF/A-3b base of the dossier), then the rest, largest first.
+        [cover_ticket] = renderer.submit(
+            [Job(_front_html(env, common, timeless, front_groups[0], 0), "pdf/a-3b")], progress
+        )
+        chunks = plan_chunks(exhibits)
+        index_template = env.get_template("index.html.j2")
+        index_htmls = [
+            index_template.render(**timeless, exhibits=rows, first=(n == 0))
+            for n, rows in enumerate(_index_parts(exhibits))
+        ]
+        back_htmls = _back_htmls(env, timeless, context, proofs.view)
+        tickets = renderer.submit(
+            [
+                *(Job(h) for h in index_htmls),
+                *(chunk_job(c, n == 0) for n, c in enumerate(chunks)),
+                *(Job(h) for h in back_htmls),
+            ],
             progress,
         )
+        n_index = len(index_htmls)
+        index_tickets, tickets = tickets[:n_index], tickets[n_index:]
+        chunk_tickets, back_tickets = tickets[: len(chunks)], tickets[len(chunks) :]
+        del index_htmls, back_htmls
         subject = f"customer {customer_ref}" + (f", case {case.reference}" if case else "")
         output.parent.mkdir(parents=True, exist_ok=True)
         results = renderer.results(
@@ -337,7 +342,7 @@ def export_dossier(
                 stamp_ticket,
             ]
         )
-        n_front, n_index = len(front_groups), len(index_tickets)
+        n_front = len(front_groups)
         cover_pdf, *rest = results
         front_pdfs, rest = rest[: n_front - 1], rest[n_front - 1 :]
         index_pdfs = rest[:n_index]
