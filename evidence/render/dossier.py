@@ -70,12 +70,12 @@ INDEX_ROWS_FIRST, INDEX_ROWS_PAGE = 55, 58
 INDEX_PART_PAGES = 4  # the index is rendered in parts of this many pages
 MANIFEST_PART_ROWS = 200  # and the list of embedded files in parts of this many rows
 # The front matter is rendered in parts of about this many table rows (see _front_htmls);
-# the cover with the claims and the summary counts as FRONT_HEAD_WEIGHT rows, an entry of
+# the claims with the summary count as FRONT_HEAD_WEIGHT rows, an entry of
 # the evidence of absence (a heading and the phone system's lines) as ABSENCE_ROW_WEIGHT.
 FRONT_PART_WEIGHT = 300
 FRONT_HEAD_WEIGHT = 60
 ABSENCE_ROW_WEIGHT = 4
-# What only the cover's template is given (it changes with every export or every item).
+# What only the front matter's template is given (the cover's own, and the views).
 COVER_ONLY = ("claims", "summary", "reachability", "completeness", "linked", "verification")
 CHUNK_COST = 2700.0  # about the HTML characters per exhibit: orders chunks among the parts
 # Named destinations where the assembler writes an index row's page number.
@@ -567,13 +567,14 @@ def _ok(result: Path | Failure, what: str) -> Path:
 
 
 def _front_pieces(common: dict[str, Any]) -> list[dict[str, Any]]:
-    """The front matter in order, long tables in slices: the cover with the claims and
-    the summary, the customer's attempts, the evidence of absence, the completeness.
+    """The front matter in order, long tables in slices: the cover, the claims with the
+    summary, the customer's attempts, the evidence of absence, the completeness.
     Each piece has a ``weight`` (about a table row's height) and the exhibits it links to."""
-    head_links = {n for c in common["claims"] for f in c["facts"] for n in f["links"]}
-    head_links |= {n for r in common["summary"]["rows"] for n in r["links"]}
+    summary_links = {n for c in common["claims"] for f in c["facts"] for n in f["links"]}
+    summary_links |= {n for r in common["summary"]["rows"] for n in r["links"]}
     pieces: list[dict[str, Any]] = [
-        {"kind": "head", "weight": FRONT_HEAD_WEIGHT, "links": head_links}
+        {"kind": "head", "weight": 0, "links": set()},
+        {"kind": "summary", "weight": FRONT_HEAD_WEIGHT, "links": summary_links},
     ]
     reach = common["reachability"]
     if reach is not None:
@@ -603,14 +604,16 @@ def _front_pieces(common: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _front_groups(common: dict[str, Any]) -> list[list[dict[str, Any]]]:
-    """The front matter's parts: consecutive pieces up to ``FRONT_PART_WEIGHT`` rows a
-    part, so that a long history's tables are laid out on both cores in parts of a few
-    pages (one WeasyPrint document of thousands of table rows takes many minutes) and a
-    short one stays one part. The first part is the cover."""
-    groups: list[list[dict[str, Any]]] = []
+    """The front matter's parts: the cover alone (it shows the generation time and the
+    checkpoint, so it is rendered for every export: one page is quick), then consecutive
+    pieces up to ``FRONT_PART_WEIGHT`` rows a part, so that a long history's tables are
+    laid out on both cores in parts of a few pages (one WeasyPrint document of thousands
+    of table rows takes many minutes) and a short one stays one part."""
+    head, *pieces = _front_pieces(common)
+    groups: list[list[dict[str, Any]]] = [[head]]
     weight = 0
-    for piece in _front_pieces(common):
-        if not groups or weight + piece["weight"] > FRONT_PART_WEIGHT:
+    for piece in pieces:
+        if len(groups) == 1 or weight + piece["weight"] > FRONT_PART_WEIGHT:
             groups.append([])
             weight = 0
         groups[-1].append(piece)
@@ -626,11 +629,9 @@ def _front_html(
     n: int,
 ) -> str:
     """Part ``n`` of the front matter. Only the first (the cover) shows the generation
-    time and the checkpoint; the others are cached like the exhibits."""
-    later = timeless | {
-        "reachability": common["reachability"],
-        "completeness": common["completeness"],
-    }
+    time and the checkpoint; the others are cached like the exhibits (the claims and the
+    summary change only with the evidence)."""
+    later = timeless | {k: common[k] for k in ("claims", "summary", "reachability", "completeness")}
     return env.get_template("cover.html.j2").render(
         **(common if n == 0 else later),
         pieces=group,
