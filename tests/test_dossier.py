@@ -214,11 +214,12 @@ def test_reproducible_and_cached(sample_store: Store, tmp_path: Path) -> None:
     )
     import_mail(sample_store, [mail])
     after = _export(sample_store, tmp_path / "d.pdf")
-    # Rendered again: the cover (new counts), the rest of the front matter (a new attempt;
-    # a short history's is one part), the new day's chunk, the index part and the list of
-    # embedded files that hold it, and the back matter (new proofs); the rest is cached:
-    # the other chunks, and the stamp font.
-    assert after.parts_rendered == 6  # type: ignore[attr-defined]
+    # Rendered again: the cover (new counts), the front matter up to the evidence of
+    # absence (a new attempt; a short history's is one part), the completeness (a new
+    # import), the new day's chunk, the index part and the list of embedded files that
+    # hold it, and the back matter (new proofs); the rest is cached: the other chunks, and
+    # the stamp font.
+    assert after.parts_rendered == 7  # type: ignore[attr-defined]
     assert after.parts_cached >= 2  # type: ignore[attr-defined]
     assert "Kiitos." in pdf_text(tmp_path / "d.pdf")
 

@@ -608,12 +608,18 @@ def _front_groups(common: dict[str, Any]) -> list[list[dict[str, Any]]]:
     checkpoint, so it is rendered for every export: one page is quick), then consecutive
     pieces up to ``FRONT_PART_WEIGHT`` rows a part, so that a long history's tables are
     laid out on both cores in parts of a few pages (one WeasyPrint document of thousands
-    of table rows takes many minutes) and a short one stays one part."""
+    of table rows takes many minutes) and a short one stays one part, and the completeness
+    of the sources alone: it shows when each source was last imported, so it changes with
+    every import, and the evidence of absence before it need not be rendered again."""
     head, *pieces = _front_pieces(common)
     groups: list[list[dict[str, Any]]] = [[head]]
     weight = 0
     for piece in pieces:
-        if len(groups) == 1 or weight + piece["weight"] > FRONT_PART_WEIGHT:
+        if (
+            len(groups) == 1
+            or piece["kind"] == "completeness"
+            or weight + piece["weight"] > FRONT_PART_WEIGHT
+        ):
             groups.append([])
             weight = 0
         groups[-1].append(piece)
