@@ -2,6 +2,10 @@
 
     .venv/bin/python benchmarks/export.py --items 1000
     .venv/bin/python benchmarks/export.py --items 10000 --no-baseline
+    .venv/bin/python benchmarks/export.py --items 1000 --no-baseline --store /tmp/bench-1000
+
+``--store DIR`` builds the store once in DIR and measures on a copy of it on later runs,
+so that runs to compare (before and after a change) export the same store.
 
 Builds a store of N items for one customer (about 60 % emails with realistic
 bodies, 40 % calls with queue_log lines), then measures, each in a fresh
@@ -21,6 +25,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -218,6 +223,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=1000)
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive render")
+    parser.add_argument(
+        "--store",
+        type=Path,
+        help="build the store once in this folder and measure on a copy of it",
+    )
     parser.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
@@ -234,10 +244,18 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="evidence-bench-") as tmp:
         home = Path(tmp) / "home"
-        home.mkdir()
-        t0 = time.perf_counter()
-        _run_phase("build", str(home), str(args.items))
-        print(f"store of {args.items:,} items built in {time.perf_counter() - t0:.1f} s")
+        kept = args.store / f"home-{args.items}" if args.store else None
+        if kept is not None and (kept / "evidence.db").is_file():
+            shutil.copytree(kept, home)
+            print(f"store of {args.items:,} items copied from {kept}")
+        else:
+            home.mkdir()
+            t0 = time.perf_counter()
+            _run_phase("build", str(home), str(args.items))
+            print(f"store of {args.items:,} items built in {time.perf_counter() - t0:.1f} s")
+            if kept is not None:
+                shutil.rmtree(kept, ignore_errors=True)
+                shutil.copytree(home, kept)
         rows = []
         if not args.no_baseline:
             rows.append(

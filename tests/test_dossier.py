@@ -84,8 +84,7 @@ def _export(store: Store, out: Path, **kwargs: object) -> object:
         customer_ref=None,
         case_ref="KKV/1234/2026",
         output=out,
-        generated_at=PINNED,
-        **kwargs,  # type: ignore[arg-type]
+        **({"generated_at": PINNED} | kwargs),  # type: ignore[arg-type]
     )
 
 
@@ -197,6 +196,14 @@ def test_reproducible_and_cached(sample_store: Store, tmp_path: Path) -> None:
     assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "c.pdf").read_bytes()
     assert first.parts_cached == 0  # type: ignore[attr-defined]
     assert again.parts_rendered == 0  # type: ignore[attr-defined]
+    # Another generation time: rendered again are the cover page, which shows it, and the
+    # last part of the list of embedded files (manifest.json has it, and a new SHA-256);
+    # the claims and the summary are not.
+    later = _export(
+        sample_store, tmp_path / "later.pdf", generated_at=PINNED + dt.timedelta(hours=1)
+    )
+    assert later.parts_rendered == 2  # type: ignore[attr-defined]
+    assert later.pages == first.pages  # type: ignore[attr-defined]
 
     # One new item.
     mail = tmp_path / "new"
@@ -207,10 +214,12 @@ def test_reproducible_and_cached(sample_store: Store, tmp_path: Path) -> None:
     )
     import_mail(sample_store, [mail])
     after = _export(sample_store, tmp_path / "d.pdf")
-    # Rendered again: the cover (new counts), the new day's chunk, the index part and the
-    # list of embedded files that hold it, and the back matter (new proofs); the rest is
-    # cached: the other chunks, and the stamp font.
-    assert after.parts_rendered == 5  # type: ignore[attr-defined]
+    # Rendered again: the cover (new counts), the front matter up to the evidence of
+    # absence (a new attempt; a short history's is one part), the completeness (a new
+    # import), the new day's chunk, the index part and the list of embedded files that
+    # hold it, and the back matter (new proofs); the rest is cached: the other chunks, and
+    # the stamp font.
+    assert after.parts_rendered == 7  # type: ignore[attr-defined]
     assert after.parts_cached >= 2  # type: ignore[attr-defined]
     assert "Kiitos." in pdf_text(tmp_path / "d.pdf")
 

@@ -105,3 +105,27 @@ def test_cli_names_the_hostile_email(
     assert "E-002 (Sähköposti" in run.stderr and "longer than 4 s" in run.stderr
     assert "E-003" in run.stderr and "RecursionError" in run.stderr
     assert out.exists()
+
+
+def test_parts_submitted_early_come_back_in_order_and_close_stops_them(tmp_path: Path) -> None:
+    """``submit`` hands parts to the workers without waiting (the export prepares the next
+    parts meanwhile) and ``results`` gives them back in the order asked for; a renderer
+    closed while a part renders (an export that failed) stops its workers and leaves
+    nothing behind."""
+    from evidence.render.pool import ChunkRenderer, Job
+
+    root = tmp_path / "cache"
+    cache = root / "render"
+    with ChunkRenderer(cache, jobs=2, scratch_root=root) as renderer:
+        first = renderer.submit([Job("<p>yksi</p>"), Job("<p>kaksi</p>")])
+        second = renderer.submit([Job("<p>kolme</p>")])
+        paths = renderer.results(second + first)
+    assert [pdf_text(p).split() for p in paths] == [["kolme"], ["yksi"], ["kaksi"]]
+    assert sorted(cache.iterdir()) == sorted(paths)
+
+    long_table = "<table>" + "<tr><td>rivi</td></tr>" * 5000 + "</table>"
+    with ChunkRenderer(cache, jobs=1, scratch_root=root) as renderer:
+        renderer.submit([Job(long_table)])
+        assert renderer.rendered == 0  # still rendering
+    assert sorted(cache.iterdir()) == sorted(paths)
+    assert [p.name for p in root.iterdir()] == ["render"]  # no scratch folder left

@@ -70,11 +70,13 @@ INDEX_ROWS_FIRST, INDEX_ROWS_PAGE = 55, 58
 INDEX_PART_PAGES = 4  # the index is rendered in parts of this many pages
 MANIFEST_PART_ROWS = 200  # and the list of embedded files in parts of this many rows
 # The front matter is rendered in parts of about this many table rows (see _front_htmls);
-# the cover with the claims and the summary counts as FRONT_HEAD_WEIGHT rows, an entry of
+# the claims with the summary count as FRONT_HEAD_WEIGHT rows, an entry of
 # the evidence of absence (a heading and the phone system's lines) as ABSENCE_ROW_WEIGHT.
 FRONT_PART_WEIGHT = 300
 FRONT_HEAD_WEIGHT = 60
 ABSENCE_ROW_WEIGHT = 4
+# What only the front matter's template is given (the cover's own, and the views).
+COVER_ONLY = ("claims", "summary", "reachability", "completeness", "linked", "verification")
 CHUNK_COST = 2700.0  # about the HTML characters per exhibit: orders chunks among the parts
 # Named destinations where the assembler writes an index row's page number.
 PAGE_OF = "page-of-"
@@ -189,87 +191,6 @@ def export_dossier(
     generated = generated_at or utcnow()
     env = _environment(translate)
     start_workers()
-    # Under the writer lock: a checkpoint signed for this export covers what it shows.
-    with store.writing() as session:
-        case: Case | None = load_case(session, case_ref) if case_ref else None
-        if case is not None:
-            if customer_ref is not None and customer_ref != case.customer.ref:
-                raise InvalidInput(
-                    f"case {case.reference} is about customer {case.customer.ref}, "
-                    f"not {customer_ref}"
-                )
-            customer_ref = case.customer.ref
-            if date_from is None and date_to is None:
-                # An export for a case covers the case's period unless told otherwise.
-                date_from, date_to = case.period_from, case.period_to
-        if customer_ref is None:
-            raise InvalidInput("give a customer reference or --case")
-        hours = opening_hours(config)
-        timeline = build_timeline(
-            session, customer_ref, config.zone, date_from, date_to, hours=hours
-        )
-        builder = ViewBuilder(session, fmt, translate.gettext, mail_limits=mail_limits(config))
-        exhibits = builder.exhibits(timeline)
-        claims = current_claims(case) if case is not None else []
-        found = completeness(session, config.zone, timeline.start, timeline.end)
-        reach = customer_reachability(
-            session,
-            timeline.items,
-            config.zone,
-            hours=hours,
-            threshold=threshold_from_config(config),
-        )
-        documents, document_bytes = _documents(session, case, builder, fmt)
-        # Verification (evidence/verify): the signed checkpoint, each exhibit's
-        # inclusion proof, and manifest.json, embedded with the originals.
-        proofs = prepare_dossier_proofs(
-            session,
-            config,
-            exhibits=exhibits,
-            documents=[
-                (d["record"], data) for d, data in zip(documents, document_bytes, strict=True)
-            ],
-            embedded=builder.embedded,
-            zone=config.zone,
-            generated=generated,
-            label=translate.gettext("verification"),
-        )
-        for proof_file in proofs.files:
-            builder.embed(
-                proof_file.name,
-                proof_file.data,
-                proof_file.mime_type,
-                proof_file.description,
-                translate.gettext("verification"),
-            )
-        context = _context(
-            translate.gettext,
-            fmt,
-            language,
-            timeline,
-            exhibits,
-            case,
-            documents,
-            document_bytes,
-            builder.embedded,
-            builder.inserts,
-            generated,
-            config.company_name,
-        )
-    exhibit_of = front.exhibit_numbers(exhibits)
-    summary = summarize(
-        timeline,
-        config.zone,
-        claims,
-        is_open=_is_open(hours),
-    )
-    context.common.update(
-        verification=proofs.view,
-        claims=front.claims_view(claims, summary, exhibit_of, fmt, translate.gettext),
-        summary=front.summary_view(summary, exhibit_of, timeline, fmt, translate.gettext),
-        completeness=front.completeness_view(found, fmt, translate.gettext),
-        reachability=front.reachability_view(reach, exhibit_of, fmt, translate.gettext),
-    )
     limits = render_limits(config)
     renderer = ChunkRenderer(
         config.home / "cache" / "render" if use_cache else None,
@@ -277,47 +198,151 @@ def export_dossier(
         limits,
         scratch_root=config.home / "cache",
     )
-    # Only the cover carries the generation time: every other part's HTML, and so
-    # its cache key, depends on the evidence alone.
-    timeless = {
-        k: v
-        for k, v in context.common.items()
-        if k not in ("claims", "summary", "reachability", "completeness", "linked", "verification")
-    } | {"created": ""}
-    items_template = env.get_template("items.html.j2")
-
-    def chunk_html(chunk: Sequence[Exhibit], first: bool) -> str:
-        return items_template.render(**timeless, exhibits=chunk, first_chunk=first)
-
-    def chunk_job(chunk: Sequence[Exhibit], first: bool) -> LazyJob:
-        # Made when its turn comes: the HTML of every chunk at once is tens of MB.
-        return LazyJob(lambda: Job(chunk_html(chunk, first), limited=True), CHUNK_COST * len(chunk))
-
-    chunks = plan_chunks(exhibits)
-    index_template = env.get_template("index.html.j2")
-    index_htmls = [
-        index_template.render(**timeless, exhibits=rows, first=(n == 0))
-        for n, rows in enumerate(_index_parts(exhibits))
-    ]
-    back_htmls = _back_htmls(env, timeless, context, proofs.view)
-    # Every part in one batch, so both cores stay busy: the cover (the PDF/A-3b base),
-    # the index, the exhibits, the back matter, and a sample of the stamp font.
-    front_htmls = _front_htmls(env, context.common, timeless)
-    jobs_: list[Job | LazyJob] = [
-        Job(front_htmls[0], "pdf/a-3b"),
-        *(Job(h) for h in front_htmls[1:]),
-        *(Job(h) for h in index_htmls),
-        *(chunk_job(c, n == 0) for n, c in enumerate(chunks)),
-        *(Job(h) for h in back_htmls),
-        Job(_stamp_sample_html(env, context)),
-    ]
-    n_front, n_index = len(front_htmls), len(index_htmls)
-    del front_htmls, index_htmls, back_htmls
-    subject = f"customer {customer_ref}" + (f", case {case.reference}" if case else "")
-    output.parent.mkdir(parents=True, exist_ok=True)
+    # The front matter after the cover is handed to the workers as soon as the timeline
+    # is read, and renders while the rest is prepared: on a re-export after a new contact
+    # its longest part (the last slice of the customer's attempts) is rendered again.
     with renderer:
-        results = renderer.render(jobs_, progress)
-        del jobs_
+        # Under the writer lock: a checkpoint signed for this export covers what it shows.
+        with store.writing() as session:
+            case: Case | None = load_case(session, case_ref) if case_ref else None
+            if case is not None:
+                if customer_ref is not None and customer_ref != case.customer.ref:
+                    raise InvalidInput(
+                        f"case {case.reference} is about customer {case.customer.ref}, "
+                        f"not {customer_ref}"
+                    )
+                customer_ref = case.customer.ref
+                if date_from is None and date_to is None:
+                    # An export for a case covers the case's period unless told otherwise.
+                    date_from, date_to = case.period_from, case.period_to
+            if customer_ref is None:
+                raise InvalidInput("give a customer reference or --case")
+            hours = opening_hours(config)
+            timeline = build_timeline(
+                session, customer_ref, config.zone, date_from, date_to, hours=hours
+            )
+            claims = current_claims(case) if case is not None else []
+            found = completeness(session, config.zone, timeline.start, timeline.end)
+            reach = customer_reachability(
+                session,
+                timeline.items,
+                config.zone,
+                hours=hours,
+                threshold=threshold_from_config(config),
+            )
+            exhibit_of = front.exhibit_numbers(timeline.items)
+            summary = summarize(
+                timeline,
+                config.zone,
+                claims,
+                is_open=_is_open(hours),
+            )
+            common = _common(
+                translate.gettext, fmt, language, timeline, case, generated, config.company_name
+            )
+            common.update(
+                claims=front.claims_view(claims, summary, exhibit_of, fmt, translate.gettext),
+                summary=front.summary_view(summary, exhibit_of, timeline, fmt, translate.gettext),
+                completeness=front.completeness_view(found, fmt, translate.gettext),
+                reachability=front.reachability_view(reach, exhibit_of, fmt, translate.gettext),
+            )
+            # Only the cover carries the generation time: every other part's HTML, and so
+            # its cache key, depends on the evidence alone.
+            timeless = {k: v for k, v in common.items() if k not in COVER_ONLY} | {"created": ""}
+            front_groups = _front_groups(common)
+            front_tickets = renderer.submit(
+                [
+                    Job(_front_html(env, common, timeless, group, n))
+                    for n, group in enumerate(front_groups)
+                    if n > 0
+                ]
+                + [Job(_stamp_sample_html(env, common["doc_ref"], translate.gettext("page")))],
+                progress,
+            )
+            stamp_ticket = front_tickets.pop()
+            builder = ViewBuilder(session, fmt, translate.gettext, mail_limits=mail_limits(config))
+            exhibits = builder.exhibits(timeline)
+            items_template = env.get_template("items.html.j2")
+
+            def chunk_html(chunk: Sequence[Exhibit], first: bool) -> str:
+                return items_template.render(**timeless, exhibits=chunk, first_chunk=first)
+
+            def chunk_job(chunk: Sequence[Exhibit], first: bool) -> LazyJob:
+                # Made when its turn comes: the HTML of every chunk at once is tens of MB.
+                return LazyJob(
+                    lambda: Job(chunk_html(chunk, first), limited=True), CHUNK_COST * len(chunk)
+                )
+
+            documents, document_bytes = _documents(session, case, builder, fmt)
+            # Verification (evidence/verify): the signed checkpoint, each exhibit's
+            # inclusion proof, and manifest.json, embedded with the originals.
+            proofs = prepare_dossier_proofs(
+                session,
+                config,
+                exhibits=exhibits,
+                documents=[
+                    (d["record"], data) for d, data in zip(documents, document_bytes, strict=True)
+                ],
+                embedded=builder.embedded,
+                zone=config.zone,
+                generated=generated,
+                label=translate.gettext("verification"),
+            )
+            for proof_file in proofs.files:
+                builder.embed(
+                    proof_file.name,
+                    proof_file.data,
+                    proof_file.mime_type,
+                    proof_file.description,
+                    translate.gettext("verification"),
+                )
+            context = _context(
+                translate.gettext,
+                common,
+                exhibits,
+                documents,
+                document_bytes,
+                builder.embedded,
+                builder.inserts,
+            )
+        common["verification"] = proofs.view
+        # The cover first (on a re-export with nothing new it is the part that takes
+        # longest, and it is the PDF/A-3b base of the dossier), then the rest, largest first.
+        [cover_ticket] = renderer.submit(
+            [Job(_front_html(env, common, timeless, front_groups[0], 0), "pdf/a-3b")], progress
+        )
+        chunks = plan_chunks(exhibits)
+        index_template = env.get_template("index.html.j2")
+        index_htmls = [
+            index_template.render(**timeless, exhibits=rows, first=(n == 0))
+            for n, rows in enumerate(_index_parts(exhibits))
+        ]
+        back_htmls = _back_htmls(env, timeless, context, proofs.view)
+        tickets = renderer.submit(
+            [
+                *(Job(h) for h in index_htmls),
+                *(chunk_job(c, n == 0) for n, c in enumerate(chunks)),
+                *(Job(h) for h in back_htmls),
+            ],
+            progress,
+        )
+        n_index = len(index_htmls)
+        index_tickets, tickets = tickets[:n_index], tickets[n_index:]
+        chunk_tickets, back_tickets = tickets[: len(chunks)], tickets[len(chunks) :]
+        del index_htmls, back_htmls
+        subject = f"customer {customer_ref}" + (f", case {case.reference}" if case else "")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        results = renderer.results(
+            [
+                cover_ticket,
+                *front_tickets,
+                *index_tickets,
+                *chunk_tickets,
+                *back_tickets,
+                stamp_ticket,
+            ]
+        )
+        n_front = len(front_groups)
         cover_pdf, *rest = results
         front_pdfs, rest = rest[: n_front - 1], rest[n_front - 1 :]
         index_pdfs = rest[:n_index]
@@ -337,9 +362,10 @@ def export_dossier(
         # data: let them go before the pages are assembled (100+ MB for a long history).
         n_items = len(timeline.items)
         context.common = {}
+        common = {}
         del timeline, exhibits, chunks, builder, claims, found, reach, summary, exhibit_of
         timeless = {}  # (the chunks' template closure holds this name)
-        del results, chunk_pdfs
+        del results, chunk_pdfs, front_groups
         gc.collect()
         # Written straight to a file beside the output: the dossier is never held whole.
         unsigned = output.with_name(f".{output.name}.{os.getpid()}.unsigned")
@@ -434,20 +460,16 @@ def _documents(
     return documents, blobs
 
 
-def _context(
+def _common(
     _: Callable[[str], str],
     fmt: Formatter,
     language: str,
     timeline: Timeline,
-    exhibits: list[Exhibit],
     case: Case | None,
-    documents: list[dict[str, Any]],
-    document_bytes: list[bytes],
-    embedded: list[Embedded],
-    inserts_from_exhibits: list[Insert],
     generated: dt.datetime,
     company: str,
-) -> Context:
+) -> dict[str, Any]:
+    """What every part's template is given (the cover's own views are added to it)."""
     customer = timeline.customer
     counts = {k: len(timeline.of_kind(k)) for k in ("email", "call", "incident", "agent_pause")}
     if timeline.start or timeline.end:
@@ -474,7 +496,7 @@ def _context(
         "incident": _("Incident"),
         "agent_pause": _("Agent pause"),
     }
-    common = {
+    return {
         "lang": language,
         "css": (TEMPLATES_DIR / "dossier.css").read_text(encoding="utf-8"),
         "version": __version__,
@@ -497,6 +519,17 @@ def _context(
         "zone": fmt.zone.key,
         "doc_ref": doc_ref,
     }
+
+
+def _context(
+    _: Callable[[str], str],
+    common: dict[str, Any],
+    exhibits: list[Exhibit],
+    documents: list[dict[str, Any]],
+    document_bytes: list[bytes],
+    embedded: list[Embedded],
+    inserts_from_exhibits: list[Insert],
+) -> Context:
     outline_titles = {
         "cover": _("Cover"),
         "claims": _("The customer's claims"),
@@ -521,7 +554,7 @@ def _context(
         document_bytes,
         embedded,
         inserts,
-        doc_ref,
+        common["doc_ref"],
         _("page"),
         outline_titles,
     )
@@ -534,13 +567,14 @@ def _ok(result: Path | Failure, what: str) -> Path:
 
 
 def _front_pieces(common: dict[str, Any]) -> list[dict[str, Any]]:
-    """The front matter in order, long tables in slices: the cover with the claims and
-    the summary, the customer's attempts, the evidence of absence, the completeness.
+    """The front matter in order, long tables in slices: the cover, the claims with the
+    summary, the customer's attempts, the evidence of absence, the completeness.
     Each piece has a ``weight`` (about a table row's height) and the exhibits it links to."""
-    head_links = {n for c in common["claims"] for f in c["facts"] for n in f["links"]}
-    head_links |= {n for r in common["summary"]["rows"] for n in r["links"]}
+    summary_links = {n for c in common["claims"] for f in c["facts"] for n in f["links"]}
+    summary_links |= {n for r in common["summary"]["rows"] for n in r["links"]}
     pieces: list[dict[str, Any]] = [
-        {"kind": "head", "weight": FRONT_HEAD_WEIGHT, "links": head_links}
+        {"kind": "head", "weight": 0, "links": set()},
+        {"kind": "summary", "weight": FRONT_HEAD_WEIGHT, "links": summary_links},
     ]
     reach = common["reachability"]
     if reach is not None:
@@ -569,33 +603,46 @@ def _front_pieces(common: dict[str, Any]) -> list[dict[str, Any]]:
     return pieces
 
 
-def _front_htmls(env: Environment, common: dict[str, Any], timeless: dict[str, Any]) -> list[str]:
-    """The front matter's parts: consecutive pieces up to ``FRONT_PART_WEIGHT`` rows a
-    part, so that a long history's tables are laid out on both cores in parts of a few
-    pages (one WeasyPrint document of thousands of table rows takes many minutes) and a
-    short one stays one part. Only the first part (the cover) shows the generation time;
-    the others are cached like the exhibits."""
-    groups: list[list[dict[str, Any]]] = []
+def _front_groups(common: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """The front matter's parts: the cover alone (it shows the generation time and the
+    checkpoint, so it is rendered for every export: one page is quick), then consecutive
+    pieces up to ``FRONT_PART_WEIGHT`` rows a part, so that a long history's tables are
+    laid out on both cores in parts of a few pages (one WeasyPrint document of thousands
+    of table rows takes many minutes) and a short one stays one part, and the completeness
+    of the sources alone: it shows when each source was last imported, so it changes with
+    every import, and the evidence of absence before it need not be rendered again."""
+    head, *pieces = _front_pieces(common)
+    groups: list[list[dict[str, Any]]] = [[head]]
     weight = 0
-    for piece in _front_pieces(common):
-        if not groups or weight + piece["weight"] > FRONT_PART_WEIGHT:
+    for piece in pieces:
+        if (
+            len(groups) == 1
+            or piece["kind"] == "completeness"
+            or weight + piece["weight"] > FRONT_PART_WEIGHT
+        ):
             groups.append([])
             weight = 0
         groups[-1].append(piece)
         weight += piece["weight"]
-    template = env.get_template("cover.html.j2")
-    later = timeless | {
-        "reachability": common["reachability"],
-        "completeness": common["completeness"],
-    }
-    return [
-        template.render(
-            **(common if n == 0 else later),
-            pieces=group,
-            linked=sorted(set().union(*(p["links"] for p in group))),
-        )
-        for n, group in enumerate(groups)
-    ]
+    return groups
+
+
+def _front_html(
+    env: Environment,
+    common: dict[str, Any],
+    timeless: dict[str, Any],
+    group: list[dict[str, Any]],
+    n: int,
+) -> str:
+    """Part ``n`` of the front matter. Only the first (the cover) shows the generation
+    time and the checkpoint; the others are cached like the exhibits (the claims and the
+    summary change only with the evidence)."""
+    later = timeless | {k: common[k] for k in ("claims", "summary", "reachability", "completeness")}
+    return env.get_template("cover.html.j2").render(
+        **(common if n == 0 else later),
+        pieces=group,
+        linked=sorted(set().union(*(p["links"] for p in group))),
+    )
 
 
 def _index_parts(exhibits: Sequence[Exhibit]) -> list[list[Exhibit]]:
@@ -766,8 +813,8 @@ def _assemble(
     return page_count
 
 
-def _stamp_sample_html(env: Environment, context: Context) -> str:
-    glyphs = "".join(sorted(set(context.doc_ref + context.page_word + "0123456789/") - {" "}))
+def _stamp_sample_html(env: Environment, doc_ref: str, page_word: str) -> str:
+    glyphs = "".join(sorted(set(doc_ref + page_word + "0123456789/") - {" "}))
     return env.get_template("stamp.html.j2").render(glyphs=glyphs)
 
 

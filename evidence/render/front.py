@@ -25,11 +25,11 @@ from evidence.render.chart import (
     timeline_chart,
 )
 from evidence.render.i18n import Formatter
-from evidence.render.views import Exhibit
+from evidence.render.views import exhibit_number
 from evidence.reports import ANSWERED, CustomerAttempt, CustomerReachability, Figures
 from evidence.store.models import Claim
 from evidence.summary import Fact, Summary
-from evidence.timeline import Timeline
+from evidence.timeline import Item, Timeline
 
 MAX_LINKS = 12
 
@@ -223,8 +223,9 @@ def completeness_view(
     return result
 
 
-def exhibit_numbers(exhibits: Sequence[Exhibit]) -> dict[str, str]:
-    return {ex.item.id: ex.number for ex in exhibits}
+def exhibit_numbers(items: Sequence[Item]) -> dict[str, str]:
+    """Each timeline item's exhibit number (as ``ViewBuilder.exhibits`` numbers them)."""
+    return {item.id: exhibit_number(n) for n, item in enumerate(items, start=1)}
 
 
 # --- Reachability and evidence of absence ------------------------------------------------

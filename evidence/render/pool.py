@@ -23,6 +23,7 @@ import shutil
 import signal
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,6 +223,9 @@ class ChunkRenderer:
     The files are in the cache (``cache_dir``) or, when there is none or a part loaded
     something it must not, in a scratch folder of this renderer, removed by
     :meth:`close`. At most a few parts are on their way to the workers at any time.
+    :meth:`render` renders a list of parts; :meth:`submit` starts parts without waiting,
+    so that a caller can prepare the next ones while they render, and :meth:`results`
+    waits for them.
     """
 
     def __init__(
@@ -244,8 +248,21 @@ class ChunkRenderer:
         self._scratch_root = scratch_root or cache_dir
         self._scratch: Path | None = None  # made when the first part is rendered
         self._serial = 0
+        # Jobs submitted and not yet handed to a worker, the workers at them, and the
+        # results not yet asked for, by ticket.
+        self._tickets = 0
+        self._queue: deque[tuple[int, Job | LazyJob]] = deque()
+        self._run: _Run | None = None
+        self._results: dict[int, Path | Failure] = {}
+        self._progress: Callable[[int], None] | None = None
 
     def close(self) -> None:
+        """Stop any rendering still going on (an export that failed while its parts were
+        rendering) and remove the scratch folder."""
+        if self._run is not None:
+            self._run.stop()
+            self._run = None
+        self._queue.clear()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
@@ -261,47 +278,68 @@ class ChunkRenderer:
         jobs: Sequence[Job | LazyJob],
         progress: Callable[[int], None] | None = None,
     ) -> list[Path | Failure]:
-        results: list[Path | Failure | None] = [None] * len(jobs)
+        return self.results(self.submit(jobs, progress))
+
+    def submit(
+        self,
+        jobs: Sequence[Job | LazyJob],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[int]:
+        """Queue ``jobs`` after those queued before, largest first, and hand the workers
+        what they can take now without waiting: the caller goes on preparing the next
+        parts while these render. Returns a ticket for each job, for :meth:`results`."""
+        tickets = list(range(self._tickets, self._tickets + len(jobs)))
+        self._tickets += len(jobs)
         # Largest first, so that no core idles at the end on one big part.
-        order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i]))
-        run = _Run(self)
-        for i in order:
-            entry = jobs[i]
+        for i in sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i])):
+            self._queue.append((tickets[i], jobs[i]))
+        self._progress = progress
+        self._feed(wait=False)
+        return tickets
+
+    def results(self, tickets: Sequence[int]) -> list[Path | Failure]:
+        """Render everything queued and wait for it; the results of ``tickets``, in order."""
+        self._feed(wait=True)
+        return [self._results.pop(t) for t in tickets]
+
+    def _feed(self, *, wait: bool) -> None:
+        """Hand queued jobs to the workers (from the cache when it can); without ``wait``,
+        only while a worker can take one, and collect only what is finished."""
+        run = self._run or _Run(self)
+        self._run = run
+        for outcome in run.poll():
+            self._finish(outcome, run)
+        while self._queue and (wait or not run.full()):
+            ticket, entry = self._queue.popleft()
             job = entry.make() if isinstance(entry, LazyJob) else entry
             key = _cache_key(job)
             cached = self._cached(key)
             if cached is not None:
-                results[i] = cached
+                self._results[ticket] = cached
                 self.cached += 1
-                if progress:
-                    progress(1)
+                if self._progress:
+                    self._progress(1)
                 continue
-            for outcome in run.submit(i, key, job):
-                self._finish(outcome, run, results, progress)
-        for outcome in run.drain():
-            self._finish(outcome, run, results, progress)
-        assert all(r is not None for r in results)
-        return [r for r in results if r is not None]
+            for outcome in run.submit(ticket, key, job):
+                self._finish(outcome, run)
+        if wait:
+            self._run = None
+            for outcome in run.drain():
+                self._finish(outcome, run)
 
-    def _finish(
-        self,
-        outcome: Outcome,
-        run: _Run,
-        results: list[Path | Failure | None],
-        progress: Callable[[int], None] | None,
-    ) -> None:
+    def _finish(self, outcome: Outcome, run: _Run) -> None:
         i, path, refused, failure, peak, cpu = outcome
         self.worker_peak_mb = max(self.worker_peak_mb, peak)
         self.worker_cpu += cpu
         self.rendered += 1
         key = run.keys.pop(i)
         if failure is not None:
-            results[i] = failure
+            self._results[i] = failure
         else:
             assert path is not None
-            results[i] = self._keep(key, path, refused)
-        if progress:
-            progress(1)
+            self._results[i] = self._keep(key, path, refused)
+        if self._progress:
+            self._progress(1)
 
     def scratch_file(self, suffix: str = ".pdf") -> Path:
         if self._scratch is None:
@@ -357,8 +395,8 @@ def _cost(entry: Job | LazyJob) -> float:
 
 
 class _Run:
-    """The parts of one ``render`` call on their way through a pool of workers: a few
-    at a time (their HTML is held until a worker has it), and a worker that stops
+    """Parts on their way through a pool of workers (until the renderer waits for them
+    all): a few at a time (their HTML is held until a worker has it), and a worker that stops
     answering is given up on."""
 
     def __init__(self, renderer: ChunkRenderer) -> None:
@@ -381,6 +419,23 @@ class _Run:
         self.pending[index] = (self.pool.apply_async(_render_job, (task,)), job, target)
         self.keys[index] = key
         return done
+
+    def full(self) -> bool:
+        return len(self.pending) >= self.window
+
+    def poll(self) -> list[Outcome]:
+        """The results that are ready, without waiting."""
+        ready = [i for i, (r, _j, _t) in self.pending.items() if r.ready()]
+        return self._take(ready) if ready else []
+
+    def stop(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
+        for _result, _job, target in self.pending.values():
+            target.unlink(missing_ok=True)
+        self.pending.clear()
 
     def drain(self) -> list[Outcome]:
         done: list[Outcome] = []
@@ -423,6 +478,9 @@ class _Run:
             if time.monotonic() - self.last > self._patience():
                 return self._stuck()
             next(iter(self.pending.values()))[0].wait(0.05)
+        return self._take(ready)
+
+    def _take(self, ready: list[int]) -> list[Outcome]:
         done: list[Outcome] = []
         for i in ready:
             result, _job, target = self.pending.pop(i)

@@ -62,6 +62,11 @@ class Exhibit:
     placeholder: dict[str, Any] | None = None
 
 
+def exhibit_number(index: int) -> str:
+    """The exhibit number of the ``index``-th item (from 1) of a timeline."""
+    return f"E-{index:03d}"
+
+
 def safe_name(text: str) -> str:
     keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
     return keep.strip("._")[:80] or "file"
@@ -419,7 +424,7 @@ class ViewBuilder:
         _ = self._
         result = []
         for index, item in enumerate(timeline.items, start=1):
-            number = f"E-{index:03d}"
+            number = exhibit_number(index)
             record = item.record
             if isinstance(record, Email):
                 view = self.email(number, record)
