@@ -294,3 +294,33 @@ def test_zip_format_is_a_valid_bag(env: Env, sample_store: Store, tmp_path: Path
     assert "kkv.pdf" in payload
     assert LETTER.read_bytes() in payload.values()
     assert "manifest.csv" in payload
+
+
+def test_a_new_contact_changes_only_the_last_part_of_a_long_attempts_table() -> None:
+    """The end of a long table is cut shorter and is a part of its own, so a re-export after
+    one more contact renders a short part again and takes the rest from the cache."""
+    from evidence.render import dossier
+
+    def parts(n_attempts: int) -> list[list[tuple[str, tuple[str, ...]]]]:
+        rows = [{"exhibit": f"E-{i:04d}", "links": []} for i in range(n_attempts)]
+        absence = [{"exhibit": f"E-{i:04d}", "links": []} for i in range(0, n_attempts, 7)]
+        common = {
+            "claims": [],
+            "summary": {"rows": []},
+            "reachability": {"attempts": rows, "absence": absence[:40]},
+            "completeness": [{}],
+        }
+        return [
+            [(p["kind"], tuple(r["exhibit"] for r in p.get("rows", []))) for p in group]
+            for group in dossier._front_groups(common)
+        ]
+
+    before, after = parts(830), parts(831)
+    changed = [n for n, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+    assert len(before) == len(after) and len(changed) == 1
+    [last] = after[changed[0]]
+    assert last[0] == "attempts" and last[1][-1] == "E-0830"
+    assert len(last[1]) <= dossier.FRONT_PART_WEIGHT // 3
+    # Every attempt once, in order, whatever the cut.
+    attempts = [e for group in after for kind, rows in group if kind == "attempts" for e in rows]
+    assert attempts == [f"E-{i:04d}" for i in range(831)]

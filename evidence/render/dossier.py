@@ -582,8 +582,7 @@ def _front_pieces(common: dict[str, Any]) -> list[dict[str, Any]]:
             ("attempts", reach["attempts"], 1),
             ("absence", reach["absence"], ABSENCE_ROW_WEIGHT),
         ):
-            step = max(1, FRONT_PART_WEIGHT // per_row)
-            slices = [rows[i : i + step] for i in range(0, len(rows), step)] or [[]]
+            slices = _slices(rows, max(1, FRONT_PART_WEIGHT // per_row))
             for n, part_rows in enumerate(slices):
                 links = {a["exhibit"] for a in part_rows if a["exhibit"]}
                 links |= {x for a in part_rows for x in a.get("links", ())}
@@ -595,12 +594,27 @@ def _front_pieces(common: dict[str, Any]) -> list[dict[str, Any]]:
                         "last": n == len(slices) - 1,
                         "weight": len(part_rows) * per_row,
                         "links": links,
+                        # The end of a long table: a new contact changes it, so it is a
+                        # part of its own and short (see _slices).
+                        "own_part": n == len(slices) - 1 > 0,
                     }
                 )
     pieces.append(
         {"kind": "completeness", "weight": 3 * len(common["completeness"]), "links": set()}
     )
     return pieces
+
+
+def _slices(rows: list[dict[str, Any]], step: int) -> list[list[dict[str, Any]]]:
+    """A table's rows in slices of ``step``, but the last, unfinished block of ``step``
+    in slices of a third of it: new contacts are added at the end, so a re-export renders
+    a short slice again rather than up to ``step`` rows (a slice starts on a new page, so
+    the end of a long table has a page break every ``step // 3`` rows)."""
+    whole = len(rows) - len(rows) % step
+    tail = max(1, step // 3)
+    slices = [rows[i : i + step] for i in range(0, whole, step)]
+    slices += [rows[i : i + tail] for i in range(whole, len(rows), tail)]
+    return slices or [[]]
 
 
 def _front_groups(common: dict[str, Any]) -> list[list[dict[str, Any]]]:
@@ -610,20 +624,25 @@ def _front_groups(common: dict[str, Any]) -> list[list[dict[str, Any]]]:
     laid out on both cores in parts of a few pages (one WeasyPrint document of thousands
     of table rows takes many minutes) and a short one stays one part, and the completeness
     of the sources alone: it shows when each source was last imported, so it changes with
-    every import, and the evidence of absence before it need not be rendered again."""
+    every import, and the evidence of absence before it need not be rendered again. The
+    last slice of a long table is a part of its own too: a new contact changes it."""
     head, *pieces = _front_pieces(common)
     groups: list[list[dict[str, Any]]] = [[head]]
     weight = 0
+    alone = False  # the part so far ends with a piece that is a part of its own
     for piece in pieces:
         if (
             len(groups) == 1
+            or alone
             or piece["kind"] == "completeness"
+            or (piece.get("own_part") and groups[-1] and weight > FRONT_HEAD_WEIGHT)
             or weight + piece["weight"] > FRONT_PART_WEIGHT
         ):
             groups.append([])
             weight = 0
         groups[-1].append(piece)
         weight += piece["weight"]
+        alone = bool(piece.get("own_part"))
     return groups
 
 
