@@ -629,20 +629,18 @@ def _front_groups(common: dict[str, Any]) -> list[list[dict[str, Any]]]:
     head, *pieces = _front_pieces(common)
     groups: list[list[dict[str, Any]]] = [[head]]
     weight = 0
-    alone = False  # the part so far ends with a piece that is a part of its own
     for piece in pieces:
         if (
             len(groups) == 1
-            or alone
+            or piece.get("own_part")
+            or groups[-1][-1].get("own_part")
             or piece["kind"] == "completeness"
-            or (piece.get("own_part") and groups[-1] and weight > FRONT_HEAD_WEIGHT)
             or weight + piece["weight"] > FRONT_PART_WEIGHT
         ):
             groups.append([])
             weight = 0
         groups[-1].append(piece)
         weight += piece["weight"]
-        alone = bool(piece.get("own_part"))
     return groups
 
 
