@@ -54,14 +54,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from evidence.calls import Availability, Call, agent_availability, calls_between
 from evidence.config import Config
 from evidence.errors import InvalidInput
 from evidence.hours import OpeningHours
 from evidence.incidents import chains_overlapping, is_going_on
-from evidence.store.models import Direction, Email, Incident
+from evidence.store.models import Direction, Email, EmailAddress, Incident
 from evidence.summary import email_figures
 from evidence.timeline import (
     SERVICE_INCIDENT,
@@ -395,19 +395,27 @@ def _emails(
 
     Threads are found per correspondent (the inbound sender; an outbound email's To and
     Cc), so two customers who both write "Lasku" are never one thread by subject."""
-    mails = session.scalars(
-        select(Email)
-        .where(Email.received_at >= start, Email.received_at < end + REPLY_HORIZON)
-        .options(selectinload(Email.addresses))
-        .order_by(Email.received_at, Email.id)
-    )
+    in_window = (Email.received_at >= start, Email.received_at < end + REPLY_HORIZON)
+    mails = session.scalars(select(Email).where(*in_window).order_by(Email.received_at, Email.id))
+    # The outbound emails' To and Cc, as plain strings (not ORM objects: a year's mail).
+    recipients: dict[int, set[str]] = defaultdict(set)
+    for email_id, address in session.execute(
+        select(EmailAddress.email_id, EmailAddress.address)
+        .join(Email, Email.id == EmailAddress.email_id)
+        .where(
+            *in_window,
+            Email.direction == Direction.OUTBOUND,
+            EmailAddress.role.in_(("to", "cc")),
+        )
+    ):
+        recipients[email_id].add(address.lower())
     by_party: dict[str, list[Item]] = defaultdict(list)
     for mail in mails:
         item = Item("email", mail.received_at, f"email:{mail.id}", mail)
         if mail.direction is Direction.INBOUND:
             parties = {(mail.from_addr or "").lower()}
         elif mail.direction is Direction.OUTBOUND:
-            parties = {a.address.lower() for a in mail.addresses if a.role in ("to", "cc")}
+            parties = recipients.get(mail.id, set())
         else:
             continue
         for party in parties:

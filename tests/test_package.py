@@ -80,10 +80,23 @@ def test_zip_refuses_unsafe_or_conflicting_names(tmp_path: Path) -> None:
     pdf.write_bytes(b"%PDF-1.7\n")
 
     def item(name: str, data: bytes) -> Embedded:
-        return Embedded(name, data, "text/plain", "", "E-001")
+        return Embedded.of(name, data, "text/plain", "", "E-001")
 
     with pytest.raises(ValueError, match="cannot be a file name"):
         package_zip(pdf, [item("../etc/passwd", b"x")], tmp_path / "x.zip")
     with pytest.raises(ValueError, match="two different originals"):
         package_zip(pdf, [item("a.txt", b"1"), item("a.txt", b"2")], tmp_path / "x.zip")
     assert not (tmp_path / "x.zip").exists()
+
+
+def test_an_original_that_changed_after_the_export_was_prepared_is_refused() -> None:
+    """The originals are read again when the PDF (or the zip) is written: bytes that no
+    longer match the SHA-256 the manifest states stop the export."""
+    from evidence.errors import IntegrityFailure
+
+    digest = hashlib.sha256(b"the original").hexdigest()
+    same = Embedded("a.txt", "text/plain", "", "E-001", digest, 12, lambda: (b"the ", b"original"))
+    assert same.read() == b"the original"
+    changed = Embedded("a.txt", "text/plain", "", "E-001", digest, 12, lambda: (b"the 0riginal",))
+    with pytest.raises(IntegrityFailure):
+        changed.read()

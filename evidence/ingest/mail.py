@@ -222,9 +222,7 @@ def iter_mbox(path: Path, limits: MailLimits | None = None) -> Iterator[RawMessa
         number = 0
         for data, problem, consumed, quoted in _mbox_segments(fh, limits):
             number += 1
-            yield RawMessage(
-                str(path), f"message {number}", data, problem, consumed, quoted=quoted
-            )
+            yield RawMessage(str(path), f"message {number}", data, problem, consumed, quoted=quoted)
 
 
 def _mbox_segments(

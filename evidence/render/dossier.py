@@ -14,12 +14,12 @@ bookmarks and the links across parts.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import datetime as dt
 import gc
 import io
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,6 +201,8 @@ def export_dossier(
     # The front matter after the cover is handed to the workers as soon as the timeline
     # is read, and renders while the rest is prepared: on a re-export after a new contact
     # its longest part (the last slice of the customer's attempts) is rendered again.
+    # The originals are read again when the PDF is written, not held meanwhile.
+    blobs = _BlobReader(store)
     with renderer:
         # Under the writer lock: a checkpoint signed for this export covers what it shows.
         with store.writing() as session:
@@ -219,7 +221,13 @@ def export_dossier(
                 raise InvalidInput("give a customer reference or --case")
             hours = opening_hours(config)
             timeline = build_timeline(
-                session, customer_ref, config.zone, date_from, date_to, hours=hours
+                session,
+                customer_ref,
+                config.zone,
+                date_from,
+                date_to,
+                hours=hours,
+                with_addresses=False,
             )
             claims = current_claims(case) if case is not None else []
             found = completeness(session, config.zone, timeline.start, timeline.end)
@@ -252,7 +260,7 @@ def export_dossier(
             front_groups = _front_groups(common)
             front_tickets = renderer.submit(
                 [
-                    Job(_front_html(env, common, timeless, group, n))
+                    _front_job(env, common, timeless, group, n)
                     for n, group in enumerate(front_groups)
                     if n > 0
                 ]
@@ -260,7 +268,13 @@ def export_dossier(
                 progress,
             )
             stamp_ticket = front_tickets.pop()
-            builder = ViewBuilder(session, fmt, translate.gettext, mail_limits=mail_limits(config))
+            builder = ViewBuilder(
+                session,
+                fmt,
+                translate.gettext,
+                mail_limits=mail_limits(config),
+                read_later=blobs,
+            )
             exhibits = builder.exhibits(timeline)
             items_template = env.get_template("items.html.j2")
 
@@ -289,12 +303,16 @@ def export_dossier(
                 label=translate.gettext("verification"),
             )
             for proof_file in proofs.files:
-                builder.embed(
-                    proof_file.name,
-                    proof_file.data,
-                    proof_file.mime_type,
-                    proof_file.description,
-                    translate.gettext("verification"),
+                builder.embedded.append(
+                    Embedded(
+                        proof_file.name,
+                        proof_file.mime_type,
+                        proof_file.description,
+                        translate.gettext("verification"),
+                        proof_file.sha256,
+                        proof_file.size,
+                        proof_file.load,
+                    )
                 )
             context = _context(
                 translate.gettext,
@@ -366,7 +384,7 @@ def export_dossier(
         del timeline, exhibits, chunks, builder, claims, found, reach, summary, exhibit_of
         timeless = {}  # (the chunks' template closure holds this name)
         del results, chunk_pdfs, front_groups
-        gc.collect()
+        _give_back_memory()
         # Written straight to a file beside the output: the dossier is never held whole.
         unsigned = output.with_name(f".{output.name}.{os.getpid()}.unsigned")
         try:
@@ -419,6 +437,30 @@ def export_dossier(
         worker_rss_mb=round(renderer.worker_peak_mb, 1),
         worker_cpu_s=round(renderer.worker_cpu, 2),
     )
+
+
+def _give_back_memory() -> None:
+    """Collect garbage and hand the freed memory back to the system (glibc keeps it
+    otherwise): what the records and views took is not held while the PDF is written."""
+    gc.collect()
+    try:
+        # The running program's own symbols (no ctypes.util.find_library: it forks).
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to do
+
+
+class _BlobReader:
+    """Reads one of the store's blobs when the dossier is written, each in a short
+    session of its own: on SQLite every transaction holds the writer lock, which an
+    export must not keep while it writes the PDF (imports would wait)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __call__(self, digest: str) -> bytes:
+        with self._store.session() as session:
+            return read_blob(session, digest)
 
 
 def _is_open(hours: OpeningHours | None) -> Callable[[dt.datetime, str], bool] | None:
@@ -662,6 +704,24 @@ def _front_html(
     )
 
 
+FRONT_ROW_COST = 500.0  # about the HTML characters per front-matter row: orders the parts
+
+
+def _front_job(
+    env: Environment,
+    common: dict[str, Any],
+    timeless: dict[str, Any],
+    group: list[dict[str, Any]],
+    n: int,
+) -> LazyJob:
+    """Part ``n`` of the front matter, its HTML made when its turn comes: a long history's
+    attempts tables are MBs of HTML, and most parts wait for a worker."""
+    return LazyJob(
+        lambda: Job(_front_html(env, common, timeless, group, n)),
+        FRONT_ROW_COST * (1 + sum(piece["weight"] for piece in group)),
+    )
+
+
 def _index_parts(exhibits: Sequence[Exhibit]) -> list[list[Exhibit]]:
     """The index rows in parts of whole pages (rows have a fixed height), so that a new
     exhibit at the end renders the last part again and no other."""
@@ -776,34 +836,12 @@ def _assemble(
     font: assemble.StampFont,
     target: Path,
 ) -> int:
-    """Write the dossier to ``target`` (flushed to the disk); its number of pages."""
-    base, *rest = parts
-    out = base.pdf  # the PDF/A-3b cover: its metadata and output intent carry over
-    anchors: dict[str, tuple[int, float, float]] = dict(base.anchors)
-    sources: list[pikepdf.Pdf] = []
-    for part in rest:
-        offset = len(out.pages)
-        with warnings.catch_warnings():
-            # Named destinations are rebuilt for the whole document below.
-            warnings.simplefilter("ignore", pikepdf.exceptions.PageCopyWarning)
-            out.pages.extend(part.pdf.pages)
-        sources.append(part.pdf)
-        # Parts come in page order; the exhibits come after the index, so an
-        # exhibit's own anchor replaces the index's zero-height stand-in.
-        for name, (index, x, y) in part.anchors.items():
-            anchors[name] = (offset + index, x, y)
-    # Appended PDFs (the case's documents, PDF attachments) follow their slip
-    # sheets, unchanged; from the last page backwards so earlier indexes hold.
-    inserts = [(anchors[i.anchor][0], i) for i in context.inserts if i.anchor in anchors]
-    for slip_page, insert in sorted(inserts, key=lambda pair: pair[0], reverse=True):
-        src = pikepdf.open(io.BytesIO(insert.data))
-        sources.append(src)
-        pages = list(src.pages)[: insert.max_pages]
-        for i, page in enumerate(pages):
-            out.pages.insert(slip_page + 1 + i, page)
-        for name, (index, x, y) in list(anchors.items()):
-            if index > slip_page:
-                anchors[name] = (index + len(pages), x, y)
+    """Write the dossier to ``target`` (not yet flushed to the disk); its number of pages."""
+    # Appended PDFs (the case's documents, PDF attachments) follow their slip sheets.
+    layout = assemble.plan(
+        parts, [assemble.Appended(i.anchor, i.data, i.max_pages) for i in context.inserts]
+    )
+    anchors = layout.anchors
     # Each index row's page number goes where the row's empty page cell is: the index
     # parts do not depend on the page numbers, so they are cached like the exhibits.
     numbers: dict[int, list[tuple[float, float, str]]] = {}
@@ -812,22 +850,17 @@ def _assemble(
         where = anchors.get(name[len(PAGE_OF) :])
         if where is not None:
             numbers.setdefault(index, []).append((x + INDEX_PAGE_CELL, y, str(where[0] + 1)))
-    assemble.build_destinations(out, anchors)
-    assemble.build_outline(out, _outline(context), anchors)
-    assemble.stamp_pages(out, font, context.doc_ref, context.page_word, numbers)
-    assemble.pdfa_fixups(out)
-    pdf_date = generated.astimezone(dt.UTC).strftime("D:%Y%m%d%H%M%SZ")
-    assemble.embed_files(
-        out,
-        [(e.name, e.data, e.mime_type, e.description) for e in context.embedded],
-        pdf_date,
+    return assemble.write(
+        target,
+        layout,
+        assemble.Stamp(font, context.doc_ref, context.page_word, numbers),
+        _outline(context),
+        (
+            assemble.EmbeddedFile(e.name, e.chunks, e.mime_type, e.description)
+            for e in context.embedded
+        ),
+        generated.astimezone(dt.UTC).strftime("D:%Y%m%d%H%M%SZ"),
     )
-    page_count = len(out.pages)
-    out.save(target, deterministic_id=True)
-    for src in sources:
-        src.close()
-    out.close()
-    return page_count
 
 
 def _stamp_sample_html(env: Environment, doc_ref: str, page_word: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from evidence.calls import AgentPause, Call
+from evidence.errors import IntegrityFailure
 from evidence.ingest.mime import MailLimits
 from evidence.render.attachments import show
 from evidence.render.i18n import Formatter
@@ -28,17 +29,48 @@ Translate = Callable[[str], str]
 
 @dataclass
 class Embedded:
-    """An original embedded in the dossier, byte for byte."""
+    """An original embedded in the dossier, byte for byte.
+
+    Its bytes are read again when they are written (``load`` gives them, in one piece
+    or several), not held: a long history's originals are hundreds of MB. ``chunks``
+    and ``read`` check them against the SHA-256 and size taken when the dossier was
+    prepared, which its manifest states."""
 
     name: str
-    data: bytes
     mime_type: str
     description: str
     exhibit: str
+    sha256: str
+    size: int
+    load: Callable[[], Iterable[bytes]] = field(repr=False, compare=False)
+
+    @classmethod
+    def of(cls, name: str, data: bytes, mime_type: str, description: str, exhibit: str) -> Embedded:
+        """An original held in memory (a file made for the dossier)."""
+        digest = hashlib.sha256(data).hexdigest()
+        return cls(name, mime_type, description, exhibit, digest, len(data), lambda: (data,))
 
     @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
+    def data(self) -> bytes:
+        return self.read()
+
+    def read(self) -> bytes:
+        """The bytes, read again and checked."""
+        return b"".join(self.chunks())
+
+    def chunks(self) -> Iterator[bytes]:
+        """The bytes in pieces, read again; checked when the last piece is read."""
+        digest = hashlib.sha256()
+        size = 0
+        for chunk in self.load():
+            digest.update(chunk)
+            size += len(chunk)
+            yield chunk
+        if size != self.size or digest.hexdigest() != self.sha256:
+            raise IntegrityFailure(
+                f"{self.name} is not what the dossier was prepared from "
+                f"(SHA-256 {self.sha256}): run `evidence verify`"
+            )
 
 
 @dataclass
@@ -80,9 +112,24 @@ class ViewBuilder:
     embedded: list[Embedded] = field(default_factory=list)
     inserts: list[Insert] = field(default_factory=list)
     mail_limits: MailLimits | None = None  # the store's [mail.limits], as at import
+    # Reads a blob by its SHA-256 when the dossier is written; without it, the
+    # originals from the store are held in memory.
+    read_later: Callable[[str], bytes] | None = None
 
     def embed(self, name: str, data: bytes, mime: str, description: str, exhibit: str) -> str:
-        self.embedded.append(Embedded(name, data, mime, description, exhibit))
+        self.embedded.append(Embedded.of(name, data, mime, description, exhibit))
+        return name
+
+    def embed_blob(
+        self, name: str, digest: str, data: bytes, mime: str, description: str, exhibit: str
+    ) -> str:
+        """Embed a blob of the store (``data``, read by its SHA-256 ``digest``)."""
+        reader = self.read_later
+        if reader is None:
+            return self.embed(name, data, mime, description, exhibit)
+        self.embedded.append(
+            Embedded(name, mime, description, exhibit, digest, len(data), lambda: (reader(digest),))
+        )
         return name
 
     # -- labels that depend on values --------------------------------------------
@@ -150,8 +197,9 @@ class ViewBuilder:
         _ = self._
         raw = read_blob(self.session, mail.raw_sha256)
         body: Body = extract_body(raw, self.mail_limits)
-        name = self.embed(
+        name = self.embed_blob(
             f"{number}-email-{mail.raw_sha256[:12]}.eml",
+            mail.raw_sha256,
             raw,
             "message/rfc822",
             f"{number}: {mail.subject or ''}"[:200],
@@ -199,8 +247,9 @@ class ViewBuilder:
         _ = self._
         data = read_blob(self.session, attachment.sha256)
         filename = attachment.filename or _("(no name)")
-        embedded = self.embed(
+        embedded = self.embed_blob(
             f"{number}-attachment-{n}-{safe_name(attachment.filename or 'file')}",
+            attachment.sha256,
             data,
             attachment.content_type,
             f"{number}: attachment {filename}"[:200],
@@ -264,8 +313,9 @@ class ViewBuilder:
         recordings = []
         for rec in call.recordings:
             data = read_blob(self.session, rec.sha256)
-            rec_name = self.embed(
+            rec_name = self.embed_blob(
                 f"{number}-{safe_name(rec.filename)}",
+                rec.sha256,
                 data,
                 rec.content_type,
                 f"{number}: recording of call {call.uniqueid}",
@@ -351,8 +401,9 @@ class ViewBuilder:
                         "content_type": a.content_type,
                         "size": self.fmt.number(a.size),
                         "sha256": a.sha256,
-                        "embedded_name": self.embed(
+                        "embedded_name": self.embed_blob(
                             f"{number}-incident-{safe_name(a.filename)}",
+                            a.sha256,
                             data,
                             a.content_type,
                             f"{number}: {a.filename}",

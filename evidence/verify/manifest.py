@@ -14,9 +14,11 @@ import datetime as dt
 import hashlib
 import io
 import json
-from collections.abc import Iterable, Sequence
+import tempfile
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -67,16 +69,30 @@ class _Exhibit(Protocol):
 
 class _Embedded(Protocol):
     name: str
-    data: bytes
+    sha256: str
+    size: int
     exhibit: str
+
+
+CHUNK = 1 << 20  # manifest.json is read back in pieces of this size
 
 
 @dataclass
 class ProofFile:
+    """A file of the proofs: ``load`` gives its bytes in pieces (manifest.json waits on
+    the disk)."""
+
     name: str
-    data: bytes
     mime_type: str
     description: str
+    sha256: str
+    size: int
+    load: Callable[[], Iterable[bytes]] = field(repr=False, compare=False)
+
+    @classmethod
+    def of(cls, name: str, data: bytes, mime_type: str, description: str) -> ProofFile:
+        digest = hashlib.sha256(data).hexdigest()
+        return cls(name, mime_type, description, digest, len(data), lambda: (data,))
 
 
 @dataclass
@@ -84,7 +100,7 @@ class DossierProofs:
     checkpoint_id: int
     tree_size: int
     root: str
-    # manifest.json is among the files, as bytes: the parsed structure of a long history
+    # manifest.json is among the files, as a file: the parsed structure of a long history
     # (an inclusion proof for every record) is tens of MB, and nothing reads it again.
     files: list[ProofFile] = field(default_factory=list)
     view: dict[str, Any] = field(default_factory=dict)
@@ -110,24 +126,41 @@ def _records_of(session: Session, record: object) -> list[tuple[str, str]]:
 
 def _ledger_entries(
     session: Session, wanted: Sequence[tuple[str, str]]
-) -> dict[tuple[str, str], tuple[int, str]]:
+) -> dict[tuple[str, str], int]:
+    """The first ledger entry (its seq) of each record; the payloads are read later, a
+    few at a time (a long history's are tens of MB)."""
     by_type: dict[str, set[str]] = {}
     for table, record_id in wanted:
         by_type.setdefault(table, set()).add(record_id)
-    found: dict[tuple[str, str], tuple[int, str]] = {}
+    found: dict[tuple[str, str], int] = {}
     for table, ids in by_type.items():
         ordered = sorted(ids)
         for start in range(0, len(ordered), 500):
             rows = session.execute(
-                select(LedgerEntry.record_id, LedgerEntry.seq, LedgerEntry.payload)
+                select(LedgerEntry.record_id, LedgerEntry.seq)
                 .where(
                     LedgerEntry.record_type == table,
                     LedgerEntry.record_id.in_(ordered[start : start + 500]),
                 )
                 .order_by(LedgerEntry.seq)
             )
-            for record_id, seq, payload in rows:
-                found.setdefault((table, str(record_id)), (int(seq), str(payload)))
+            for record_id, seq in rows:
+                found.setdefault((table, str(record_id)), int(seq))
+    return found
+
+
+def _payloads(session: Session, seqs: Iterable[int]) -> dict[int, str]:
+    ordered = sorted(set(seqs))
+    found: dict[int, str] = {}
+    for start in range(0, len(ordered), 500):
+        found.update(
+            (int(seq), str(payload))
+            for seq, payload in session.execute(
+                select(LedgerEntry.seq, LedgerEntry.payload).where(
+                    LedgerEntry.seq.in_(ordered[start : start + 500])
+                )
+            )
+        )
     return found
 
 
@@ -173,21 +206,23 @@ def prepare_dossier_proofs(
         if item.name in seen:
             continue
         seen.add(item.name)
-        digest = hashlib.sha256(item.data).hexdigest()
-        number = item.exhibit or doc_exhibit.get(digest, "")
+        number = item.exhibit or doc_exhibit.get(item.sha256, "")
         files_by_exhibit.setdefault(number, []).append(
-            {"name": item.name, "sha256": digest, "size": len(item.data)}
+            {"name": item.name, "sha256": item.sha256, "size": item.size}
         )
-    def exhibit_entry(number: str, kind: str, records: list[tuple[str, str]]) -> dict[str, Any]:
+
+    def exhibit_entry(
+        number: str, kind: str, records: list[tuple[str, str]], payloads: dict[int, str]
+    ) -> dict[str, Any]:
         proved = []
         for table, record_id in records:
-            entry = entries.get((table, record_id))
-            if entry is None or entry[0] > checkpoint.tree_size:
+            seq = entries.get((table, record_id))
+            if seq is None or seq > checkpoint.tree_size:
                 raise IntegrityFailure(
                     f"{table}/{record_id} of {number} has no ledger entry under the checkpoint: "
                     "run `evidence verify`"
                 )
-            seq, payload = entry
+            payload = payloads[seq]
             index = seq - 1
             proved.append(
                 {
@@ -214,8 +249,40 @@ def prepare_dossier_proofs(
         "consistency": consistency,
     }
     records = sum(len(r) for _n, _k, r in groups)
-    text = manifest_json(manifest, (exhibit_entry(*group) for group in groups))
-    files = _files(text, checkpoint, label)
+    # manifest.json of a long history is tens of MB: it waits in an unnamed file,
+    # which goes when the dossier's files are let go.
+    scratch = config.home / "cache"
+    scratch.mkdir(parents=True, exist_ok=True)
+    spool = tempfile.TemporaryFile(dir=scratch)
+    written = _Hashing(spool)
+
+    def exhibit_entries() -> Iterator[dict[str, Any]]:
+        for start in range(0, len(groups), 200):
+            batch = groups[start : start + 200]
+            seqs = [entries[r] for _n, _k, records in batch for r in records if r in entries]
+            payloads = _payloads(session, seqs)
+            for group in batch:
+                yield exhibit_entry(*group, payloads)
+
+    write_manifest_json(manifest, exhibit_entries(), written)
+
+    def load_manifest() -> Iterator[bytes]:
+        spool.seek(0)
+        while chunk := spool.read(CHUNK):
+            yield chunk
+
+    # Closed (and so gone from the disk) when the last holder of the file lets it go.
+    weakref.finalize(load_manifest, spool.close)
+
+    text = ProofFile(
+        MANIFEST_NAME,
+        "application/json",
+        label,
+        written.sha256.hexdigest(),
+        written.size,
+        load_manifest,
+    )
+    files = [text, *_files(checkpoint, label)]
     return DossierProofs(
         checkpoint_id=checkpoint.id,
         tree_size=checkpoint.tree_size,
@@ -241,7 +308,7 @@ def prepare_dossier_proofs(
 
 
 def _covering_checkpoint(
-    session: Session, config: Config, entries: dict[tuple[str, str], tuple[int, str]]
+    session: Session, config: Config, entries: dict[tuple[str, str], int]
 ) -> Checkpoint:
     """The first signed checkpoint that covers every record the dossier shows.
 
@@ -249,7 +316,7 @@ def _covering_checkpoint(
     change it, so the same evidence gives the same proofs and the same PDF. A
     checkpoint is signed now only when no existing one covers the records yet.
     """
-    needed = max((seq for seq, _payload in entries.values()), default=0)
+    needed = max(entries.values(), default=0)
     found = session.scalar(
         select(Checkpoint)
         .where(Checkpoint.tree_size >= needed, Checkpoint.tree_size > 0)
@@ -319,13 +386,36 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True)
 
 
+class _Hashing:
+    """A binary file that keeps the SHA-256 and size of what is written to it."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self._out.write(data)
+
+
 def manifest_json(top: dict[str, Any], exhibits: Iterable[dict[str, Any]]) -> bytes:
     """``top`` with its ``"exhibits"`` list, as ``json.dumps(..., indent=1, sort_keys=True)``
-    writes it, byte for byte, but one exhibit at a time: the whole structure of a long
-    history (an inclusion proof for every record) would be hundreds of MB of objects."""
+    writes it, byte for byte."""
+    out = io.BytesIO()
+    write_manifest_json(top, exhibits, out)
+    return out.getvalue()
+
+
+def write_manifest_json(
+    top: dict[str, Any], exhibits: Iterable[dict[str, Any]], out: BinaryIO | _Hashing
+) -> None:
+    """:func:`manifest_json` written to ``out`` one exhibit at a time: the whole structure
+    of a long history (an inclusion proof for every record) would be hundreds of MB of
+    objects."""
     marker = "\x00exhibits"
     head, tail = (_dumps(top | {"exhibits": marker}) + "\n").split(json.dumps(marker), 1)
-    out = io.BytesIO()
     out.write(head.encode("utf-8"))
     empty = True
     for entry in exhibits:
@@ -335,20 +425,18 @@ def manifest_json(top: dict[str, Any], exhibits: Iterable[dict[str, Any]]) -> by
         empty = False
     out.write(b"[]" if empty else b"\n ]")
     out.write(tail.encode("utf-8"))
-    return out.getvalue()
 
 
-def _files(text: bytes, checkpoint: Checkpoint, label: str) -> list[ProofFile]:
+def _files(checkpoint: Checkpoint, label: str) -> list[ProofFile]:
     files = [
-        ProofFile(MANIFEST_NAME, text, "application/json", label),
-        ProofFile(CHECKPOINT_TEXT, checkpoint.body.encode("utf-8"), "text/plain", label),
-        ProofFile(
+        ProofFile.of(CHECKPOINT_TEXT, checkpoint.body.encode("utf-8"), "text/plain", label),
+        ProofFile.of(
             CHECKPOINT_SIGNATURE,
             base64.b64decode(checkpoint.signature),
             "application/octet-stream",
             label,
         ),
-        ProofFile(
+        ProofFile.of(
             CHECKPOINT_KEY,
             checkpoint.public_key.encode("ascii"),
             "application/x-pem-file",
@@ -357,7 +445,7 @@ def _files(text: bytes, checkpoint: Checkpoint, label: str) -> list[ProofFile]:
     ]
     if checkpoint.timestamp_token:
         files.append(
-            ProofFile(
+            ProofFile.of(
                 CHECKPOINT_TIMESTAMP,
                 checkpoint.timestamp_token,
                 "application/pkcs7-mime",
