@@ -182,6 +182,20 @@ def pdf_text(path: Path) -> str:
     ).stdout
 
 
+def page_texts(path: Path, pages: int, layout: bool = False) -> list[str]:
+    """The text of each of the first ``pages`` pages (``layout``: as laid out)."""
+    return [
+        subprocess.run(
+            ["pdftotext", "-f", str(n), "-l", str(n), *(["-layout"] if layout else []), str(path)]
+            + ["-"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for n in range(1, pages + 1)
+    ]
+
+
 def need_shared() -> None:
     if not SCENARIO.is_dir():
         pytest.skip("../shared is not beside this checkout (CI has it)")

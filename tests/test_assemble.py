@@ -14,7 +14,7 @@ from pikepdf import Name, NameTree
 
 from evidence.render import assemble
 from evidence.render.pool import render_pdf
-from tests.conftest import pdf_text
+from tests.conftest import page_texts, pdf_text
 
 
 def _weasy(tmp_path: Path, name: str, html: str, variant: str | None = None) -> Path:
@@ -112,15 +112,7 @@ def test_parts_appended_pages_stamps_and_trees(tmp_path: Path, small_trees: None
 
     # base 1-2, second 1, the letter's pages 1-2, second 2-3.
     assert layout.total == 7
-    texts = [
-        subprocess.run(
-            ["pdftotext", "-f", str(n), "-l", str(n), str(out), "-"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        for n in range(1, 8)
-    ]
+    texts = page_texts(out, 7)
     order = ["base page 1", "base page 2", "second page 1", "Letter page 1", "Letter page 2"]
     order += ["second page 2", "second page 3"]
     for n, (text, expected) in enumerate(zip(texts, order, strict=True), start=1):

@@ -17,7 +17,7 @@ from evidence.ingest.mail import import_mail
 from evidence.render.attachments import show
 from evidence.render.dossier import export_dossier
 from evidence.store.db import Store
-from tests.conftest import pdf_text
+from tests.conftest import page_texts, pdf_text
 
 
 def _image(fmt: str, size: tuple[int, int] = (40, 20)) -> bytes:
@@ -105,15 +105,7 @@ def test_every_kind_in_the_dossier(company_store: Store, tmp_path: Path) -> None
     # The report's three pages follow its slip sheet, stamped like the rest.
     with pikepdf.open(out) as pdf:
         total = len(pdf.pages)
-        pages = [
-            subprocess.run(
-                ["pdftotext", "-f", str(n), "-l", str(n), str(out), "-"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            for n in range(1, total + 1)
-        ]
+        pages = page_texts(out, total)
         images = sum(1 for page in pdf.pages for _img in page.get_images())
         names = set(pdf.attachments)
     slip = next(i for i, t in enumerate(pages) if "Liite viestiin E-001: raportti.pdf" in t)

@@ -22,7 +22,7 @@ from evidence.ingest.mail import import_mail
 from evidence.ingest.recordings import import_recordings
 from evidence.render.dossier import export_dossier
 from evidence.store.db import Store
-from tests.conftest import Env, pdf_text
+from tests.conftest import Env, page_texts, pdf_text
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample"
 LETTER = SAMPLE / "letters/kkv-selvityspyynto.pdf"
@@ -67,15 +67,7 @@ def sample_store(env: Env, store: Store) -> Store:
 
 def _page_texts(out: Path, pages: int) -> list[str]:
     """The text (layout kept) of each of the first ``pages`` pages."""
-    return [
-        subprocess.run(
-            ["pdftotext", "-f", str(n), "-l", str(n), "-layout", str(out), "-"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        for n in range(1, pages + 1)
-    ]
+    return page_texts(out, pages, layout=True)
 
 
 def _export(store: Store, out: Path, **kwargs: object) -> object:

@@ -11,8 +11,8 @@ page and every object the page needs (renumbered) straight to the output file,
 and closes the part before the next. Only the output's cross-reference table
 (a few bytes per object) grows with the document, so a dossier of 10,000 exhibits
 is assembled in about the memory of one part. (Handing every page to one pikepdf
-document and saving it held all pages, parts and embedded files at once: 450+ MB
-at 10,000 items.) Non-stream objects go into compressed object streams and the
+document and saving it held all parts, pages and embedded files at once: about
+420 MB at 10,000 items.) Non-stream objects go into compressed object streams and the
 cross-reference table is a stream, as PDF 1.5 and PDF/A-2/3 allow.
 
 Everything here is deterministic: same parts, same bytes (the file ID is the MD5
@@ -116,12 +116,12 @@ def plan(parts: Sequence[Part], appended: Sequence[Appended]) -> Layout:
     counts_by_slip: dict[int, int] = {}
     for slip, count, _ in placed:
         counts_by_slip[slip] = counts_by_slip.get(slip, 0) + count
-    before: list[int] = []  # pages inserted at or before each slip in ``slips``
+    ordered = sorted(counts_by_slip)
+    before: list[int] = []  # pages inserted after ordered[0], ..., ordered[k], in all
     running = 0
-    for slip in sorted(counts_by_slip):
+    for slip in ordered:
         running += counts_by_slip[slip]
         before.append(running)
-    ordered = sorted(counts_by_slip)
 
     def final(index: int) -> int:
         """A part page's index once the appended PDFs are in (they go after slips < it)."""
