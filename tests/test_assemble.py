@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pikepdf
 import pytest
-from pikepdf import Name, NameTree
+from pikepdf import Dictionary, Name, NameTree
 
 from evidence.render import assemble
 from evidence.render.pool import render_pdf
@@ -41,12 +41,22 @@ def _appended_pdf() -> bytes:
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R 4 0 R 5 0 R] /Count 3 /MediaBox [0 0 612 792]"
         b" /Resources << /Font << /F1 6 0 R >> >> >>",
-        b"<< /Type /Page /Parent 2 0 R /Contents 7 0 R /Annots [10 0 R] >>",
+        b"<< /Type /Page /Parent 2 0 R /Contents 7 0 R /Annots [10 0 R 11 0 R 12 0 R 13 0 R"
+        b" 14 0 R] /AA << /O << /S /JavaScript /JS (app.alert\\(1\\)) >> >> >>",
         b"<< /Type /Page /Parent 2 0 R /Contents 8 0 R >>",
         b"<< /Type /Page /Parent 2 0 R /Contents 9 0 R >>",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
         *(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(c), c) for c in contents),
         b"<< /Type /Annot /Subtype /Link /Rect [72 690 300 730] /Dest [5 0 R /XYZ 0 792 0] >>",
+        # What a hostile attachment carries: a script, a tracker, a jump that launches a
+        # program next, a media player.
+        b"<< /Type /Annot /Subtype /Link /Rect [72 600 300 640]"
+        b" /A << /S /JavaScript /JS (app.alert\\(2\\)) >> >>",
+        b"<< /Type /Annot /Subtype /Link /Rect [72 550 300 590]"
+        b" /A << /S /URI /URI (https://tracker.example/open?id=1) >> >>",
+        b"<< /Type /Annot /Subtype /Link /Rect [72 500 300 540]"
+        b" /A << /S /GoTo /D [3 0 R /Fit] /Next << /S /Launch /F (calc.exe) >> >> >>",
+        b"<< /Type /Annot /Subtype /Screen /Rect [72 400 300 440] >>",
     ]
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
@@ -128,9 +138,18 @@ def test_parts_appended_pages_stamps_and_trees(tmp_path: Path, small_trees: None
         letter = pdf.pages[3].obj
         assert [float(v) for v in letter.MediaBox] == [0, 0, 612, 792]
         assert "/F1" in letter.Resources.Font and "/EvStampFont" in letter.Resources.Font
-        [link] = letter.Annots
+        link, script, tracker, jump = letter.Annots
         assert link.Dest[0] is None
-        assert link.F == 4
+        assert all(annot.F == 4 for annot in letter.Annots)
+        # Shown, never run: no action but the jump, no media player, nothing that runs
+        # anywhere in the file.
+        assert "/AA" not in letter and "/A" not in script and "/A" not in tracker
+        assert jump.A.S == Name.GoTo and "/Next" not in jump.A
+        assert jump.A.D[0].objgen == letter.objgen
+        kinds = {
+            str(obj.get("/S")) for obj in pdf.objects if isinstance(obj, Dictionary) and "/S" in obj
+        }
+        assert not kinds & {"/JavaScript", "/URI", "/Launch"}, kinds
         # A page tree of several levels, and every page's parent holds it.
         assert pdf.Root.Pages.Count == 7
         for page in pdf.pages:

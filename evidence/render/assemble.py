@@ -443,8 +443,11 @@ class _Source:
 INHERITED = ("/Resources", "/MediaBox", "/CropBox", "/Rotate")
 
 
-def _prepare_page(page: pikepdf.Object, font: pikepdf.Object, done: set[tuple[int, int]]) -> None:
-    """Make a page stand alone and fit for PDF/A-3b, and give it the stamp's font."""
+def _prepare_page(
+    page: pikepdf.Object, font: pikepdf.Object, done: set[tuple[int, int]], foreign: bool
+) -> None:
+    """Make a page stand alone and fit for PDF/A-3b, and give it the stamp's font; a
+    ``foreign`` page (an appended PDF's) is made inert too (see :func:`_inert`)."""
     # A page taken out of its document takes along what it inherits from its page tree.
     for key in INHERITED:
         if key in page:
@@ -464,10 +467,54 @@ def _prepare_page(page: pikepdf.Object, font: pikepdf.Object, done: set[tuple[in
     if "/Font" not in resources:
         resources.Font = Dictionary()
     resources.Font[STAMP_FONT] = font
+    if foreign:
+        _inert(page)
     # Every annotation must say that it prints.
     for annot in page.get("/Annots", []):
         if isinstance(annot, Dictionary) and "/F" not in annot:
             annot.F = 4
+
+
+# Annotations PDF/A-3 does not allow (they play media or show 3D models).
+MEDIA_ANNOTATIONS = {"/3D", "/Sound", "/Screen", "/Movie", "/RichMedia"}
+# The named actions PDF/A-3 allows.
+NAMED_ACTIONS = {"/NextPage", "/PrevPage", "/FirstPage", "/LastPage"}
+
+
+def _inert(page: pikepdf.Object) -> None:
+    """An appended PDF (a customer's attachment, a letter) is shown, never run: its page
+    and annotations lose every action but a jump inside the dossier (JavaScript, Launch,
+    URI, SubmitForm, ... are not allowed in PDF/A-3b either, and a web link in an email
+    is not kept), and media annotations go. Its content stream is not touched, and
+    its original is embedded unchanged."""
+    if "/AA" in page:
+        del page["/AA"]
+    annots = page.get("/Annots")
+    if not isinstance(annots, Array):
+        return
+    kept: list[pikepdf.Object] = []
+    for annot in annots:
+        if not isinstance(annot, Dictionary) or str(annot.get("/Subtype")) in MEDIA_ANNOTATIONS:
+            continue
+        if "/AA" in annot:
+            del annot["/AA"]
+        action = annot.get("/A")
+        if isinstance(action, Dictionary) and not _harmless(action):
+            del annot["/A"]
+        field = annot.get("/Parent")  # a form field's own actions
+        while isinstance(field, Dictionary) and "/Kids" in field:
+            if "/AA" in field:
+                del field["/AA"]
+            field = field.get("/Parent")
+        kept.append(annot)
+    page.Annots = Array(kept)
+
+
+def _harmless(action: pikepdf.Object) -> bool:
+    kind = str(action.get("/S"))
+    if "/Next" in action:
+        del action["/Next"]  # what follows a jump may be anything
+    return kind == "/GoTo" or (kind == "/Named" and str(action.get("/N")) in NAMED_ACTIONS)
 
 
 def _clean_resources(resources: pikepdf.Object, done: set[tuple[int, int]]) -> None:
@@ -564,14 +611,22 @@ class _Dossier:
         self.catalog: list[bytes] = []
         self.info: int | None = None
 
-    def copy(self, pdf: Pdf, pages: Sequence[tuple[pikepdf.Page, int]], base: bool) -> _Source:
+    def copy(
+        self,
+        pdf: Pdf,
+        pages: Sequence[tuple[pikepdf.Page, int]],
+        base: bool = False,
+        foreign: bool = False,
+    ) -> _Source:
+        """Begin copying ``pdf``'s ``pages`` (page, index in the dossier). ``base``: its
+        catalog and document information carry over; ``foreign``: an appended PDF."""
         source = _Source(self.w, pdf, {page.obj.objgen: self.pages[i] for page, i in pages})
         # The stamp's font, as each page's resources name it.
         font = pdf.make_indirect(Dictionary())
         source.alias(font, self.font)
         done: set[tuple[int, int]] = set()
         for page, _ in pages:
-            _prepare_page(page.obj, font, done)
+            _prepare_page(page.obj, font, done, foreign)
         if base:
             for key in pdf.Root.keys():
                 if key not in CATALOG_OWN:
@@ -832,7 +887,7 @@ def write(
                     for appended, indexes in appended_after.get((n, i), []):
                         with Pdf.open(io.BytesIO(appended.data)) as doc:
                             shown = list(zip(doc.pages, indexes, strict=False))
-                            inner = dossier.copy(doc, shown, base=False)
+                            inner = dossier.copy(doc, shown, foreign=True)
                             for each, at in shown:
                                 dossier.page(inner, each, at)
         dossier.finish(outline, files, pdf_date)
