@@ -7,9 +7,9 @@ refuses every URL but ``data:``.
 
 Exhibits are rendered in chunks (a local day, at most ``CHUNK_ITEMS`` items) on
 all cores, and each chunk's PDF is cached under EVIDENCE_HOME by the SHA-256 of
-its HTML, so a re-export after one new item renders one chunk. The parts are
-assembled with pikepdf (``assemble``), which also writes the page stamps, the
-bookmarks and the links across parts.
+its HTML, so a re-export after one new item renders one chunk. ``assemble`` then
+writes the dossier from the parts, one part at a time, with the page stamps, the
+bookmarks, the links across parts and the embedded originals.
 """
 
 from __future__ import annotations
