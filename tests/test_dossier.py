@@ -14,7 +14,7 @@ import pikepdf
 import pytest
 from pikepdf import NameTree, pdfa
 
-from evidence.cases import attach_document, open_case
+from evidence.cases import add_claim, attach_document, open_case
 from evidence.customers import add_customer
 from evidence.incidents import add_incident
 from evidence.ingest.asterisk import import_calls
@@ -168,6 +168,32 @@ def test_structure_links_stamps_and_originals(sample_store: Store, tmp_path: Pat
     for data in embedded.values():
         assert hashlib.sha256(data).hexdigest() in flat
     assert len(result.embedded) == len(embedded)  # type: ignore[attr-defined]
+
+
+def test_the_dossier_opens_with_the_claims_and_what_the_record_shows(
+    sample_store: Store, tmp_path: Path
+) -> None:
+    """Page 2: each claim with the record's findings, linked to its exhibits, and the
+    summary right under them on the same page."""
+    add_claim(
+        sample_store,
+        "KKV/1234/2026",
+        "jonotin puoli tuntia",
+        ["call:1773126750.1041", "call:1773129795.1044"],
+    )
+    out = tmp_path / "d.pdf"
+    _export(sample_store, out)
+    with pikepdf.open(out) as pdf:
+        dests = NameTree(pdf.Root.Names.Dests)
+        page_of = {p.obj.objgen: i for i, p in enumerate(pdf.pages)}
+        claims, summary = (page_of[dests[name][0].objgen] for name in ("claims", "summary"))
+        assert claims == summary == 1
+        links = {str(a.Dest) for a in pdf.pages[1].obj.get("/Annots", []) if "/Dest" in a}
+    second = " ".join(_page_texts(out, 2)[1].split())
+    assert "jonotin puoli tuntia" in second and "Yhteenveto" in second
+    assert second.index("jonotin puoli tuntia") < second.index("Yhteenveto")
+    # The claim's findings lead to the two calls' exhibits.
+    assert {"E-005", "E-007"} <= links, links
 
 
 def test_pdfa_and_qpdf_clean(sample_store: Store, tmp_path: Path) -> None:
