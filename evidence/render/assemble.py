@@ -608,7 +608,7 @@ class _Dossier:
         assert font is not None
         self.font = font
         sample.drain()
-        self.catalog: list[bytes] = []
+        self.catalog = b""  # the base's catalog entries that carry over
         self.info: int | None = None
 
     def copy(
@@ -628,10 +628,7 @@ class _Dossier:
         for page, _ in pages:
             _prepare_page(page.obj, font, done, foreign)
         if base:
-            for key in pdf.Root.keys():
-                if key not in CATALOG_OWN:
-                    value = source.value(pdf.Root[key])
-                    self.catalog.append(bytes(Name(key).unparse()) + b" " + value)
+            self.catalog = source.entries(pdf.Root, CATALOG_OWN)
             info = pdf.trailer.get("/Info")
             if isinstance(info, Dictionary):
                 self.info = self.w.reserve()
@@ -821,9 +818,7 @@ class _Dossier:
         if bookmarks is not None:
             body += b" /Outlines %d 0 R" % bookmarks
         body += b" /AF %d 0 R" % associated
-        for entry in self.catalog:
-            body += b" " + entry
-        self.w.object(catalog, body + b" >>")
+        self.w.object(catalog, body + b" " + self.catalog + b" >>")
         self.w.finish(catalog, self.info)
 
 

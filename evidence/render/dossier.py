@@ -46,7 +46,6 @@ from evidence.render.pool import (
     LazyJob,
     RenderLimits,
     SealedFetcher,
-    open_files_for,
     render_limits,
     render_pdf,
     start_workers,
@@ -366,7 +365,6 @@ def export_dossier(
         index_pdfs = rest[:n_index]
         chunk_pdfs = rest[n_index : n_index + len(chunks)]
         back_pdfs = rest[n_index + len(chunks) : -1]
-        open_files_for(len(results))
         placeholders, chunk_parts = _rescue(
             renderer, chunks, chunk_pdfs, chunk_html, context, limits, translate.gettext
         )

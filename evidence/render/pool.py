@@ -379,17 +379,6 @@ def _remove_stale_scratch(root: Path, age: float = 86400.0) -> None:
             continue  # another export removed it
 
 
-def open_files_for(parts: int) -> None:
-    """Let this process keep ``parts`` PDF files open (the assembler reads every part from
-    its file until the dossier is written): raise the soft limit towards the hard one."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = parts + 256
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        if ceiling > soft:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
-
-
 def _cost(entry: Job | LazyJob) -> float:
     return entry.cost if isinstance(entry, LazyJob) else float(len(entry.html))
 
