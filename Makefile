@@ -4,12 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint system-deps postgres clean
+.PHONY: demo test lint lock system-deps postgres clean
 
-$(STAMP): pyproject.toml
+# Every dependency, build tools included, at the versions and hashes of requirements.lock:
+# the tests and the dossier's bytes (WeasyPrint, fontTools, pydyf, pikepdf decide them)
+# are the same on every machine. `make lock` refreshes the lock deliberately.
+$(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 system-deps:
@@ -29,6 +32,18 @@ lint: $(STAMP)
 # The whole suite, on SQLite and on PostgreSQL (slow tests included).
 test: system-deps postgres $(STAMP) lint
 	$(BIN)/python -m pytest
+
+# Upgrade: resolve every dependency afresh (newest releases within pyproject.toml's ranges),
+# rewrite requirements.lock with hashes, reinstall and run the whole suite on it.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet pip-tools
+	.lock-venv/bin/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe \
+	    --no-emit-index-url --no-emit-find-links --strip-extras --extra test \
+	    -o requirements.lock pyproject.toml requirements-build.in
+	rm -rf .lock-venv $(VENV)
+	$(MAKE) test
 
 clean:
 	rm -rf $(VENV) demo-home sample-dossier.pdf

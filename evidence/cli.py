@@ -30,6 +30,7 @@ from evidence.config import Config, load_config, write_initial_config
 from evidence.errors import EvidenceError
 from evidence.files import private_dir
 from evidence.ingest import ImportReport
+from evidence.known_warnings import silence_known_warnings
 from evidence.store.db import Store, open_store, upgrade, write_failure
 from evidence.timeutil import format_local, iso_utc, parse_user_date, parse_user_time
 
@@ -195,6 +196,7 @@ def main() -> None:
         evidence import mail ~/Maildir/export.mbox
         evidence export 100234 -o dossier.pdf
     """
+    silence_known_warnings()
 
 
 @main.command(context_settings=CONTEXT)
