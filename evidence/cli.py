@@ -103,6 +103,8 @@ def _finish_import(report: ImportReport, as_json: bool) -> None:
         for line in report.messages:
             click.echo(f"  {line}", err=True)
         click.echo(report.summary())
+        for note in report.notes:
+            click.echo(f"note: {note}")
     if report.quarantined:
         sys.exit(EXIT_QUARANTINED)
 
@@ -639,9 +641,6 @@ def import_mail_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     total = sum(_size_below(p) for p in paths) if sys.stderr.isatty() else None
     with _store() as store, _live_counts("importing mail", total) as progress:
         report = import_mail(store, list(paths), progress=progress)
-        note = unconfigured_note(MailRules.of(store.config))
-    if note:
-        click.echo(f"note: {note}", err=True)
     _finish_import(report, as_json)
 
 

@@ -59,7 +59,7 @@ from evidence.ingest.mime import (
     parse_headers,
     top_charset,
 )
-from evidence.mailfacts import Hop, MailRules, choose
+from evidence.mailfacts import Hop, MailRules, choose, unconfigured_note
 from evidence.store import bulk, ledger
 from evidence.store.blobs import put_blobs, sha256_hex
 from evidence.store.checkpoints import write_checkpoint
@@ -528,6 +528,11 @@ def import_mail(
     return importer.run(iter_raw_messages(paths, limits))
 
 
+def _notes(config: Config) -> list[str]:
+    note = unconfigured_note(MailRules.of(config))
+    return [note] if note else []
+
+
 class MailImporter:
     """Stores a stream of raw messages chunk by chunk (one transaction per chunk).
 
@@ -551,7 +556,7 @@ class MailImporter:
         self.limits = limits
         self.progress = progress
         self.on_chunk = on_chunk
-        self.report = ImportReport()
+        self.report = ImportReport(notes=_notes(self.config))
         self.source_label = source_label
         self.run_id: int | None = None
         self.workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
