@@ -129,6 +129,7 @@ def _peak() -> dict[str, float]:
 def phase_baseline(home: Path, out: Path) -> dict[str, object]:
     """All exhibits in one HTML document and one write_pdf: the naive exporter."""
     from evidence.config import load_config
+    from evidence.mailfacts import MailRules
     from evidence.render.dossier import _environment, render_pdf
     from evidence.render.i18n import Formatter, translations
     from evidence.render.views import ViewBuilder
@@ -142,7 +143,7 @@ def phase_baseline(home: Path, out: Path) -> dict[str, object]:
     translate = translations("fi")
     env = _environment(translate)
     with store.session() as session:
-        timeline = build_timeline(session, "1", config.zone)
+        timeline = build_timeline(session, "1", config.zone, rules=MailRules.of(config))
         builder = ViewBuilder(session, Formatter("fi", config.zone), translate.gettext)
         exhibits = builder.exhibits(timeline)
     css = (ROOT / "templates/dossier.css").read_text(encoding="utf-8")

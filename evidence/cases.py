@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 from evidence.authorities import authority_value, keys_help
 from evidence.customers import load_customer
 from evidence.errors import InvalidInput, NotFound
+from evidence.mailfacts import MailRules
 from evidence.store import ledger
 from evidence.store.blobs import put_blob
 from evidence.store.checkpoints import write_checkpoint
@@ -214,7 +215,9 @@ def add_claim(
                     f"claim #{corrects} was already corrected by #{newer.id}: correct #{newer.id}"
                 )
         if wanted:
-            timeline = build_timeline(session, case.customer.ref, store.config.zone)
+            timeline = build_timeline(
+                session, case.customer.ref, store.config.zone, rules=MailRules.of(store.config)
+            )
             known = {item.id for item in timeline.items}
             for item_id, (kind, key) in zip(wanted, parsed, strict=True):
                 if item_id in known:

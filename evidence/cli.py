@@ -26,11 +26,12 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from evidence import __version__
-from evidence.config import Config, load_config, write_initial_config
+from evidence.config import Config, load_config, update_company_settings, write_initial_config
 from evidence.errors import EvidenceError
 from evidence.files import private_dir
 from evidence.ingest import ImportReport
 from evidence.known_warnings import silence_known_warnings
+from evidence.mailfacts import MailRules, unconfigured_note
 from evidence.store.db import Store, open_store, upgrade, write_failure
 from evidence.timeutil import format_local, iso_utc, parse_user_date, parse_user_time
 
@@ -102,6 +103,8 @@ def _finish_import(report: ImportReport, as_json: bool) -> None:
         for line in report.messages:
             click.echo(f"  {line}", err=True)
         click.echo(report.summary())
+        for note in report.notes:
+            click.echo(f"note: {note}")
     if report.quarantined:
         sys.exit(EXIT_QUARANTINED)
 
@@ -200,14 +203,15 @@ def main() -> None:
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("--company", help="Company name for the dossier cover (first init only).")
+@click.option("--company", help="Company name for the dossier cover.")
 @click.option(
     "--mail-domain",
     "mail_domains",
     multiple=True,
-    help="The company's own mail domain; mail from it is outbound. Repeatable.",
+    help="The company's own mail domain; mail from it is outbound. Repeatable; on an "
+    "existing store it is added to evidence.toml.",
 )
-@click.option("--timezone", help="IANA zone of local times (first init only).")
+@click.option("--timezone", help="IANA zone of local times (first init only; never changed).")
 @handle_errors
 def init(company: str | None, mail_domains: tuple[str, ...], timezone: str | None) -> None:
     """Create the store, or upgrade an older one to this version's schema.
@@ -218,6 +222,12 @@ def init(company: str | None, mail_domains: tuple[str, ...], timezone: str | Non
     (checkpoint-key.pem, owner-only). Publish its key id: it is what a third
     party compares with the id printed on a dossier's cover.
 
+    Nothing needs configuring: without --mail-domain every email with a
+    customer's address in From, To, Cc or Bcc is in their history, its
+    direction taken relative to the customer. Given later, --company and
+    --mail-domain are written to the existing evidence.toml (domains are added),
+    and every stored email's direction and time are derived from them at once.
+
     Example:
 
     \b
@@ -226,11 +236,26 @@ def init(company: str | None, mail_domains: tuple[str, ...], timezone: str | Non
     config = _config()
     private_dir(config.home)
     written = write_initial_config(config.home, company, list(mail_domains), timezone)
+    change = None
+    if not written and (company or mail_domains or timezone):
+        # An existing store: the options are applied, never silently ignored.
+        change = update_company_settings(config, company, list(mail_domains), timezone)
     config = _config()
     upgrade(config)
     click.echo(f"store ready: {config.database_url}")
     if written:
         click.echo(f"settings written to {written}")
+    if change is not None and change.company_name is not None:
+        click.echo(f"company name set to {change.company_name!r} in {change.path}")
+    rules = MailRules.of(config)
+    if (written and mail_domains) or (change is not None and change.added_domains):
+        click.echo(
+            f"mail domains now {', '.join(rules.domains)} in {config.config_path}: the "
+            "direction and time of every stored email are derived from them from now on"
+        )
+    note = unconfigured_note(rules)
+    if note:
+        click.echo(f"note: {note}", err=True)
     from evidence.store.checkpoints import ensure_signing_key
 
     key, created = ensure_signing_key(config)
@@ -275,24 +300,161 @@ def customer_add(
         click.echo(f"customer {added.ref} ({added.name}): {ids}")
 
 
+@customer.command("update", context_settings=CONTEXT)
+@click.argument("ref")
+@click.option("--name", help="The customer's new name.")
+@click.option("--add-email", "add_emails", multiple=True, help="An address that becomes theirs.")
+@click.option("--add-phone", "add_phones", multiple=True, help="A number that becomes theirs.")
+@click.option(
+    "--remove-email", "remove_emails", multiple=True, help="An address that is no longer theirs."
+)
+@click.option(
+    "--remove-phone", "remove_phones", multiple=True, help="A number that is no longer theirs."
+)
+@click.option(
+    "--from",
+    "valid_from",
+    required=True,
+    help="When the change took effect: local time (EVIDENCE_TIMEZONE), ISO with an offset, "
+    "or a day (its start).",
+)
+@click.option("--reason", required=True, help="Why (shown in every dossier of the customer).")
+@click.option("--by", help="Who records the change (default: the OS user).")
+@handle_errors
+def customer_update(
+    ref: str,
+    name: str | None,
+    add_emails: tuple[str, ...],
+    add_phones: tuple[str, ...],
+    remove_emails: tuple[str, ...],
+    remove_phones: tuple[str, ...],
+    valid_from: str,
+    reason: str,
+    by: str | None,
+) -> None:
+    """Record a new version of a customer: addresses or numbers added or removed, or a
+    new name, from a time on. Nothing is overwritten: the old version stays and
+    every dossier lists the identifiers with their validity and the reason.
+
+    An email or call belongs to the customer when one of its addresses or numbers
+    was theirs at its time: a number that moved to someone else on 1 October stops
+    selecting this customer's calls from then on. Repeatable options.
+
+    Example:
+
+    \b
+        evidence customer update 100234 --remove-phone "040 123 4567" \\
+            --from "2026-10-01 00:00" --reason "number moved to another subscriber"
+        evidence customer update 100777 --add-phone "040 123 4567" \\
+            --from "2026-10-01 00:00" --reason "new subscriber of the number"
+    """
+    from evidence.customers import update_customer
+
+    config = _config()
+    with _store() as store:
+        change = update_customer(
+            store,
+            ref,
+            valid_from=_when(valid_from, config.zone),
+            reason=reason,
+            name=name,
+            add_emails=list(add_emails),
+            add_phones=list(add_phones),
+            remove_emails=list(remove_emails),
+            remove_phones=list(remove_phones),
+            by=by,
+        )
+    what = ", ".join(f"{i.action} {i.value}" for i in change.identifiers)
+    if change.name:
+        what = ", ".join(filter(None, [what, f"name {change.name!r}"]))
+    click.echo(
+        f"customer {ref}: version #{change.id} from "
+        f"{format_local(change.valid_from, config.zone)}: {what}"
+    )
+
+
+def _when(text: str, zone: ZoneInfo) -> dt.datetime:
+    """A time, or a day meaning its local start."""
+    stripped = text.strip()
+    if len(stripped) <= 10 and ":" not in stripped and "." not in stripped[-3:]:
+        day = _date(stripped)
+        if day is not None:
+            from evidence.timeutil import day_start
+
+            return day_start(day, zone)
+    return parse_user_time(text, zone)
+
+
+@customer.command("show", context_settings=CONTEXT)
+@click.argument("ref")
+@json_option
+@handle_errors
+def customer_show(ref: str, as_json: bool) -> None:
+    """A customer's identifiers, the periods each was theirs, and every change.
+
+    Example:
+
+    \b
+        evidence customer show 100234 --json
+    """
+    from evidence.customers import get_identity, identity_json
+
+    config = _config()
+    with _store() as store:
+        data = identity_json(get_identity(store, ref))
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{data['ref']}\t{data['name']}")
+
+    def local(value: str | None, missing: str) -> str:
+        return format_local(dt.datetime.fromisoformat(value), config.zone) if value else missing
+
+    for item in data["identifiers"]:
+        periods = "; ".join(
+            f"{local(p['from'], 'since ever')} – {local(p['until'], 'still')}"
+            for p in item["periods"]
+        )
+        click.echo(f"  {item['kind']} {item['value']}: {periods or 'never'}")
+    for change in data["changes"]:
+        what = [f"+{v}" for v in change["added"]] + [f"-{v}" for v in change["removed"]]
+        if change["name"]:
+            what.append(f"name {change['name']!r}")
+        click.echo(
+            f"  version #{change['id']} from {local(change['valid_from'], '')}: "
+            f"{', '.join(what)} ({change['reason']}; recorded "
+            f"{local(change['recorded_at'], '')} by {change['by']})"
+        )
+
+
 @customer.command("list", context_settings=CONTEXT)
 @json_option
 @handle_errors
 def customer_list(as_json: bool) -> None:
-    """List customers with their identifiers.
+    """List customers with their identifiers now.
 
     Example:
 
     \b
         evidence customer list --json
     """
-    from evidence.customers import list_customers
+    from evidence.customers import identity_of, list_customers
+    from evidence.store.models import IdentifierKind
 
     with _store() as store:
-        rows = [
-            {"ref": c.ref, "name": c.name, "identifiers": [i.value for i in c.identifiers]}
-            for c in list_customers(store)
-        ]
+        rows = []
+        for c in list_customers(store):
+            identity = identity_of(c)
+            rows.append(
+                {
+                    "ref": c.ref,
+                    "name": identity.name,
+                    "identifiers": [
+                        *identity.current(IdentifierKind.EMAIL),
+                        *identity.current(IdentifierKind.PHONE),
+                    ],
+                }
+            )
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
@@ -328,7 +490,7 @@ def customer_erase(ref: str, reason: str, yes: bool, by: str | None) -> None:
     with _store() as store:
         if not yes:
             with store.session() as session:
-                plan = plan_erasure(session, ref)
+                plan = plan_erasure(session, ref, MailRules.of(store.config))
             click.echo(
                 f"customer {ref}: {len(plan.emails)} emails, {len(plan.recordings)} "
                 f"recordings and {len(plan.lines)} call-log lines erased, {len(plan.blobs)} "
@@ -1357,7 +1519,13 @@ def timeline(ref: str, date_from: str | None, date_to: str | None, as_json: bool
     hours = opening_hours(config)
     with _store() as store, store.session() as session:
         built = build_timeline(
-            session, ref, config.zone, _date(date_from), _date(date_to), hours=hours
+            session,
+            ref,
+            config.zone,
+            _date(date_from),
+            _date(date_to),
+            hours=hours,
+            rules=MailRules.of(config),
         )
         if as_json:
             click.echo(json.dumps(timeline_json(built), ensure_ascii=False, indent=2))
@@ -1473,6 +1641,7 @@ def report_service(
             baseline_from=_date(baseline_from),
             baseline_to=_date(baseline_to),
             by=by,
+            rules=MailRules.of(config),
         )
     if as_json:
         click.echo(json.dumps(built.json(), ensure_ascii=False, indent=2))
@@ -1763,6 +1932,13 @@ def status(as_json: bool) -> None:
         quarantine = data["quarantine"]
         kinds = ", ".join(f"{k} {n}" for k, n in quarantine["by_kind"].items())
         click.echo(f"quarantined items: {quarantine['total']}" + (f" ({kinds})" if kinds else ""))
+        mail = data["mail"]
+        click.echo(
+            f"mail domains: {', '.join(mail['domains']) or 'none'}; receiving hosts: "
+            f"{', '.join(mail['receiving_hosts']) or 'none (the topmost Received: line)'}"
+        )
+        if mail["note"]:
+            click.echo(f"  note: {mail['note']}")
         verdict = "verifies" if chain["ok"] else "DOES NOT VERIFY"
         click.echo(f"hash chain: {verdict}, {chain['entries']} entries, head {chain['head']}")
         for problem in chain["problems"]:

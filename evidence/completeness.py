@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from evidence.mailfacts import MailRules, placements
 from evidence.store.models import (
     CdrRecord,
     Email,
@@ -129,6 +130,8 @@ def completeness(
     zone: ZoneInfo,
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
+    *,
+    rules: MailRules,
 ) -> Completeness:
     """Every source in the store, with its coverage and, for [start, end), gaps and quarantine.
 
@@ -144,8 +147,9 @@ def completeness(
 
     # Mail: one source string per message, so the mailbox is worked out here.
     mail_times: dict[str, list[dt.datetime]] = defaultdict(list)
-    for source, received in session.execute(select(Email.source, Email.received_at)):
-        mail_times[mail_source(source)].append(received)
+    placed = placements(session, rules)
+    for email_id, source in session.execute(select(Email.id, Email.source)):
+        mail_times[mail_source(source)].append(placed[email_id].at)
     for source, values in mail_times.items():
         values.sort()
         found = entry(MAIL, source)

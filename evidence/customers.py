@@ -1,15 +1,58 @@
-"""Customers and the identifiers (email addresses, phone numbers) that tie contacts to them."""
+"""Customers and the identifiers (email addresses, phone numbers) that tie contacts to them.
+
+A customer's identifiers change: a number moves to someone else, an address is
+added after a complaint. A change is a new version (``CustomerChange``), never an
+overwrite: the identifiers given when the customer was added are theirs since
+ever, and each change adds or removes some from its ``valid_from`` on. An email
+or call belongs to the customer when one of its addresses or numbers was the
+customer's at its time (``Identity.held``).
+"""
 
 from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from evidence.errors import InvalidInput, NotFound
 from evidence.phones import normalize_number
+from evidence.store import ledger
+from evidence.store.checkpoints import actor as current_actor
+from evidence.store.checkpoints import write_checkpoint
 from evidence.store.db import Store
-from evidence.store.models import Customer, CustomerIdentifier, IdentifierKind
-from evidence.timeutil import utcnow
+from evidence.store.models import (
+    Customer,
+    CustomerChange,
+    CustomerChangeIdentifier,
+    CustomerIdentifier,
+    IdentifierKind,
+)
+from evidence.timeutil import iso_utc, utcnow
+
+ADD = "add"
+REMOVE = "remove"
+
+
+def _email(address: str) -> tuple[IdentifierKind, str, str]:
+    value = address.strip().lower()
+    if "@" not in value or " " in value:
+        raise InvalidInput(f"{address!r} is not an email address")
+    return IdentifierKind.EMAIL, value, address
+
+
+def _phone(number: str, region: str) -> tuple[IdentifierKind, str, str]:
+    e164 = normalize_number(number, region)
+    if e164 is None:
+        raise InvalidInput(
+            f"{number!r} is not a phone number in region {region}: "
+            "write it as e.g. 040 123 4567 or +358401234567"
+        )
+    return IdentifierKind.PHONE, e164, number
 
 
 def add_customer(
@@ -19,22 +62,13 @@ def add_customer(
     emails: list[str],
     phones: list[str],
 ) -> Customer:
-    """Create a customer, or add identifiers to an existing one (never removes any)."""
+    """Create a customer, or add identifiers to an existing one (never removes any).
+
+    Identifiers added here are the customer's since ever; one that became theirs
+    at a known time is added with ``update_customer`` and its ``valid_from``.
+    """
     region = store.config.phone_region
-    wanted: list[tuple[IdentifierKind, str, str]] = []
-    for address in emails:
-        value = address.strip().lower()
-        if "@" not in value or " " in value:
-            raise InvalidInput(f"{address!r} is not an email address")
-        wanted.append((IdentifierKind.EMAIL, value, address))
-    for number in phones:
-        e164 = normalize_number(number, region)
-        if e164 is None:
-            raise InvalidInput(
-                f"{number!r} is not a phone number in region {region}: "
-                "write it as e.g. 040 123 4567 or +358401234567"
-            )
-        wanted.append((IdentifierKind.PHONE, e164, number))
+    wanted = [_email(a) for a in emails] + [_phone(n, region) for n in phones]
     with store.writing() as session:
         customer = session.scalar(select(Customer).where(Customer.ref == ref))
         if customer is None:
@@ -45,7 +79,8 @@ def add_customer(
             session.flush()
         elif name and name != customer.name:
             raise InvalidInput(
-                f"customer {ref} exists as {customer.name!r}; names are not changed here"
+                f"customer {ref} exists as {customer.name!r}: a new name is a new version, "
+                f"`evidence customer update {ref} --name ... --from DATE --reason ...`"
             )
         existing = {
             (i.kind, i.value)
@@ -62,6 +97,68 @@ def add_customer(
     return get_customer(store, ref)
 
 
+def update_customer(
+    store: Store,
+    ref: str,
+    *,
+    valid_from: dt.datetime,
+    reason: str,
+    name: str | None = None,
+    add_emails: Sequence[str] = (),
+    add_phones: Sequence[str] = (),
+    remove_emails: Sequence[str] = (),
+    remove_phones: Sequence[str] = (),
+    by: str | None = None,
+) -> CustomerChange:
+    """Record a new version of the customer from ``valid_from`` on (chained, never updated)."""
+    if not reason.strip():
+        raise InvalidInput("say why the customer changes: --reason 'number moved to ...'")
+    region = store.config.phone_region
+    adds = [_email(a) for a in add_emails] + [_phone(n, region) for n in add_phones]
+    removes = [_email(a) for a in remove_emails] + [_phone(n, region) for n in remove_phones]
+    if not (adds or removes or name):
+        raise InvalidInput(
+            "nothing to change: give --name, --add-email, --add-phone, --remove-email "
+            "or --remove-phone"
+        )
+    both = {(k, v) for k, v, _ in adds} & {(k, v) for k, v, _ in removes}
+    if both:
+        raise InvalidInput(f"{sorted(v for _, v in both)[0]} is both added and removed")
+    with store.writing() as session:
+        customer = load_customer(session, ref)
+        identity = identity_of(customer)
+        for kind, value, raw in removes:
+            if not identity.held(kind, value, valid_from):
+                raise InvalidInput(
+                    f"{raw} is not customer {ref}'s at {valid_from:%Y-%m-%d %H:%M} UTC: "
+                    "nothing to remove (see `evidence customer show "
+                    f"{ref}`)"
+                )
+        change = CustomerChange(
+            customer_id=customer.id,
+            valid_from=valid_from,
+            name=name or None,
+            reason=reason.strip(),
+            changed_by=(by or current_actor())[:300],
+            recorded_at=utcnow(),
+        )
+        session.add(change)
+        session.flush()
+        rows = [
+            CustomerChangeIdentifier(
+                change_id=change.id, action=action, kind=kind, value=value, raw=raw
+            )
+            for action, items in ((ADD, adds), (REMOVE, removes))
+            for kind, value, raw in items
+        ]
+        session.add_all(rows)
+        session.flush()
+        ledger.append(session, change, rows)
+        write_checkpoint(session, store.config, "customer update")
+        session.refresh(change, ["identifiers"])
+        return change
+
+
 def get_customer(store: Store, ref: str) -> Customer:
     with store.session() as session:
         return load_customer(session, ref)
@@ -69,21 +166,165 @@ def get_customer(store: Store, ref: str) -> Customer:
 
 def load_customer(session: Session, ref: str) -> Customer:
     customer = session.scalar(
-        select(Customer).where(Customer.ref == ref).options(selectinload(Customer.identifiers))
+        select(Customer)
+        .where(Customer.ref == ref)
+        .options(
+            selectinload(Customer.identifiers),
+            selectinload(Customer.changes).selectinload(CustomerChange.identifiers),
+        )
     )
     if customer is None:
         raise NotFound(f"no customer {ref!r}: add it with `evidence customer add {ref} --name ...`")
     return customer
 
 
-def identifiers(customer: Customer, kind: IdentifierKind) -> list[str]:
-    return [i.value for i in customer.identifiers if i.kind is kind]
-
-
 def list_customers(store: Store) -> list[Customer]:
     with store.session() as session:
         return list(
             session.scalars(
-                select(Customer).options(selectinload(Customer.identifiers)).order_by(Customer.ref)
+                select(Customer)
+                .options(
+                    selectinload(Customer.identifiers),
+                    selectinload(Customer.changes).selectinload(CustomerChange.identifiers),
+                )
+                .order_by(Customer.ref)
             )
         )
+
+
+# --- who the customer was, when ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """[start, end) in UTC; None: since ever, or still."""
+
+    start: dt.datetime | None
+    end: dt.datetime | None
+
+    def covers(self, at: dt.datetime) -> bool:
+        return (self.start is None or at >= self.start) and (self.end is None or at < self.end)
+
+
+@dataclass
+class HeldIdentifier:
+    """One address or number of a customer and the periods it was theirs."""
+
+    kind: IdentifierKind
+    value: str
+    raw: str
+    periods: list[Period] = field(default_factory=list)
+
+    def held_at(self, at: dt.datetime) -> bool:
+        return any(p.covers(at) for p in self.periods)
+
+    @property
+    def current(self) -> bool:
+        return bool(self.periods) and self.periods[-1].end is None
+
+
+@dataclass
+class Identity:
+    """A customer's identifiers over time, and the changes that made them so."""
+
+    customer: Customer
+    identifiers: list[HeldIdentifier]
+    changes: list[CustomerChange]
+
+    def values(self, kind: IdentifierKind) -> list[str]:
+        """Every address or number of ``kind`` the customer ever held."""
+        return [i.value for i in self.identifiers if i.kind is kind]
+
+    def current(self, kind: IdentifierKind) -> list[str]:
+        return [i.value for i in self.identifiers if i.kind is kind and i.current]
+
+    def held(self, kind: IdentifierKind, value: str | None, at: dt.datetime) -> bool:
+        return value is not None and any(
+            i.kind is kind and i.value == value and i.held_at(at) for i in self.identifiers
+        )
+
+    @property
+    def name(self) -> str:
+        """The name now: the latest change that gave one, else the name added with."""
+        names = [c.name for c in self.changes if c.name]
+        return names[-1] if names else self.customer.name
+
+    @property
+    def versioned(self) -> bool:
+        return bool(self.changes)
+
+
+def identity_of(customer: Customer) -> Identity:
+    """Replay the customer's changes in time order over the identifiers added with it."""
+    events: dict[tuple[IdentifierKind, str], list[tuple[dt.datetime | None, str]]] = defaultdict(
+        list
+    )
+    raw: dict[tuple[IdentifierKind, str], str] = {}
+    for identifier in customer.identifiers:
+        key = (identifier.kind, identifier.value)
+        events[key].append((None, ADD))
+        raw.setdefault(key, identifier.raw)
+    changes = sorted(customer.changes, key=lambda c: (c.valid_from, c.id))
+    for change in changes:
+        for item in change.identifiers:
+            key = (item.kind, item.value)
+            events[key].append((change.valid_from, item.action))
+            raw.setdefault(key, item.raw)
+    held = []
+    for key, steps in events.items():
+        periods: list[Period] = []
+        start: dt.datetime | None = None
+        holding = False
+        for at, action in steps:
+            if action == ADD and not holding:
+                start, holding = at, True
+            elif action == REMOVE and holding:
+                if start is None or at is None or at > start:
+                    periods.append(Period(start, at))
+                holding = False
+        if holding:
+            periods.append(Period(start, None))
+        held.append(HeldIdentifier(key[0], key[1], raw[key], periods))
+    held.sort(key=lambda i: (i.kind.value, i.value))
+    return Identity(customer, held, changes)
+
+
+def identifiers(customer: Customer, kind: IdentifierKind) -> list[str]:
+    """Every address or number of ``kind`` the customer ever held."""
+    return identity_of(customer).values(kind)
+
+
+def get_identity(store: Store, ref: str) -> Identity:
+    with store.session() as session:
+        return identity_of(load_customer(session, ref))
+
+
+def identity_json(identity: Identity) -> dict[str, Any]:
+    """``evidence customer show --json``."""
+    return {
+        "ref": identity.customer.ref,
+        "name": identity.name,
+        "identifiers": [
+            {
+                "kind": i.kind.value,
+                "value": i.value,
+                "raw": i.raw,
+                "current": i.current,
+                "periods": [{"from": iso_utc(p.start), "until": iso_utc(p.end)} for p in i.periods],
+            }
+            for i in identity.identifiers
+        ],
+        "changes": [
+            {
+                "id": c.id,
+                "valid_from": iso_utc(c.valid_from),
+                "name": c.name,
+                "added": [i.value for i in c.identifiers if i.action == ADD],
+                "removed": [i.value for i in c.identifiers if i.action == REMOVE],
+                "reason": c.reason,
+                "by": c.changed_by,
+                "recorded_at": iso_utc(c.recorded_at),
+            }
+            for c in identity.changes
+        ],
+    }

@@ -15,6 +15,8 @@ allows it only through ``evidence.store.guards.ERASURE_PATHS``):
   original Merkle leaf hash in the tombstone, so every checkpoint and the chain
   still verify; ``evidence verify`` reports the erasure;
 - the tombstone is chained and a new checkpoint signs it;
+- the customer's versions (``customer update``: names, reasons, identifiers) are
+  blanked like the records, their entries redacted;
 - the customer's name and identifiers (bookkeeping) are removed with it, and the
   render cache of this machine is emptied.
 """
@@ -28,13 +30,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
-from evidence.calls import Call, calls_for_numbers
-from evidence.customers import identifiers, load_customer
+from evidence.calls import Call
+from evidence.customers import Identity, identity_of, load_customer
 from evidence.errors import ContentErased, ErasureRefused, InvalidInput
 from evidence.holds import active_holds
+from evidence.mailfacts import MailRules
 from evidence.store import ledger, merkle
 from evidence.store.checkpoints import actor as current_actor
 from evidence.store.checkpoints import write_checkpoint
@@ -47,8 +50,10 @@ from evidence.store.models import (
     Case,
     CaseDocument,
     CdrRecord,
+    Customer,
+    CustomerChange,
+    CustomerChangeIdentifier,
     CustomerIdentifier,
-    Direction,
     Email,
     EmailAddress,
     EmailAttachment,
@@ -63,6 +68,7 @@ from evidence.store.models import (
     Recording,
     SourceLine,
 )
+from evidence.timeline import customer_calls, customer_emails
 from evidence.timeutil import utcnow
 
 LEGAL_BASIS = "GDPR Art. 17(3)(e)"
@@ -76,6 +82,7 @@ class ErasurePlan:
     emails: list[int] = field(default_factory=list)
     recordings: list[int] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)  # phone-system lines of the customer's calls
+    changes: list[int] = field(default_factory=list)  # the customer's versions (names, identifiers)
     blobs: dict[str, int] = field(default_factory=dict)  # sha256 -> size
     shared_emails: list[int] = field(default_factory=list)
     shared_recordings: list[int] = field(default_factory=list)
@@ -88,6 +95,7 @@ class ErasurePlan:
             [f"emails/{i}" for i in self.emails]
             + [f"recordings/{i}" for i in self.recordings]
             + [f"source_lines/{i}" for i in self.lines]
+            + [f"customer_changes/{i}" for i in self.changes]
         )
 
 
@@ -121,38 +129,40 @@ def _refuse_if_held(session: Session, ref: str, customer_id: int) -> None:
         )
 
 
-def _matched_emails(session: Session, addresses: list[str]) -> set[int]:
-    """Ids of mail matched to ``addresses`` as the timeline matches: From in, To/Cc out."""
-    found: set[int] = set()
-    for start in range(0, len(addresses), 500):
-        chunk = addresses[start : start + 500]
-        found.update(
+def _sharing(
+    session: Session, customer_id: int, kind: IdentifierKind, values: set[str]
+) -> list[Identity]:
+    """The other customers who ever held one of ``values``."""
+    if not values:
+        return []
+    ids: set[int] = set()
+    wanted = sorted(values)
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        ids.update(
             session.scalars(
-                select(EmailAddress.email_id)
-                .join(Email, Email.id == EmailAddress.email_id)
-                .where(
-                    EmailAddress.address.in_(chunk),
-                    or_(
-                        and_(Email.direction == Direction.INBOUND, EmailAddress.role == "from"),
-                        and_(
-                            Email.direction != Direction.INBOUND,
-                            EmailAddress.role.in_(("to", "cc")),
-                        ),
-                    ),
+                select(CustomerIdentifier.customer_id).where(
+                    CustomerIdentifier.kind == kind, CustomerIdentifier.value.in_(chunk)
                 )
             )
         )
-    return found
-
-
-def _other_identifiers(session: Session, customer_id: int, kind: IdentifierKind) -> list[str]:
-    return list(
-        session.scalars(
-            select(CustomerIdentifier.value)
-            .where(CustomerIdentifier.customer_id != customer_id, CustomerIdentifier.kind == kind)
-            .distinct()
+        ids.update(
+            session.scalars(
+                select(CustomerChange.customer_id)
+                .join(
+                    CustomerChangeIdentifier,
+                    CustomerChangeIdentifier.change_id == CustomerChange.id,
+                )
+                .where(
+                    CustomerChangeIdentifier.kind == kind, CustomerChangeIdentifier.value.in_(chunk)
+                )
+            )
         )
+    ids.discard(customer_id)
+    refs = session.scalars(
+        select(Customer.ref).where(Customer.id.in_(sorted(ids))).order_by(Customer.ref)
     )
+    return [identity_of(load_customer(session, ref)) for ref in refs]
 
 
 # Every column that cites a blob, and the record that owns the citing row.
@@ -166,27 +176,34 @@ _CITERS: tuple[tuple[Any, Any], ...] = (
 )
 
 
-def plan_erasure(session: Session, ref: str) -> ErasurePlan:
+def plan_erasure(session: Session, ref: str, rules: MailRules) -> ErasurePlan:
     """The customer's records and blobs, shared ones set apart; refuses as ``erase`` does."""
     customer = load_customer(session, ref)
     _refuse_if_held(session, ref, customer.id)
     plan = ErasurePlan(customer_ref=ref)
-    mine = _matched_emails(session, identifiers(customer, IdentifierKind.EMAIL))
-    theirs = _matched_emails(
-        session, _other_identifiers(session, customer.id, IdentifierKind.EMAIL)
-    )
+    identity = identity_of(customer)
+    # The customer's records as the timeline selects them; a record that is also
+    # another customer's (by the same rule) is shared and kept whole.
+    mine = {found.email.id for found in customer_emails(session, identity, rules)}
+    theirs: set[int] = set()
+    for other in _sharing(session, customer.id, IdentifierKind.EMAIL, _addresses_in(session, mine)):
+        theirs.update(
+            found.email.id for found in customer_emails(session, other, rules, with_addresses=False)
+        )
+    plan.changes = sorted(change.id for change in identity.changes)
     plan.emails = sorted(mine - theirs)
     plan.shared_emails = sorted(mine & theirs)
-    my_calls = calls_for_numbers(session, identifiers(customer, IdentifierKind.PHONE))
+    my_calls = customer_calls(session, identity)
     my_recordings = {r.id: r for call in my_calls for r in call.recordings}
     my_lines = {line for call in my_calls for line in _lines_of(call)}
     their_recordings: set[int] = set()
     their_lines: set[int] = set()
     if my_calls:
-        others = _other_identifiers(session, customer.id, IdentifierKind.PHONE)
-        for call in calls_for_numbers(session, others):
-            their_recordings.update(r.id for r in call.recordings)
-            their_lines.update(_lines_of(call))
+        numbers = {n for call in my_calls for n in _numbers_of(call)}
+        for other in _sharing(session, customer.id, IdentifierKind.PHONE, numbers):
+            for call in customer_calls(session, other):
+                their_recordings.update(r.id for r in call.recordings)
+                their_lines.update(_lines_of(call))
     plan.recordings = sorted(set(my_recordings) - their_recordings)
     plan.shared_recordings = sorted(set(my_recordings) & their_recordings)
     plan.lines = sorted(my_lines - their_lines)
@@ -215,6 +232,28 @@ def plan_erasure(session: Session, ref: str) -> ErasurePlan:
     plan.shared_blobs = sorted(shared)
     plan.blobs = {d: s for d, s in sorted(candidates.items()) if d not in shared}
     return plan
+
+
+def _addresses_in(session: Session, emails: set[int]) -> set[str]:
+    found: set[str] = set()
+    wanted = sorted(emails)
+    for start in range(0, len(wanted), 500):
+        found.update(
+            session.scalars(
+                select(EmailAddress.address).where(
+                    EmailAddress.email_id.in_(wanted[start : start + 500])
+                )
+            )
+        )
+    return found
+
+
+def _numbers_of(call: Call) -> set[str]:
+    """Every number (E.164) in the phone-system records a call was derived from."""
+    numbers = {n for r in call.cdr_rows for n in (r.src_e164, r.dst_e164)}
+    numbers |= {e.caller_e164 for e in call.queue_events}
+    numbers |= {n for r in call.call_records for n in (r.caller_e164, r.callee_e164)}
+    return {n for n in numbers if n}
 
 
 def _lines_of(call: Call) -> set[int]:
@@ -276,7 +315,7 @@ def erase_customer(
     if not reason.strip():
         raise InvalidInput("say why: --reason 'request of 2026-11-20, no claims pending'")
     with store.writing() as session:
-        plan = plan_erasure(session, ref)
+        plan = plan_erasure(session, ref, MailRules.of(store.config))
         # The log as it is now, signed: every leaf hash the tombstone keeps is checked
         # against this checkpoint by `evidence verify`.
         write_checkpoint(session, store.config, "before erasure")
@@ -285,6 +324,7 @@ def erase_customer(
             ("emails", plan.emails),
             ("recordings", plan.recordings),
             ("source_lines", plan.lines),
+            ("customer_changes", plan.changes),
         ):
             keys = [str(i) for i in ids]
             for first in range(0, len(keys), 500):
@@ -345,6 +385,13 @@ def erase_customer(
         _blank(session, SourceLine, SourceLine.__table__.c.id, plan.lines)
         for parsed in (CdrRecord, QueueEvent, CallRecord):
             _blank(session, parsed, parsed.__table__.c.source_line_id, plan.lines)
+        _blank(session, CustomerChange, CustomerChange.__table__.c.id, plan.changes)
+        _blank(
+            session,
+            CustomerChangeIdentifier,
+            CustomerChangeIdentifier.__table__.c.change_id,
+            plan.changes,
+        )
         for seq, payload in redacted.items():
             session.execute(
                 update(LedgerEntry.__table__)  # type: ignore[arg-type]

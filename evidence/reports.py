@@ -61,7 +61,15 @@ from evidence.config import Config
 from evidence.errors import InvalidInput
 from evidence.hours import OpeningHours
 from evidence.incidents import chains_overlapping, is_going_on
-from evidence.store.models import Direction, Email, EmailAddress, Incident
+from evidence.mailfacts import MailRules, emails_between, placements
+from evidence.store.models import (
+    CustomerChangeIdentifier,
+    CustomerIdentifier,
+    Direction,
+    Email,
+    EmailAddress,
+    Incident,
+)
 from evidence.summary import email_figures
 from evidence.timeline import (
     SERVICE_INCIDENT,
@@ -389,35 +397,44 @@ def _attempts(
 
 
 def _emails(
-    session: Session, start: dt.datetime, end: dt.datetime, states: _States
+    session: Session, start: dt.datetime, end: dt.datetime, states: _States, rules: MailRules
 ) -> list[InboundEmail]:
     """Inbound emails received in [start, end) and the time to their first reply.
 
     Threads are found per correspondent (the inbound sender; an outbound email's To and
-    Cc), so two customers who both write "Lasku" are never one thread by subject."""
-    in_window = (Email.received_at >= start, Email.received_at < end + REPLY_HORIZON)
-    mails = session.scalars(select(Email).where(*in_window).order_by(Email.received_at, Email.id))
-    # The outbound emails' To and Cc, as plain strings (not ORM objects: a year's mail).
+    Cc), so two customers who both write "Lasku" are never one thread by subject.
+    Times and directions are derived as for a timeline (``evidence.mailfacts``); without
+    company mail domains an email from a customer's address is inbound, one to a
+    customer's address outbound, and any other one inbound (it is in our mailbox)."""
+    ids = emails_between(session, start, end + REPLY_HORIZON, rules)
+    placed = placements(session, rules, ids)
+    mails: dict[int, Email] = {}
     recipients: dict[int, set[str]] = defaultdict(set)
-    for email_id, address in session.execute(
-        select(EmailAddress.email_id, EmailAddress.address)
-        .join(Email, Email.id == EmailAddress.email_id)
-        .where(
-            *in_window,
-            Email.direction == Direction.OUTBOUND,
-            EmailAddress.role.in_(("to", "cc")),
-        )
-    ):
-        recipients[email_id].add(address.lower())
+    for first in range(0, len(ids), 500):
+        chunk = ids[first : first + 500]
+        mails.update((m.id, m) for m in session.scalars(select(Email).where(Email.id.in_(chunk))))
+        # The To and Cc, as plain strings (not ORM objects: a year's mail).
+        for email_id, address in session.execute(
+            select(EmailAddress.email_id, EmailAddress.address).where(
+                EmailAddress.email_id.in_(chunk), EmailAddress.role.in_(("to", "cc"))
+            )
+        ):
+            recipients[email_id].add(address.lower())
+    customers: set[str] = set()
+    if not rules.domains:
+        customers = {value for value in session.scalars(select(CustomerIdentifier.value))}
+        customers.update(session.scalars(select(CustomerChangeIdentifier.value)))
     by_party: dict[str, list[Item]] = defaultdict(list)
-    for mail in mails:
-        item = Item("email", mail.received_at, f"email:{mail.id}", mail)
-        if mail.direction is Direction.INBOUND:
-            parties = {(mail.from_addr or "").lower()}
-        elif mail.direction is Direction.OUTBOUND:
-            parties = recipients.get(mail.id, set())
+    for email_id in ids:
+        mail = mails[email_id]
+        sender = (mail.from_addr or "").lower()
+        if rules.domains:
+            outbound = rules.is_own(sender)
         else:
-            continue
+            outbound = sender not in customers and bool(recipients[email_id] & customers)
+        way = Direction.OUTBOUND if outbound else Direction.INBOUND
+        item = Item("email", placed[email_id].at, f"email:{email_id}", mail, direction=way)
+        parties = recipients[email_id] if outbound else {sender}
         for party in parties:
             by_party[party].append(item)
     result = []
@@ -527,6 +544,7 @@ def service_report(
     baseline_from: dt.date | None = None,
     baseline_to: dt.date | None = None,
     by: str | None = None,
+    rules: MailRules,
 ) -> ServiceReport:
     """Service figures for the local days ``date_from``..``date_to`` (inclusive) and for a
     baseline (default: the 28 days before), each split by service state."""
@@ -540,6 +558,7 @@ def service_report(
         baseline_from=baseline_from,
         baseline_to=baseline_to,
         by=by,
+        rules=rules,
     ).report
 
 
@@ -563,6 +582,7 @@ def service_report_data(
     baseline_to: dt.date | None = None,
     by: str | None = None,
     baseline: bool = True,
+    rules: MailRules,
 ) -> ReportData:
     if date_to < date_from:
         raise InvalidInput("--to is before --from")
@@ -584,12 +604,12 @@ def service_report_data(
     states = _States(incidents, hours)
 
     attempts = _attempts(session, start, end, zone, states)
-    emails = _emails(session, start, end, states)
+    emails = _emails(session, start, end, states, rules)
     base = None
     if baseline:
         base = _period(
             _attempts(session, b_start, b_end, zone, states),
-            _emails(session, b_start, b_end, states),
+            _emails(session, b_start, b_end, states, rules),
             baseline_from,
             baseline_to,
             threshold,
@@ -673,14 +693,13 @@ def customer_reachability(
     *,
     hours: OpeningHours | None = None,
     threshold: int = DEFAULT_THRESHOLD,
+    rules: MailRules,
 ) -> CustomerReachability | None:
     """The customer's own attempts (from their timeline ``items``) and what happened to
     each, with the company-wide figures of the days they fall on and a baseline of the
     28 days before the first of them. None when the customer made no attempt."""
     contacts = [
-        i
-        for i in items
-        if isinstance(i.record, Call | Email) and i.record.direction is Direction.INBOUND
+        i for i in items if isinstance(i.record, Call | Email) and i.direction is Direction.INBOUND
     ]
     if not contacts:
         return None
@@ -721,7 +740,14 @@ def customer_reachability(
     days = []
     for day in shown:
         data = service_report_data(
-            session, zone, day, day, hours=hours, threshold=threshold, baseline=False
+            session,
+            zone,
+            day,
+            day,
+            hours=hours,
+            threshold=threshold,
+            baseline=False,
+            rules=rules,
         )
         days.append(DayInQuestion(day, data.report, _hour_counts(data.attempts, day, zone)))
     b_from, b_to = default_baseline(all_days[0])
@@ -729,7 +755,7 @@ def customer_reachability(
     states = _States([c.current for c in chains_overlapping(session, b_start, b_end)], hours)
     baseline = _period(
         _attempts(session, b_start, b_end, zone, states),
-        _emails(session, b_start, b_end, states),
+        _emails(session, b_start, b_end, states, rules),
         b_from,
         b_to,
         threshold,

@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from evidence.incidents import open_incidents
+from evidence.mailfacts import MailRules, describe_rules, unconfigured_note
 from evidence.store.db import Store
 from evidence.store.ledger import verify_chain
 from evidence.store.models import QuarantineItem, SyncResult, SyncRun
@@ -38,6 +39,7 @@ def store_status(store: Store, *, now: dt.datetime | None = None) -> dict[str, A
                 for i in open_incidents(session, at)
             ],
             "quarantine": _quarantine(session),
+            "mail": _mail_rules(MailRules.of(store.config)),
             "chain": _chain(session),
         }
 
@@ -86,6 +88,16 @@ def _sources(session: Session, store: Store) -> list[dict[str, Any]]:
             }
         )
     return result
+
+
+def _mail_rules(rules: MailRules) -> dict[str, Any]:
+    """How emails' directions and times are derived now, and what is missing."""
+    return {
+        "domains": list(rules.domains),
+        "receiving_hosts": list(rules.receiving_hosts),
+        "rules": describe_rules(rules),
+        "note": unconfigured_note(rules),
+    }
 
 
 def _quarantine(session: Session) -> dict[str, Any]:

@@ -239,7 +239,7 @@ def _seconds(later: dt.datetime, earlier: dt.datetime) -> int:
 
 def email_figures(items: Iterable[Item]) -> EmailFigures:
     emails = [i for i in items if isinstance(i.record, Email)]
-    direction = {i.id: i.record.direction for i in emails if isinstance(i.record, Email)}
+    direction = {i.id: i.direction for i in emails}
     thread = threads(emails)
     outbound_by_thread: dict[int, list[Item]] = defaultdict(list)
     for item in emails:  # the timeline is in time order, so each list is too
@@ -354,7 +354,7 @@ def claim_findings(
         reply_of = {r.email: r for r in figures.replies}
         inbound = tuple(i.id for i in emails if i.id in reply_of)
         outbound = tuple(
-            i.id for i in emails if getattr(i.record, "direction", None) is Direction.OUTBOUND
+            i.id for i in emails if i.direction is Direction.OUTBOUND
         )
         if inbound:
             facts.append(Fact("emails_inbound", len(inbound), inbound))

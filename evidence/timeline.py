@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from evidence.calls import (
@@ -20,9 +21,10 @@ from evidence.calls import (
     availability_at,
     calls_for_numbers,
 )
-from evidence.customers import identifiers, load_customer
+from evidence.customers import Identity, identity_of, load_customer
 from evidence.hours import HoursVerdict, OpeningHours
 from evidence.incidents import chains_overlapping, is_going_on
+from evidence.mailfacts import MailRules, Placement, direction, placement
 from evidence.store.models import (
     Customer,
     Direction,
@@ -55,6 +57,8 @@ class Item:
     versions: list[Incident] = field(default_factory=list)  # an incident's, oldest first
     hours: HoursVerdict | None = None  # a contact's opening-hours verdict, if hours are set
     availability: Availability | None = None  # calls: the agents' state when it started
+    direction: Direction | None = None  # a contact's (emails': derived when read)
+    placement: Placement | None = None  # emails: where ``at`` came from
 
     @property
     def service_state(self) -> str | None:
@@ -85,6 +89,8 @@ class Timeline:
     start: dt.datetime | None  # requested period, [start, end)
     end: dt.datetime | None
     items: list[Item]
+    identity: Identity  # the customer's identifiers over time, which selected the items
+    rules: MailRules  # how the emails' times and directions were derived
     # Agent availability over the same days: a timeline of its own (see calls.agent_availability).
     availability: list[Availability] = field(default_factory=list)
     # The customer's erasures (GDPR Art. 17): their content is gone, the tombstones stay.
@@ -120,35 +126,69 @@ def period_bounds(
     return start, end
 
 
+@dataclass
+class CustomerMail:
+    """An email of the customer's history, placed and directed under the rules in force."""
+
+    email: Email
+    placement: Placement
+    direction: Direction
+
+
 def customer_emails(
-    session: Session, addresses: list[str], *, with_addresses: bool = True
-) -> list[Email]:
-    """Inbound mail matched on From, outbound on To/Cc, case-insensitively; each with its
-    attachments, and its addresses unless ``with_addresses`` is false (then they are
-    read when asked for: a dossier never asks, and 10,000 emails' are 15 MB)."""
-    if not addresses:
-        return []
-    matched = (
-        select(EmailAddress.email_id)
-        .join(Email, Email.id == EmailAddress.email_id)
-        .where(
-            EmailAddress.address.in_(addresses),
-            or_(
-                and_(Email.direction == Direction.INBOUND, EmailAddress.role == "from"),
-                and_(Email.direction != Direction.INBOUND, EmailAddress.role.in_(("to", "cc"))),
-            ),
-        )
-    )
-    return list(
-        session.scalars(
+    session: Session,
+    identity: Identity,
+    rules: MailRules,
+    *,
+    with_addresses: bool = True,
+) -> list[CustomerMail]:
+    """Every email with one of the customer's addresses in From, To, Cc or Bcc, at a time
+    the address was theirs; each with its attachments and Received: lines, and its
+    addresses unless ``with_addresses`` is false (then they are read when asked for: a
+    dossier never asks, and 10,000 emails' are 15 MB). Configuration decides only the
+    time and the direction (``evidence.mailfacts``), never whether an email is shown."""
+    addresses = identity.values(IdentifierKind.EMAIL)
+    matched: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for start in range(0, len(addresses), 500):
+        for email_id, role, address in session.execute(
+            select(EmailAddress.email_id, EmailAddress.role, EmailAddress.address).where(
+                EmailAddress.address.in_(addresses[start : start + 500])
+            )
+        ):
+            matched[email_id].append((role, address))
+    found: list[CustomerMail] = []
+    ids = sorted(matched)
+    for start in range(0, len(ids), 500):
+        for mail in session.scalars(
             select(Email)
-            .where(Email.id.in_(matched))
+            .where(Email.id.in_(ids[start : start + 500]))
             .options(
                 selectinload(Email.attachments),
+                selectinload(Email.hops),
                 *([selectinload(Email.addresses)] if with_addresses else []),
             )
-        )
-    )
+        ):
+            placed = placement(mail, rules)
+            held = [
+                role
+                for role, address in matched[mail.id]
+                if identity.held(IdentifierKind.EMAIL, address, placed.at)
+            ]
+            if held:
+                way = direction(mail, rules, party_sent="from" in held)
+                found.append(CustomerMail(mail, placed, way))
+    return found
+
+
+def customer_calls(
+    session: Session, identity: Identity, zone: ZoneInfo | None = None
+) -> list[Call]:
+    """Every call with one of the customer's numbers, at a time the number was theirs."""
+    return [
+        call
+        for call in calls_for_numbers(session, identity.values(IdentifierKind.PHONE), zone)
+        if identity.held(IdentifierKind.PHONE, call.number, call.started_at)
+    ]
 
 
 def build_timeline(
@@ -159,24 +199,40 @@ def build_timeline(
     date_to: dt.date | None = None,
     hours: OpeningHours | None = None,
     *,
+    rules: MailRules,
     with_addresses: bool = True,
 ) -> Timeline:
     """The customer's items; ``hours`` (``evidence.hours.opening_hours``) flags contacts
-    outside opening hours. ``with_addresses``: see :func:`customer_emails`."""
+    outside opening hours; ``rules`` (``MailRules.of(config)``) derive the emails' times and
+    directions. ``with_addresses``: see :func:`customer_emails`."""
     customer = load_customer(session, customer_ref)
+    identity = identity_of(customer)
     start, end = period_bounds(date_from, date_to, zone)
 
     def in_period(at: dt.datetime) -> bool:
         return (start is None or at >= start) and (end is None or at < end)
 
     items: list[Item] = []
-    emails = identifiers(customer, IdentifierKind.EMAIL)
-    for mail in customer_emails(session, emails, with_addresses=with_addresses):
-        if in_period(mail.received_at):
-            items.append(Item("email", mail.received_at, f"email:{mail.id}", mail))
-    for call in calls_for_numbers(session, identifiers(customer, IdentifierKind.PHONE), zone):
+    for found in customer_emails(session, identity, rules, with_addresses=with_addresses):
+        if in_period(found.placement.at):
+            mail = found.email
+            items.append(
+                Item(
+                    "email",
+                    found.placement.at,
+                    f"email:{mail.id}",
+                    mail,
+                    direction=found.direction,
+                    placement=found.placement,
+                )
+            )
+    for call in customer_calls(session, identity, zone):
         if in_period(call.started_at):
-            items.append(Item("call", call.started_at, f"call:{call.uniqueid}", call))
+            items.append(
+                Item(
+                    "call", call.started_at, f"call:{call.uniqueid}", call, direction=call.direction
+                )
+            )
 
     # Incidents and pauses are shown for the requested period, or for the local
     # days the customer's contacts span.
@@ -226,6 +282,8 @@ def build_timeline(
     )
     return Timeline(
         customer=customer,
+        identity=identity,
+        rules=rules,
         start=start,
         end=end,
         items=items,
@@ -284,8 +342,10 @@ def item_json(item: Item) -> dict[str, Any]:
     base: dict[str, Any] = {"kind": item.kind, "at": iso_utc(item.at), "id": item.id}
     record = item.record
     if isinstance(record, Email):
+        placed = item.placement
+        assert placed is not None and item.direction is not None
         base.update(
-            direction=record.direction.value,
+            direction=item.direction.value,
             message_id=record.message_id,
             message_id_reused=record.message_id_reused,
             **{"from": record.from_addr},
@@ -295,8 +355,9 @@ def item_json(item: Item) -> dict[str, Any]:
             subject=record.subject,
             date_header=_offset_iso(record.date_header, record.date_header_offset),
             date_header_raw=record.date_header_raw,
-            received_at=iso_utc(record.received_at),
-            received_source=record.received_source.value,
+            received_at=iso_utc(placed.at),
+            received_source=placed.source.value,
+            received_by=placed.host,
             sha256=record.raw_sha256,
             attachments=[
                 {

@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 
 from evidence.cli import main
 from evidence.config import load_config
+from evidence.mailfacts import MailRules, unconfigured_note
 from evidence.store.db import Store, open_store, upgrade
 
 PG_ADMIN_URL = os.environ.get(
@@ -194,6 +195,10 @@ def page_texts(path: Path, pages: int, layout: bool = False) -> list[str]:
         ).stdout
         for n in range(1, pages + 1)
     ]
+
+
+# What a mail import says on a store with no company mail domain (a bare `evidence init`).
+NO_DOMAIN_NOTE = f"note: {unconfigured_note(MailRules())}\n"
 
 
 def need_shared() -> None:

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from evidence.config import load_config
+from evidence.customers import identity_of
+from evidence.mailfacts import MailRules
 from evidence.render.chart import WAIT_LANE, ChartLabels, timeline_chart
 from evidence.store.db import open_store
 from evidence.timeline import Item, Timeline, build_timeline
@@ -42,7 +44,9 @@ def _timeline(env: Env, date_from: dt.date | None = None) -> Timeline:
     try:
         load_sample(store)
         with store.session() as session:
-            return build_timeline(session, AINO, HELSINKI, date_from, date_from)
+            return build_timeline(
+                session, AINO, HELSINKI, date_from, date_from, rules=MailRules.of(store.config)
+            )
     finally:
         store.close()
 
@@ -121,7 +125,8 @@ def test_chart_renders_in_weasyprint(
 def test_chart_of_nothing_is_still_a_chart() -> None:
     from evidence.store.models import Customer
 
-    empty = Timeline(customer=Customer(ref="1", name="x"), start=None, end=None, items=[])
+    customer = Customer(ref="1", name="x")
+    empty = Timeline(customer, None, None, [], identity_of(customer), MailRules())
     svg = timeline_chart(empty, HELSINKI, FI)
     assert "Sähköpostit" in svg and 'class="email' not in svg and svg.endswith("</svg>")
 
@@ -139,7 +144,9 @@ def test_marks_closer_than_print_can_show_are_drawn_once() -> None:
 
     # Two hours over ~145 mm: calls 2 s apart share a column, 30 min apart do not.
     items = [call(0, 100), call(2, 200), call(1800, 60)]
-    timeline = Timeline(Customer(ref="1", name="x"), start, start + dt.timedelta(hours=2), items)
+    customer = Customer(ref="1", name="x")
+    end = start + dt.timedelta(hours=2)
+    timeline = Timeline(customer, start, end, items, identity_of(customer), MailRules())
     svg = timeline_chart(timeline, HELSINKI, FI)
     assert svg.count('class="call inbound"') == 2
     heights = re.findall(

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from evidence.cli import main
-from tests.conftest import Cli, Env
+from tests.conftest import NO_DOMAIN_NOTE, Cli, Env
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -72,7 +72,7 @@ def test_quarantine_exits_3_and_says_why(cli: Cli, tmp_path: Path) -> None:
     junk = tmp_path / "notmail.bin"
     junk.write_bytes(b"\x00\x01binary")
     result = cli("import", "mail", str(junk), code=3)
-    assert result.stdout == "imported 0, duplicates 0, quarantined 1\n"
+    assert result.stdout == "imported 0, duplicates 0, quarantined 1\n" + NO_DOMAIN_NOTE
     assert "not an email or mbox" in result.stderr
 
 
@@ -157,9 +157,17 @@ def test_import_mail_summary_and_json(cli: Cli, tmp_path: Path) -> None:
         b"From x Mon Sep 28 10:00:00 2026\nFrom: a@example.net\nSubject: 1\n\none\n\n"
         b"From x Mon Sep 28 10:00:00 2026\nFrom: a@example.net\nSubject: 2\n\ntwo\n\n"
     )
-    assert cli("import", "mail", str(box)).stdout == "imported 2, duplicates 0, quarantined 0\n"
+    assert cli("import", "mail", str(box)).stdout == (
+        "imported 2, duplicates 0, quarantined 0\n" + NO_DOMAIN_NOTE
+    )
     again = json.loads(cli("import", "mail", str(box), "--json").stdout)
-    assert again == {"imported": 0, "duplicates": 2, "quarantined": 0, "quarantine_reasons": []}
+    assert again == {
+        "imported": 0,
+        "duplicates": 2,
+        "quarantined": 0,
+        "quarantine_reasons": [],
+        "notes": [NO_DOMAIN_NOTE.removeprefix("note: ").rstrip("\n")],
+    }
 
 
 def test_live_counts_line_has_progress_counts_and_rate(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,11 +11,13 @@ from sqlalchemy import select
 from evidence.completeness import Gap, completeness, mail_source
 from evidence.ingest.asterisk import import_calls
 from evidence.ingest.mail import import_mail
+from evidence.mailfacts import MailRules
 from evidence.store.db import Store
 from evidence.store.models import ImportRun
 from evidence.timeline import period_bounds
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
+RULES = MailRules(domains=("aurora-energia.example",))
 EEST = dt.timezone(dt.timedelta(hours=3))
 
 
@@ -64,7 +66,7 @@ def test_sources_cover_gaps_and_quarantine(company_store: Store, tmp_path: Path)
 
     start, end = period_bounds(dt.date(2026, 9, 1), dt.date(2026, 9, 5), HELSINKI)
     with company_store.session() as session:
-        report = completeness(session, HELSINKI, start, end)
+        report = completeness(session, HELSINKI, start, end, rules=RULES)
         runs = list(session.scalars(select(ImportRun).order_by(ImportRun.id)))
     by_source = {(s.kind, s.source): s for s in report.sources}
     assert list(by_source) == [
@@ -111,7 +113,8 @@ def test_sources_cover_gaps_and_quarantine(company_store: Store, tmp_path: Path)
 
     # Without a period, gaps are looked for over each source's own span.
     with company_store.session() as session:
-        whole = {(s.kind, s.source): s for s in completeness(session, HELSINKI).sources}
+        found = completeness(session, HELSINKI, rules=RULES)
+        whole = {(s.kind, s.source): s for s in found.sources}
     assert whole[("asterisk-queue-log", str(log))].gaps == [
         Gap(dt.date(2026, 9, 3), dt.date(2026, 9, 4))
     ]

@@ -121,11 +121,12 @@ def test_structure_links_stamps_and_originals(sample_store: Store, tmp_path: Pat
         with pdf.open_outline() as outline:
             top = [item.title for item in outline.root]
             exhibits = [c.title for item in outline.root for c in item.children]
-        assert top[:7] == [
+        assert top[:8] == [
             "Kansilehti",
             "Yhteenveto",
             "Tavoitettavuus",
             "Näyttö tavoittamattomuudesta",
+            "Asiakkaan tunnisteet ja valintasäännöt",
             "Lähteiden kattavuus",
             "Todisteluettelo",
             "Todisteet aikajärjestyksessä",

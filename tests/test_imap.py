@@ -22,7 +22,7 @@ from evidence.config import load_config
 from evidence.ingest.imap import encode_folder
 from evidence.store.db import open_store
 from evidence.store.models import Email, ImapFolderState
-from tests.conftest import Cli
+from tests.conftest import NO_DOMAIN_NOTE, Cli
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 DOVEADM = shutil.which("doveadm") or "/usr/bin/doveadm"
@@ -297,7 +297,7 @@ def test_imap_password_from_netrc_never_argv(
     netrc.write_text(f"machine 127.0.0.1 login {user} password salasana\n")
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
-    assert cli(*base).output.strip() == "imported 1, duplicates 0, quarantined 0"
+    assert cli(*base).stdout == "imported 1, duplicates 0, quarantined 0\n" + NO_DOMAIN_NOTE
     netrc.write_text(f"machine 127.0.0.1 login {user} password wrong\n")
     refused = cli(*base, code=1)
     assert "refused the login" in refused.stderr
@@ -321,11 +321,11 @@ def test_imap_over_tls_checks_the_certificate(
     untrusted = cli("import", "imap", *implicit, code=1)
     assert "certificate verify failed" in untrusted.stderr
     assert cli("import", "imap", *implicit, "--cafile", cert).stdout == (
-        "imported 1, duplicates 0, quarantined 0\n"
+        "imported 1, duplicates 0, quarantined 0\n" + NO_DOMAIN_NOTE
     )
     starttls = ["--host", "127.0.0.1", "--port", str(dovecot.port), "--starttls", "--user", user]
     again = cli("import", "imap", *starttls, "--cafile", cert, "--folder", "INBOX")
-    assert again.stdout == "imported 0, duplicates 1, quarantined 0\n"
+    assert again.stdout == "imported 0, duplicates 1, quarantined 0\n" + NO_DOMAIN_NOTE
 
 
 def test_sync_runs_an_imap_account(

@@ -24,6 +24,7 @@ from evidence.incidents import (
 )
 from evidence.ingest.asterisk import import_calls
 from evidence.ingest.mail import import_mail
+from evidence.mailfacts import MailRules
 from evidence.plans import materialise_plans, plan_incident
 from evidence.store import ledger
 from evidence.store.blobs import read_blob
@@ -73,6 +74,7 @@ def _timeline(store: Store, date_from: str, date_to: str) -> list[dict]:
             dt.date.fromisoformat(date_from),
             dt.date.fromisoformat(date_to),
             hours=opening_hours(config),
+            rules=MailRules.of(config),
         )
         return timeline_json(built)
 

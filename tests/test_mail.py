@@ -507,7 +507,7 @@ def test_bulk_path_chains_the_same_payload_as_the_orm(company_store: Store, tmp_
             previous = entry.entry_hash
         for entry in chained:
             mail = emails[entry.record_id]
-            children = [*mail.addresses, *mail.attachments]
+            children = [*mail.addresses, *mail.attachments, *mail.hops]
             assert entry.payload == ledger.canonical_payload(mail, children)
 
 
@@ -531,43 +531,75 @@ def test_messages_that_once_broke_the_importer(company_store: Store) -> None:
     assert [i.content_id for i in related.inline_images] == ["img1"]
 
 
-def test_direction_from_company_domains_and_customer_matching(
-    company_store: Store, tmp_path: Path
-) -> None:
+_DIRECTION_MAILS = {
+    # Ours, to someone else with the customer in Cc (upper case).
+    "a.eml": b"From: Liisa <liisa@Aurora-Energia.Example>\nTo: x@example.org\n"
+    b"Cc: MATTI@EXAMPLE.NET\nSubject: ours\nDate: Mon, 28 Sep 2026 14:37:15 +0300\n\nhei\n",
+    # From a subdomain of ours.
+    "b.eml": b"From: noreply@mail.aurora-energia.example\nTo: Matti@Example.Net\n"
+    b"Subject: notice\nDate: Mon, 28 Sep 2026 15:00:00 +0300\n\nhei\n",
+    # His, sent to us.
+    "c.eml": b"From: MATTI@example.NET\nTo: asiakaspalvelu@aurora-energia.example\n"
+    b"Subject: his\n\nhei\n",
+    # Someone else writing to us with him in Cc: his history too.
+    "d.eml": b"From: other@example.org\nTo: asiakaspalvelu@aurora-energia.example\n"
+    b"Cc: matti@example.net\nSubject: cc him\n\nhei\n",
+    # Our sent copy with him in Bcc only.
+    "e.eml": b"From: liisa@aurora-energia.example\nTo: x@example.org\n"
+    b"Bcc: matti@example.net\nSubject: bcc him\n\nhei\n",
+    # Nothing of his.
+    "f.eml": b"From: other@example.org\nTo: asiakaspalvelu@aurora-energia.example\n"
+    b"Subject: not his\n\nhei\n",
+}
+
+
+def _directions(store: Store, tmp_path: Path) -> dict[str, str]:
     from zoneinfo import ZoneInfo
 
     from evidence.customers import add_customer
+    from evidence.mailfacts import MailRules
     from evidence.timeline import build_timeline
 
-    add_customer(company_store, "7", "Matti", ["matti@example.net"], [])
-    mails = {
-        # Ours, to someone else with the customer in Cc (upper case): outbound, his.
-        "a.eml": b"From: Liisa <liisa@Aurora-Energia.Example>\nTo: x@example.org\n"
-        b"Cc: MATTI@EXAMPLE.NET\nSubject: ours\nDate: Mon, 28 Sep 2026 14:37:15 +0300\n\nhei\n",
-        # From a subdomain of ours: outbound too.
-        "b.eml": b"From: noreply@mail.aurora-energia.example\nTo: Matti@Example.Net\n"
-        b"Subject: notice\nDate: Mon, 28 Sep 2026 15:00:00 +0300\n\nhei\n",
-        # His, sent to us: inbound, matched on From.
-        "c.eml": b"From: MATTI@example.NET\nTo: asiakaspalvelu@aurora-energia.example\n"
-        b"Subject: his\n\nhei\n",
-        # Someone else writing to us with him in Cc: inbound, not his.
-        "d.eml": b"From: other@example.org\nTo: asiakaspalvelu@aurora-energia.example\n"
-        b"Cc: matti@example.net\nSubject: not his\n\nhei\n",
-    }
-    for name, data in mails.items():
+    add_customer(store, "7", "Matti", ["matti@example.net"], [])
+    for name, data in _DIRECTION_MAILS.items():
         (tmp_path / name).write_bytes(data)
-    import_mail(company_store, [tmp_path / name for name in mails])
-    with company_store.session() as session:
-        directions = {m.subject: m.direction.value for m in session.scalars(select(Email))}
-        timeline = build_timeline(session, "7", ZoneInfo("Europe/Helsinki"))
-        subjects = sorted(item.record.subject for item in timeline.items)  # type: ignore[union-attr]
-    assert directions == {
+    import_mail(store, [tmp_path / name for name in _DIRECTION_MAILS])
+    with store.session() as session:
+        timeline = build_timeline(
+            session, "7", ZoneInfo("Europe/Helsinki"), rules=MailRules.of(store.config)
+        )
+        return {
+            item.record.subject: item.direction.value  # type: ignore[union-attr]
+            for item in timeline.items
+            if item.direction is not None
+        }
+
+
+def test_direction_from_company_domains_and_customer_matching(
+    company_store: Store, tmp_path: Path
+) -> None:
+    # Mail from the company's domains (or a subdomain) is ours, anything else to us; an
+    # email is the customer's when his address is in From, To, Cc or Bcc.
+    assert _directions(company_store, tmp_path) == {
         "ours": "outbound",
         "notice": "outbound",
         "his": "inbound",
-        "not his": "inbound",
+        "cc him": "inbound",
+        "bcc him": "outbound",
     }
-    assert subjects == ["his", "notice", "ours"]
+
+
+def test_without_company_domains_direction_is_relative_to_the_customer(
+    store: Store, tmp_path: Path
+) -> None:
+    # A bare `init`: nothing is lost; what he sent is inbound, what was sent to him outbound.
+    assert _directions(store, tmp_path) == {
+        "ours": "outbound",
+        "notice": "outbound",
+        "his": "inbound",
+        "cc him": "outbound",
+        "bcc him": "outbound",
+    }
 
 
 def test_alternative_shows_the_text_and_html_only_shows_sanitised_html() -> None:

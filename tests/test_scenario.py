@@ -1,7 +1,9 @@
 """Acceptance: the evacuation-day dispute in ../shared/scenario, driven through the CLI.
 
 Every fact listed in the scenario's README is checked in the JSON timeline and
-in the text of the exported PDF, on SQLite and on PostgreSQL.
+in the text of the exported PDF, on SQLite and on PostgreSQL, on a store made
+with a bare `evidence init` (no options, no evidence.toml), each command in a
+process of its own, as a new user runs them.
 """
 
 from __future__ import annotations
@@ -20,9 +22,7 @@ CASE = "ESAVI/31337/2026"
 
 
 def _load_scenario(env: Env, mail_order: list[list[str]]) -> None:
-    run_evidence(
-        env, "init", "--company", "Aurora Energia Oy", "--mail-domain", "aurora-energia.example"
-    )
+    run_evidence(env, "init")
     run_evidence(
         env,
         "customer",
@@ -127,10 +127,13 @@ def test_scenario_timeline_facts(scenario_env: Env) -> None:
     assert m02["date_header"] == "2026-09-28T10:01:09+03:00"
     assert m02["at"] == m02["received_at"]
 
+    # The company's apology: no Received: line, placed at its own Date (flagged so),
+    # never at the import time; sent to Matti, so outbound even with no domain set.
     m05 = by_id["<a7f3.20260928143715@aurora-energia.example>"]
     assert m05["direction"] == "outbound"
     assert m05["at"] == "2026-09-28T11:37:15Z"
-    assert m05["received_source"] == "own-date"
+    assert m05["received_source"] == "date-header"
+    assert [e["direction"] for e in emails] == ["inbound"] * 4 + ["outbound", "inbound"]
 
     m04 = by_id["<20260928135240.1102@mail.example.net>"]
     [png] = m04["attachments"]
@@ -199,8 +202,10 @@ def test_scenario_dossier_pdf(scenario_env: Env, tmp_path: Path) -> None:
     # Both times of m02, in local time with the offset.
     assert "28.9.2026 10.21.37 (UTC+3)" in flat
     assert "28.9.2026 10.01.09 (UTC+3)" in flat
-    # m05 placed at its own Date, not at the import time.
+    # m05 placed at its own Date, not at the import time, and it answers m01: the
+    # first-reply figure counts it.
     assert "28.9.2026 14.37.15 (UTC+3)" in flat
+    assert "Aika ensimmäiseen vastaukseen 5 h 22 min 50 s (E-001, E-013)" in flat
     # Bodies verbatim from utf-8, iso-8859-1 and windows-1252; the swearing stays.
     for phrase in ("Mikä helvetti teillä on?", "VASTATKAA NYT SAATANA!!!", "4,90 €", "perkelettä"):
         assert phrase in flat, phrase

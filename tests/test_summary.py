@@ -11,6 +11,7 @@ import pytest
 
 from evidence.cases import add_claim, current_claims, load_case, open_case
 from evidence.config import load_config
+from evidence.mailfacts import MailRules
 from evidence.store.db import Store, open_store
 from evidence.store.models import Direction, Email
 from evidence.summary import (
@@ -29,6 +30,8 @@ from tests.conftest import COMPANY_TOML, SCENARIO, Env, need_shared
 from tests.samples import AINO, MATTI, SAMPLE_TOML, load_sample, load_scenario
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
+# The scenario store is made with the company's domain (COMPANY_TOML).
+RULES = MailRules(domains=("aurora-energia.example",))
 UTC = dt.UTC
 
 
@@ -55,7 +58,7 @@ def _email_ids(timeline: Timeline) -> dict[str, str]:
 
 def test_scenario_summary(scenario_store: Store) -> None:
     with scenario_store.session() as session:
-        timeline = build_timeline(session, MATTI, HELSINKI)
+        timeline = build_timeline(session, MATTI, HELSINKI, rules=RULES)
     calls = [i.id for i in timeline.of_kind("call")]
     on_28 = calls[:6]
     mail = _email_ids(timeline)
@@ -124,7 +127,7 @@ def test_scenario_summary(scenario_store: Store) -> None:
 def test_scenario_period_leaves_out_the_autumn_call(scenario_store: Store) -> None:
     with scenario_store.session() as session:
         timeline = build_timeline(
-            session, MATTI, HELSINKI, dt.date(2026, 9, 28), dt.date(2026, 9, 30)
+            session, MATTI, HELSINKI, dt.date(2026, 9, 28), dt.date(2026, 9, 30), rules=RULES
         )
     summary = summarize(timeline, HELSINKI, [FakeClaim(7, ["call:1792891812.901"])])
     assert summary.calls.total == 6 and summary.calls.other == {}
@@ -139,7 +142,7 @@ def test_sample_summary_and_opening_hours(env: Env) -> None:
         open_case(store, "KKV/1", customer_ref=AINO, authority="KKV", received=None, deadline=None)
         add_claim(store, "KKV/1", "kukaan ei vastannut", ["call:1773129795.1044", "email:3"])
         with store.session() as session:
-            timeline = build_timeline(session, AINO, HELSINKI)
+            timeline = build_timeline(session, AINO, HELSINKI, rules=MailRules.of(store.config))
             claims = current_claims(load_case(session, "KKV/1"))
     finally:
         store.close()
@@ -185,13 +188,12 @@ def test_sample_summary_and_opening_hours(env: Env) -> None:
 
 def _mail(n: int, at: str, direction: Direction, subject: str, **headers: str) -> Item:
     record = Email(
-        direction=direction,
         subject=subject,
         message_id=f"<m{n}@x>",
         in_reply_to=headers.get("in_reply_to"),
         references=headers.get("references"),
     )
-    return Item("email", dt.datetime.fromisoformat(at), f"email:{n}", record)
+    return Item("email", dt.datetime.fromisoformat(at), f"email:{n}", record, direction=direction)
 
 
 def test_threads_by_headers_then_subject() -> None:

@@ -340,7 +340,7 @@ def test_later_dossier_proves_the_earlier_log_is_its_prefix(
     add_incident(
         company_store,
         title="Toinen häiriö",
-        start=dt.datetime(2026, 3, 11, 6, 0, tzinfo=UTC),
+        start=dt.datetime(2026, 3, 10, 12, 0, tzinfo=UTC),  # a day of the customer's contacts
         end=None,
         channels=[],
         note=None,

@@ -21,6 +21,7 @@ class ImportReport:
     quarantined: int = 0
     messages: list[str] = field(default_factory=list)  # one line per quarantined item
     unmatched: list[str] = field(default_factory=list)  # recordings whose call is not stored
+    notes: list[str] = field(default_factory=list)  # what the reader should know (configuration)
 
     def add(self, other: ImportReport) -> None:
         self.imported += other.imported
@@ -28,6 +29,7 @@ class ImportReport:
         self.quarantined += other.quarantined
         self.messages.extend(other.messages)
         self.unmatched.extend(other.unmatched)
+        self.notes.extend(n for n in other.notes if n not in self.notes)
 
     def summary(self) -> str:
         return (
@@ -41,6 +43,7 @@ class ImportReport:
             "duplicates": self.duplicates,
             "quarantined": self.quarantined,
             "quarantine_reasons": self.messages,
+            "notes": self.notes,
         }
 
 

@@ -48,6 +48,7 @@ from evidence.ingest import ImportReport, quarantine, start_run
 from evidence.ingest.mime import (
     BOM,
     Attachment,
+    Headers,
     LimitExceeded,
     MailLimits,
     addresses,
@@ -55,7 +56,10 @@ from evidence.ingest.mime import (
     decode_header,
     header_text,
     parse,
+    parse_headers,
+    top_charset,
 )
+from evidence.mailfacts import Hop, MailRules, choose, unconfigured_note
 from evidence.store import bulk, ledger
 from evidence.store.blobs import put_blobs, sha256_hex
 from evidence.store.checkpoints import write_checkpoint
@@ -65,8 +69,8 @@ from evidence.store.models import (
     Email,
     EmailAddress,
     EmailAttachment,
+    EmailReceived,
     ImportRun,
-    ReceivedSource,
 )
 from evidence.timeutil import UTC, utcnow
 from evidence.workers import die_with_parent
@@ -355,23 +359,23 @@ def parse_date(value: str | None) -> dt.datetime | None:
     return parsed
 
 
-def our_received_time(received: list[str], config: Config) -> dt.datetime | None:
-    """The time on the newest ``Received:`` added by our own server.
-
-    With company mail domains configured, that is the topmost header whose ``by``
-    host is ours; without them, the topmost header (the last hop: our server).
-    """
-    for line in received:
-        if config.mail_domains:
-            match = _BY_HOST.search(line)
-            if not match or not config.is_own_address("x@" + match.group(1)):
-                continue
+def received_hops(headers: Headers, fallback_charset: str | None) -> list[Hop]:
+    """Each ``Received:`` line, topmost first: its ``by`` host (lower-cased) and its
+    date (after the last ``;``), None where either is missing or does not parse."""
+    hops: list[Hop] = []
+    for value in headers.get_all("received"):
+        line = decode_header(value, fallback_charset)
+        match = _BY_HOST.search(line)
+        host = match.group(1).lower().rstrip(".")[:255] if match else None
         when = parse_date(line.rpartition(";")[2]) if ";" in line else None
-        if when is not None:
-            return when.astimezone(UTC)
-        if not config.mail_domains:
-            return None
-    return None
+        hops.append((host or None, when.astimezone(UTC) if when is not None else None))
+    return hops
+
+
+def hops_of(raw: bytes) -> list[Hop]:
+    """The ``Received:`` lines of a stored message, read as its import reads them."""
+    headers, _, _ = parse_headers(raw, 0, len(raw), MailLimits())
+    return received_hops(headers, top_charset(headers))
 
 
 @dataclass
@@ -386,7 +390,7 @@ class ParsedMail:
     subject: str | None
     date_header: dt.datetime | None
     date_header_raw: str | None
-    received: dt.datetime | None
+    received: list[Hop]  # the Received: lines, topmost first
     addresses: list[tuple[str, str]]  # (role, address)
     attachments: list[tuple[Attachment, str]]  # with its SHA-256
     defects: list[str] = field(default_factory=list)
@@ -405,10 +409,12 @@ def parse_message(raw: bytes, config: Config, limits: MailLimits | None = None) 
     from_pairs = addresses(headers.get_all("from"), fallback)
     to_pairs = addresses(headers.get_all("to"), fallback)
     cc_pairs = addresses(headers.get_all("cc"), fallback)
+    bcc_pairs = addresses(headers.get_all("bcc"), fallback)  # a sent copy may keep its Bcc
     found = (
         [("from", a) for _, a in from_pairs]
         + [("to", a) for _, a in to_pairs]
         + [("cc", a) for _, a in cc_pairs]
+        + [("bcc", a) for _, a in bcc_pairs]
     )
     date_raw = one("date")
     message_id = one("message-id")
@@ -416,7 +422,6 @@ def parse_message(raw: bytes, config: Config, limits: MailLimits | None = None) 
     if message_id and len(message_id) > 998:
         defects.append("message-id-too-long")
         message_id = None
-    received = [decode_header(v, fallback) for v in headers.get_all("received")]
     return ParsedMail(
         message_id=message_id,
         in_reply_to=one("in-reply-to"),
@@ -428,7 +433,7 @@ def parse_message(raw: bytes, config: Config, limits: MailLimits | None = None) 
         subject=one("subject"),
         date_header=parse_date(date_raw),
         date_header_raw=date_raw,
-        received=our_received_time(received, config),
+        received=received_hops(headers, fallback),
         addresses=_unique(found),
         attachments=[(att, att.sha256) for att in attachments(parsed)],
         defects=defects,
@@ -523,6 +528,11 @@ def import_mail(
     return importer.run(iter_raw_messages(paths, limits))
 
 
+def _notes(config: Config) -> list[str]:
+    note = unconfigured_note(MailRules.of(config))
+    return [note] if note else []
+
+
 class MailImporter:
     """Stores a stream of raw messages chunk by chunk (one transaction per chunk).
 
@@ -546,7 +556,7 @@ class MailImporter:
         self.limits = limits
         self.progress = progress
         self.on_chunk = on_chunk
-        self.report = ImportReport()
+        self.report = ImportReport(notes=_notes(self.config))
         self.source_label = source_label
         self.run_id: int | None = None
         self.workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
@@ -764,21 +774,16 @@ def _insert_emails(
                 )
             )
         )
+    rules = MailRules.of(config)
     rows: list[dict[str, Any]] = []
     for item, key, parsed in fresh:
         raw_sha = parsed.raw_sha256
         blobs[raw_sha] = item.raw
-        direction = (
-            Direction.OUTBOUND
-            if parsed.from_addr and config.is_own_address(parsed.from_addr)
-            else Direction.INBOUND
-        )
-        if parsed.received is not None:
-            received_at, received_source = parsed.received, ReceivedSource.RECEIVED_HEADER
-        elif direction is Direction.OUTBOUND and parsed.date_header is not None:
-            received_at, received_source = parsed.date_header, ReceivedSource.OWN_DATE
-        else:
-            received_at, received_source = now, ReceivedSource.IMPORT_TIME
+        # Both as derived now, kept as a record of the import; readers derive them
+        # again under the configuration in force (evidence.mailfacts).
+        direction = Direction.OUTBOUND if rules.is_own(parsed.from_addr) else Direction.INBOUND
+        placed = choose(parsed.received, parsed.date_header, parsed.from_addr, now, rules)
+        received_at, received_source = placed.at, placed.source
         reused = bool(parsed.message_id and parsed.message_id in ids_in_store)
         if parsed.message_id:
             ids_in_store.add(parsed.message_id)
@@ -832,19 +837,28 @@ def _insert_emails(
     bulk.insert_rows(session, Email, rows)
     address_rows: list[dict[str, Any]] = []
     flat_attachments: list[dict[str, Any]] = []
+    hop_rows: list[dict[str, Any]] = []
     for email_id, (_, _, parsed), files in zip(ids, fresh, attachment_rows, strict=True):
         for role, address in parsed.addresses:
             address_rows.append({"email_id": email_id, "role": role, "address": address})
         for file in files:
             file["email_id"] = email_id
             flat_attachments.append(file)
+        for position, (host, at) in enumerate(parsed.received):
+            hop_rows.append(
+                {"email_id": email_id, "position": position, "by_host": host, "received_at": at}
+            )
     _insert_children(session, EmailAddress, address_rows)
     _insert_children(session, EmailAttachment, flat_attachments)
+    _insert_children(session, EmailReceived, hop_rows)
     by_email: dict[int, list[tuple[type[Any], dict[str, Any]]]] = {}
-    for address_row in address_rows:
-        by_email.setdefault(address_row["email_id"], []).append((EmailAddress, address_row))
-    for file_row in flat_attachments:
-        by_email.setdefault(file_row["email_id"], []).append((EmailAttachment, file_row))
+    for model, child_rows in (
+        (EmailAddress, address_rows),
+        (EmailAttachment, flat_attachments),
+        (EmailReceived, hop_rows),
+    ):
+        for child in child_rows:
+            by_email.setdefault(child["email_id"], []).append((model, child))
     ledger.append_payloads(
         session,
         [

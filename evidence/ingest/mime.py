@@ -543,7 +543,7 @@ def parse(raw: bytes, limits: MailLimits | None = None) -> Parsed:
             raise LimitExceeded(f"more than {limits.max_parts:,} MIME parts (max_parts)")
         headers, body_start, entity_defects = parse_headers(buf, start, end, limits)
         if root is None:
-            fallback = _top_charset(headers)
+            fallback = top_charset(headers)
         info = content_info(headers, default_type, fallback)
         entity = Entity(path, buf, start, body_start, end, headers, info, depth)
         entity.defects = entity_defects
@@ -586,7 +586,7 @@ def parse(raw: bytes, limits: MailLimits | None = None) -> Parsed:
     return Parsed(root, fallback, parts, sorted(set(defects)))
 
 
-def _top_charset(headers: Headers) -> str | None:
+def top_charset(headers: Headers) -> str | None:
     value = headers.get("content-type")
     if value is None:
         return None

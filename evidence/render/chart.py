@@ -331,7 +331,7 @@ def timeline_chart(
         for item in emails:
             assert isinstance(item.record, Email)
             cx, cy = xat(item.at), email_y + MARK_LANE / 2
-            if item.record.direction is Direction.INBOUND:
+            if item.direction is Direction.INBOUND:
                 if first_in_bin("email inbound", cx):
                     body.rect(cx - 1.1, cy - 1.1, 2.2, 2.2, "email inbound", fill=EMAIL)
             elif first_in_bin("email outbound", cx):

@@ -37,6 +37,7 @@ from evidence.exports import file_digest
 from evidence.files import replace_synced, write_atomic
 from evidence.hours import OpeningHours, opening_hours
 from evidence.ingest.mail import mail_limits
+from evidence.mailfacts import MailRules
 from evidence.render import assemble, front
 from evidence.render.i18n import Formatter, check_language, translations
 from evidence.render.pool import (
@@ -75,7 +76,15 @@ FRONT_PART_WEIGHT = 300
 FRONT_HEAD_WEIGHT = 60
 ABSENCE_ROW_WEIGHT = 4
 # What only the front matter's template is given (the cover's own, and the views).
-COVER_ONLY = ("claims", "summary", "reachability", "completeness", "linked", "verification")
+COVER_ONLY = (
+    "claims",
+    "summary",
+    "reachability",
+    "selection",
+    "completeness",
+    "linked",
+    "verification",
+)
 CHUNK_COST = 2700.0  # about the HTML characters per exhibit: orders chunks among the parts
 # Named destinations where the assembler writes an index row's page number.
 PAGE_OF = "page-of-"
@@ -226,16 +235,20 @@ def export_dossier(
                 date_from,
                 date_to,
                 hours=hours,
+                rules=MailRules.of(config),
                 with_addresses=False,
             )
             claims = current_claims(case) if case is not None else []
-            found = completeness(session, config.zone, timeline.start, timeline.end)
+            found = completeness(
+                session, config.zone, timeline.start, timeline.end, rules=timeline.rules
+            )
             reach = customer_reachability(
                 session,
                 timeline.items,
                 config.zone,
                 hours=hours,
                 threshold=threshold_from_config(config),
+                rules=timeline.rules,
             )
             exhibit_of = front.exhibit_numbers(timeline.items)
             summary = summarize(
@@ -251,6 +264,9 @@ def export_dossier(
                 claims=front.claims_view(claims, summary, exhibit_of, fmt, translate.gettext),
                 summary=front.summary_view(summary, exhibit_of, timeline, fmt, translate.gettext),
                 completeness=front.completeness_view(found, fmt, translate.gettext),
+                selection=front.selection_view(
+                    timeline.identity, timeline.rules, fmt, translate.gettext
+                ),
                 reachability=front.reachability_view(reach, exhibit_of, fmt, translate.gettext),
             )
             # Only the cover carries the generation time: every other part's HTML, and so
@@ -576,6 +592,7 @@ def _context(
         "summary": _("Summary"),
         "reachability": _("Reachability"),
         "absence": _("Evidence of absence"),
+        "selection": _("The customer's identifiers and the rules of selection"),
         "completeness": _("Completeness of the sources"),
         "index": _("Index of exhibits"),
         "items": _("Exhibits in time order"),
@@ -694,7 +711,8 @@ def _front_html(
     """Part ``n`` of the front matter. Only the first (the cover) shows the generation
     time and the checkpoint; the others are cached like the exhibits (the claims and the
     summary change only with the evidence)."""
-    later = timeless | {k: common[k] for k in ("claims", "summary", "reachability", "completeness")}
+    shown = ("claims", "summary", "reachability", "selection", "completeness")
+    later = timeless | {k: common[k] for k in shown}
     return env.get_template("cover.html.j2").render(
         **(common if n == 0 else later),
         pieces=group,
@@ -876,6 +894,7 @@ def _outline(context: Context) -> list[assemble.OutlineEntry]:
             "summary",
             "reachability",
             "absence",
+            "selection",
             "completeness",
             "index",
         )

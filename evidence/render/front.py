@@ -17,6 +17,8 @@ from babel.numbers import format_decimal
 
 from evidence.calls import Call
 from evidence.completeness import Completeness
+from evidence.customers import Identity, Period
+from evidence.mailfacts import MailRules, describe_rules
 from evidence.render.chart import (
     ChartLabels,
     HourBar,
@@ -27,7 +29,7 @@ from evidence.render.chart import (
 from evidence.render.i18n import Formatter
 from evidence.render.views import exhibit_number
 from evidence.reports import ANSWERED, CustomerAttempt, CustomerReachability, Figures
-from evidence.store.models import Claim
+from evidence.store.models import Claim, IdentifierKind
 from evidence.summary import Fact, Summary
 from evidence.timeline import Item, Timeline
 
@@ -221,6 +223,60 @@ def completeness_view(
             }
         )
     return result
+
+
+def selection_view(
+    identity: Identity, rules: MailRules, fmt: Formatter, _: Callable[[str], str]
+) -> dict[str, Any]:
+    """Which identifiers selected the dossier's records, when each was the customer's and
+    why it changed, and the rules that placed and directed the emails."""
+    kinds = {IdentifierKind.EMAIL: _("email address"), IdentifierKind.PHONE: _("phone number")}
+
+    def period(p: Period) -> str:
+        if p.start is None and p.end is None:
+            return _("always")
+        if p.start is None:
+            return _("until {time}").format(time=fmt.local(p.end))
+        if p.end is None:
+            return _("from {time}").format(time=fmt.local(p.start))
+        return f"{fmt.local(p.start)} – {fmt.local(p.end)}"
+
+    identifiers = [
+        {
+            "kind": kinds[i.kind],
+            "value": i.value,
+            "periods": [period(p) for p in i.periods] or [_("never")],
+        }
+        for i in identity.identifiers
+    ]
+    changes = []
+    for change in identity.changes:
+        what = [
+            (_("added {value}") if item.action == "add" else _("removed {value}")).format(
+                value=item.value
+            )
+            for item in change.identifiers
+        ]
+        if change.name:
+            what.append(_("name: {name}").format(name=change.name))
+        changes.append(
+            {
+                "valid_from": fmt.local(change.valid_from),
+                "what": "; ".join(what),
+                "reason": change.reason,
+                "by": change.changed_by,
+                "recorded": fmt.local(change.recorded_at),
+            }
+        )
+    calls = _(
+        "A call belongs to the customer's history when one of the customer's numbers is its "
+        "caller or the number called, at the time of the call."
+    )
+    return {
+        "identifiers": identifiers,
+        "changes": changes,
+        "rules": [*describe_rules(rules, _), calls],
+    }
 
 
 def exhibit_numbers(items: Sequence[Item]) -> dict[str, str]:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
 from evidence.calls import AgentPause, Call
-from evidence.store.models import Email, Incident
+from evidence.store.models import Direction, Email, Incident
 from evidence.timeline import Timeline
 from evidence.timeutil import format_duration, format_local
 
@@ -22,7 +22,7 @@ def timeline_lines(timeline: Timeline, zone: ZoneInfo) -> Iterator[str]:
             flag = f"  [outside opening hours: {item.hours.describe()}]"
         if isinstance(record, Email):
             subject = record.subject or "(no subject)"
-            if record.direction.value == "inbound":
+            if item.direction is Direction.INBOUND:
                 party = f"<- {record.from_addr}"
             else:
                 party = "-> " + ", ".join(

@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session
 from evidence.calls import AgentPause, Call
 from evidence.errors import IntegrityFailure
 from evidence.ingest.mime import MailLimits
+from evidence.mailfacts import Placement
 from evidence.render.attachments import show
 from evidence.render.i18n import Formatter
 from evidence.render.mailbody import Body, extract_body
 from evidence.store.blobs import read_blob
-from evidence.store.models import Email, EmailAttachment, Incident
+from evidence.store.models import Email, EmailAttachment, Incident, ReceivedSource
 from evidence.timeline import Item, Timeline
 
 Translate = Callable[[str], str]
@@ -193,7 +194,34 @@ class ViewBuilder:
 
     # -- items -------------------------------------------------------------------
 
-    def email(self, number: str, mail: Email) -> dict[str, Any]:
+    def placement(self, placed: Placement) -> tuple[str, str]:
+        """The label of an email's placed time, and where the time came from, in words."""
+        _ = self._
+        if placed.source is ReceivedSource.RECEIVED_HEADER:
+            host = placed.host or _("a server not named in the line")
+            if placed.unmatched:
+                detail = _(
+                    "the topmost Received header (by {host}): no Received header names one "
+                    "of the configured receiving hosts"
+                )
+            elif placed.by_receiving_host:
+                detail = _("the Received header added by our receiving host {host}")
+            else:
+                detail = _("the topmost Received header: the last hop into the mailbox, by {host}")
+            return _("Received"), detail.format(host=host)
+        if placed.source is ReceivedSource.OWN_DATE:
+            return _("Sent from our system"), _(
+                "our own outgoing message: its Date header is our system's clock"
+            )
+        if placed.source is ReceivedSource.DATE_HEADER:
+            return _("Dated (no Received header)"), _(
+                "the message has no Received header: this is the sender's Date header"
+            )
+        return _("Imported (no receive information)"), _(
+            "the message has neither a Received nor a Date header; this is the import time"
+        )
+
+    def email(self, number: str, item: Item, mail: Email) -> dict[str, Any]:
         _ = self._
         raw = read_blob(self.session, mail.raw_sha256)
         body: Body = extract_body(raw, self.mail_limits)
@@ -212,25 +240,17 @@ class ViewBuilder:
             date_header = _("unreadable: {raw}").format(raw=mail.date_header_raw)
         else:
             date_header = _("missing")
-        source = mail.received_source.value
-        received_label = {
-            "received-header": _("Received by our server"),
-            "own-date": _("Sent from our system"),
-            "import-time": _("Imported (no receive information)"),
-        }[source]
-        received_source = {
-            "received-header": _("the Received header added by our server"),
-            "own-date": _("our own outgoing message: its Date header is our system's clock"),
-            "import-time": _("the message has no receive information; this is the import time"),
-        }[source]
+        placed = item.placement
+        assert placed is not None and item.direction is not None
+        received_label, received_source = self.placement(placed)
         return {
-            "direction": self.direction(mail.direction.value),
+            "direction": self.direction(item.direction.value),
             "from": mail.from_display or mail.from_addr or "",
             "to": mail.to_display or "",
             "cc": mail.cc_display or "",
             "subject": mail.subject or "",
             "received_label": received_label,
-            "received": self.fmt.local(mail.received_at),
+            "received": self.fmt.local(placed.at),
             "received_source": received_source,
             "date_header": date_header,
             "message_id": mail.message_id or _("missing"),
@@ -478,7 +498,7 @@ class ViewBuilder:
             number = exhibit_number(index)
             record = item.record
             if isinstance(record, Email):
-                view = self.email(number, record)
+                view = self.email(number, item, record)
                 title = f"{_('Email')} ({view['direction']}): {record.subject or ''}"
                 view["when"] = view["received"]
             elif isinstance(record, Call):

@@ -230,6 +230,17 @@ ERASURE_PATHS: dict[str, ErasurePath] = {
         },
         tombstone=_entry_of("source_lines", "source_line_id"),
     ),
+    # A customer's versions (migration 0011): the names, reasons and identifiers they hold.
+    "customer_changes": ErasurePath(
+        kept=("id", "customer_id", "valid_from", "changed_by", "recorded_at"),
+        erased={"name": None, "reason": ""},
+        tombstone=_entry_of("customer_changes", "id"),
+    ),
+    "customer_change_identifiers": ErasurePath(
+        kept=("id", "change_id", "action", "kind"),
+        erased={"value": "", "raw": ""},
+        tombstone=_entry_of("customer_changes", "change_id"),
+    ),
 }
 
 

@@ -56,11 +56,12 @@ class Direction(enum.StrEnum):
 
 
 class ReceivedSource(enum.StrEnum):
-    """Where an email's receive time came from."""
+    """Where the time an email is placed at came from (see ``evidence.mailfacts``)."""
 
-    RECEIVED_HEADER = "received-header"  # newest Received: added by our own server
-    OWN_DATE = "own-date"  # our own outgoing mail: its Date is our clock
-    IMPORT_TIME = "import-time"  # nothing better: the time we imported it
+    RECEIVED_HEADER = "received-header"  # a Received: line: the last hop into the mailbox
+    OWN_DATE = "own-date"  # our own outgoing mail (company domain): its Date is our clock
+    DATE_HEADER = "date-header"  # no Received: line: the sender's Date header
+    IMPORT_TIME = "import-time"  # neither: the time we imported it
 
 
 class IdentifierKind(enum.StrEnum):
@@ -96,6 +97,9 @@ class Customer(Base):
     identifiers: Mapped[list[CustomerIdentifier]] = relationship(
         back_populates="customer", order_by="CustomerIdentifier.id"
     )
+    changes: Mapped[list[CustomerChange]] = relationship(
+        order_by="(CustomerChange.valid_from, CustomerChange.id)"
+    )
 
 
 class CustomerIdentifier(Base):
@@ -111,6 +115,44 @@ class CustomerIdentifier(Base):
     raw: Mapped[str] = mapped_column(String(320))
 
     customer: Mapped[Customer] = relationship(back_populates="identifiers")
+
+
+class CustomerChange(Base):
+    """A new version of a customer from ``valid_from`` on: addresses or numbers added or
+    removed, or a new name, with the reason (``evidence customer update``).
+
+    Never updated: a later change is a new row. The identifiers given when the
+    customer was added are theirs since ever unless a change removes them; an
+    email or call belongs to the customer when one of its addresses or numbers was
+    the customer's at its time (``evidence.customers.Identity``).
+    """
+
+    __tablename__ = "customer_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    valid_from: Mapped[datetime_utc]
+    name: Mapped[str | None] = mapped_column(String(300))  # the new name, if it changed
+    reason: Mapped[str] = mapped_column(Text)
+    changed_by: Mapped[str] = mapped_column(String(300))
+    recorded_at: Mapped[datetime_utc]
+
+    identifiers: Mapped[list[CustomerChangeIdentifier]] = relationship(
+        order_by="CustomerChangeIdentifier.id"
+    )
+
+
+class CustomerChangeIdentifier(Base):
+    """An address or number a customer change adds or removes."""
+
+    __tablename__ = "customer_change_identifiers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("customer_changes.id"), index=True)
+    action: Mapped[str] = mapped_column(String(8))  # add, remove
+    kind: Mapped[IdentifierKind] = mapped_column(_enum(IdentifierKind, "identifier_kind"))
+    value: Mapped[str] = mapped_column(String(320), index=True)
+    raw: Mapped[str] = mapped_column(String(320))
 
 
 class ImportRun(Base):
@@ -199,32 +241,56 @@ class Email(Base):
     to_display: Mapped[str | None] = mapped_column(Text)
     cc_display: Mapped[str | None] = mapped_column(Text)
     subject: Mapped[str | None] = mapped_column(Text)
-    date_header: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    date_header: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
     date_header_offset: Mapped[int | None] = mapped_column(Integer)  # minutes east of UTC
     date_header_raw: Mapped[str | None] = mapped_column(Text)
+    # As derived at import (kept, chained, never updated). The time and direction a
+    # reader sees are derived again when the store is read, from the kept headers
+    # and the configuration in force: ``evidence.mailfacts``. Do not read these two
+    # for that; ``received_at`` still bounds queries (see ``mailfacts.emails_between``).
     received_at: Mapped[datetime_utc] = mapped_column(index=True)
     received_source: Mapped[ReceivedSource] = mapped_column(
         _enum(ReceivedSource, "received_source")
     )
     direction: Mapped[Direction] = mapped_column(_enum(Direction, "direction"))
     parse_defects: Mapped[str | None] = mapped_column(Text)
-    imported_at: Mapped[datetime_utc]
+    imported_at: Mapped[datetime_utc] = mapped_column(index=True)
     import_run_id: Mapped[int | None] = mapped_column(ForeignKey("import_runs.id"))
     source: Mapped[str] = mapped_column(Text)  # file (and message number) it came from
 
     addresses: Mapped[list[EmailAddress]] = relationship(order_by="EmailAddress.id")
     attachments: Mapped[list[EmailAttachment]] = relationship(order_by="EmailAttachment.id")
+    hops: Mapped[list[EmailReceived]] = relationship(order_by="EmailReceived.position")
+
+
+class EmailReceived(Base):
+    """One ``Received:`` line of a message, as parsed from its kept raw bytes (migration 0010).
+
+    Position 0 is the topmost line, added by the last hop (the one into the mailbox).
+    ``received_at`` is None when the line's date does not parse. The receive time an
+    email is placed at is chosen from these when the store is read, under the
+    configuration in force (``evidence.mailfacts``), not frozen at import.
+    """
+
+    __tablename__ = "email_received"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_id: Mapped[int] = mapped_column(ForeignKey("emails.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    by_host: Mapped[str | None] = mapped_column(String(255))  # lower-cased
+    received_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
 
 
 class EmailAddress(Base):
-    """Every address in From/To/Cc, lower-cased, for matching mail to customers."""
+    """Every address in From/To/Cc (and Bcc, where a sent copy has one; imports since
+    migration 0010), lower-cased, for matching mail to customers."""
 
     __tablename__ = "email_addresses"
     __table_args__ = (Index("ix_email_addresses_address", "address"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email_id: Mapped[int] = mapped_column(ForeignKey("emails.id"), index=True)
-    role: Mapped[str] = mapped_column(String(8))  # from, to, cc
+    role: Mapped[str] = mapped_column(String(8))  # from, to, cc, bcc
     address: Mapped[str] = mapped_column(String(320))
 
 
@@ -690,6 +756,7 @@ APPEND_ONLY_TABLES = (
     "emails",
     "email_addresses",
     "email_attachments",
+    "email_received",
     "source_lines",
     "cdr_records",
     "queue_events",
@@ -707,6 +774,8 @@ APPEND_ONLY_TABLES = (
     "checkpoints",
     "audit_events",
     "legal_holds",
+    "customer_changes",
+    "customer_change_identifiers",
     "erasures",
     "erased_blobs",
     "erased_entries",
