@@ -48,19 +48,17 @@ def case_store(store: Store) -> Store:
 def _export(env: Env, out: Path, *args: str, seed: int) -> str:
     """``evidence export --case CASE --generated-at PINNED -o out ARGS`` in a process of its
     own with the hash seed ``seed``; the SHA-256 of what it wrote."""
-    run_evidence(
-        env,
-        "export",
-        "--case",
-        CASE,
-        "--generated-at",
-        PINNED,
-        "-o",
-        str(out),
-        *args,
-        extra_env={"PYTHONHASHSEED": str(seed)},
-    )
+    _run_export(env, out, "--case", CASE, "--generated-at", PINNED, *args, seed=seed)
     return hashlib.sha256(out.read_bytes()).hexdigest()
+
+
+def _run_export(env: Env, out: Path, *args: str, seed: int) -> int:
+    """``evidence export -o out ARGS``; the checkpoint the dossier is proved against."""
+    proc = run_evidence(
+        env, "export", "-o", str(out), *args, extra_env={"PYTHONHASHSEED": str(seed)}
+    )
+    [line] = [line for line in proc.stdout.splitlines() if line.startswith("proved against")]
+    return int(line.split("#")[1].split()[0])
 
 
 @pytest.mark.slow
@@ -80,3 +78,18 @@ def test_the_same_evidence_gives_the_same_bytes_in_any_process(
     with zipfile.ZipFile(tmp_path / "a/kkv.zip") as archive:
         inside = archive.read("kkv/data/kkv.pdf")
     assert hashlib.sha256(inside).hexdigest() == cold
+
+
+@pytest.mark.slow
+def test_another_export_in_between_changes_no_later_dossier(
+    env: Env, case_store: Store, tmp_path: Path
+) -> None:
+    """Exports are logged in the ledger, but the dossier of the same evidence stays the
+    same after another export: here one in another language, of the customer without the
+    case (so without the case's letter: proved against an older checkpoint)."""
+    args = ("--case", CASE, "--generated-at", PINNED)
+    case_checkpoint = _run_export(env, tmp_path / "before.pdf", *args, seed=1)
+    older = _run_export(env, tmp_path / "other.pdf", AINO, "--lang", "sv", seed=1)
+    assert older < case_checkpoint
+    assert _run_export(env, tmp_path / "after.pdf", *args, seed=1) == case_checkpoint
+    assert (tmp_path / "after.pdf").read_bytes() == (tmp_path / "before.pdf").read_bytes()

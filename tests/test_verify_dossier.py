@@ -368,22 +368,51 @@ def test_later_dossier_proves_the_earlier_log_is_its_prefix(
     assert "carries no proof that its log extends" in failure.problem
 
 
-def test_export_refuses_when_an_earlier_dossiers_log_was_rewritten(
-    env: Env, company_store: Store, dossier: Path, tmp_path: Path
-) -> None:
+def _rewrite_first_ledger_entry(env: Env, store: Store) -> None:
     from sqlalchemy import text
 
-    from evidence.errors import IntegrityFailure
     from evidence.store.guards import trigger_names
 
-    with company_store.engine.begin() as conn:
+    with store.engine.begin() as conn:
         if env.backend == "sqlite":
             for name in trigger_names("sqlite", "ledger"):
                 conn.execute(text(f"DROP TRIGGER {name}"))
         else:
             conn.execute(text("ALTER TABLE ledger DISABLE TRIGGER ALL"))
         conn.execute(text("UPDATE ledger SET payload = payload || ' ' WHERE seq = 1"))
+
+
+def test_export_refuses_when_an_earlier_dossiers_log_was_rewritten(
+    env: Env, company_store: Store, dossier: Path, tmp_path: Path
+) -> None:
+    from evidence.errors import IntegrityFailure
+
+    # Something new, so that the next dossier is proved against a later checkpoint, whose
+    # log records the export of the earlier one.
+    add_incident(
+        company_store,
+        title="Toinen häiriö",
+        start=dt.datetime(2026, 3, 11, 6, 0, tzinfo=UTC),
+        end=None,
+        channels=[],
+        note=None,
+        logged_by="Mikko",
+    )
+    _rewrite_first_ledger_entry(env, company_store)
     with pytest.raises(IntegrityFailure, match="printed on an earlier dossier, no longer matches"):
+        export(company_store, tmp_path / "again.pdf")
+    assert not (tmp_path / "again.pdf").exists()
+
+
+def test_export_refuses_when_its_checkpoints_log_was_rewritten(
+    env: Env, company_store: Store, dossier: Path, tmp_path: Path
+) -> None:
+    """The same evidence again: proved against the earlier dossier's checkpoint, which no
+    longer matches the log."""
+    from evidence.errors import IntegrityFailure
+
+    _rewrite_first_ledger_entry(env, company_store)
+    with pytest.raises(IntegrityFailure, match="the ledger was altered after it was signed"):
         export(company_store, tmp_path / "again.pdf")
     assert not (tmp_path / "again.pdf").exists()
 

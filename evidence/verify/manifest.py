@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import String, cast, select
 from sqlalchemy.orm import Session
 
 from evidence import __version__
@@ -336,11 +336,22 @@ def _consistency_with_earlier_dossiers(
     Whoever holds an earlier dossier can check that the log it was proved against
     is a prefix of this one (``evidence verify NEW.pdf --previous OLD.pdf``). An
     earlier checkpoint the log no longer contains stops the export.
+
+    The earlier dossiers are those whose export the log up to ``checkpoint`` records:
+    so the proofs, like the checkpoint, are the same however many exports come later
+    (an export proved against an older checkpoint made after this one was signed would
+    otherwise add a proof, and change the bytes of the same evidence's dossier).
     """
+    logged = select(LedgerEntry.record_id).where(
+        LedgerEntry.record_type == AuditEvent.__tablename__,
+        LedgerEntry.seq <= checkpoint.tree_size,
+    )
     proofs = []
     seen: set[int] = set()
     for details in session.scalars(
-        select(AuditEvent.details).where(AuditEvent.action == "export").order_by(AuditEvent.id)
+        select(AuditEvent.details)
+        .where(AuditEvent.action == "export", cast(AuditEvent.id, String).in_(logged))
+        .order_by(AuditEvent.id)
     ):
         info = json.loads(details or "{}")
         cp_id, size, root = info.get("checkpoint_id"), info.get("tree_size"), info.get("root")
