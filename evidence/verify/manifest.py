@@ -16,7 +16,7 @@ import io
 import json
 import tempfile
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 from zoneinfo import ZoneInfo
@@ -174,11 +174,13 @@ def prepare_dossier_proofs(
     zone: ZoneInfo,
     generated: dt.datetime,
     label: str,
+    software: Mapping[str, str],
 ) -> DossierProofs:
     """Sign a checkpoint now and prove every exhibit's ledger entries against it.
 
     The caller holds the writer lock, so the exhibits read in this session are
-    exactly what the checkpoint covers.
+    exactly what the checkpoint covers. ``software``: the programs that made the
+    dossier and their versions, for manifest.json.
     """
     groups: list[tuple[str, str, list[tuple[str, str]]]] = []
     for ex in exhibits:
@@ -243,6 +245,7 @@ def prepare_dossier_proofs(
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
         "generator": f"evidence {__version__}",
+        "software": dict(software),
         "generated_at": iso_utc(generated),
         "leaf_rule": LEAF_RULE,
         "checkpoint": checkpoint_json(checkpoint),
