@@ -18,8 +18,6 @@ import sys
 import zlib
 from dataclasses import dataclass
 
-import pikepdf
-
 from evidence import __version__
 
 
@@ -79,6 +77,10 @@ def dossier_software() -> tuple[Component, ...]:
     """Every program and library whose version decides the dossier's bytes, with it:
     evidence, the renderer's packages and libraries, qpdf (under pikepdf), Python and
     zlib (which compresses the assembled dossier)."""
+    # Imported here: the render workers' fork server imports this module, and needs no
+    # pikepdf in every worker's address space.
+    import pikepdf
+
     return (
         Component("evidence", __version__),
         *(Component(name, _package_version(dist)) for name, dist in PACKAGES),
