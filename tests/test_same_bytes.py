@@ -21,35 +21,20 @@ from pathlib import Path
 import pikepdf
 import pytest
 
-from evidence.cases import attach_document, open_case
 from evidence.render import software
 from evidence.render.dossier import export_dossier
 from evidence.store.db import Store
 from tests.conftest import Cli, Env, pdf_text, run_evidence
-from tests.samples import AINO, SAMPLE, load_sample
+from tests.samples import AINO, SAMPLE_CASE, load_sample, open_sample_case
 
-CASE = "KKV/1234/2026"
+CASE = SAMPLE_CASE
 PINNED = "2026-03-25T12:00+02:00"
 
 
 @pytest.fixture
 def case_store(store: Store) -> Store:
     load_sample(store)
-    open_case(
-        store,
-        CASE,
-        customer_ref=AINO,
-        authority="kkv",
-        received=dt.date(2026, 3, 20),
-        deadline=dt.date(2026, 4, 3),
-    )
-    attach_document(
-        store,
-        CASE,
-        SAMPLE / "letters/kkv-selvityspyynto.pdf",
-        title="Selvityspyyntö",
-        document_date=None,
-    )
+    open_sample_case(store)
     return store
 
 
