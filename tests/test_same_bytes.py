@@ -25,9 +25,9 @@ from evidence.render import software
 from evidence.render.dossier import export_dossier
 from evidence.store.db import Store
 from tests.conftest import Cli, Env, pdf_text, run_evidence
-from tests.samples import AINO, SAMPLE_CASE, load_sample, open_sample_case
+from tests.samples import AINO, load_sample, open_sample_case
+from tests.samples import SAMPLE_CASE as CASE
 
-CASE = SAMPLE_CASE
 PINNED = "2026-03-25T12:00+02:00"
 
 
