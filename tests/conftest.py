@@ -162,12 +162,13 @@ def cli(env: Env) -> Cli:
 
 
 def run_evidence(
-    env: Env, *args: str, check_code: int | None = 0
+    env: Env, *args: str, check_code: int | None = 0, extra_env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """The installed command in a subprocess: exactly what a user runs."""
+    """The installed command in a subprocess: exactly what a user runs (``extra_env``:
+    more environment variables, e.g. ``PYTHONHASHSEED``)."""
     proc = subprocess.run(
         [sys.executable, "-m", "evidence", *args],
-        env={**os.environ, **env.vars},
+        env={**os.environ, **env.vars, **(extra_env or {})},
         capture_output=True,
         text=True,
         timeout=300,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from evidence.cases import attach_document, open_case
 from evidence.customers import add_customer
 from evidence.incidents import add_incident
 from evidence.ingest.asterisk import import_calls
@@ -39,6 +40,28 @@ def load_sample(store: Store) -> None:
         note=None,
         logged_by="Mikko Heinonen (vuoroesimies)",
         logged_at=dt.datetime(2026, 3, 10, 11, 20, tzinfo=EET),
+    )
+
+
+SAMPLE_CASE = "KKV/1234/2026"
+
+
+def open_sample_case(store: Store) -> None:
+    """The consumer advisor's request about Aino's morning, with its letter attached."""
+    open_case(
+        store,
+        SAMPLE_CASE,
+        customer_ref=AINO,
+        authority="KKV",
+        received=dt.date(2026, 3, 20),
+        deadline=None,
+    )
+    attach_document(
+        store,
+        SAMPLE_CASE,
+        SAMPLE / "letters/kkv-selvityspyynto.pdf",
+        title="Selvityspyyntö",
+        document_date=None,
     )
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import pikepdf
 import pytest
 
-from evidence.cases import attach_document, open_case
 from evidence.customers import add_customer
 from evidence.incidents import add_incident
 from evidence.ingest.asterisk import import_calls
@@ -31,11 +30,12 @@ from evidence.store.audit import list_events
 from evidence.store.db import Store
 from evidence.verify.dossier import verify_dossier
 from tests.conftest import Cli, Env, pdf_text
+from tests.samples import SAMPLE_CASE, open_sample_case
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample"
 UTC = dt.UTC
-CASE = "KKV/1234/2026"
+CASE = SAMPLE_CASE
 
 
 def fill_sample(store: Store) -> None:
@@ -55,21 +55,7 @@ def fill_sample(store: Store) -> None:
         note=None,
         logged_by="Mikko",
     )
-    open_case(
-        store,
-        CASE,
-        customer_ref="200517",
-        authority="KKV",
-        received=dt.date(2026, 3, 20),
-        deadline=None,
-    )
-    attach_document(
-        store,
-        CASE,
-        SAMPLE / "letters/kkv-selvityspyynto.pdf",
-        title="Selvityspyyntö",
-        document_date=None,
-    )
+    open_sample_case(store)
 
 
 def export(store: Store, out: Path) -> None:
@@ -334,11 +320,9 @@ def test_verifying_section_is_in_the_dossier(dossier: Path) -> None:
     assert "pdfdetach -saveall -o tiedostot dossier.pdf" in text
 
 
-def test_later_dossier_proves_the_earlier_log_is_its_prefix(
-    env: Env, company_store: Store, dossier: Path, tmp_path: Path, cli: Cli
-) -> None:
+def _log_another_incident(store: Store) -> None:
     add_incident(
-        company_store,
+        store,
         title="Toinen häiriö",
         start=dt.datetime(2026, 3, 10, 12, 0, tzinfo=UTC),  # a day of the customer's contacts
         end=None,
@@ -346,6 +330,12 @@ def test_later_dossier_proves_the_earlier_log_is_its_prefix(
         note=None,
         logged_by="Mikko",
     )
+
+
+def test_later_dossier_proves_the_earlier_log_is_its_prefix(
+    env: Env, company_store: Store, dossier: Path, tmp_path: Path, cli: Cli
+) -> None:
+    _log_another_incident(company_store)
     later = tmp_path / "later.pdf"
     export(company_store, later)
     first, second = _manifest(dossier)["checkpoint"], _manifest(later)
@@ -368,22 +358,43 @@ def test_later_dossier_proves_the_earlier_log_is_its_prefix(
     assert "carries no proof that its log extends" in failure.problem
 
 
-def test_export_refuses_when_an_earlier_dossiers_log_was_rewritten(
-    env: Env, company_store: Store, dossier: Path, tmp_path: Path
-) -> None:
+def _rewrite_first_ledger_entry(env: Env, store: Store) -> None:
     from sqlalchemy import text
 
-    from evidence.errors import IntegrityFailure
     from evidence.store.guards import trigger_names
 
-    with company_store.engine.begin() as conn:
+    with store.engine.begin() as conn:
         if env.backend == "sqlite":
             for name in trigger_names("sqlite", "ledger"):
                 conn.execute(text(f"DROP TRIGGER {name}"))
         else:
             conn.execute(text("ALTER TABLE ledger DISABLE TRIGGER ALL"))
         conn.execute(text("UPDATE ledger SET payload = payload || ' ' WHERE seq = 1"))
+
+
+def test_export_refuses_when_an_earlier_dossiers_log_was_rewritten(
+    env: Env, company_store: Store, dossier: Path, tmp_path: Path
+) -> None:
+    from evidence.errors import IntegrityFailure
+
+    # Something new, so that the next dossier is proved against a later checkpoint, whose
+    # log records the export of the earlier one.
+    _log_another_incident(company_store)
+    _rewrite_first_ledger_entry(env, company_store)
     with pytest.raises(IntegrityFailure, match="printed on an earlier dossier, no longer matches"):
+        export(company_store, tmp_path / "again.pdf")
+    assert not (tmp_path / "again.pdf").exists()
+
+
+def test_export_refuses_when_its_checkpoints_log_was_rewritten(
+    env: Env, company_store: Store, dossier: Path, tmp_path: Path
+) -> None:
+    """The same evidence again: proved against the earlier dossier's checkpoint, which no
+    longer matches the log."""
+    from evidence.errors import IntegrityFailure
+
+    _rewrite_first_ledger_entry(env, company_store)
+    with pytest.raises(IntegrityFailure, match="the ledger was altered after it was signed"):
         export(company_store, tmp_path / "again.pdf")
     assert not (tmp_path / "again.pdf").exists()
 

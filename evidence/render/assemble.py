@@ -418,11 +418,14 @@ class _Source:
         return _scalar(value)
 
     def entries(self, obj: pikepdf.Object, skip: Iterable[str] = ()) -> bytes:
-        """A dictionary's (or stream dictionary's) entries, without the keys in ``skip``."""
+        """A dictionary's (or stream dictionary's) entries, without the keys in ``skip``,
+        in the order of their keys: pikepdf's ``keys()`` is a Python set, whose order
+        changes with the hash seed, and the entries' order decides which referred-to
+        objects are numbered first."""
         left_out = set(skip)
         return b" ".join(
             bytes(Name(key).unparse()) + b" " + self.value(obj[key])
-            for key in obj.keys()
+            for key in sorted(obj.keys())
             if key not in left_out
         )
 

@@ -51,6 +51,7 @@ from evidence.render.pool import (
     render_pdf,
     start_workers,
 )
+from evidence.render.software import dossier_software
 from evidence.render.views import Embedded, Exhibit, Insert, ViewBuilder
 from evidence.reports import customer_reachability, threshold_from_config
 from evidence.store.audit import log_event
@@ -316,6 +317,7 @@ def export_dossier(
                 zone=config.zone,
                 generated=generated,
                 label=translate.gettext("verification"),
+                software={c.name: c.version for c in dossier_software()},
             )
             for proof_file in proofs.files:
                 builder.embedded.append(
@@ -556,6 +558,7 @@ def _common(
         "lang": language,
         "css": (TEMPLATES_DIR / "dossier.css").read_text(encoding="utf-8"),
         "version": __version__,
+        "software": dossier_software(),
         "created": iso_utc(generated),
         "doc_title": f"{_('Customer contact history')} – {customer.name} ({customer.ref})",
         "fmt": fmt,

@@ -8,14 +8,12 @@ answering and recycles the pool), so one hostile email cannot stall an export: a
 part that fails comes back as a :class:`Failure` for the caller to deal with.
 
 Finished PDFs are cached under EVIDENCE_HOME/cache/render by the SHA-256 of
-their HTML (with the WeasyPrint and render versions).
+their HTML (with the versions of the software that renders it, see ``software``).
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import importlib.metadata
 import multiprocessing
 import os
 import resource
@@ -33,6 +31,7 @@ from typing import Any
 from evidence.config import Config
 from evidence.errors import EvidenceError
 from evidence.files import private_dir, write_synced
+from evidence.render.software import render_fingerprint
 from evidence.workers import die_with_parent
 
 # Bump when a change in code (not in templates or data) changes the rendered pages.
@@ -204,15 +203,10 @@ def start_workers() -> None:
     forkserver.ensure_running()
 
 
-@functools.cache
-def _weasyprint_version() -> str:
-    # From the package metadata: importing WeasyPrint here would cost the exporting
-    # process seconds and tens of MB, and only the workers render.
-    return importlib.metadata.version("weasyprint")
-
-
 def _cache_key(job: Job) -> str:
-    seed = f"{_weasyprint_version()}\0{RENDER_VERSION}\0{job.pdf_variant or ''}\0".encode()
+    """The page cache's key: the HTML, and the versions of everything that renders it
+    (the same HTML rendered by another pydyf or HarfBuzz is other bytes)."""
+    seed = f"{render_fingerprint()}\0{RENDER_VERSION}\0{job.pdf_variant or ''}\0".encode()
     return hashlib.sha256(seed + job.html.encode("utf-8")).hexdigest()
 
 

@@ -16,12 +16,12 @@ import io
 import json
 import tempfile
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import String, cast, select
 from sqlalchemy.orm import Session
 
 from evidence import __version__
@@ -174,11 +174,13 @@ def prepare_dossier_proofs(
     zone: ZoneInfo,
     generated: dt.datetime,
     label: str,
+    software: Mapping[str, str],
 ) -> DossierProofs:
     """Sign a checkpoint now and prove every exhibit's ledger entries against it.
 
     The caller holds the writer lock, so the exhibits read in this session are
-    exactly what the checkpoint covers.
+    exactly what the checkpoint covers. ``software``: the programs that made the
+    dossier and their versions, for manifest.json.
     """
     groups: list[tuple[str, str, list[tuple[str, str]]]] = []
     for ex in exhibits:
@@ -243,6 +245,7 @@ def prepare_dossier_proofs(
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
         "generator": f"evidence {__version__}",
+        "software": dict(software),
         "generated_at": iso_utc(generated),
         "leaf_rule": LEAF_RULE,
         "checkpoint": checkpoint_json(checkpoint),
@@ -336,11 +339,22 @@ def _consistency_with_earlier_dossiers(
     Whoever holds an earlier dossier can check that the log it was proved against
     is a prefix of this one (``evidence verify NEW.pdf --previous OLD.pdf``). An
     earlier checkpoint the log no longer contains stops the export.
+
+    The earlier dossiers are those whose export the log up to ``checkpoint`` records:
+    so the proofs, like the checkpoint, are the same however many exports come later
+    (an export proved against an older checkpoint made after this one was signed would
+    otherwise add a proof, and change the bytes of the same evidence's dossier).
     """
+    logged = select(LedgerEntry.record_id).where(
+        LedgerEntry.record_type == AuditEvent.__tablename__,
+        LedgerEntry.seq <= checkpoint.tree_size,
+    )
     proofs = []
     seen: set[int] = set()
     for details in session.scalars(
-        select(AuditEvent.details).where(AuditEvent.action == "export").order_by(AuditEvent.id)
+        select(AuditEvent.details)
+        .where(AuditEvent.action == "export", cast(AuditEvent.id, String).in_(logged))
+        .order_by(AuditEvent.id)
     ):
         info = json.loads(details or "{}")
         cp_id, size, root = info.get("checkpoint_id"), info.get("tree_size"), info.get("root")
