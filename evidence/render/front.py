@@ -15,7 +15,7 @@ from typing import Any
 
 from babel.numbers import format_decimal
 
-from evidence.calls import Call
+from evidence.calls import ANSWERED, Call
 from evidence.completeness import Completeness
 from evidence.render.chart import (
     ChartLabels,
@@ -26,7 +26,7 @@ from evidence.render.chart import (
 )
 from evidence.render.i18n import Formatter
 from evidence.render.views import exhibit_number
-from evidence.reports import ANSWERED, CustomerAttempt, CustomerReachability, Figures
+from evidence.reports import CustomerAttempt, CustomerReachability, Figures
 from evidence.store.models import Claim
 from evidence.summary import Fact, Summary
 from evidence.timeline import Item, Timeline
