@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
+import pty
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,7 +34,7 @@ from evidence.timeutil import (
     FLAG_RESOLVED_BY_DURATION,
     FLAG_RESOLVED_BY_QUEUE_LOG,
 )
-from tests.conftest import Cli
+from tests.conftest import Cli, Env
 
 MATTI = "+358401234567"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "mappings"
@@ -874,3 +877,100 @@ def test_dossier_shows_a_freeswitch_wait_and_its_source(cli: Cli, tmp_path: Path
     figures = " ".join(read.stdout.split())
     assert "päättyi ennen jonoa (puhelinvalikko, tiedote) 0 0,0" in figures
     assert "Jonotusaika: mediaani 58 s" in figures
+
+
+# --- empty files and progress --------------------------------------------------------------
+
+
+def test_an_empty_call_log_says_so(cli: Cli, tmp_path: Path) -> None:
+    empty = tmp_path / "Master.csv"
+    empty.write_bytes(b"")
+    blank = tmp_path / "queue_log"
+    blank.write_bytes(b"\n\n")
+    header = tmp_path / "export.csv"
+    header.write_bytes((EXAMPLES / "cloud-pbx.csv").read_bytes().splitlines(keepends=True)[0])
+    nothing = tmp_path / "nothing.csv"
+    nothing.write_bytes(b"")
+    mapping = ("--mapping", str(EXAMPLES / "cloud-pbx.toml"))
+    cases = [
+        (empty, ("--format", "asterisk-cdr"), "is empty (0 bytes)"),
+        (empty, ("--format", "freeswitch-cdr"), "is empty (0 bytes)"),
+        (blank, ("--format", "asterisk-queue-log"), "holds only blank lines"),
+        (header, ("--format", "csv", *mapping), "holds only its header row"),
+        (nothing, ("--format", "csv", *mapping), "is empty (0 bytes)"),
+    ]
+    for path, options, why in cases:
+        result = cli("import", "calls", str(path), *options)
+        assert result.stdout == "imported 0, duplicates 0, quarantined 0\n"
+        assert result.stderr == f"evidence: {path} {why}: no calls in it, nothing imported\n"
+        data = json.loads(cli("import", "calls", str(path), *options, "--json").stdout)
+        assert (data["imported"], data["empty"]) == (0, True)
+    full = _write(tmp_path / "fs.csv", [FS_A])
+    result = cli("import", "calls", str(full), "--format", "freeswitch-cdr", "--json")
+    assert (json.loads(result.stdout)["empty"], result.stderr) == (False, "")
+    again = cli("import", "calls", str(full), "--format", "freeswitch-cdr", "--json")
+    assert json.loads(again.stdout) == {
+        "imported": 0,
+        "duplicates": 1,
+        "quarantined": 0,
+        "quarantine_reasons": [],
+        "empty": False,
+    }
+
+
+@pytest.mark.parametrize("worker_min_bytes", [0, 1 << 30])
+def test_import_progress_counts_the_file_bytes(
+    store: Store, tmp_path: Path, worker_min_bytes: int
+) -> None:
+    lines = [f"{1790575200 + i}|1790575200.{i}|q|NONE|ENTERQUEUE||0401234567|1" for i in range(80)]
+    path = tmp_path / "queue_log"
+    path.write_bytes(("\n".join(lines) + "\n\n\n").encode())
+    steps: list[int] = []
+    options = BulkOptions(chunk_lines=40, worker_min_bytes=worker_min_bytes)
+    import_calls(store, path, "asterisk-queue-log", progress=steps.append, options=options)
+    # One step per chunk of 40 lines, then the blank lines at the end.
+    assert steps == [
+        sum(len(line) + 1 for line in lines[:40]),
+        sum(len(line) + 1 for line in lines[40:]),
+        2,
+    ]
+    assert sum(steps) == path.stat().st_size
+
+
+def test_import_progress_bar_on_a_terminal(env: Env, tmp_path: Path) -> None:
+    """The bar moves with the bytes read: not full from the start, not "7889/0"."""
+    lines = [
+        f"{1790575200 + i}|1790575200.{i}|q|NONE|ENTERQUEUE||0401234567|1" for i in range(10_500)
+    ]
+    path = _write(tmp_path / "queue_log", lines)
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "evidence", "import", "calls", str(path)]
+        + ["--format", "asterisk-queue-log"],
+        env={**os.environ, **env.vars},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the terminal is gone with the process
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(primary)
+    assert proc.stdout is not None
+    with proc.stdout:
+        assert proc.stdout.read() == b"imported 10,500, duplicates 0, quarantined 0\n"
+    assert proc.wait(timeout=300) == 0
+    states = [s.decode().strip() for s in shown.split(b"\r") if b"importing" in s]
+    # A share of the file, never a count against nothing.
+    assert states and all(s.endswith("%") or "% " in s for s in states), states
+    assert not any("/" in s.split("]")[-1] for s in states), states
+    shares = [int(s.split("]")[1].split("%")[0]) for s in states]
+    assert shares[0] == 0 and shares[-1] == 100
+    assert any(0 < share < 100 for share in shares), states
