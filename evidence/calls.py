@@ -783,6 +783,8 @@ def _record_wait(session: Session, call: Call, recs: list[CallRecord]) -> None:
     terms = _terms(session, first)
     if terms is None or call.direction is not Direction.INBOUND:
         return
+    if call.outcome not in ANSWERED + GAVE_UP:
+        return  # busy, failed, IVR, voicemail, or a word the mapping does not know
     name = terms.system
     wait: int | None = None
     source = ""
@@ -797,8 +799,8 @@ def _record_wait(session: Session, call: Call, recs: list[CallRecord]) -> None:
         if terms.duration and terms.talk and first.duration is not None and first.talk_time:
             wait = first.duration - first.talk_time
             source = f"{name} {terms.duration} - {terms.talk}"
-    elif call.outcome in GAVE_UP and not first.talk_time:
-        # An empty answer, or the system's own word for a call nobody answered.
+    elif not first.talk_time:
+        # Nobody answered: an empty answer time, or the system's own word says so.
         if not (terms.answer or first.outcome):
             return
         if terms.duration and first.duration is not None:

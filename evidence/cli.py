@@ -580,7 +580,13 @@ def import_calls_cmd(path: Path, fmt: str, mapping: Path | None, utc: bool, as_j
     an unambiguous end time less the recorded duration; otherwise it is
     stored flagged, never guessed. Lines already imported are skipped, so a
     grown log can be imported again. A file that is not in the given format
-    is refused with the format it looks like.
+    is refused with the format it looks like. A file with no call in it (0
+    bytes, blank lines, a CSV's header row alone) imports nothing and says
+    so ("empty": true with --json); that is not an error (exit 0).
+
+    The queue wait is the phone system's own: queue_log's, else the call
+    record's time to the answer, or the whole call when nobody answered
+    (see README, "Phone systems").
 
     Example:
 

@@ -832,6 +832,7 @@ outcome = "Result"
 "answered" = "answered"
 "missed" = "abandoned"
 "busy" = "busy"
+"voicemail" = "voicemail"
 """
 
 
@@ -849,6 +850,9 @@ def test_csv_without_a_wait_column_takes_it_from_the_times(cli: Cli, tmp_path: P
             "h-3,2026-09-28T08:30:00Z,,2026-09-28T08:30:02Z,0401234567,0201234500,in,busy",
             "h-4,2026-09-28T09:00:00Z,2026-09-28T09:00:09Z,2026-09-28T09:02:09Z,"
             "0201234500,0401234567,out,answered",
+            # Voicemail answered: no person did, and its answer time is not one.
+            "h-5,2026-09-28T09:30:00Z,2026-09-28T09:30:20Z,2026-09-28T09:31:00Z,"
+            "0401234567,0201234500,in,voicemail",
         ],
     )
     cli("import", "calls", str(path), "--format", "csv", "--mapping", str(mapping))
@@ -857,6 +861,7 @@ def test_csv_without_a_wait_column_takes_it_from_the_times(cli: Cli, tmp_path: P
         "h-2": (75, "Hosted PBX: column 'End' - column 'Start' (not answered)"),
         "h-3": (None, None),
         "h-4": (None, None),
+        "h-5": (None, None),
     }
 
 
