@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -972,10 +973,12 @@ def test_import_progress_bar_on_a_terminal(env: Env, tmp_path: Path) -> None:
     with proc.stdout:
         assert proc.stdout.read() == b"imported 10,500, duplicates 0, quarantined 0\n"
     assert proc.wait(timeout=300) == 0
-    states = [s.decode().strip() for s in shown.split(b"\r") if b"importing" in s]
-    # A share of the file, never a count against nothing.
-    assert states and all(s.endswith("%") or "% " in s for s in states), states
-    assert not any("/" in s.split("]")[-1] for s in states), states
-    shares = [int(s.split("]")[1].split("%")[0]) for s in states]
+    text = re.sub(r"\x1b\[[?0-9;]*[A-Za-z]", "", shown.decode())
+    states = [s.strip() for s in text.split("\r") if "importing" in s]
+    # A share of the file (and the time left), never a count against nothing.
+    bar = re.compile(r"importing queue_log +\[[#-]+\] +(\d+)%( +\d\d:\d\d:\d\d)?")
+    matched = [bar.fullmatch(s) for s in states]
+    assert states and all(matched), states
+    shares = [int(m.group(1)) for m in matched if m]
     assert shares[0] == 0 and shares[-1] == 100
     assert any(0 < share < 100 for share in shares), states
