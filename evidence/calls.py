@@ -6,11 +6,15 @@ uniqueid, and the agent's leg named in the queue's CONNECT event. A FreeSWITCH
 or mapped-CSV call is its rows that share a call id (the A leg's ``bleg_uuid``
 names its B leg). A call known to only one file still counts.
 
-Every figure says where it came from: the queue wait is queue_log's own
-hold/wait time when there is one, and CDR ``duration - billsec`` otherwise; the
-talk time is queue_log's calltime or the CDR's billsec; nothing is modelled or
-estimated. Nothing is stored here: calls are derived when read, so whichever
-file arrives first, nothing is ever rewritten.
+Every figure says where it came from: the queue wait (the caller's wait for a
+person) is queue_log's own hold/wait time when there is one, else the call
+record's own times: the time to the answer (CDR ``duration - billsec``,
+FreeSWITCH ``answer_stamp - start_stamp``, a CSV's answer less its start) or,
+when nobody answered, the whole call (``duration``); the talk time is
+queue_log's calltime or the CDR's billsec; nothing is modelled or estimated.
+Only a call that queued, or an inbound call that rang someone, has a wait.
+Nothing is stored here: calls are derived when read, so whichever file arrives
+first, nothing is ever rewritten.
 
 Agent availability (who was logged in to the queues and who was paused, with
 the pause reasons) is a timeline of its own, derived from queue_log's agent
@@ -66,6 +70,11 @@ TRANSFER_EVENTS = ("TRANSFER", "BLINDTRANSFER", "ATTENDEDTRANSFER")
 NO_QUEUE = ("", "NONE")
 INTERNAL_CONTEXTS = ("from-internal", "internal", "default")
 _CHANNEL_SUFFIX = re.compile(r"-[0-9a-f]{6,}(;\d+)?$")
+
+ANSWERED = ("answered", "transferred")
+# A caller who waited for a person and gave up, or whom the queue let go: their
+# wait is the whole call. Busy, failed, IVR and voicemail calls waited for nobody.
+GAVE_UP = ("unanswered", "abandoned", "timeout", "exit-empty", "exit-key")
 
 OUTCOME_LABELS = {
     "answered": "answered",
@@ -510,6 +519,9 @@ def _derive(
         _resolve_from_queue_log(call, first, events, zone)
     if events:
         _from_queue_log(call, events)
+        if call.queue_wait is None and rows and any(e.event == "ENTERQUEUE" for e in events):
+            # queue_log's figure wins; a log without one (cut short) leaves the CDR's.
+            _cdr_wait(call, rows, queued=True)
     elif first is not None:
         _from_cdr(call, rows)
     if call.ended_at is None and events:
@@ -618,12 +630,10 @@ def _from_queue_log(call: Call, events: list[QueueEvent]) -> None:
             call.talk_time_source = "CDR billsec"
 
 
-def _from_cdr(call: Call, rows: list[CdrRecord]) -> None:
-    first = rows[0]
-    caller_channel = first.channel
-    if call.direction is Direction.OUTBOUND:
-        call.agent = _agent_name(first.channel)
-    answered = [
+def _answered_legs(rows: list[CdrRecord]) -> list[CdrRecord]:
+    """The caller's legs that a person answered (bridged to another channel)."""
+    caller_channel = rows[0].channel
+    return [
         r
         for r in rows
         if r.disposition.upper() == "ANSWERED"
@@ -631,6 +641,33 @@ def _from_cdr(call: Call, rows: list[CdrRecord]) -> None:
         and r.dstchannel
         and caller_channel in (r.channel, r.dstchannel)
     ]
+
+
+def _cdr_wait(call: Call, rows: list[CdrRecord], *, queued: bool) -> None:
+    """The caller's wait for a person from the CDR: a call that queued, or an inbound call
+    that rang someone. Until the answer when a person answered, else the whole call (a
+    leg the queue itself answered, to play music, was not answered by a person)."""
+    first = rows[0]
+    answered = _answered_legs(rows)
+    if not queued:
+        if call.direction is not Direction.INBOUND:
+            return  # outbound or internal: no customer waited for us
+        if not answered and call.outcome != "unanswered":
+            return  # busy or failed: it never rang
+    if answered:
+        lead = first if queued else answered[0]
+        call.queue_wait = lead.duration - lead.billsec
+        call.queue_wait_source = "CDR duration - billsec"
+    else:
+        call.queue_wait = first.duration
+        call.queue_wait_source = "CDR duration (not answered)"
+
+
+def _from_cdr(call: Call, rows: list[CdrRecord]) -> None:
+    first = rows[0]
+    if call.direction is Direction.OUTBOUND:
+        call.agent = _agent_name(first.channel)
+    answered = _answered_legs(rows)
     last = rows[-1]
     app = first.lastapp.lower()
     if app == "queue":
@@ -656,14 +693,11 @@ def _from_cdr(call: Call, rows: list[CdrRecord]) -> None:
             disposition, "unanswered"
         )
         call.outcome_source = f"CDR disposition {last.disposition}"
-    lead = answered[0] if answered else first
-    before_answer = lead.duration - lead.billsec
-    if app == "queue":
-        call.queue_wait = first.duration - first.billsec
-        call.queue_wait_source = "CDR duration - billsec"
-    else:
-        call.ring_time = before_answer
+    if app != "queue":
+        lead = answered[0] if answered else first
+        call.ring_time = lead.duration - lead.billsec
         call.ring_time_source = "CDR duration - billsec"
+    _cdr_wait(call, rows, queued=app == "queue")
 
 
 # --- FreeSWITCH and mapped CSV ---------------------------------------------------------
@@ -695,6 +729,88 @@ def _figure_source(session: Session, record: CallRecord, name: str) -> str:
     if record.mapping_sha256:
         return _mapping(session, record.mapping_sha256).source_of(name)
     return record.format
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """What a call record's system calls the fields a wait is computed from (None: not given)."""
+
+    system: str
+    start: str | None
+    answer: str | None
+    end: str | None
+    duration: str | None
+    talk: str | None
+
+
+FREESWITCH_TERMS = _Terms(
+    "FreeSWITCH", "start_stamp", "answer_stamp", "end_stamp", "duration", "billsec"
+)
+
+
+def _terms(session: Session, record: CallRecord) -> _Terms | None:
+    """None when the system gives the wait itself (a mapped wait column): its figure stands."""
+    if record.format == "freeswitch-cdr":
+        return FREESWITCH_TERMS
+    if not record.mapping_sha256:
+        return None
+    mapping = _mapping(session, record.mapping_sha256)
+    if "queue_wait" in mapping.columns:
+        return None
+    ref = mapping.column_ref
+    return _Terms(
+        f"{mapping.system}:",
+        ref("start"),
+        ref("answer"),
+        ref("end"),
+        ref("duration"),
+        ref("talk_time"),
+    )
+
+
+def _seconds(later: dt.datetime, earlier: dt.datetime) -> int:
+    return round((later - earlier).total_seconds())
+
+
+def _record_wait(session: Session, call: Call, recs: list[CallRecord]) -> None:
+    """The caller's wait for a person from a FreeSWITCH or CSV call's own times.
+
+    Only for an inbound call that a person answered or that the caller gave up on:
+    until the answer (a B leg answered after the A leg was answered by the IVR or a
+    queue's music is the person's answer), else the whole call.
+    """
+    first = recs[0]
+    terms = _terms(session, first)
+    if terms is None or call.direction is not Direction.INBOUND:
+        return
+    if call.outcome not in ANSWERED + GAVE_UP:
+        return  # busy, failed, IVR, voicemail, or a word the mapping does not know
+    name = terms.system
+    wait: int | None = None
+    source = ""
+    b_answer = min((r.answered_at for r in recs[1:] if r.answered_at), default=None)
+    if terms.answer and b_answer and (first.answered_at is None or b_answer > first.answered_at):
+        wait = _seconds(b_answer, first.started_at)
+        source = f"{name} {terms.answer} (B leg) - {terms.start} (A leg)"
+    elif terms.answer and first.answered_at is not None:
+        wait = _seconds(first.answered_at, first.started_at)
+        source = f"{name} {terms.answer} - {terms.start}"
+    elif call.outcome in ANSWERED:
+        if terms.duration and terms.talk and first.duration is not None and first.talk_time:
+            wait = first.duration - first.talk_time
+            source = f"{name} {terms.duration} - {terms.talk}"
+    elif not first.talk_time:
+        # Nobody answered: an empty answer time, or the system's own word says so.
+        if not (terms.answer or first.outcome):
+            return
+        if terms.duration and first.duration is not None:
+            wait = first.duration
+            source = f"{name} {terms.duration} (not answered)"
+        elif terms.end and first.ended_at is not None:
+            wait = _seconds(first.ended_at, first.started_at)
+            source = f"{name} {terms.end} - {terms.start} (not answered)"
+    if wait is not None and wait >= 0:
+        call.queue_wait, call.queue_wait_source = wait, source
 
 
 def _derive_record_call(
@@ -752,6 +868,8 @@ def _derive_record_call(
     call.outcome_recorded = first.outcome_recorded
     call.outcome = first.outcome or ("unknown" if first.outcome_recorded else "unanswered")
     call.outcome_source = _figure_source(session, first, "outcome") or None
+    if call.queue_wait is None:
+        _record_wait(session, call, recs)
     call.legs = [
         CallLeg(
             id=r.call_id or f"{r.format}-{r.id}",

@@ -110,13 +110,22 @@ def _finish_import(report: ImportReport, as_json: bool) -> None:
 
 
 @contextmanager
-def _progress(label: str, total: int | None = None) -> Iterator[Callable[[int], None] | None]:
-    """A progress bar on a terminal; silent when stderr is a pipe or a file."""
-    if not sys.stderr.isatty():
+def _progress(
+    label: str, total: int | None = None, *, in_bytes: bool = False
+) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on a terminal; silent when stderr is a pipe or a file.
+
+    ``in_bytes``: the steps are bytes of ``total``, shown as a share, not a count.
+    """
+    if not sys.stderr.isatty() or (in_bytes and not total):
         yield None
         return
     with click.progressbar(
-        length=total or 0, label=label, file=sys.stderr, show_pos=True, show_eta=bool(total)
+        length=total or 0,
+        label=label,
+        file=sys.stderr,
+        show_pos=not in_bytes,
+        show_eta=bool(total),
     ) as bar:
         yield bar.update
 
@@ -733,7 +742,13 @@ def import_calls_cmd(path: Path, fmt: str, mapping: Path | None, utc: bool, as_j
     an unambiguous end time less the recorded duration; otherwise it is
     stored flagged, never guessed. Lines already imported are skipped, so a
     grown log can be imported again. A file that is not in the given format
-    is refused with the format it looks like.
+    is refused with the format it looks like. A file with no call in it (0
+    bytes, blank lines, a CSV's header row alone) imports nothing and says
+    so ("empty": true with --json); that is not an error (exit 0).
+
+    The queue wait is the phone system's own: queue_log's, else the call
+    record's time to the answer, or the whole call when nobody answered
+    (see README, "Phone systems").
 
     Example:
 
@@ -745,8 +760,11 @@ def import_calls_cmd(path: Path, fmt: str, mapping: Path | None, utc: bool, as_j
     """
     from evidence.ingest.phonelog import import_calls
 
-    with _store() as store, _progress(f"importing {path.name}") as progress:
+    size = path.stat().st_size
+    with _store() as store, _progress(f"importing {path.name}", size, in_bytes=True) as progress:
         report = import_calls(store, path, fmt, utc=utc, mapping=mapping, progress=progress)
+    if report.empty is not None:
+        click.echo(f"evidence: {report.empty}", err=True)
     _finish_import(report, as_json)
 
 

@@ -56,7 +56,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from evidence.calls import Availability, Call, agent_availability, calls_between
+from evidence.calls import ANSWERED, Availability, Call, agent_availability, calls_between
 from evidence.config import Config
 from evidence.errors import InvalidInput
 from evidence.hours import OpeningHours
@@ -84,7 +84,6 @@ DEFAULT_THRESHOLD = 60  # seconds
 DEFAULT_BASELINE_DAYS = 28
 CALLBACK_HORIZON = dt.timedelta(days=7)
 REPLY_HORIZON = dt.timedelta(days=14)
-ANSWERED = ("answered", "transferred")
 # The keys of the states in the JSON, in the order of the text table.
 STATE_KEYS = {
     SERVICE_INCIDENT: "incident",
@@ -259,13 +258,19 @@ def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
+def _reached_queue(call: Call) -> bool:
+    """A queue is named, or the call has a wait for a person: only a call that queued or
+    rang someone has one (a FreeSWITCH CDR, for one, names no queue)."""
+    return call.queue is not None or call.queue_wait is not None
+
+
 def call_counts(attempts: Sequence[Attempt], threshold: int) -> CallCounts:
     calls = [a.call for a in attempts]
-    queued = [c for c in calls if c.queue is not None]
+    queued = [c for c in calls if _reached_queue(c)]
     waits = [c.queue_wait for c in queued if c.queue_wait is not None]
     answered = [c for c in calls if c.outcome in ANSWERED]
     in_time = [c for c in queued if c.outcome in ANSWERED and (c.queue_wait or 0) <= threshold]
-    ivr_only = [c for c in calls if c.queue is None and c.outcome not in ANSWERED]
+    ivr_only = [c for c in calls if not _reached_queue(c) and c.outcome not in ANSWERED]
     abandoned = sum(1 for c in calls if c.outcome == "abandoned")
     timeout = sum(1 for c in calls if c.outcome == "timeout")
     return CallCounts(

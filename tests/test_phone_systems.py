@@ -5,6 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
+import pty
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,7 +35,7 @@ from evidence.timeutil import (
     FLAG_RESOLVED_BY_DURATION,
     FLAG_RESOLVED_BY_QUEUE_LOG,
 )
-from tests.conftest import Cli
+from tests.conftest import Cli, Env
 
 MATTI = "+358401234567"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "mappings"
@@ -671,3 +676,309 @@ def test_readme_mapping_example_is_a_valid_mapping() -> None:
     mapping = parse_mapping(block.encode("utf-8"), "README")
     assert mapping.columns["queue_wait"] == "Wait (s)"
     assert mapping.source_of("queue_wait") == "Cloud PBX call history: column 'Wait (s)'"
+
+
+# --- the wait for a person, from the phone system's own records ---------------------------
+
+
+def _calls_by_id(cli: Cli, ref: str = "100234") -> dict[str, dict[str, object]]:
+    items = json.loads(cli("timeline", ref, "--json").stdout)
+    return {str(i["uniqueid"]): i for i in items if i["kind"] == "call"}
+
+
+def _waits(calls: dict[str, dict[str, object]]) -> dict[str, tuple[object, object]]:
+    return {key: (c["queue_wait"], c["queue_wait_source"]) for key, c in calls.items()}
+
+
+def _fs(
+    caller: str,
+    callee: str,
+    context: str,
+    start: str,
+    answer: str,
+    end: str,
+    duration: int,
+    billsec: int,
+    cause: str,
+    uuid: str,
+    bleg: str = "",
+) -> str:
+    return (
+        f'"Matti Virtanen","{caller}","{callee}","{context}","2026-09-28 {start}",'
+        f'"{"2026-09-28 " + answer if answer else ""}","2026-09-28 {end}","{duration}",'
+        f'"{billsec}","{cause}","{uuid}","{bleg}","","PCMA","PCMA"'
+    )
+
+
+FS_WAITS = [
+    # Answered after 40 s.
+    _fs("0401234567", "0201234500", "public", "10:15:05", "10:15:45", "10:20:45", 340, 300,
+        "NORMAL_CLEARING", "00000000-0000-4000-8000-000000000001"),
+    # The caller gave up after 75 s.
+    _fs("0401234567", "0201234500", "public", "11:00:00", "", "11:01:15", 75, 0,
+        "ORIGINATOR_CANCEL", "00000000-0000-4000-8000-000000000002"),
+    # Busy: it never rang, nobody waited.
+    _fs("0401234567", "0201234500", "public", "11:30:00", "", "11:30:02", 2, 0,
+        "USER_BUSY", "00000000-0000-4000-8000-000000000003"),
+    # Our agent's call to the customer: the customer waited for nobody.
+    _fs("1001", "0401234567", "default", "12:00:00", "12:00:09", "12:02:09", 129, 120,
+        "NORMAL_CLEARING", "00000000-0000-4000-8000-000000000004"),
+    # The IVR answered the A leg at once; the agent's B leg answered 40 s after the start.
+    _fs("0401234567", "0201234500", "public", "13:00:00", "13:00:01", "13:05:40", 340, 339,
+        "NORMAL_CLEARING", "00000000-0000-4000-8000-000000000005",
+        "00000000-0000-4000-8000-0000000000b5"),
+    _fs("0401234567", "1001", "default", "13:00:30", "13:00:40", "13:05:40", 310, 300,
+        "NORMAL_CLEARING", "00000000-0000-4000-8000-0000000000b5"),
+]  # fmt: skip
+
+
+def test_freeswitch_wait_comes_from_the_cdr(cli: Cli, tmp_path: Path) -> None:
+    """No queue_log: the wait before the answer or the hang-up is the CDR's, and says so."""
+    cli("customer", "add", "100234", "--name", "Matti", "--phone", "040 123 4567")
+    path = _write(tmp_path / "Master.csv", FS_WAITS)
+    cli("import", "calls", str(path), "--format", "freeswitch-cdr")
+    calls = _calls_by_id(cli)
+    assert _waits(calls) == {
+        "00000000-0000-4000-8000-000000000001": (40, "FreeSWITCH answer_stamp - start_stamp"),
+        "00000000-0000-4000-8000-000000000002": (75, "FreeSWITCH duration (not answered)"),
+        "00000000-0000-4000-8000-000000000003": (None, None),
+        "00000000-0000-4000-8000-000000000004": (None, None),
+        "00000000-0000-4000-8000-000000000005": (
+            40,
+            "FreeSWITCH answer_stamp (B leg) - start_stamp (A leg)",
+        ),
+    }
+    assert calls["00000000-0000-4000-8000-000000000002"]["outcome"] == "unanswered"
+    # The ring time stays what it was: the CDR's duration - billsec of an answered call.
+    assert calls["00000000-0000-4000-8000-000000000004"]["ring_time"] == 9
+    # Company-wide, the callers who waited count as having reached a queue, not the IVR.
+    report = json.loads(cli("report", "service", "--from", "2026-09-28", "--json").stdout)
+    counts = report["period"]["calls"]
+    assert (counts["offered"], counts["reached_queue"]) == (4, 3)
+    assert (counts["wait_median"], counts["wait_max"], counts["service_level"]) == (40, 75, 2 / 3)
+
+
+def test_asterisk_cdr_wait_without_queue_log_and_queue_log_wins(cli: Cli, tmp_path: Path) -> None:
+    cli("customer", "add", "100234", "--name", "Matti", "--phone", "040 123 4567")
+    trunk = "PJSIP/trunk-0000000"
+    rows = [
+        # The queue answered the caller (music on hold); nobody did: 75 s waited.
+        cdr21("0401234567", "500", f"{trunk}1", "", "Queue", "2026-09-28 09:00:00",
+              "2026-09-28 09:00:05", "2026-09-28 09:01:15", 75, 70, "ANSWERED",
+              "1790575200.1", "1790575200.1", data="asiakaspalvelu"),
+        # Queued, not answered, billsec 0.
+        cdr21("0401234567", "500", f"{trunk}2", "", "Queue", "2026-09-28 09:30:00", "",
+              "2026-09-28 09:31:00", 60, 0, "NO ANSWER", "1790577000.2", "1790577000.2",
+              data="asiakaspalvelu"),
+        # Rang an agent's phone directly, nobody answered.
+        cdr21("0401234567", "1001", f"{trunk}3", "PJSIP/1001-00000004", "Dial",
+              "2026-09-28 10:00:00", "", "2026-09-28 10:00:30", 30, 0, "NO ANSWER",
+              "1790578800.3", "1790578800.3"),
+        # Rang an agent's phone, answered after 12 s.
+        cdr21("0401234567", "1001", f"{trunk}5", "PJSIP/1001-00000006", "Dial",
+              "2026-09-28 11:00:00", "2026-09-28 11:00:12", "2026-09-28 11:03:12", 192, 180,
+              "ANSWERED", "1790582400.5", "1790582400.5"),
+        # Our agent's callback, and a call that ended in the IVR: no wait for a person.
+        cdr21("1001", "0401234567", "PJSIP/1001-00000007", f"{trunk}8", "Dial",
+              "2026-09-28 12:00:00", "2026-09-28 12:00:12", "2026-09-28 12:03:12", 192, 180,
+              "ANSWERED", "1790586000.7", "1790586000.7", context="from-internal"),
+        cdr21("0401234567", "500", f"{trunk}9", "", "Playback", "2026-09-28 12:30:00",
+              "2026-09-28 12:30:00", "2026-09-28 12:30:20", 20, 20, "ANSWERED",
+              "1790587800.9", "1790587800.9"),
+        # With queue_log: its holdtime wins over the CDR's 2 s.
+        cdr21("0401234567", "500", "PJSIP/trunk-00000010", "PJSIP/1001-00000011", "Queue",
+              "2026-09-28 14:00:00", "2026-09-28 14:00:02", "2026-09-28 14:02:27", 147, 145,
+              "ANSWERED", "1790593200.10", "1790593200.10", data="asiakaspalvelu"),
+        # queue_log cut short after ENTERQUEUE: the CDR's figure.
+        cdr21("0401234567", "500", "PJSIP/trunk-00000012", "", "Queue", "2026-09-28 15:00:00",
+              "", "2026-09-28 15:00:40", 40, 0, "NO ANSWER", "1790596800.12", "1790596800.12",
+              data="asiakaspalvelu"),
+    ]  # fmt: skip
+    log = [
+        "1790593200|1790593200.10|asiakaspalvelu|NONE|ENTERQUEUE||0401234567|1",
+        "1790593225|1790593200.10|asiakaspalvelu|PJSIP/1001|CONNECT|25|1790593222.11|3",
+        "1790593345|1790593200.10|asiakaspalvelu|PJSIP/1001|COMPLETECALLER|25|120|1",
+        "1790596800|1790596800.12|asiakaspalvelu|NONE|ENTERQUEUE||0401234567|1",
+    ]
+    cli("import", "calls", str(_write(tmp_path / "Master.csv", rows)), "--format", "asterisk-cdr")
+    queue_log = _write(tmp_path / "queue_log", log)
+    cli("import", "calls", str(queue_log), "--format", "asterisk-queue-log")
+    assert _waits(_calls_by_id(cli)) == {
+        "1790575200.1": (75, "CDR duration (not answered)"),
+        "1790577000.2": (60, "CDR duration (not answered)"),
+        "1790578800.3": (30, "CDR duration (not answered)"),
+        "1790582400.5": (12, "CDR duration - billsec"),
+        "1790586000.7": (None, None),
+        "1790587800.9": (None, None),
+        "1790593200.10": (25, "queue_log CONNECT holdtime"),
+        "1790596800.12": (40, "CDR duration (not answered)"),
+    }
+
+
+CSV_NO_WAIT_MAPPING = """
+system = "Hosted PBX"
+[columns]
+call_id = "ID"
+start = "Start"
+answer = "Answered"
+end = "End"
+caller = "From"
+callee = "To"
+direction = "Direction"
+outcome = "Result"
+[direction]
+"in" = "inbound"
+"out" = "outbound"
+[outcome]
+"answered" = "answered"
+"missed" = "abandoned"
+"busy" = "busy"
+"voicemail" = "voicemail"
+"""
+
+
+def test_csv_without_a_wait_column_takes_it_from_the_times(cli: Cli, tmp_path: Path) -> None:
+    cli("customer", "add", "100234", "--name", "Matti", "--phone", "040 123 4567")
+    mapping = tmp_path / "hosted.toml"
+    mapping.write_text(CSV_NO_WAIT_MAPPING, encoding="utf-8")
+    path = _write(
+        tmp_path / "calls.csv",
+        [
+            "ID,Start,Answered,End,From,To,Direction,Result",
+            "h-1,2026-09-28T07:15:05Z,2026-09-28T07:15:45Z,2026-09-28T07:20:45Z,"
+            "0401234567,0201234500,in,answered",
+            "h-2,2026-09-28T08:00:00Z,,2026-09-28T08:01:15Z,0401234567,0201234500,in,missed",
+            "h-3,2026-09-28T08:30:00Z,,2026-09-28T08:30:02Z,0401234567,0201234500,in,busy",
+            "h-4,2026-09-28T09:00:00Z,2026-09-28T09:00:09Z,2026-09-28T09:02:09Z,"
+            "0201234500,0401234567,out,answered",
+            # Voicemail answered: no person did, and its answer time is not one.
+            "h-5,2026-09-28T09:30:00Z,2026-09-28T09:30:20Z,2026-09-28T09:31:00Z,"
+            "0401234567,0201234500,in,voicemail",
+        ],
+    )
+    cli("import", "calls", str(path), "--format", "csv", "--mapping", str(mapping))
+    assert _waits(_calls_by_id(cli)) == {
+        "h-1": (40, "Hosted PBX: column 'Answered' - column 'Start'"),
+        "h-2": (75, "Hosted PBX: column 'End' - column 'Start' (not answered)"),
+        "h-3": (None, None),
+        "h-4": (None, None),
+        "h-5": (None, None),
+    }
+
+
+def test_dossier_shows_a_freeswitch_wait_and_its_source(cli: Cli, tmp_path: Path) -> None:
+    from tests.conftest import pdf_text
+
+    cli("customer", "add", "100234", "--name", "Matti", "--phone", "040 123 4567")
+    path = _write(tmp_path / "Master.csv", FS_WAITS[:2])
+    cli("import", "calls", str(path), "--format", "freeswitch-cdr")
+    out = tmp_path / "dossier.pdf"
+    cli("export", "100234", "-o", str(out))
+    flat = " ".join(pdf_text(out).split())
+    assert "Jonotusaika 40 s (lähde: FreeSWITCH answer_stamp - start_stamp)" in flat
+    assert "Jonotusaika 1 min 15 s (lähde: FreeSWITCH duration (not answered))" in flat
+    # The caller who gave up waited for a person: not a call that ended before the queue.
+    assert "ei vastattu, jonotusaika 1 min 15 s" in flat
+    read = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True, check=True)
+    figures = " ".join(read.stdout.split())
+    assert "päättyi ennen jonoa (puhelinvalikko, tiedote) 0 0,0" in figures
+    assert "Jonotusaika: mediaani 58 s" in figures
+
+
+# --- empty files and progress --------------------------------------------------------------
+
+
+def test_an_empty_call_log_says_so(cli: Cli, tmp_path: Path) -> None:
+    empty = tmp_path / "Master.csv"
+    empty.write_bytes(b"")
+    blank = tmp_path / "queue_log"
+    blank.write_bytes(b"\n\n")
+    header = tmp_path / "export.csv"
+    header.write_bytes((EXAMPLES / "cloud-pbx.csv").read_bytes().splitlines(keepends=True)[0])
+    nothing = tmp_path / "nothing.csv"
+    nothing.write_bytes(b"")
+    mapping = ("--mapping", str(EXAMPLES / "cloud-pbx.toml"))
+    cases = [
+        (empty, ("--format", "asterisk-cdr"), "is empty (0 bytes)"),
+        (empty, ("--format", "freeswitch-cdr"), "is empty (0 bytes)"),
+        (blank, ("--format", "asterisk-queue-log"), "holds only blank lines"),
+        (header, ("--format", "csv", *mapping), "holds only its header row"),
+        (nothing, ("--format", "csv", *mapping), "is empty (0 bytes)"),
+    ]
+    for path, options, why in cases:
+        result = cli("import", "calls", str(path), *options)
+        assert result.stdout == "imported 0, duplicates 0, quarantined 0\n"
+        assert result.stderr == f"evidence: {path} {why}: no calls in it, nothing imported\n"
+        data = json.loads(cli("import", "calls", str(path), *options, "--json").stdout)
+        assert (data["imported"], data["empty"]) == (0, True)
+    full = _write(tmp_path / "fs.csv", [FS_A])
+    result = cli("import", "calls", str(full), "--format", "freeswitch-cdr", "--json")
+    assert (json.loads(result.stdout)["empty"], result.stderr) == (False, "")
+    again = cli("import", "calls", str(full), "--format", "freeswitch-cdr", "--json")
+    assert json.loads(again.stdout) == {
+        "imported": 0,
+        "duplicates": 1,
+        "quarantined": 0,
+        "quarantine_reasons": [],
+        "empty": False,
+    }
+
+
+@pytest.mark.parametrize("worker_min_bytes", [0, 1 << 30])
+def test_import_progress_counts_the_file_bytes(
+    store: Store, tmp_path: Path, worker_min_bytes: int
+) -> None:
+    lines = [f"{1790575200 + i}|1790575200.{i}|q|NONE|ENTERQUEUE||0401234567|1" for i in range(80)]
+    path = tmp_path / "queue_log"
+    path.write_bytes(("\n".join(lines) + "\n\n\n").encode())
+    steps: list[int] = []
+    options = BulkOptions(chunk_lines=40, worker_min_bytes=worker_min_bytes)
+    import_calls(store, path, "asterisk-queue-log", progress=steps.append, options=options)
+    # One step per chunk of 40 lines, then the blank lines at the end.
+    assert steps == [
+        sum(len(line) + 1 for line in lines[:40]),
+        sum(len(line) + 1 for line in lines[40:]),
+        2,
+    ]
+    assert sum(steps) == path.stat().st_size
+
+
+def test_import_progress_bar_on_a_terminal(env: Env, tmp_path: Path) -> None:
+    """The bar moves with the bytes read: not full from the start, not "7889/0"."""
+    lines = [
+        f"{1790575200 + i}|1790575200.{i}|q|NONE|ENTERQUEUE||0401234567|1" for i in range(10_500)
+    ]
+    path = _write(tmp_path / "queue_log", lines)
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "evidence", "import", "calls", str(path)]
+        + ["--format", "asterisk-queue-log"],
+        env={**os.environ, **env.vars},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the terminal is gone with the process
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(primary)
+    assert proc.stdout is not None
+    with proc.stdout:
+        assert proc.stdout.read() == b"imported 10,500, duplicates 0, quarantined 0\n"
+    assert proc.wait(timeout=300) == 0
+    text = re.sub(r"\x1b\[[?0-9;]*[A-Za-z]", "", shown.decode())
+    states = [s.strip() for s in text.split("\r") if "importing" in s]
+    # A share of the file (and the time left), never a count against nothing.
+    bar = re.compile(r"importing queue_log +\[[#-]+\] +(\d+)%( +\d\d:\d\d:\d\d)?")
+    matched = [bar.fullmatch(s) for s in states]
+    assert states and all(matched), states
+    shares = [int(m.group(1)) for m in matched if m]
+    assert shares[0] == 0 and shares[-1] == 100
+    assert any(0 < share < 100 for share in shares), states

@@ -78,12 +78,16 @@ class Mapping:
     directions: dict[str, str]
     outcomes: dict[str, str]
 
-    def source_of(self, name: str) -> str:
+    def column_ref(self, name: str) -> str | None:
+        """How the source names our field: ``column 'Wait (s)'`` or ``column 3``."""
         column = self.columns.get(name)
         if column is None:
-            return ""
-        where = f"column {column}" if isinstance(column, int) else f"column '{column}'"
-        return f"{self.system}: {where}"
+            return None
+        return f"column {column}" if isinstance(column, int) else f"column '{column}'"
+
+    def source_of(self, name: str) -> str:
+        where = self.column_ref(name)
+        return f"{self.system}: {where}" if where else ""
 
 
 def _table(data: dict[str, Any], key: str) -> dict[str, Any]:

@@ -111,39 +111,64 @@ Prepared = tuple[
 ]
 
 
-def iter_records(path: Path, multiline: bool) -> Iterator[tuple[int, bytes]]:
-    """(first line number, raw bytes without the final line end) of every non-blank record."""
-    with path.open("rb") as fh:
-        pending: list[bytes] = []
-        start = 0
-        for number, line in enumerate(fh, start=1):
-            if pending:
-                pending.append(line)
-                joined = b"".join(pending)
-                if joined.count(b'"') % 2 == 0 or len(pending) >= MAX_RECORD_LINES:
-                    if joined.count(b'"') % 2 == 0:
-                        yield start, joined.rstrip(b"\r\n")
+class Records:
+    """(first line number, raw bytes without the final line end) of every non-blank record.
+
+    ``consumed`` is how many bytes of the file have been read (for progress: at the
+    end, the file's size), ``given`` how many records were handed out.
+    """
+
+    def __init__(self, path: Path, multiline: bool) -> None:
+        self.consumed = 0
+        self.given = 0
+        self._records = self._read(path, multiline)
+
+    def __iter__(self) -> Records:
+        return self
+
+    def __next__(self) -> tuple[int, bytes]:
+        record = next(self._records)
+        self.given += 1
+        return record
+
+    def _read(self, path: Path, multiline: bool) -> Iterator[tuple[int, bytes]]:
+        with path.open("rb") as fh:
+            pending: list[bytes] = []
+            start = 0
+            for number, line in enumerate(fh, start=1):
+                self.consumed += len(line)
+                if pending:
+                    pending.append(line)
+                    joined = b"".join(pending)
+                    if joined.count(b'"') % 2 == 0 or len(pending) >= MAX_RECORD_LINES:
+                        if joined.count(b'"') % 2 == 0:
+                            yield start, joined.rstrip(b"\r\n")
+                            pending = []
+                            continue
+                        # Never closed: give the first line back alone (it will not parse)
+                        # and read on from the next one.
+                        first, rest = pending[0], pending[1:]
                         pending = []
-                        continue
-                    # Never closed: give the first line back alone (it will not parse)
-                    # and read on from the next one.
-                    first, rest = pending[0], pending[1:]
-                    pending = []
-                    yield start, first.rstrip(b"\r\n")
-                    for offset, again in enumerate(rest, start=start + 1):
-                        if again.strip():
-                            yield offset, again.rstrip(b"\r\n")
-                continue
-            if not line.strip():
-                continue
-            if multiline and line.count(b'"') % 2 == 1:
-                pending, start = [line], number
-                continue
-            yield number, line.rstrip(b"\r\n")
-        if pending:
-            for offset, again in enumerate(pending, start=start):
-                if again.strip():
-                    yield offset, again.rstrip(b"\r\n")
+                        yield start, first.rstrip(b"\r\n")
+                        for offset, again in enumerate(rest, start=start + 1):
+                            if again.strip():
+                                yield offset, again.rstrip(b"\r\n")
+                    continue
+                if not line.strip():
+                    continue
+                if multiline and line.count(b'"') % 2 == 1:
+                    pending, start = [line], number
+                    continue
+                yield number, line.rstrip(b"\r\n")
+            if pending:
+                for offset, again in enumerate(pending, start=start):
+                    if again.strip():
+                        yield offset, again.rstrip(b"\r\n")
+
+
+def iter_records(path: Path, multiline: bool) -> Records:
+    """Every non-blank record of ``path`` (see ``Records``)."""
+    return Records(path, multiline)
 
 
 # --- preparing a chunk (in the worker) -------------------------------------------
@@ -391,29 +416,38 @@ def import_lines(
     *,
     progress: Callable[[int], None] | None = None,
     options: BulkOptions | None = None,
-    records: Iterator[tuple[int, bytes]] | None = None,
+    records: Records | None = None,
 ) -> None:
-    """Parse ``path`` with ``parser`` and store every line, one transaction per chunk."""
+    """Parse ``path`` with ``parser`` and store every line, one transaction per chunk.
+
+    ``progress(n)`` is called with the bytes of the file each stored chunk covers
+    (read from ``records`` when given: a CSV's header row is read before); the
+    calls add up to the file's size.
+    """
     opts = options or BulkOptions()
     dialect = store.engine.dialect.name
     spec = ChunkSpec(parser=parser, source=str(path), run_id=run_id, dialect=dialect)
     source = iter_records(path, parser.multiline) if records is None else records
+    counted = 0  # bytes of the file handed to chunks
 
-    def chunks() -> Iterator[list[tuple[int, bytes]]]:
+    def chunks() -> Iterator[tuple[list[tuple[int, bytes]], int]]:
+        nonlocal counted
         batch: list[tuple[int, bytes]] = []
         size = 0
         for record in source:
             batch.append(record)
             size += len(record[1])
             if len(batch) >= opts.chunk_lines or size >= opts.chunk_bytes:
-                yield batch
+                yield batch, source.consumed - counted
+                counted = source.consumed
                 batch, size = [], 0
         if batch:
-            yield batch
+            yield batch, source.consumed - counted
+            counted = source.consumed
 
     def fresh_chunks() -> Iterator[tuple[list[tuple[int, bytes]], int]]:
         # Lines already stored are dropped before parsing: a grown log costs only its growth.
-        for batch in chunks():
+        for batch, read in chunks():
             hashed = [(number, raw, hashlib.sha256(raw).hexdigest()) for number, raw in batch]
             with store.session() as session:
                 lines, held = _known(session, parser.format, [h[2] for h in hashed])
@@ -425,7 +459,7 @@ def import_lines(
                     continue
                 seen.add(digest)
                 fresh.append((number, raw))
-            yield fresh, len(batch)
+            yield fresh, read
 
     def store_chunk(prepared: list[Prepared], size: int) -> None:
         if prepared:
@@ -435,9 +469,15 @@ def import_lines(
         if progress:
             progress(size)
 
+    def rest() -> None:
+        # Blank lines after the last record (and all of an empty file's bytes).
+        if progress and source.consumed > counted:
+            progress(source.consumed - counted)
+
     if path.stat().st_size < opts.worker_min_bytes:
         for fresh, size in fresh_chunks():
             store_chunk(prepare_chunk(spec, fresh), size)
+        rest()
         return
     # Parse ahead in worker processes while this process writes, in file order; at
     # most a few chunks wait, so memory stays flat however large the file is. If
@@ -471,6 +511,7 @@ def import_lines(
                 finish_one()
         while pending:
             finish_one()
+    rest()
 
 
 # --- formats, sniffing and the import itself -------------------------------------
@@ -581,8 +622,13 @@ def import_calls(
     mapping: Path | None = None,
     progress: Callable[[int], None] | None = None,
     options: BulkOptions | None = None,
-) -> ImportReport:
-    """Import one phone-system log; broken lines are quarantined, the rest imported."""
+) -> CallImportReport:
+    """Import one phone-system log; broken lines are quarantined, the rest imported.
+
+    ``progress(n)`` is told the bytes of the file read since its last call (they add
+    up to the file's size). A file with no call in it (no bytes, blank lines, a
+    CSV's header row alone) imports nothing and says so in ``report.empty``.
+    """
     from evidence.ingest.asterisk import CdrParser, QueueLogParser
     from evidence.ingest.freeswitch import FreeswitchParser
 
@@ -598,24 +644,31 @@ def import_calls(
         )
     _refuse_wrong_format(path, fmt)
     config = store.config
-    report = ImportReport()
-    records: Iterator[tuple[int, bytes]] | None = None
-    parser: LineParser
+    report = CallImportReport()
+    parser: LineParser | None
     csv_input = _read_csv_start(path, mapping) if mapping is not None else None
     with store.writing() as session:
         run_id = start_run(session, fmt, str(path)).id
-    if fmt == FORMAT_CDR:
-        parser = CdrParser(zone_key=config.timezone, utc=utc, region=config.phone_region)
-    elif fmt == FORMAT_QUEUE_LOG:
-        parser = QueueLogParser(region=config.phone_region)
-    elif fmt == FORMAT_FREESWITCH:
-        parser = FreeswitchParser(zone_key=config.timezone, utc=utc, region=config.phone_region)
+    if csv_input is not None:
+        records = csv_input.records
+        missing_header = csv_input.mapping.header and csv_input.header is None
+        # A file without even its header row: nothing to store, not the mapping either.
+        parser = None if missing_header else _csv_parser(store, path, csv_input, run_id, utc)
     else:
-        assert csv_input is not None
-        parser, records = _csv_parser(store, path, csv_input, run_id, utc)
-    import_lines(
-        store, path, parser, run_id, report, progress=progress, options=options, records=records
-    )
+        if fmt == FORMAT_CDR:
+            parser = CdrParser(zone_key=config.timezone, utc=utc, region=config.phone_region)
+        elif fmt == FORMAT_QUEUE_LOG:
+            parser = QueueLogParser(region=config.phone_region)
+        else:
+            parser = FreeswitchParser(zone_key=config.timezone, utc=utc, region=config.phone_region)
+        records = iter_records(path, parser.multiline)
+    if parser is not None:
+        import_lines(
+            store, path, parser, run_id, report, progress=progress, options=options, records=records
+        )
+    header_rows = int(csv_input is not None and csv_input.header is not None)
+    if records.given == header_rows:
+        report.empty = _empty_reason(path, csv_input)
     with store.writing() as session:
         run = session.get(ImportRun, run_id)
         assert run is not None
@@ -630,14 +683,32 @@ def import_calls(
 
 
 @dataclass
+class CallImportReport(ImportReport):
+    """A call log's import; ``empty`` says why the file held no call at all (else None)."""
+
+    empty: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {**super().as_dict(), "empty": self.empty is not None}
+
+
+def _empty_reason(path: Path, csv_input: _CsvStart | None) -> str:
+    if csv_input is not None and csv_input.header is not None:
+        return f"{path} holds only its header row: no calls in it, nothing imported"
+    if path.stat().st_size:
+        return f"{path} holds only blank lines: no calls in it, nothing imported"
+    return f"{path} is empty (0 bytes): no calls in it, nothing imported"
+
+
+@dataclass
 class _CsvStart:
     """A mapped CSV's mapping and header row, read and checked before anything is stored."""
 
     mapping: Any  # csvmap.Mapping
     mapping_bytes: bytes
     indexes: dict[str, int]
-    header: tuple[int, bytes] | None
-    records: Iterator[tuple[int, bytes]]
+    header: tuple[int, bytes] | None  # None: the mapping says there is none, or the file is empty
+    records: Records
 
 
 def _read_csv_start(path: Path, mapping_path: Path) -> _CsvStart:
@@ -652,7 +723,7 @@ def _read_csv_start(path: Path, mapping_path: Path) -> _CsvStart:
         return _CsvStart(mapping, mapping_bytes, column_indexes(mapping, None), None, records)
     first = next(records, None)
     if first is None:
-        raise InvalidInput(f"{path} is empty: no header row")
+        return _CsvStart(mapping, mapping_bytes, {}, None, records)
     try:
         text_ = first[1].decode(mapping.encoding)
     except UnicodeDecodeError as exc:
@@ -667,9 +738,7 @@ def _read_csv_start(path: Path, mapping_path: Path) -> _CsvStart:
     return _CsvStart(mapping, mapping_bytes, column_indexes(mapping, header), first, records)
 
 
-def _csv_parser(
-    store: Store, path: Path, start: _CsvStart, run_id: int, utc: bool
-) -> tuple[LineParser, Iterator[tuple[int, bytes]]]:
+def _csv_parser(store: Store, path: Path, start: _CsvStart, run_id: int, utc: bool) -> LineParser:
     """The mapping (stored as a blob) and the header row (stored as a line) come first."""
     from evidence.ingest.csvmap import CsvParser
     from evidence.store.blobs import put_blob
@@ -706,4 +775,4 @@ def _csv_parser(
         utc=utc,
         region=store.config.phone_region,
     )
-    return parser, start.records
+    return parser

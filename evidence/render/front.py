@@ -15,7 +15,7 @@ from typing import Any
 
 from babel.numbers import format_decimal
 
-from evidence.calls import Call
+from evidence.calls import ANSWERED, Call
 from evidence.completeness import Completeness
 from evidence.customers import Identity, Period
 from evidence.mailfacts import MailRules, describe_rules
@@ -28,7 +28,7 @@ from evidence.render.chart import (
 )
 from evidence.render.i18n import Formatter
 from evidence.render.views import exhibit_number
-from evidence.reports import ANSWERED, CustomerAttempt, CustomerReachability, Figures
+from evidence.reports import CustomerAttempt, CustomerReachability, Figures
 from evidence.store.models import Claim, IdentifierKind
 from evidence.summary import Fact, Summary
 from evidence.timeline import Item, Timeline
