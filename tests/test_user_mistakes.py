@@ -1,0 +1,212 @@
+"""Bad input a user really gives, driven through the command line as a user types it:
+dates typed far off, the wrong way round or the Finnish way.
+
+Every refusal is one line naming what is wrong; nothing ends in a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+
+from evidence.cli import main
+from evidence.timeutil import DATE_FORMS, TIME_FORMS
+from tests.conftest import Cli, Env, page_texts, run_evidence
+from tests.samples import SAMPLE
+
+FORMS = f"({DATE_FORMS})"
+
+
+def _only_error_line(stderr: str) -> str:
+    """The one line a usage error says (click prints the usage above it)."""
+    assert "Traceback" not in stderr
+    return stderr.strip().splitlines()[-1]
+
+
+# --- dates -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "value"),
+    [
+        pytest.param(
+            ("timeline", "1", "--from", "0001-01-01"), "--from", "0001-01-01", id="timeline"
+        ),
+        pytest.param(
+            ("timeline", "1", "--to", "9999-12-31"), "--to", "9999-12-31", id="timeline to"
+        ),
+        pytest.param(
+            ("incident", "add", "--start", "0001-01-01 00:00", "--title", "x", "--logged-by", "k"),
+            "--start",
+            "0001-01-01 00:00",
+            id="incident add",
+        ),
+        pytest.param(
+            ("export", "1", "-o", "OUT", "--to", "9999-12-31"), "--to", "9999-12-31", id="export"
+        ),
+        pytest.param(
+            ("report", "service", "--from", "0001-01-01"), "--from", "0001-01-01", id="report"
+        ),
+        pytest.param(("agents", "--from", "9999-12-31"), "--from", "9999-12-31", id="agents"),
+    ],
+)
+def test_far_dates_are_refused_in_one_line_not_a_traceback(
+    env: Env, tmp_path: Path, args: tuple[str, ...], option: str, value: str
+) -> None:
+    out = str(tmp_path / "x.pdf")
+    result = run_evidence(env, *(out if a == "OUT" else a for a in args), check_code=2)
+    assert _only_error_line(result.stderr) == (
+        f"Error: Invalid value for '{option}': '{value}' is out of range: "
+        "give a year from 1900 to 2999"
+    )
+
+
+def test_the_widest_period_allowed_works_everywhere(cli: Cli, tmp_path: Path) -> None:
+    cli("customer", "add", "1", "--name", "A")
+    cli("import", "calls", str(SAMPLE / "pbx/queue_log"), "--format", "asterisk-queue-log")
+    wide = ("--from", "1900-01-01", "--to", "2999-12-31")
+    assert cli("timeline", "1", *wide).stdout.startswith("1 A: 2 items\n")  # agents' pauses
+    assert cli("agents", *wide).stdout.count("available") > 1
+    report = json.loads(cli("report", "service", *wide, "--json").stdout)
+    assert report["period"]["from"] == "1900-01-01" and report["period"]["to"] == "2999-12-31"
+    pdf = tmp_path / "wide.pdf"
+    cli("export", "1", "-o", str(pdf), "--from", "2999-12-30", "--to", "2999-12-31")
+    assert "2999" in page_texts(pdf, 1)[0]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("timeline", "1"),
+        ("export", "1", "-o", "OUT"),
+        ("report", "service"),
+        ("agents",),
+    ],
+    ids=" ".join,
+)
+def test_from_after_to_is_refused(cli: Cli, tmp_path: Path, args: tuple[str, ...]) -> None:
+    cli("customer", "add", "1", "--name", "A")
+    out = str(tmp_path / "x.pdf")
+    args = tuple(out if a == "OUT" else a for a in args)
+    result = cli(*args, "--from", "30.9.2026", "--to", "2026-09-28", code=2)
+    assert _only_error_line(result.stderr) == "Error: --to 2026-09-28 is before --from 2026-09-30"
+
+
+def test_a_case_period_or_deadline_the_wrong_way_round_is_refused(cli: Cli) -> None:
+    cli("customer", "add", "1", "--name", "A")
+    base = ("case", "open", "R/1", "--customer", "1", "--authority", "lvv")
+    deadline = cli(*base, "--received", "20.10.2026", "--deadline", "2026-10-01", code=2)
+    assert _only_error_line(deadline.stderr) == (
+        "Error: --deadline 2026-10-01 is before --received 2026-10-20"
+    )
+    period = cli(*base, "--period", "2026-09-30..28.9.2026", code=2)
+    assert _only_error_line(period.stderr) == (
+        "Error: Invalid value for '--period': the period '2026-09-30..28.9.2026' ends before "
+        "it starts"
+    )
+    assert json.loads(cli("case", "list", "--json").stdout) == []
+    cli(*base, "--received", "20.10.2026", "--deadline", "3.11.2026", "--period", "28.9.2026..")
+    [case] = json.loads(cli("case", "list", "--json").stdout)
+    assert (case["received"], case["deadline"], case["period_from"], case["period_to"]) == (
+        "2026-10-20",
+        "2026-11-03",
+        "2026-09-28",
+        None,
+    )
+
+
+def test_finnish_dates_and_times_are_read_as_finns_write_them(cli: Cli) -> None:
+    cli("customer", "add", "1", "--name", "A")
+    added = cli(
+        "incident",
+        "add",
+        "--start",
+        "28.9.2026 10.02",
+        "--end",
+        "28.09.2026 14:11",
+        "--title",
+        "Evakuointi",
+        "--logged-by",
+        "Kaisa",
+        "--logged-at",
+        "28.9.2026 klo 14.25",
+    )
+    assert added.stdout.startswith(
+        "incident #1: Evakuointi, 28.9.2026 10.02.00 (UTC+3) - 28.9.2026 14.11.00 (UTC+3)\n"
+    )
+    [incident] = json.loads(cli("incident", "list", "--json").stdout)
+    assert (incident["start"], incident["end"], incident["logged_at"]) == (
+        "2026-09-28T07:02:00Z",
+        "2026-09-28T11:11:00Z",
+        "2026-09-28T11:25:00Z",
+    )
+    shown = cli("timeline", "1", "--from", "28.9.2026", "--to", "28.09.2026").stdout
+    assert "Evakuointi" in shown
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--from", "2026/09/28", "cannot read the date '2026/09/28': write it as "
+         f"{DATE_FORMS}, e.g. 2026-09-28 or 28.9.2026"),
+        ("--from", "31.2.2026", "'31.2.2026' is not a day of the calendar"),
+        ("--from", "28.9.26", "cannot read the date '28.9.26': write it as "
+         f"{DATE_FORMS}, e.g. 2026-09-28 or 28.9.2026"),
+    ],
+)  # fmt: skip
+def test_a_date_in_another_form_is_refused_saying_the_forms(
+    cli: Cli, option: str, value: str, says: str
+) -> None:
+    result = cli("timeline", "1", option, value, code=2)
+    assert _only_error_line(result.stderr) == f"Error: Invalid value for '{option}': {says}"
+
+
+def test_a_time_without_its_clock_is_refused(cli: Cli) -> None:
+    result = cli(
+        "incident", "add", "--start", "28.9.2026", "--title", "x", "--logged-by", "k", code=2
+    )
+    assert _only_error_line(result.stderr) == (
+        "Error: Invalid value for '--start': cannot read the time '28.9.2026': write it as "
+        f"{TIME_FORMS}, e.g. 28.9.2026 10.02 or 2026-09-28T10:02+03:00"
+    )
+
+
+def _options(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, click.Option]]:
+    found = []
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            found += _options(command, (*prefix, name))
+            continue
+        for param in command.params:
+            if isinstance(param, click.Option):
+                found.append((" ".join((*prefix, name, param.opts[0])), param))
+    return found
+
+
+DATE_OPTIONS = {
+    "--from", "--to", "--since", "--today", "--date", "--received", "--deadline",
+    "--baseline-from", "--baseline-to",
+}  # fmt: skip
+TIME_OPTIONS = {"--start", "--end", "--at", "--logged-at", "--generated-at"}
+
+
+def test_every_date_option_takes_the_same_forms_and_says_which() -> None:
+    seen = set()
+    for where, option in _options(main):
+        name = option.opts[0]
+        if name in DATE_OPTIONS:
+            assert option.type.name == "date", where
+            assert FORMS[1:-1] in (option.help or ""), where
+        elif name in TIME_OPTIONS:
+            assert option.type.name == "time", where
+            assert TIME_FORMS in (option.help or ""), where
+        elif name == "--period":
+            assert option.type.name == "period", where
+            assert DATE_FORMS in (option.help or ""), where
+        else:
+            continue
+        seen.add(where)
+    assert len(seen) == 25, sorted(seen)
