@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from evidence.authorities import authority_value, keys_help
-from evidence.customers import load_customer
+from evidence.customers import check_reference, load_customer
 from evidence.errors import InvalidInput, NotFound
 from evidence.store import ledger
 from evidence.store.blobs import put_blob
@@ -23,6 +23,7 @@ from evidence.store.db import Store
 from evidence.store.models import Case, CaseDocument, Claim, ClaimEvidence, Incident
 from evidence.timeutil import require_in_range, require_order, utcnow
 
+REFERENCE_LENGTH = Case.__table__.c.reference.type.length  # type: ignore[attr-defined]
 # Timeline item ids as `timeline --json` prints them: email:12, call:1790579705.312, incident:1.
 ITEM_KINDS = ("email", "call", "incident", "agent_pause")
 _ITEM_ID = re.compile(r"^(email|call|incident|agent_pause):(\S+)$")
@@ -42,6 +43,7 @@ def open_case(
     require_in_range(received, deadline, period_from, period_to)
     require_order(period_from, period_to, "the period's start", "the period's end")
     require_order(received, deadline, "--received", "--deadline")
+    check_reference(reference, "case reference", REFERENCE_LENGTH)
     if not authority.strip():
         raise InvalidInput(f"give the case's --authority: a name, or one of {keys_help()}")
     with store.writing() as session:

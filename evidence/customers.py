@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
@@ -10,6 +12,33 @@ from evidence.phones import normalize_number
 from evidence.store.db import Store
 from evidence.store.models import Customer, CustomerIdentifier, IdentifierKind
 from evidence.timeutil import utcnow
+
+REF_LENGTH: int = Customer.__table__.c.ref.type.length  # type: ignore[attr-defined]
+
+
+# Unicode categories a reference must not hold: control and format characters (a newline,
+# a tab, a zero-width space) and line or paragraph separators. Each would break the
+# one-line listings (`customer list`) or make two references look the same.
+_NOT_IN_REFERENCES = ("Cc", "Cf", "Zl", "Zp", "Cs")
+
+
+def check_reference(value: str, what: str, limit: int) -> str:
+    """Refuse a reference that is empty, only spaces, has spaces at its ends, holds a line
+    break or another control character, or is longer than ``limit`` characters."""
+    if not value.strip():
+        raise InvalidInput(f"the {what} is empty or only spaces: give one")
+    if value != value.strip():
+        raise InvalidInput(f"the {what} {value!r} begins or ends with a space: give it without")
+    bad = next((c for c in value if unicodedata.category(c) in _NOT_IN_REFERENCES), None)
+    if bad is not None:
+        name = unicodedata.name(bad, f"U+{ord(bad):04X}")
+        raise InvalidInput(
+            f"the {what} {value!r} holds a control character ({name}): give it on one line, "
+            "without control characters"
+        )
+    if len(value) > limit:
+        raise InvalidInput(f"the {what} is {len(value)} characters long: at most {limit}")
+    return value
 
 
 def add_customer(
@@ -20,6 +49,7 @@ def add_customer(
     phones: list[str],
 ) -> Customer:
     """Create a customer, or add identifiers to an existing one (never removes any)."""
+    check_reference(ref, "customer reference", REF_LENGTH)
     region = store.config.phone_region
     wanted: list[tuple[IdentifierKind, str, str]] = []
     for address in emails:

@@ -1,7 +1,9 @@
 """Bad input a user really gives, driven through the command line as a user types it:
-dates typed far off, the wrong way round or the Finnish way.
+dates typed far off, the wrong way round or the Finnish way, and customer or case
+references that no listing can show.
 
-Every refusal is one line naming what is wrong; nothing ends in a traceback.
+Every refusal is one line naming what is wrong, with nothing stored; nothing ends in a
+traceback.
 """
 
 from __future__ import annotations
@@ -11,13 +13,29 @@ from pathlib import Path
 
 import click
 import pytest
+from sqlalchemy import func, select
 
 from evidence.cli import main
+from evidence.config import load_config
+from evidence.store.db import open_store
+from evidence.store.models import (
+    Base,
+    Customer,
+)
 from evidence.timeutil import DATE_FORMS, TIME_FORMS
 from tests.conftest import Cli, Env, page_texts, run_evidence
 from tests.samples import SAMPLE
 
 FORMS = f"({DATE_FORMS})"
+
+
+def _counts(env: Env, *models: type[Base]) -> list[int]:
+    store = open_store(load_config(env.vars))
+    try:
+        with store.session() as session:
+            return [int(session.scalar(select(func.count()).select_from(m)) or 0) for m in models]
+    finally:
+        store.close()
 
 
 def _only_error_line(stderr: str) -> str:
@@ -210,3 +228,41 @@ def test_every_date_option_takes_the_same_forms_and_says_which() -> None:
             continue
         seen.add(where)
     assert len(seen) == 25, sorted(seen)
+
+
+# --- references --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ref", "says"),
+    [
+        ("", "the customer reference is empty or only spaces: give one"),
+        ("   ", "the customer reference is empty or only spaces: give one"),
+        ("100\n234", "the customer reference '100\\n234' holds a control character (U+000A): "
+         "give it on one line, without control characters"),
+        ("100234\u200b", "the customer reference '100234\\u200b' holds a control character "
+         "(ZERO WIDTH SPACE): give it on one line, without control characters"),
+        (" 100234", "the customer reference ' 100234' begins or ends with a space: "
+         "give it without"),
+        ("1" * 101, "the customer reference is 101 characters long: at most 100"),
+    ],
+    ids=["empty", "spaces", "newline", "zero-width", "leading space", "too long"],
+)  # fmt: skip
+def test_customer_refs_no_listing_can_show_are_refused(cli: Cli, ref: str, says: str) -> None:
+    cli("customer", "add", "100234", "--name", "Matti")
+    result = cli("customer", "add", ref, "--name", "Joku", code=1)
+    assert result.stderr == f"evidence: {says}\n"
+    assert cli("customer", "list").stdout == "100234\tMatti\t\n"
+    assert _counts(cli.env, Customer) == [1]
+
+
+def test_case_references_no_listing_can_show_are_refused(cli: Cli) -> None:
+    cli("customer", "add", "1", "--name", "A")
+    result = cli("case", "open", "ESAVI/1\n2026", "--customer", "1", "--authority", "lvv", code=1)
+    assert result.stderr == (
+        "evidence: the case reference 'ESAVI/1\\n2026' holds a control character (U+000A): "
+        "give it on one line, without control characters\n"
+    )
+    blank = cli("case", "open", " ", "--customer", "1", "--authority", "lvv", code=1)
+    assert blank.stderr == "evidence: the case reference is empty or only spaces: give one\n"
+    assert cli("case", "list").stdout == ""
