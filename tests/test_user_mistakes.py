@@ -1,6 +1,6 @@
 """Bad input a user really gives, driven through the command line as a user types it:
-dates typed far off, the wrong way round or the Finnish way, and customer or case
-references that no listing can show.
+the wrong file for an import, dates typed far off, the wrong way round or the Finnish
+way, and customer or case references that no listing can show.
 
 Every refusal is one line naming what is wrong, with nothing stored; nothing ends in a
 traceback.
@@ -8,7 +8,10 @@ traceback.
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
+import zipfile
 from pathlib import Path
 
 import click
@@ -20,10 +23,14 @@ from evidence.config import load_config
 from evidence.store.db import open_store
 from evidence.store.models import (
     Base,
+    Blob,
     Customer,
+    ImportRun,
+    LedgerEntry,
+    QuarantineItem,
 )
 from evidence.timeutil import DATE_FORMS, TIME_FORMS
-from tests.conftest import Cli, Env, page_texts, run_evidence
+from tests.conftest import Cli, Env, page_texts, pdf_text, run_evidence
 from tests.samples import SAMPLE
 
 FORMS = f"({DATE_FORMS})"
@@ -42,6 +49,123 @@ def _only_error_line(stderr: str) -> str:
     """The one line a usage error says (click prints the usage above it)."""
     assert "Traceback" not in stderr
     return stderr.strip().splitlines()[-1]
+
+
+# --- a file that is not mail, named for the mail import -----------------------------------
+
+_AUDIO = "import recordings with `evidence import recordings {folder}`"
+
+
+def _zip() -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("Master.csv", (SAMPLE / "pbx/Master.csv").read_bytes())
+    return out.getvalue()
+
+
+NOT_MAIL: dict[str, tuple[bytes, str]] = {
+    "Master.csv": (
+        (SAMPLE / "pbx/Master.csv").read_bytes(),
+        "looks like an Asterisk CDR (Master.csv): "
+        "import it with `evidence import calls {file} --format asterisk-cdr`",
+    ),
+    "queue_log": (
+        (SAMPLE / "pbx/queue_log").read_bytes(),
+        "looks like an Asterisk queue_log: "
+        "import it with `evidence import calls {file} --format asterisk-queue-log`",
+    ),
+    "kirje.pdf": (
+        (SAMPLE / "letters/kkv-selvityspyynto.pdf").read_bytes(),
+        "looks like a PDF document",
+    ),
+    "puhelu.wav": (
+        (SAMPLE / "recordings/1773136100.1047.wav").read_bytes(),
+        f"looks like a WAV audio recording: {_AUDIO}",
+    ),
+    "puhelu.mp3": (
+        b"\xff\xfb\x90\x64" + bytes(413),
+        f"looks like an MP3 audio recording: {_AUDIO}",
+    ),
+    "puhelu-id3.mp3": (b"ID3\x04\x00" + bytes(100), f"looks like an MP3 audio recording: {_AUDIO}"),
+    "puhelu.ogg": (b"OggS\x00\x02" + bytes(100), f"looks like an Ogg audio recording: {_AUDIO}"),
+    "puhelu.gsm": (
+        bytes([0xD8, *[0x9F] * 32]) * 50,
+        f"looks like a GSM audio recording: {_AUDIO}",
+    ),
+    "kuva.png": (b"\x89PNG\r\n\x1a\n" + bytes(40), "looks like a PNG image"),
+    "kuva.jpg": (b"\xff\xd8\xff\xe0\x00\x10JFIF" + bytes(40), "looks like a JPEG image"),
+    "kuva.gif": (b"GIF89a" + bytes(40), "looks like a GIF image"),
+    "vienti.zip": (
+        _zip(),
+        "looks like a ZIP archive or an Office document: unpack it first, or export a sheet as CSV",
+    ),
+    "Master.csv.gz": (
+        gzip.compress((SAMPLE / "pbx/Master.csv").read_bytes(), mtime=0),
+        "looks like gzip-compressed data: unpack it first, e.g. with gunzip",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_MAIL))
+def test_a_file_that_is_not_mail_is_refused_naming_what_it_is(
+    cli: Cli, tmp_path: Path, name: str
+) -> None:
+    data, says = NOT_MAIL[name]
+    folder = tmp_path / "pbx"
+    folder.mkdir()
+    path = folder / name
+    path.write_bytes(data)
+    result = cli("import", "mail", str(path), code=1)
+    expected = says.format(file=path, folder=folder)
+    assert result.stderr == f"evidence: {path} {expected}\n"
+    assert result.stdout == ""
+    # Nothing stored: no import run (a source in the dossier), no quarantine, no blob.
+    assert _counts(cli.env, ImportRun, QuarantineItem, Blob, LedgerEntry) == [0, 0, 0, 0]
+    status = json.loads(cli("status", "--json").stdout)
+    assert status["quarantine"] == {"total": 0, "by_kind": {}}
+
+
+def test_one_wrong_file_among_several_refuses_the_whole_command(env: Env, tmp_path: Path) -> None:
+    """No half work: the good files are not imported either, and the dossier names no
+    mailbox: the user corrects the command and runs it again."""
+    pbx = tmp_path / "pbx"
+    pbx.mkdir()
+    cdr = pbx / "Master.csv"
+    cdr.write_bytes((SAMPLE / "pbx/Master.csv").read_bytes())
+    mails = [str(p) for p in sorted((SAMPLE / "mail").glob("aino-*.eml"))]
+    run_evidence(env, "init")
+    run_evidence(
+        env, "customer", "add", "200517", "--name", "Aino", "--email", "aino.laaksonen@example.com"
+    )
+    refused = run_evidence(env, "import", "mail", *mails, str(cdr), check_code=1)
+    assert refused.stderr == (
+        f"evidence: {cdr} looks like an Asterisk CDR (Master.csv): import it with "
+        f"`evidence import calls {cdr} --format asterisk-cdr`; nothing was imported\n"
+    )
+    assert _counts(env, ImportRun, QuarantineItem) == [0, 0]
+    status = run_evidence(env, "status").stdout
+    assert "quarantined items: 0\n" in status
+
+    run_evidence(env, "import", "mail", *mails)
+    pdf = tmp_path / "dossier.pdf"
+    run_evidence(env, "export", "200517", "-o", str(pdf))
+    text = pdf_text(pdf)
+    completeness = text[text.index("Lähteiden kattavuus") :]
+    assert "postilaatikko: mail" in completeness  # the .eml files' folder
+    assert "pbx" not in completeness and "Karanteeniin siirretty syöte" not in completeness
+
+
+def test_inside_a_folder_what_is_not_mail_is_quarantined_saying_what_it_is(
+    cli: Cli, tmp_path: Path
+) -> None:
+    folder = tmp_path / "saapuneet"
+    folder.mkdir()
+    (folder / "1.eml").write_bytes((SAMPLE / "mail/aino-1-lasku-88120.eml").read_bytes())
+    (folder / "skannaus.pdf").write_bytes(NOT_MAIL["kirje.pdf"][0])
+    result = cli("import", "mail", str(folder), code=3)
+    assert result.stdout == "imported 1, duplicates 0, quarantined 1\n"
+    [item] = json.loads(cli("quarantine", "list", "--json").stdout)
+    assert item["reason"] == "not an email or mbox: the file looks like a PDF document"
 
 
 # --- dates -------------------------------------------------------------------------------
