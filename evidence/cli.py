@@ -47,7 +47,7 @@ from evidence.timeutil import (
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
-    from evidence.store.models import Incident
+    from evidence.store.models import Incident, QuarantineDismissal
 
 EXIT_QUARANTINED = 3
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -689,10 +689,14 @@ def quarantine() -> None:
 
 @quarantine.command("list", context_settings=CONTEXT)
 @click.option("--kind", help="Only this kind, e.g. mail, asterisk-cdr, asterisk-queue-log.")
+@click.option("--open", "only_open", is_flag=True, help="Leave out dismissed items.")
 @json_option
 @handle_errors
-def quarantine_list(kind: str | None, as_json: bool) -> None:
+def quarantine_list(kind: str | None, only_open: bool, as_json: bool) -> None:
     """List quarantined input of every kind, oldest first.
+
+    A dismissed item is listed with who dismissed it, when and why (`dismissed`,
+    `dismissed_at`, `dismissed_by`, `dismiss_reason` in --json) unless --open.
 
     Example:
 
@@ -703,15 +707,26 @@ def quarantine_list(kind: str | None, as_json: bool) -> None:
 
     config = _config()
     with _store() as store, store.session() as session:
-        items = list_quarantine(session, kind)
+        items = list_quarantine(session, kind, dismissed=not only_open)
         rows = [q.as_dict() for q in items]
         when = [format_local(q.item.quarantined_at, config.zone) for q in items]
+        gone = [_dismissed_text(q.dismissal, config.zone) for q in items]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
-    for row, at in zip(rows, when, strict=True):
+    for row, at, dismissed in zip(rows, when, gone, strict=True):
         where = f"{row['source']}:{row['locator']}" if row["locator"] else row["source"]
-        click.echo(f"#{row['id']}\t{row['kind']}\t{at}\t{where}\t{row['reason']}")
+        mark = f"\t{dismissed}" if dismissed else ""
+        click.echo(f"#{row['id']}\t{row['kind']}\t{at}\t{where}\t{row['reason']}{mark}")
+
+
+def _dismissed_text(dismissal: QuarantineDismissal | None, zone: ZoneInfo) -> str:
+    if dismissal is None:
+        return ""
+    return (
+        f"DISMISSED {format_local(dismissal.dismissed_at, zone)} by {dismissal.dismissed_by}: "
+        f"{dismissal.reason}"
+    )
 
 
 @quarantine.command("show", context_settings=CONTEXT)
@@ -735,6 +750,7 @@ def quarantine_show(item_id: int, raw: bool, as_json: bool) -> None:
         found, data = get_quarantined(session, item_id)
         row = found.as_dict()
         at = format_local(found.item.quarantined_at, config.zone)
+        dismissed = _dismissed_text(found.dismissal, config.zone)
     if raw:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
@@ -747,10 +763,42 @@ def quarantine_show(item_id: int, raw: bool, as_json: bool) -> None:
     click.echo(f"from:   {where}")
     click.echo(f"reason: {row['reason']}")
     click.echo(f"bytes:  {row['size']:,}, SHA-256 {row['sha256']}")
+    if dismissed:
+        click.echo(dismissed)
     click.echo("first lines:")
     for line in data[:2000].decode("utf-8", "replace").splitlines()[:12]:
         printable = "".join(c if c.isprintable() else "\ufffd" for c in line.expandtabs(4))
         click.echo(f"  {printable[:200]}")
+
+
+@quarantine.command("dismiss", context_settings=CONTEXT)
+@click.argument("item_id", metavar="ID", type=int)
+@click.option("--reason", required=True, help="Why it is no part of any source (kept, chained).")
+@click.option("--by", help="Who dismisses it (default: the OS user).")
+@handle_errors
+def quarantine_dismiss(item_id: int, reason: str, by: str | None) -> None:
+    """Set aside a quarantined item that is no part of any source, e.g. a file imported
+    by mistake.
+
+    The item and its bytes stay in the quarantine (`quarantine list` marks it);
+    the dismissal is a new record, chained like evidence, saying who, when and
+    why. A dismissed item is no longer listed in a dossier's completeness of
+    the sources, nor counted by `evidence status`.
+
+    Example:
+
+    \b
+        evidence quarantine dismiss 17 --reason "Master.csv imported as mail by mistake"
+    """
+    from evidence.quarantine import dismiss
+
+    with _store() as store:
+        found = dismiss(store, item_id, reason=reason, by=by)
+    assert found.dismissal is not None
+    click.echo(
+        f"quarantine #{item_id} dismissed by {found.dismissal.dismissed_by} "
+        f"(kept, with its bytes: `evidence quarantine show {item_id}`)"
+    )
 
 
 # --- incidents ------------------------------------------------------------------
@@ -1845,7 +1893,11 @@ def status(as_json: bool) -> None:
             )
         quarantine = data["quarantine"]
         kinds = ", ".join(f"{k} {n}" for k, n in quarantine["by_kind"].items())
-        click.echo(f"quarantined items: {quarantine['total']}" + (f" ({kinds})" if kinds else ""))
+        click.echo(
+            f"quarantined items: {quarantine['total']}"
+            + (f" ({kinds})" if kinds else "")
+            + (f"; {quarantine['dismissed']} dismissed" if quarantine["dismissed"] else "")
+        )
         verdict = "verifies" if chain["ok"] else "DOES NOT VERIFY"
         click.echo(f"hash chain: {verdict}, {chain['entries']} entries, head {chain['head']}")
         for problem in chain["problems"]:

@@ -27,6 +27,7 @@ from evidence.store.models import (
     Customer,
     ImportRun,
     LedgerEntry,
+    QuarantineDismissal,
     QuarantineItem,
 )
 from evidence.timeutil import DATE_FORMS, TIME_FORMS
@@ -122,7 +123,7 @@ def test_a_file_that_is_not_mail_is_refused_naming_what_it_is(
     # Nothing stored: no import run (a source in the dossier), no quarantine, no blob.
     assert _counts(cli.env, ImportRun, QuarantineItem, Blob, LedgerEntry) == [0, 0, 0, 0]
     status = json.loads(cli("status", "--json").stdout)
-    assert status["quarantine"] == {"total": 0, "by_kind": {}}
+    assert status["quarantine"] == {"total": 0, "by_kind": {}, "dismissed": 0}
 
 
 def test_one_wrong_file_among_several_refuses_the_whole_command(env: Env, tmp_path: Path) -> None:
@@ -166,6 +167,117 @@ def test_inside_a_folder_what_is_not_mail_is_quarantined_saying_what_it_is(
     assert result.stdout == "imported 1, duplicates 0, quarantined 1\n"
     [item] = json.loads(cli("quarantine", "list", "--json").stdout)
     assert item["reason"] == "not an email or mbox: the file looks like a PDF document"
+
+
+# --- quarantine dismiss ----------------------------------------------------------------
+
+
+def _completeness(pdf: Path) -> str:
+    text = pdf_text(pdf)
+    return text[text.index("Lähteiden kattavuus") :]
+
+
+def test_a_dismissed_file_is_kept_and_no_longer_a_source_of_mail(env: Env, tmp_path: Path) -> None:
+    """A file imported as mail by mistake and quarantined whole (here a note that no
+    importer recognises; before this release also a Master.csv) named its folder as a
+    mailbox in every later dossier. Dismissed, it is kept and recorded, and is no source."""
+    run_evidence(env, "init")
+    run_evidence(
+        env, "customer", "add", "200517", "--name", "Aino", "--email", "aino.laaksonen@example.com"
+    )
+    run_evidence(env, "import", "mail", str(SAMPLE / "mail/aino-1-lasku-88120.eml"))
+    notes = tmp_path / "puhelinvaihde" / "muistiinpanot.txt"
+    notes.parent.mkdir()
+    notes.write_text("Soita Ainolle takaisin huomenna klo 9.\n", encoding="utf-8")
+    quarantined = run_evidence(env, "import", "mail", str(notes), check_code=3)
+    assert "(quarantine #1)" in quarantined.stderr
+
+    before = tmp_path / "before.pdf"
+    run_evidence(env, "export", "200517", "-o", str(before))
+    assert "postilaatikko: puhelinvaihde" in _completeness(before)
+
+    dismissed = run_evidence(
+        env,
+        "quarantine",
+        "dismiss",
+        "1",
+        "--reason",
+        "muistiinpano, ei sähköpostia",
+        "--by",
+        "Kaisa Lehtonen",
+    )
+    assert dismissed.stdout == (
+        "quarantine #1 dismissed by Kaisa Lehtonen "
+        "(kept, with its bytes: `evidence quarantine show 1`)\n"
+    )
+    again = run_evidence(env, "quarantine", "dismiss", "1", "--reason", "x", check_code=1)
+    assert again.stderr.startswith("evidence: quarantine #1 was already dismissed at ")
+    assert again.stderr.endswith(" by Kaisa Lehtonen: muistiinpano, ei sähköpostia\n")
+    missing = run_evidence(env, "quarantine", "dismiss", "9", "--reason", "x", check_code=1)
+    assert missing.stderr == "evidence: no quarantined item #9: see `evidence quarantine list`\n"
+
+    after = tmp_path / "after.pdf"
+    run_evidence(env, "export", "200517", "-o", str(after))
+    completeness = _completeness(after)
+    assert "puhelinvaihde" not in completeness and "muistiinpano" not in completeness
+    assert "postilaatikko: mail" in completeness  # the real mailbox stays
+
+    # Kept and listed, marked, with who, when and why.
+    [row] = json.loads(run_evidence(env, "quarantine", "list", "--json").stdout)
+    assert row["source"] == str(notes) and row["dismissed"] is True
+    assert (row["dismissed_by"], row["dismiss_reason"]) == (
+        "Kaisa Lehtonen",
+        "muistiinpano, ei sähköpostia",
+    )
+    assert row["dismissed_at"].endswith("Z")
+    [line] = run_evidence(env, "quarantine", "list").stdout.splitlines()
+    assert line.startswith("#1\tmail\t") and "\tDISMISSED " in line
+    assert line.endswith(" by Kaisa Lehtonen: muistiinpano, ei sähköpostia")
+    assert run_evidence(env, "quarantine", "list", "--open").stdout == ""
+    raw = run_evidence(env, "quarantine", "show", "1", "--raw").stdout
+    assert raw == notes.read_text(encoding="utf-8")
+    status = json.loads(run_evidence(env, "status", "--json").stdout)
+    assert status["quarantine"] == {"total": 0, "by_kind": {}, "dismissed": 1}
+    assert "quarantined items: 0; 1 dismissed\n" in run_evidence(env, "status").stdout
+    # Chained like evidence, and the store still verifies.
+    store = open_store(load_config(env.vars))
+    try:
+        with store.session() as session:
+            entry = session.scalar(
+                select(LedgerEntry).where(LedgerEntry.record_type == "quarantine_dismissals")
+            )
+            assert entry is not None and '"quarantine_id":1' in entry.payload
+    finally:
+        store.close()
+    run_evidence(env, "verify")
+
+
+def test_dismissal_needs_a_reason_and_is_append_only(cli: Cli, tmp_path: Path) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import DatabaseError
+
+    junk = tmp_path / "muistiinpanot.txt"
+    junk.write_text("ei postia\n")
+    cli("import", "mail", str(junk), code=3)
+    blank = cli("quarantine", "dismiss", "1", "--reason", "  ", code=1)
+    assert blank.stderr == (
+        "evidence: say why: --reason 'a call log imported as mail by mistake'\n"
+    )
+    cli("quarantine", "dismiss", "1", "--reason", "muistiinpano")
+    store = open_store(load_config(cli.env.vars))
+    try:
+        for statement in (
+            "UPDATE quarantine_dismissals SET reason = 'x'",
+            "DELETE FROM quarantine_dismissals",
+        ):
+            with pytest.raises(DatabaseError, match="append-only"):
+                with store.engine.begin() as conn:
+                    conn.execute(text(statement))
+        with store.session() as session:
+            [kept] = session.scalars(select(QuarantineDismissal))
+            assert kept.reason == "muistiinpano"
+    finally:
+        store.close()
 
 
 # --- dates -------------------------------------------------------------------------------
