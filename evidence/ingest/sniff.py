@@ -42,7 +42,6 @@ class Sniffed:
     format: str | None  # a call-log format (see ``evidence.ingest.phonelog.FORMATS``), or None
     what: str  # "a PDF document"
     hint: str = ""  # what to do with it instead; {file} and {folder} name the file's place
-    mail: bool = False  # an email message or an mbox
 
     def advice(self, path: Path | str) -> str:
         """``looks like a PDF document``, with what to do instead when there is something."""
@@ -198,9 +197,9 @@ def sniff(head: bytes) -> Sniffed:
         return found
     start = head.lstrip()
     if start.startswith(b"From "):
-        return Sniffed(None, "an mbox mail file", _MAIL, mail=True)
+        return Sniffed(None, "an mbox mail file", _MAIL)
     if _MAIL_HEADER.match(start):
-        return Sniffed(None, "an email message", _MAIL, mail=True)
+        return Sniffed(None, "an email message", _MAIL)
     return by_lines(head) or Sniffed(None, "")
 
 
