@@ -810,9 +810,7 @@ def incident() -> None:
 
 
 @incident.command("add", context_settings=CONTEXT)
-@click.option(
-    "--start", required=True, type=TIME, help=f"When it began: {TIME_FORMS} (EVIDENCE_TIMEZONE)."
-)
+@click.option("--start", required=True, type=TIME, help=f"When it began ({TIME_FORMS}).")
 @click.option(
     "--end", type=TIME, help=f"When it ended ({TIME_FORMS}); omit while it is still going on."
 )

@@ -86,7 +86,7 @@ def _exists(naive: dt.datetime, zone: ZoneInfo) -> bool:
 MIN_YEAR = 1900
 MAX_YEAR = 2999
 DATE_FORMS = "YYYY-MM-DD or D.M.YYYY"
-TIME_FORMS = "YYYY-MM-DD HH:MM or D.M.YYYY HH.MM (local time), or ISO 8601 with an offset"
+TIME_FORMS = "local YYYY-MM-DD HH:MM or D.M.YYYY HH.MM, or ISO 8601 with an offset"
 
 _DATE = (
     r"(?:(?P<year>\d{4})-(?P<month>\d\d)-(?P<day>\d\d)"  # ISO 8601
