@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from evidence.authorities import authority_value, keys_help
-from evidence.customers import load_customer
+from evidence.customers import check_reference, load_customer
 from evidence.errors import InvalidInput, NotFound
 from evidence.mailfacts import MailRules
 from evidence.store import ledger
@@ -22,25 +22,13 @@ from evidence.store.blobs import put_blob
 from evidence.store.checkpoints import write_checkpoint
 from evidence.store.db import Store
 from evidence.store.models import Case, CaseDocument, Claim, ClaimEvidence, Incident
-from evidence.timeutil import parse_user_date, utcnow
+from evidence.timeutil import require_in_range, require_order, utcnow
+
+REFERENCE_LENGTH: int = Case.__table__.c.reference.type.length  # type: ignore[attr-defined]
 
 # Timeline item ids as `timeline --json` prints them: email:12, call:1790579705.312, incident:1.
 ITEM_KINDS = ("email", "call", "incident", "agent_pause")
 _ITEM_ID = re.compile(r"^(email|call|incident|agent_pause):(\S+)$")
-
-
-def parse_period(text: str) -> tuple[dt.date | None, dt.date | None]:
-    """``FROM..TO`` (local days, inclusive); either end may be left open, not both."""
-    first, sep, last = text.strip().partition("..")
-    if not sep or not (first.strip() or last.strip()):
-        raise InvalidInput(
-            f"cannot read the period {text!r}: write it as FROM..TO, e.g. 2026-09-28..2026-09-30"
-        )
-    date_from = parse_user_date(first) if first.strip() else None
-    date_to = parse_user_date(last) if last.strip() else None
-    if date_from and date_to and date_to < date_from:
-        raise InvalidInput(f"the period {text!r} ends before it starts")
-    return date_from, date_to
 
 
 def open_case(
@@ -54,8 +42,10 @@ def open_case(
     period_from: dt.date | None = None,
     period_to: dt.date | None = None,
 ) -> Case:
-    if period_from and period_to and period_to < period_from:
-        raise InvalidInput("the case's period ends before it starts")
+    require_in_range(received, deadline, period_from, period_to)
+    require_order(period_from, period_to, "the period's start", "the period's end")
+    require_order(received, deadline, "--received", "--deadline")
+    check_reference(reference, "case reference", REFERENCE_LENGTH)
     if not authority.strip():
         raise InvalidInput(f"give the case's --authority: a name, or one of {keys_help()}")
     with store.writing() as session:

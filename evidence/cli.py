@@ -20,30 +20,42 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from evidence import __version__
 from evidence.config import Config, load_config, update_company_settings, write_initial_config
-from evidence.errors import EvidenceError
+from evidence.errors import EvidenceError, InvalidInput
 from evidence.files import private_dir
 from evidence.ingest import ImportReport
 from evidence.known_warnings import silence_known_warnings
 from evidence.mailfacts import MailRules, unconfigured_note
 from evidence.store.db import Store, open_store, upgrade, write_failure
-from evidence.timeutil import format_local, iso_utc, parse_user_date, parse_user_time
+from evidence.timeutil import (
+    DATE_FORMS,
+    TIME_FORMS,
+    UserTime,
+    format_local,
+    iso_utc,
+    parse_period,
+    parse_user_date,
+    read_user_moment,
+    read_user_time,
+    require_order,
+)
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
-    from evidence.store.models import Incident
+    from evidence.store.models import Incident, QuarantineDismissal
 
 EXIT_QUARANTINED = 3
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 F = TypeVar("F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -92,8 +104,45 @@ def _store() -> Iterator[Store]:
         store.close()
 
 
-def _date(value: str | None) -> dt.date | None:
-    return parse_user_date(value) if value else None
+class _Parsed(click.ParamType[_T]):
+    """A value the library reads from text (``evidence.timeutil``); what it refuses is a
+    usage error naming the option (exit 2)."""
+
+    def __init__(self, name: str, metavar: str, parse: Callable[[str], _T]) -> None:
+        self.name = name
+        self.metavar = metavar
+        self.parse = parse
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        return self.metavar
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> _T:
+        if not isinstance(value, str):  # already read (a default, or a second pass)
+            return cast("_T", value)
+        try:
+            return self.parse(value)
+        except InvalidInput as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DATE = _Parsed("date", "DATE", parse_user_date)
+TIME = _Parsed("time", "TIME", read_user_time)
+PERIOD = _Parsed("period", "FROM..TO", parse_period)
+MOMENT = _Parsed("moment", "DATE|TIME", read_user_moment)
+
+
+def _in_order(
+    first: dt.date | None, last: dt.date | None, first_name: str = "--from", last_name: str = "--to"
+) -> None:
+    """A period that ends before it starts is a usage error (exit 2), not an empty answer."""
+    try:
+        require_order(first, last, first_name, last_name)
+    except InvalidInput as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def _at(value: UserTime | None, zone: ZoneInfo) -> dt.datetime | None:
+    return value.at(zone) if value is not None else None
 
 
 def _finish_import(report: ImportReport, as_json: bool) -> None:
@@ -324,8 +373,9 @@ def customer_add(
     "--from",
     "valid_from",
     required=True,
-    help="When the change took effect: local time (EVIDENCE_TIMEZONE), ISO with an offset, "
-    "or a day (its start).",
+    type=MOMENT,
+    help=f"When the change took effect: a day ({DATE_FORMS}; its local start) or a time "
+    f"({TIME_FORMS}).",
 )
 @click.option("--reason", required=True, help="Why (shown in every dossier of the customer).")
 @click.option("--by", help="Who records the change (default: the OS user).")
@@ -337,7 +387,7 @@ def customer_update(
     add_phones: tuple[str, ...],
     remove_emails: tuple[str, ...],
     remove_phones: tuple[str, ...],
-    valid_from: str,
+    valid_from: UserTime,
     reason: str,
     by: str | None,
 ) -> None:
@@ -364,7 +414,7 @@ def customer_update(
         change = update_customer(
             store,
             ref,
-            valid_from=_when(valid_from, config.zone),
+            valid_from=valid_from.at(config.zone),
             reason=reason,
             name=name,
             add_emails=list(add_emails),
@@ -380,18 +430,6 @@ def customer_update(
         f"customer {ref}: version #{change.id} from "
         f"{format_local(change.valid_from, config.zone)}: {what}"
     )
-
-
-def _when(text: str, zone: ZoneInfo) -> dt.datetime:
-    """A time, or a day meaning its local start."""
-    stripped = text.strip()
-    if len(stripped) <= 10 and ":" not in stripped and "." not in stripped[-3:]:
-        day = _date(stripped)
-        if day is not None:
-            from evidence.timeutil import day_start
-
-            return day_start(day, zone)
-    return parse_user_time(text, zone)
 
 
 @customer.command("show", context_settings=CONTEXT)
@@ -668,7 +706,11 @@ def _size_below(path: Path) -> int:
 @click.option(
     "--folder", "folders", multiple=True, help="Folder to import; repeatable (default INBOX)."
 )
-@click.option("--since", help="Only mail the server received on or after this day (YYYY-MM-DD).")
+@click.option(
+    "--since",
+    type=DATE,
+    help=f"Only mail the server received on or after this day ({DATE_FORMS}).",
+)
 @click.option(
     "--cafile",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -682,7 +724,7 @@ def import_imap_cmd(
     security: str | None,
     user: str,
     folders: tuple[str, ...],
-    since: str | None,
+    since: dt.date | None,
     cafile: Path | None,
     as_json: bool,
 ) -> None:
@@ -710,7 +752,7 @@ def import_imap_cmd(
     password = imap_password(account)
     with _store() as store, _live_counts(f"importing from {host}") as progress:
         report = import_imap(
-            store, account, password, list(folders), since=_date(since), progress=progress
+            store, account, password, list(folders), since=since, progress=progress
         )
     _finish_import(report, as_json)
 
@@ -818,10 +860,14 @@ def quarantine() -> None:
 
 @quarantine.command("list", context_settings=CONTEXT)
 @click.option("--kind", help="Only this kind, e.g. mail, asterisk-cdr, asterisk-queue-log.")
+@click.option("--open", "only_open", is_flag=True, help="Leave out dismissed items.")
 @json_option
 @handle_errors
-def quarantine_list(kind: str | None, as_json: bool) -> None:
+def quarantine_list(kind: str | None, only_open: bool, as_json: bool) -> None:
     """List quarantined input of every kind, oldest first.
+
+    A dismissed item is listed with who dismissed it, when and why (`dismissed`,
+    `dismissed_at`, `dismissed_by`, `dismiss_reason` in --json) unless --open.
 
     Example:
 
@@ -832,15 +878,26 @@ def quarantine_list(kind: str | None, as_json: bool) -> None:
 
     config = _config()
     with _store() as store, store.session() as session:
-        items = list_quarantine(session, kind)
+        items = list_quarantine(session, kind, dismissed=not only_open)
         rows = [q.as_dict() for q in items]
         when = [format_local(q.item.quarantined_at, config.zone) for q in items]
+        gone = [_dismissed_text(q.dismissal, config.zone) for q in items]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
-    for row, at in zip(rows, when, strict=True):
+    for row, at, dismissed in zip(rows, when, gone, strict=True):
         where = f"{row['source']}:{row['locator']}" if row["locator"] else row["source"]
-        click.echo(f"#{row['id']}\t{row['kind']}\t{at}\t{where}\t{row['reason']}")
+        mark = f"\t{dismissed}" if dismissed else ""
+        click.echo(f"#{row['id']}\t{row['kind']}\t{at}\t{where}\t{row['reason']}{mark}")
+
+
+def _dismissed_text(dismissal: QuarantineDismissal | None, zone: ZoneInfo) -> str:
+    if dismissal is None:
+        return ""
+    return (
+        f"DISMISSED {format_local(dismissal.dismissed_at, zone)} by {dismissal.dismissed_by}: "
+        f"{dismissal.reason}"
+    )
 
 
 @quarantine.command("show", context_settings=CONTEXT)
@@ -864,6 +921,7 @@ def quarantine_show(item_id: int, raw: bool, as_json: bool) -> None:
         found, data = get_quarantined(session, item_id)
         row = found.as_dict()
         at = format_local(found.item.quarantined_at, config.zone)
+        dismissed = _dismissed_text(found.dismissal, config.zone)
     if raw:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
@@ -876,10 +934,42 @@ def quarantine_show(item_id: int, raw: bool, as_json: bool) -> None:
     click.echo(f"from:   {where}")
     click.echo(f"reason: {row['reason']}")
     click.echo(f"bytes:  {row['size']:,}, SHA-256 {row['sha256']}")
+    if dismissed:
+        click.echo(dismissed)
     click.echo("first lines:")
     for line in data[:2000].decode("utf-8", "replace").splitlines()[:12]:
         printable = "".join(c if c.isprintable() else "\ufffd" for c in line.expandtabs(4))
         click.echo(f"  {printable[:200]}")
+
+
+@quarantine.command("dismiss", context_settings=CONTEXT)
+@click.argument("item_id", metavar="ID", type=int)
+@click.option("--reason", required=True, help="Why it is no part of any source (kept, chained).")
+@click.option("--by", help="Who dismisses it (default: the OS user).")
+@handle_errors
+def quarantine_dismiss(item_id: int, reason: str, by: str | None) -> None:
+    """Set aside a quarantined item that is no part of any source, e.g. a file imported
+    by mistake.
+
+    The item and its bytes stay in the quarantine (`quarantine list` marks it);
+    the dismissal is a new record, chained like evidence, saying who, when and
+    why. A dismissed item is no longer listed in a dossier's completeness of
+    the sources, nor counted by `evidence status`.
+
+    Example:
+
+    \b
+        evidence quarantine dismiss 17 --reason "Master.csv imported as mail by mistake"
+    """
+    from evidence.quarantine import dismiss
+
+    with _store() as store:
+        found = dismiss(store, item_id, reason=reason, by=by)
+    assert found.dismissal is not None
+    click.echo(
+        f"quarantine #{item_id} dismissed by {found.dismissal.dismissed_by} "
+        f"(kept, with its bytes: `evidence quarantine show {item_id}`)"
+    )
 
 
 # --- incidents ------------------------------------------------------------------
@@ -891,8 +981,10 @@ def incident() -> None:
 
 
 @incident.command("add", context_settings=CONTEXT)
-@click.option("--start", required=True, help="Local time (EVIDENCE_TIMEZONE) or ISO with offset.")
-@click.option("--end", help="Local time or ISO with offset; omit while it is still going on.")
+@click.option("--start", required=True, type=TIME, help=f"When it began ({TIME_FORMS}).")
+@click.option(
+    "--end", type=TIME, help=f"When it ended ({TIME_FORMS}); omit while it is still going on."
+)
 @click.option("--title", required=True, help="What happened.")
 @click.option(
     "--channel",
@@ -903,17 +995,21 @@ def incident() -> None:
 )
 @click.option("--note", help="Longer explanation.")
 @click.option("--logged-by", required=True, help="Who logged it.")
-@click.option("--logged-at", help="When it was logged, if not now (the store also keeps now).")
+@click.option(
+    "--logged-at",
+    type=TIME,
+    help=f"When it was logged, if not now ({TIME_FORMS}); the store also keeps now.",
+)
 @attach_option
 @handle_errors
 def incident_add(
-    start: str,
-    end: str | None,
+    start: UserTime,
+    end: UserTime | None,
     title: str,
     channels: tuple[str, ...],
     note: str | None,
     logged_by: str,
-    logged_at: str | None,
+    logged_at: UserTime | None,
     attachments: tuple[Path, ...],
 ) -> None:
     """Record an incident that happened (or is happening).
@@ -939,12 +1035,12 @@ def incident_add(
         created = add_incident(
             store,
             title=title,
-            start=parse_user_time(start, zone),
-            end=parse_user_time(end, zone) if end else None,
+            start=start.at(zone),
+            end=_at(end, zone),
             channels=list(channels),
             note=note,
             logged_by=logged_by,
-            logged_at=parse_user_time(logged_at, zone) if logged_at else None,
+            logged_at=_at(logged_at, zone),
             attachments=attachments,
         )
     click.echo(
@@ -995,12 +1091,12 @@ def incident_start(
 
 @incident.command("end", context_settings=CONTEXT)
 @click.argument("number", type=int)
-@click.option("--at", "at", help="When it ended, if not now (local time or ISO with offset).")
+@click.option("--at", "at", type=TIME, help=f"When it ended, if not now ({TIME_FORMS}).")
 @click.option("--by", help="Who ends it.")
 @attach_option
 @handle_errors
 def incident_end(
-    number: int, at: str | None, by: str | None, attachments: tuple[Path, ...]
+    number: int, at: UserTime | None, by: str | None, attachments: tuple[Path, ...]
 ) -> None:
     """Close an open incident (now, or --at an earlier time).
 
@@ -1019,7 +1115,7 @@ def incident_end(
         ended = end_incident(
             store,
             number,
-            at=parse_user_time(at, zone) if at else None,
+            at=_at(at, zone),
             by=by,
             attachments=attachments,
         )
@@ -1031,8 +1127,8 @@ def incident_end(
 @click.argument("number", type=int)
 @click.option("--reason", required=True, help="Why it is corrected (shown in the dossier).")
 @click.option("--by", required=True, help="Who corrects it.")
-@click.option("--start", help="The right start (local time or ISO with offset).")
-@click.option("--end", help="The right end (local time or ISO with offset).")
+@click.option("--start", type=TIME, help=f"The right start ({TIME_FORMS}).")
+@click.option("--end", type=TIME, help=f"The right end ({TIME_FORMS}).")
 @click.option("--title", help="The right title.")
 @channel_option
 @click.option("--note", help="The right note.")
@@ -1042,8 +1138,8 @@ def incident_correct(
     number: int,
     reason: str,
     by: str,
-    start: str | None,
-    end: str | None,
+    start: UserTime | None,
+    end: UserTime | None,
     title: str | None,
     channels: tuple[str, ...],
     note: str | None,
@@ -1069,8 +1165,8 @@ def incident_correct(
             number,
             reason=reason,
             by=by,
-            start=parse_user_time(start, zone) if start else None,
-            end=parse_user_time(end, zone) if end else None,
+            start=_at(start, zone),
+            end=_at(end, zone),
             title=title,
             channels=list(channels) or None,
             note=note,
@@ -1085,8 +1181,8 @@ def incident_correct(
 
 @incident.command("plan", context_settings=CONTEXT)
 @click.option("--title", required=True, help="What is planned (maintenance, training...).")
-@click.option("--start", required=True, help="First occurrence's start, local time.")
-@click.option("--end", required=True, help="First occurrence's end, local time.")
+@click.option("--start", required=True, type=TIME, help=f"First occurrence's start ({TIME_FORMS}).")
+@click.option("--end", required=True, type=TIME, help=f"First occurrence's end ({TIME_FORMS}).")
 @click.option("--rrule", "rrule_text", help='RFC 5545 recurrence, e.g. "FREQ=WEEKLY;BYDAY=FR".')
 @channel_option
 @click.option("--note", help="Longer explanation.")
@@ -1094,8 +1190,8 @@ def incident_correct(
 @handle_errors
 def incident_plan(
     title: str,
-    start: str,
-    end: str,
+    start: UserTime,
+    end: UserTime,
     rrule_text: str | None,
     channels: tuple[str, ...],
     note: str | None,
@@ -1124,8 +1220,8 @@ def incident_plan(
         plan, created = plan_incident(
             store,
             title=title,
-            start=parse_user_time(start, zone),
-            end=parse_user_time(end, zone),
+            start=start.at(zone),
+            end=end.at(zone),
             rrule_text=rrule_text,
             channels=list(channels),
             note=note,
@@ -1253,21 +1349,24 @@ def case() -> None:
     help="Who asks: a key (lvv, kkv, kril, traficom, energiavirasto: the name is printed in "
     "the dossier's language) or any name, e.g. 'Etelä-Suomen AVI'.",
 )
-@click.option("--received", help="Date the request arrived (YYYY-MM-DD).")
-@click.option("--deadline", help="Date the answer is due (YYYY-MM-DD).")
+@click.option("--received", type=DATE, help=f"Date the request arrived ({DATE_FORMS}).")
+@click.option(
+    "--deadline", type=DATE, help=f"Date the answer is due ({DATE_FORMS}); not before --received."
+)
 @click.option(
     "--period",
-    help="Local days the request covers, FROM..TO (inclusive); the default period of "
-    "`export --case`.",
+    type=PERIOD,
+    help=f"Local days the request covers, FROM..TO (inclusive; each {DATE_FORMS}); the "
+    "default period of `export --case`.",
 )
 @handle_errors
 def case_open(
     reference: str,
     customer_ref: str,
     authority: str,
-    received: str | None,
-    deadline: str | None,
-    period: str | None,
+    received: dt.date | None,
+    deadline: dt.date | None,
+    period: tuple[dt.date | None, dt.date | None] | None,
 ) -> None:
     """Open a case for a customer.
 
@@ -1285,17 +1384,18 @@ def case_open(
             --authority lvv --received 2026-10-20 \\
             --deadline 2026-11-03 --period 2026-09-28..2026-09-30
     """
-    from evidence.cases import open_case, parse_period
+    from evidence.cases import open_case
 
-    period_from, period_to = parse_period(period) if period else (None, None)
+    _in_order(received, deadline, "--received", "--deadline")
+    period_from, period_to = period or (None, None)
     with _store() as store:
         opened = open_case(
             store,
             reference,
             customer_ref=customer_ref,
             authority=authority,
-            received=_date(received),
-            deadline=_date(deadline),
+            received=received,
+            deadline=deadline,
             period_from=period_from,
             period_to=period_to,
         )
@@ -1336,10 +1436,12 @@ def _days_left_text(days_left: int | None) -> str:
 
 
 @case.command("list", context_settings=CONTEXT)
-@click.option("--today", help="Count days left from this date instead of today (YYYY-MM-DD).")
+@click.option(
+    "--today", type=DATE, help=f"Count days left from this day instead of today ({DATE_FORMS})."
+)
 @json_option
 @handle_errors
-def case_list(today: str | None, as_json: bool) -> None:
+def case_list(today: dt.date | None, as_json: bool) -> None:
     """List cases with the days left to each deadline, overdue first.
 
     Days are counted in EVIDENCE_TIMEZONE; a negative days_left is overdue.
@@ -1354,7 +1456,7 @@ def case_list(today: str | None, as_json: bool) -> None:
     from evidence.cases import current_claims, list_cases
 
     config = _config()
-    day = _date(today) or dt.datetime.now(config.zone).date()
+    day = today or dt.datetime.now(config.zone).date()
     with _store() as store:
         due = list_cases(store, day)
     rows = [
@@ -1391,9 +1493,9 @@ def case_list(today: str | None, as_json: bool) -> None:
 @click.argument("reference")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--title", required=True, help="What the document is.")
-@click.option("--date", "document_date", help="The document's own date (YYYY-MM-DD).")
+@click.option("--date", "document_date", type=DATE, help=f"The document's own date ({DATE_FORMS}).")
 @handle_errors
-def case_attach(reference: str, file: Path, title: str, document_date: str | None) -> None:
+def case_attach(reference: str, file: Path, title: str, document_date: dt.date | None) -> None:
     """Attach a PDF (the regulator's letter, a reply) to a case, byte-exact.
 
     Example:
@@ -1404,9 +1506,7 @@ def case_attach(reference: str, file: Path, title: str, document_date: str | Non
     from evidence.cases import attach_document
 
     with _store() as store:
-        document = attach_document(
-            store, reference, file, title=title, document_date=_date(document_date)
-        )
+        document = attach_document(store, reference, file, title=title, document_date=document_date)
     click.echo(f"attached {document.filename} to {reference} (SHA-256 {document.sha256})")
 
 
@@ -1513,11 +1613,11 @@ def case_claim(reference: str, text: str, items: tuple[str, ...], corrects: int 
 
 @main.command(context_settings=CONTEXT)
 @click.argument("ref")
-@click.option("--from", "date_from", help="First local day (YYYY-MM-DD).")
-@click.option("--to", "date_to", help="Last local day, inclusive (YYYY-MM-DD).")
+@click.option("--from", "date_from", type=DATE, help=f"First local day ({DATE_FORMS}).")
+@click.option("--to", "date_to", type=DATE, help=f"Last local day, inclusive ({DATE_FORMS}).")
 @json_option
 @handle_errors
-def timeline(ref: str, date_from: str | None, date_to: str | None, as_json: bool) -> None:
+def timeline(ref: str, date_from: dt.date | None, date_to: dt.date | None, as_json: bool) -> None:
     """A customer's emails, calls, incidents and agents' pauses in time order.
 
     Every incident and planned occurrence overlapping the period is shown, and
@@ -1533,17 +1633,12 @@ def timeline(ref: str, date_from: str | None, date_to: str | None, as_json: bool
     from evidence.render.text import timeline_lines
     from evidence.timeline import build_timeline, timeline_json
 
+    _in_order(date_from, date_to)
     config = _config()
     hours = opening_hours(config)
     with _store() as store, store.session() as session:
         built = build_timeline(
-            session,
-            ref,
-            config.zone,
-            _date(date_from),
-            _date(date_to),
-            hours=hours,
-            rules=MailRules.of(config),
+            session, ref, config.zone, date_from, date_to, hours=hours, rules=MailRules.of(config)
         )
         if as_json:
             click.echo(json.dumps(timeline_json(built), ensure_ascii=False, indent=2))
@@ -1559,11 +1654,15 @@ def timeline(ref: str, date_from: str | None, date_to: str | None, as_json: bool
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("--from", "date_from", required=True, help="First local day (YYYY-MM-DD).")
-@click.option("--to", "date_to", help="Last local day, inclusive (default: --from).")
+@click.option(
+    "--from", "date_from", required=True, type=DATE, help=f"First local day ({DATE_FORMS})."
+)
+@click.option(
+    "--to", "date_to", type=DATE, help=f"Last local day, inclusive ({DATE_FORMS}; default: --from)."
+)
 @json_option
 @handle_errors
-def agents(date_from: str, date_to: str | None, as_json: bool) -> None:
+def agents(date_from: dt.date, date_to: dt.date | None, as_json: bool) -> None:
     """Agent availability: who was logged in to the queues and who was paused, and why.
 
     Replayed from the queue_log's agent events (ADDMEMBER, REMOVEMEMBER, PAUSE,
@@ -1578,9 +1677,9 @@ def agents(date_from: str, date_to: str | None, as_json: bool) -> None:
     from evidence.calls import agent_availability
     from evidence.timeline import availability_json, period_bounds
 
+    _in_order(date_from, date_to)
     config = _config()
-    first = _date(date_from)
-    start, end = period_bounds(first, _date(date_to) or first, config.zone)
+    start, end = period_bounds(date_from, date_to or date_from, config.zone)
     with _store() as store, store.session() as session:
         changes = agent_availability(session, start, end)
         rows = [availability_json(change) for change in changes]
@@ -1606,10 +1705,22 @@ def report() -> None:
 
 
 @report.command("service", context_settings=CONTEXT)
-@click.option("--from", "date_from", required=True, help="First local day (YYYY-MM-DD).")
-@click.option("--to", "date_to", help="Last local day, inclusive (default: --from).")
-@click.option("--baseline-from", help="First day of the baseline (default: 28 days before --from).")
-@click.option("--baseline-to", help="Last day of the baseline (default: the day before --from).")
+@click.option(
+    "--from", "date_from", required=True, type=DATE, help=f"First local day ({DATE_FORMS})."
+)
+@click.option(
+    "--to", "date_to", type=DATE, help=f"Last local day, inclusive ({DATE_FORMS}; default: --from)."
+)
+@click.option(
+    "--baseline-from",
+    type=DATE,
+    help=f"First day of the baseline ({DATE_FORMS}; default: 28 days before --from).",
+)
+@click.option(
+    "--baseline-to",
+    type=DATE,
+    help=f"Last day of the baseline ({DATE_FORMS}; default: the day before --from).",
+)
 @click.option(
     "--threshold",
     type=click.IntRange(min=0),
@@ -1622,10 +1733,10 @@ def report() -> None:
 @json_option
 @handle_errors
 def report_service(
-    date_from: str,
-    date_to: str | None,
-    baseline_from: str | None,
-    baseline_to: str | None,
+    date_from: dt.date,
+    date_to: dt.date | None,
+    baseline_from: dt.date | None,
+    baseline_to: dt.date | None,
     threshold: int | None,
     by: str | None,
     as_json: bool,
@@ -1645,19 +1756,19 @@ def report_service(
     from evidence.hours import opening_hours
     from evidence.reports import report_text, service_report, threshold_from_config
 
+    _in_order(date_from, date_to)
+    _in_order(baseline_from, baseline_to, "--baseline-from", "--baseline-to")
     config = _config()
-    first = _date(date_from)
-    assert first is not None
     with _store() as store, store.session() as session:
         built = service_report(
             session,
             config.zone,
-            first,
-            _date(date_to) or first,
+            date_from,
+            date_to or date_from,
             hours=opening_hours(config),
             threshold=threshold if threshold is not None else threshold_from_config(config),
-            baseline_from=_date(baseline_from),
-            baseline_to=_date(baseline_to),
+            baseline_from=baseline_from,
+            baseline_to=baseline_to,
             by=by,
             rules=MailRules.of(config),
         )
@@ -1677,12 +1788,16 @@ def report_service(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where to write the PDF.",
 )
-@click.option("--from", "date_from", help="First local day (YYYY-MM-DD).")
-@click.option("--to", "date_to", help="Last local day, inclusive (YYYY-MM-DD).")
+@click.option("--from", "date_from", type=DATE, help=f"First local day ({DATE_FORMS}).")
+@click.option("--to", "date_to", type=DATE, help=f"Last local day, inclusive ({DATE_FORMS}).")
 @click.option(
     "--case", "case_ref", help="Case reference: its authority on the cover, its PDFs appended."
 )
-@click.option("--generated-at", help="Pin the generation time (ISO 8601), for reproducible output.")
+@click.option(
+    "--generated-at",
+    type=TIME,
+    help=f"Pin the generation time ({TIME_FORMS}), for reproducible output.",
+)
 @click.option(
     "--lang",
     "language",
@@ -1704,10 +1819,10 @@ def report_service(
 def export(
     ref: str | None,
     output: Path,
-    date_from: str | None,
-    date_to: str | None,
+    date_from: dt.date | None,
+    date_to: dt.date | None,
     case_ref: str | None,
-    generated_at: str | None,
+    generated_at: UserTime | None,
     language: str | None,
     jobs: int | None,
     no_cache: bool,
@@ -1736,10 +1851,11 @@ def export(
     from evidence.exports import record_export
     from evidence.render.dossier import export_dossier
 
-    config = _config()
     if ref is None and case_ref is None:
         raise click.UsageError("give a customer REF or --case REFERENCE")
-    pinned = parse_user_time(generated_at, config.zone) if generated_at else None
+    _in_order(date_from, date_to)
+    config = _config()
+    pinned = _at(generated_at, config.zone)
     pdf_path = output
     if fmt == "zip":
         import tempfile
@@ -1758,8 +1874,8 @@ def export(
             store,
             customer_ref=ref,
             output=pdf_path,
-            date_from=_date(date_from),
-            date_to=_date(date_to),
+            date_from=date_from,
+            date_to=date_to,
             case_ref=case_ref,
             generated_at=pinned,
             language=language,
@@ -1770,9 +1886,9 @@ def export(
         arguments = {
             "customer": ref,
             "case": case_ref,
-            "from": date_from,
-            "to": date_to,
-            "generated_at": generated_at,
+            "from": date_from.isoformat() if date_from else None,
+            "to": date_to.isoformat() if date_to else None,
+            "generated_at": generated_at.text if generated_at else None,
             "lang": language,
             "jobs": jobs,
             "no_cache": no_cache,
@@ -1949,7 +2065,11 @@ def status(as_json: bool) -> None:
             )
         quarantine = data["quarantine"]
         kinds = ", ".join(f"{k} {n}" for k, n in quarantine["by_kind"].items())
-        click.echo(f"quarantined items: {quarantine['total']}" + (f" ({kinds})" if kinds else ""))
+        click.echo(
+            f"quarantined items: {quarantine['total']}"
+            + (f" ({kinds})" if kinds else "")
+            + (f"; {quarantine['dismissed']} dismissed" if quarantine["dismissed"] else "")
+        )
         mail = data["mail"]
         click.echo(
             f"mail domains: {', '.join(mail['domains']) or 'none'}; receiving hosts: "

@@ -13,7 +13,9 @@ Rules, kept simple so a reader can check them:
   weekend is a gap too: the reader sees it and its explanation, not a silence.)
 - Quarantined input has no trustworthy time of its own, so every quarantined item of a
   source is listed, whatever the period; the same input quarantined again by a later
-  import of the same file is listed once.
+  import of the same file is listed once. An item dismissed (``evidence quarantine
+  dismiss``: no part of any source) is not listed, and a file that was quarantined whole
+  and dismissed is no source at all.
 - An email imported from two sources counts for the one it was first imported from
   (the store keeps one record per message); a mailbox whose every message was already
   stored is listed with no items.
@@ -36,6 +38,7 @@ from evidence.store.models import (
     CdrRecord,
     Email,
     ImportRun,
+    QuarantineDismissal,
     QuarantineItem,
     QueueEvent,
     SourceLine,
@@ -183,7 +186,13 @@ def completeness(
             found.gaps = _gaps(values, first, last, start, end, zone)
 
     seen: set[tuple[str, str, str | None, str]] = set()
+    dismissed = set(session.scalars(select(QuarantineDismissal.quarantine_id)))
+    not_sources: set[tuple[str, str]] = set()  # files quarantined whole, then dismissed
     for item in session.scalars(select(QuarantineItem).order_by(QuarantineItem.id)):
+        if item.id in dismissed:
+            if item.locator is None:
+                not_sources.add((item.kind, item.source))
+            continue
         # The same bad input met again by a later import is listed once.
         again = (item.source, item.raw_sha256, item.locator, item.reason)
         if again in seen:
@@ -206,6 +215,8 @@ def completeness(
         if run.kind != MAIL and run.kind not in PHONE_FORMATS:
             continue
         for path in _run_paths(run):
+            if (run.kind, path) in not_sources:
+                continue
             source = mail_source(path) if run.kind == MAIL and path.endswith(".eml") else path
             if not any(k == run.kind and _covers(source, s) for k, s in sources):
                 entry(run.kind, source)

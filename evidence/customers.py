@@ -11,6 +11,7 @@ customer's at its time (``Identity.held``).
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ REMOVE = "remove"
 
 def _email(address: str) -> tuple[IdentifierKind, str, str]:
     value = address.strip().lower()
-    if "@" not in value or " " in value:
+    if "@" not in value or any(c.isspace() or unicodedata.category(c)[0] == "C" for c in value):
         raise InvalidInput(f"{address!r} is not an email address")
     return IdentifierKind.EMAIL, value, address
 
@@ -53,6 +54,33 @@ def _phone(number: str, region: str) -> tuple[IdentifierKind, str, str]:
             "write it as e.g. 040 123 4567 or +358401234567"
         )
     return IdentifierKind.PHONE, e164, number
+
+REF_LENGTH: int = Customer.__table__.c.ref.type.length  # type: ignore[attr-defined]
+
+
+# Unicode categories a reference must not hold: control and format characters (a newline,
+# a tab, a zero-width space) and line or paragraph separators. Each would break the
+# one-line listings (`customer list`) or make two references look the same.
+_NOT_IN_REFERENCES = ("Cc", "Cf", "Zl", "Zp", "Cs")
+
+
+def check_reference(value: str, what: str, limit: int) -> str:
+    """Refuse a reference that is empty, only spaces, has spaces at its ends, holds a line
+    break or another control character, or is longer than ``limit`` characters."""
+    if not value.strip():
+        raise InvalidInput(f"the {what} is empty or only spaces: give one")
+    if value != value.strip():
+        raise InvalidInput(f"the {what} {value!r} begins or ends with a space: give it without")
+    bad = next((c for c in value if unicodedata.category(c) in _NOT_IN_REFERENCES), None)
+    if bad is not None:
+        name = unicodedata.name(bad, f"U+{ord(bad):04X}")
+        raise InvalidInput(
+            f"the {what} {value!r} holds a control character ({name}): give it on one line, "
+            "without control characters"
+        )
+    if len(value) > limit:
+        raise InvalidInput(f"the {what} is {len(value)} characters long: at most {limit}")
+    return value
 
 
 def add_customer(
@@ -67,6 +95,7 @@ def add_customer(
     Identifiers added here are the customer's since ever; one that became theirs
     at a known time is added with ``update_customer`` and its ``valid_from``.
     """
+    check_reference(ref, "customer reference", REF_LENGTH)
     region = store.config.phone_region
     wanted = [_email(a) for a in emails] + [_phone(n, region) for n in phones]
     with store.writing() as session:

@@ -78,7 +78,7 @@ from evidence.timeline import (
     Item,
     period_bounds,
 )
-from evidence.timeutil import day_start, iso_utc
+from evidence.timeutil import day_start, iso_utc, require_in_range, require_order
 
 DEFAULT_THRESHOLD = 60  # seconds
 DEFAULT_BASELINE_DAYS = 28
@@ -589,8 +589,8 @@ def service_report_data(
     baseline: bool = True,
     rules: MailRules,
 ) -> ReportData:
-    if date_to < date_from:
-        raise InvalidInput("--to is before --from")
+    require_in_range(date_from, date_to, baseline_from, baseline_to)
+    require_order(date_from, date_to)
     if by not in (None, "day", "hour"):
         raise InvalidInput(f"--by {by!r}: use day or hour")
     if threshold < 0:
@@ -599,8 +599,7 @@ def service_report_data(
         baseline_from, baseline_to = default_baseline(date_from)
     elif baseline_from is None or baseline_to is None:
         raise InvalidInput("give both --baseline-from and --baseline-to, or neither")
-    if baseline_to < baseline_from:
-        raise InvalidInput("the baseline ends before it starts")
+    require_order(baseline_from, baseline_to, "--baseline-from", "--baseline-to")
 
     start, end = _bounds(date_from, date_to, zone)
     b_start, b_end = _bounds(baseline_from, baseline_to, zone)

@@ -13,7 +13,7 @@ from evidence.incidents import open_incidents
 from evidence.mailfacts import MailRules, describe_rules, unconfigured_note
 from evidence.store.db import Store
 from evidence.store.ledger import verify_chain
-from evidence.store.models import QuarantineItem, SyncResult, SyncRun
+from evidence.store.models import QuarantineDismissal, QuarantineItem, SyncResult, SyncRun
 from evidence.sync import configured_sources, run_state
 from evidence.timeutil import iso_utc, utcnow
 
@@ -101,13 +101,17 @@ def _mail_rules(rules: MailRules) -> dict[str, Any]:
 
 
 def _quarantine(session: Session) -> dict[str, Any]:
+    """Quarantined items not dismissed, by kind; and how many were dismissed."""
     rows = session.execute(
         select(QuarantineItem.kind, func.count())
+        .outerjoin(QuarantineDismissal, QuarantineDismissal.quarantine_id == QuarantineItem.id)
+        .where(QuarantineDismissal.id.is_(None))
         .group_by(QuarantineItem.kind)
         .order_by(QuarantineItem.kind)
     )
     by_kind = {str(kind): int(count) for kind, count in rows}
-    return {"total": sum(by_kind.values()), "by_kind": by_kind}
+    dismissed = session.scalar(select(func.count()).select_from(QuarantineDismissal)) or 0
+    return {"total": sum(by_kind.values()), "by_kind": by_kind, "dismissed": dismissed}
 
 
 def _chain(session: Session) -> dict[str, Any]:

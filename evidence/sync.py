@@ -187,7 +187,7 @@ def import_imap_account(store: Store, account: Mapping[str, Any]) -> ImportRepor
 
     Keys: ``host``, ``user`` (required), ``port``, ``security`` (ssl, starttls or
     plain; plain only to this machine), ``folders`` (default INBOX), ``since``
-    (YYYY-MM-DD), ``cafile``. The password comes from EVIDENCE_IMAP_PASSWORD or
+    (YYYY-MM-DD or D.M.YYYY), ``cafile``. The password comes from EVIDENCE_IMAP_PASSWORD or
     ~/.netrc, never from the file.
     """
     from evidence.ingest.imap import ImapAccount, default_security, imap_password, import_imap

@@ -34,7 +34,7 @@ from evidence.store.models import (
     IdentifierKind,
     Incident,
 )
-from evidence.timeutil import day_start, iso_utc
+from evidence.timeutil import day_start, iso_utc, require_in_range, require_order
 
 KIND_ORDER = {"incident": 0, "agent_pause": 1, "agent_availability": 1, "email": 2, "call": 2}
 CONTACT_CHANNELS = {"email": "email", "call": "phone"}
@@ -121,6 +121,7 @@ def period_bounds(
     date_from: dt.date | None, date_to: dt.date | None, zone: ZoneInfo
 ) -> tuple[dt.datetime | None, dt.datetime | None]:
     """Local calendar days, inclusive, as a half-open UTC interval."""
+    require_order(date_from, date_to)
     start = day_start(date_from, zone) if date_from else None
     end = day_start(date_to + dt.timedelta(days=1), zone) if date_to else None
     return start, end
@@ -205,6 +206,7 @@ def build_timeline(
     """The customer's items; ``hours`` (``evidence.hours.opening_hours``) flags contacts
     outside opening hours; ``rules`` (``MailRules.of(config)``) derive the emails' times and
     directions. ``with_addresses``: see :func:`customer_emails`."""
+    require_in_range(date_from, date_to)
     customer = load_customer(session, customer_ref)
     identity = identity_of(customer)
     start, end = period_bounds(date_from, date_to, zone)

@@ -170,5 +170,5 @@ def test_broken_rows_are_quarantined_and_the_rest_imported(store: Store, tmp_pat
 
 def test_wrong_format_is_refused_naming_the_right_one(store: Store, tmp_path: Path) -> None:
     path = _write(tmp_path / "queue_log", ["1790579705|1790579705.312|q|NONE|ENTERQUEUE||040|1"])
-    with pytest.raises(InvalidInput, match="looks like asterisk-queue-log"):
+    with pytest.raises(InvalidInput, match="looks like an Asterisk queue_log, not asterisk-cdr"):
         import_calls(store, path, "asterisk-cdr")

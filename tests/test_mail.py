@@ -118,9 +118,11 @@ def test_truncated_mbox_and_non_mail_are_quarantined(company_store: Store, tmp_p
     box = tmp_path / "cut.mbox"
     whole = _mbox(MSG, other)
     box.write_bytes(whole[: len(whole) - 12])  # cut in the middle of the last line
-    junk = tmp_path / "photo.jpg"
+    # Inside a folder (named on its own, a photo is refused: see test_user_mistakes.py).
+    junk = tmp_path / "saved" / "photo.jpg"
+    junk.parent.mkdir()
     junk.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)))
-    report = import_mail(company_store, [box, junk])
+    report = import_mail(company_store, [box, junk.parent])
     assert (report.imported, report.quarantined) == (1, 2)
     with company_store.session() as session:
         items = list(session.scalars(select(QuarantineItem).order_by(QuarantineItem.id)))

@@ -517,7 +517,7 @@ def test_wrong_formats_are_refused_by_name(store: Store, tmp_path: Path) -> None
     with pytest.raises(InvalidInput, match="looks like a CSV export with a header row"):
         import_calls(store, csv_path, "asterisk-cdr")
     fs = _write(tmp_path / "fs.csv", [FS_A])
-    with pytest.raises(InvalidInput, match="looks like freeswitch-cdr, not asterisk-cdr"):
+    with pytest.raises(InvalidInput, match=r"a FreeSWITCH CDR \(mod_cdr_csv\), not asterisk-cdr"):
         import_calls(store, fs, "asterisk-cdr")
     pdf = tmp_path / "letter.pdf"
     pdf.write_bytes(b"%PDF-1.7\n%\xe2\xe3\n")

@@ -300,8 +300,8 @@ def test_report_text_has_no_personal_data(day: Cli) -> None:
 
 
 def test_report_refuses_bad_input(day: Cli) -> None:
-    result = day("report", "service", "--from", "2026-03-10", "--to", "2026-03-09", code=1)
-    assert "--to is before --from" in result.stderr
+    result = day("report", "service", "--from", "2026-03-10", "--to", "2026-03-09", code=2)
+    assert result.stderr.endswith("Error: --to 2026-03-09 is before --from 2026-03-10\n")
     result = day("report", "service", "--from", "2026-03-10", "--baseline-from", "2026-03-01",
                  code=1)  # fmt: skip
     assert "--baseline-to" in result.stderr

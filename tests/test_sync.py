@@ -352,7 +352,7 @@ def test_status_text_and_json(cli: Cli, env: Env, tmp_path: Path) -> None:
         "Puhelinkatko",
         ["phone"],
     )
-    assert data["quarantine"] == {"total": 1, "by_kind": {"mail": 1}}
+    assert data["quarantine"] == {"total": 1, "by_kind": {"mail": 1}, "dismissed": 0}
     assert data["chain"]["ok"] is True and data["chain"]["entries"] == 3
     text_ = cli("status").stdout
     assert "open incidents: 1\n  #1 since " in text_

@@ -43,7 +43,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from evidence.config import Config
-from evidence.errors import EvidenceError
+from evidence.errors import EvidenceError, InvalidInput
 from evidence.ingest import ImportReport, quarantine, start_run
 from evidence.ingest.mime import (
     BOM,
@@ -59,6 +59,7 @@ from evidence.ingest.mime import (
     parse_headers,
     top_charset,
 )
+from evidence.ingest.sniff import HEAD_BYTES, Sniffed, by_content, by_lines, is_log_line
 from evidence.mailfacts import Hop, MailRules, choose, unconfigured_note
 from evidence.store import bulk, ledger
 from evidence.store.blobs import put_blobs, sha256_hex
@@ -170,6 +171,46 @@ def _too_large(size: int, limits: MailLimits) -> str:
     )
 
 
+def _mail_kind(head: bytes) -> str | None:
+    """From a file's first bytes: an mbox, a message (it starts with mail headers), or None."""
+    start = head[3:] if head.startswith(BOM) else head
+    lines = start.lstrip(b"\r\n").split(b"\n", 2)
+    first = lines[0] + b"\n"
+    second = lines[1] if len(lines) > 1 else b""
+    if _is_postmark(first) and _HEADER_START.match(second):
+        return "mbox"
+    if _HEADER_START.match(first) and b"\x00" not in head[:4096] and not is_log_line(first):
+        return "message"
+    return None
+
+
+def what_else(head: bytes) -> Sniffed | None:
+    """What a file is when it is recognisably not mail (a call log, a PDF, a recording, an
+    image, an archive...), from its first ``sniff.HEAD_BYTES``; None when it may be mail."""
+    looks = by_content(head)
+    if looks is None and _mail_kind(head) is None:
+        looks = by_lines(head, table=True)
+    return looks
+
+
+def refuse_what_is_not_mail(paths: Iterable[Path]) -> None:
+    """Refuse, before anything is stored, files named for import that are recognisably not
+    mail, naming what each looks like. Quarantined, such a file would stand for good as a
+    mailbox in every dossier's completeness. Files met inside a directory are not judged so:
+    a folder may hold anything, and what in it is not mail is quarantined and listed."""
+    wanted = list(paths)
+    refused = []
+    for path in wanted:
+        if path.is_file():
+            with path.open("rb") as fh:
+                looks = what_else(fh.read(HEAD_BYTES))
+            if looks is not None:
+                refused.append(f"{path} {looks.advice(path)}")
+    if refused:
+        nothing = "; nothing was imported" if len(wanted) > 1 else ""
+        raise InvalidInput("; ".join(refused) + nothing)
+
+
 def _iter_file(
     path: str | Path, limits: MailLimits, size: int | None = None
 ) -> Iterator[RawMessage]:
@@ -178,26 +219,18 @@ def _iter_file(
     size = os.stat(name).st_size if size is None else size
     with open(name, "rb") as fh:
         head = fh.read(8192)
-        start = head[3:] if head.startswith(BOM) else head
-        lines = start.lstrip(b"\r\n").split(b"\n", 2)
-        first = lines[0] + b"\n"
-        second = lines[1] if len(lines) > 1 else b""
-        mbox = _is_postmark(first) and bool(_HEADER_START.match(second))
-        if not mbox:
+        kind = _mail_kind(head)
+        if kind != "mbox":
             if size > limits.max_message_bytes:
                 data = head + fh.read(QUARANTINE_HEAD - len(head))
             else:
                 data = head + fh.read() if len(head) == 8192 else head
-    if mbox:
+    if kind == "mbox":
         yield from iter_mbox(Path(name), limits)
-    elif not (_HEADER_START.match(first) and b"\x00" not in head[:4096]):
-        yield RawMessage(
-            name,
-            None,
-            data,
-            "not an email or mbox: the file does not start with mail headers",
-            size,
-        )
+    elif kind is None:
+        looks = what_else(data[:HEAD_BYTES])
+        what = looks.advice(name) if looks else "does not start with mail headers"
+        yield RawMessage(name, None, data, f"not an email or mbox: the file {what}", size)
     elif size > limits.max_message_bytes:
         yield RawMessage(name, None, data, _too_large(size, limits), size)
     else:
@@ -519,8 +552,12 @@ def import_mail(
 ) -> ImportReport:
     """Import every message under ``paths``; bad input is quarantined, never fatal.
 
+    A file named in ``paths`` that is recognisably not mail is refused first
+    (``InvalidInput``, nothing stored): see :func:`refuse_what_is_not_mail`.
+
     ``progress(bytes_read, report)`` is called after each chunk.
     """
+    refuse_what_is_not_mail(paths)
     limits = limits or mail_limits(store.config)
     importer = MailImporter(
         store, ", ".join(str(p) for p in paths), limits, progress, workers=workers

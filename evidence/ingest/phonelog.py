@@ -26,7 +26,6 @@ import csv
 import hashlib
 import json
 import multiprocessing
-import re
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -38,6 +37,13 @@ from sqlalchemy.orm import Session
 
 from evidence.errors import InvalidInput
 from evidence.ingest import ImportReport, quarantine, start_run
+from evidence.ingest.sniff import (
+    FORMAT_CDR,
+    FORMAT_CSV,
+    FORMAT_FREESWITCH,
+    FORMAT_QUEUE_LOG,
+    sniff_file,
+)
 from evidence.store import bulk, ledger
 from evidence.store.checkpoints import write_checkpoint
 from evidence.store.db import Store
@@ -517,100 +523,22 @@ def import_lines(
 # --- formats, sniffing and the import itself -------------------------------------
 
 
-FORMAT_CDR = "asterisk-cdr"
-FORMAT_QUEUE_LOG = "asterisk-queue-log"
-FORMAT_FREESWITCH = "freeswitch-cdr"
-FORMAT_CSV = "csv"
 FORMATS = (FORMAT_CDR, FORMAT_QUEUE_LOG, FORMAT_FREESWITCH, FORMAT_CSV)
 HEADER_FORMAT = "csv-header"
 
-_QUEUE_LOG_LINE = re.compile(rb"^\d{9,11}(\.\d+)?\|[^|]*\|[^|]*\|[^|]*\|[A-Z][A-Z_]*(\||$)")
-_STAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
-_MAGIC = (
-    (b"\x1f\x8b", "gzip-compressed data (unpack it first, e.g. with gunzip)"),
-    (b"%PDF", "a PDF document"),
-    (b"PK\x03\x04", "a zip file or an Excel workbook (export the sheet as CSV)"),
-    (b"RIFF", "an audio recording (use `evidence import recordings`)"),
-    (b"OggS", "an audio recording (use `evidence import recordings`)"),
-    (b"ID3", "an audio recording (use `evidence import recordings`)"),
-    (b"From ", "an mbox mail file (use `evidence import mail`)"),
-    (b"<?xml", "XML (e.g. FreeSWITCH mod_xml_cdr): not a supported call-log format"),
-)
-
-
-@dataclass(frozen=True)
-class Sniffed:
-    format: str | None  # one of FORMATS, or None
-    description: str  # what it looks like, for messages
-
-
-def _classify(line: bytes, first: bool) -> str | None:
-    if _QUEUE_LOG_LINE.match(line):
-        return FORMAT_QUEUE_LOG
-    text = line.decode("utf-8", "replace")
-    for delimiter in (",", ";", "\t"):
-        try:
-            row = next(csv.reader([text], delimiter=delimiter))
-        except (csv.Error, StopIteration):
-            continue
-        if delimiter == ",":
-            if len(row) in (16, 18, 21) and _STAMP.fullmatch(row[9].strip()):
-                return FORMAT_CDR
-            if len(row) in (13, 15) and _STAMP.fullmatch(row[4].strip()):
-                return FORMAT_FREESWITCH
-        if first and len(row) >= 3:
-            words = [c.strip() for c in row]
-            if all(w and not any(ch.isdigit() for ch in w[:1]) for w in words) and not any(
-                _STAMP.search(w) for w in words
-            ):
-                return FORMAT_CSV
-    return None
-
-
-def sniff_format(path: Path) -> Sniffed:
-    """What the file looks like, from its first bytes and first non-blank lines."""
-    with path.open("rb") as fh:
-        head = fh.read(64 * 1024)
-    start = head.lstrip()
-    for magic, description in _MAGIC:
-        if head.startswith(magic) or (magic == b"<?xml" and start.startswith(b"<")):
-            return Sniffed(None, description)
-    if start[:1] in (b"{", b"["):
-        return Sniffed(None, "JSON (e.g. FreeSWITCH mod_json_cdr): not a supported call-log format")
-    if re.match(rb"^(Return-Path|Received|Message-ID|From|Date|Subject):", start, re.I):
-        return Sniffed(None, "an email message (use `evidence import mail`)")
-    lines = [line for line in head.splitlines() if line.strip()][:20]
-    if len(head) == 64 * 1024 and len(lines) > 1:
-        lines = lines[:-1]  # possibly cut
-    votes: dict[str, int] = {}
-    for index, line in enumerate(lines):
-        kind = _classify(line, index == 0)
-        if kind is not None:
-            votes[kind] = votes.get(kind, 0) + 1
-    if not votes:
-        return Sniffed(None, "")
-    best = max(votes, key=lambda k: (votes[k], k != FORMAT_CSV))
-    if best == FORMAT_CSV and len(lines) > 1 and max(votes.values()) > 1:
-        best = max((k for k in votes if k != FORMAT_CSV), key=lambda k: votes[k])
-    description = {
-        FORMAT_CSV: "a CSV export with a header row",
-    }.get(best, best)
-    return Sniffed(best, description)
-
 
 def _refuse_wrong_format(path: Path, fmt: str) -> None:
-    looks = sniff_format(path)
-    if looks.format is None and looks.description:
-        raise InvalidInput(f"{path} looks like {looks.description}, not a {fmt} call log")
+    looks = sniff_file(path)
+    if looks.format is None and looks.what:
+        hint = f": {looks.hint_for(path)}" if looks.hint else ""
+        raise InvalidInput(f"{path} looks like {looks.what}, not a {fmt} call log{hint}")
     if looks.format is not None and looks.format != fmt:
         again = (
             "--format csv --mapping MAPPING.toml"
             if looks.format == FORMAT_CSV
             else f"--format {looks.format}"
         )
-        raise InvalidInput(
-            f"{path} looks like {looks.description}, not {fmt}: run again with {again}"
-        )
+        raise InvalidInput(f"{path} looks like {looks.what}, not {fmt}: run again with {again}")
 
 
 def import_calls(

@@ -621,6 +621,20 @@ class QuarantineItem(Base):
     import_run_id: Mapped[int | None] = mapped_column(ForeignKey("import_runs.id"))
 
 
+class QuarantineDismissal(Base):
+    """A quarantined input set aside as no part of any source (e.g. a call log imported as mail
+    by mistake): it stays in the quarantine, bytes and all; this record says who, when and why.
+    Added by migration 0012."""
+
+    __tablename__ = "quarantine_dismissals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quarantine_id: Mapped[int] = mapped_column(ForeignKey("quarantine.id"), unique=True)
+    reason: Mapped[str] = mapped_column(Text)
+    dismissed_by: Mapped[str] = mapped_column(String(300))
+    dismissed_at: Mapped[datetime_utc]
+
+
 class LedgerEntry(Base):
     """The hash chain: entry n covers entry n-1's hash and a canonical encoding of one record."""
 
@@ -767,6 +781,7 @@ APPEND_ONLY_TABLES = (
     "incident_plans",
     "case_documents",
     "quarantine",
+    "quarantine_dismissals",
     "ledger",
     "claims",
     "claim_evidence",
