@@ -21,7 +21,14 @@ from evidence.store import ledger
 from evidence.store.blobs import put_blob
 from evidence.store.checkpoints import write_checkpoint
 from evidence.store.db import Store
-from evidence.store.models import Case, CaseDocument, Claim, ClaimEvidence, Incident
+from evidence.store.models import (
+    Case,
+    CaseClosure,
+    CaseDocument,
+    Claim,
+    ClaimEvidence,
+    Incident,
+)
 from evidence.timeutil import require_in_range, require_order, utcnow
 
 REFERENCE_LENGTH: int = Case.__table__.c.reference.type.length  # type: ignore[attr-defined]
@@ -66,6 +73,9 @@ def open_case(
         )
         session.add(case)
         session.flush()
+        # The case decides a dossier's period and its claims: it is evidence too.
+        ledger.append(session, case)
+        write_checkpoint(session, store.config, "case open")
     return case
 
 
@@ -77,6 +87,7 @@ def load_case(session: Session, reference: str) -> Case:
             selectinload(Case.documents),
             selectinload(Case.customer),
             selectinload(Case.claims).selectinload(Claim.evidence),
+            selectinload(Case.closures),
         )
     )
     if case is None:
@@ -128,7 +139,8 @@ def attach_document(
 def close_case(store: Store, reference: str, *, reason: str, by: str | None = None) -> Case:
     """Close a case: its customer's data is no longer held for it (see ``evidence.erasure``).
 
-    The closing is logged in the audit log (chained), since the cases table is bookkeeping.
+    The closing is a record of its own (cases are never updated), chained, and it is also
+    in the audit log.
     """
     from evidence.store import audit
     from evidence.store.checkpoints import actor
@@ -137,19 +149,27 @@ def close_case(store: Store, reference: str, *, reason: str, by: str | None = No
         raise InvalidInput("say why the case is closed: --reason 'decision received 2026-12-01'")
     with store.writing() as session:
         case = load_case(session, reference)
-        if case.closed_at is not None:
-            raise InvalidInput(f"case {reference} was already closed on {case.closed_at:%Y-%m-%d}")
-        case.closed_at = utcnow()
-        case.closed_by = (by or actor())[:300]
-        case.close_reason = reason.strip()
+        if case.closure is not None:
+            raise InvalidInput(
+                f"case {reference} was already closed on {case.closure.closed_at:%Y-%m-%d}"
+            )
+        closure = CaseClosure(
+            case_id=case.id,
+            closed_at=utcnow(),
+            closed_by=(by or actor())[:300],
+            reason=reason.strip(),
+        )
+        session.add(closure)
         session.flush()
+        ledger.append(session, closure)
         audit.record(
             session,
             action="case-close",
             subject=f"case {reference}",
-            details={"customer": case.customer.ref, "reason": case.close_reason},
-            actor=case.closed_by,
+            details={"customer": case.customer.ref, "reason": closure.reason},
+            actor=closure.closed_by,
         )
+        session.refresh(case, ["closures"])
         write_checkpoint(session, store.config, "case close")
     return case
 
@@ -253,6 +273,7 @@ def list_cases(store: Store, today: dt.date) -> list[CaseDue]:
                     selectinload(Case.customer),
                     selectinload(Case.documents),
                     selectinload(Case.claims).selectinload(Claim.evidence),
+                    selectinload(Case.closures),
                 )
             )
         )

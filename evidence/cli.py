@@ -1473,7 +1473,7 @@ def case_list(today: dt.date | None, as_json: bool) -> None:
             "period_to": d.case.period_to.isoformat() if d.case.period_to else None,
             "documents": len(d.case.documents),
             "claims": len(current_claims(d.case)),
-            "closed_at": iso_utc(d.case.closed_at) if d.case.closed_at else None,
+            "closed_at": iso_utc(d.case.closure.closed_at) if d.case.closure else None,
         }
         for d in due
     ]

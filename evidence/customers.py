@@ -100,12 +100,14 @@ def add_customer(
     wanted = [_email(a) for a in emails] + [_phone(n, region) for n in phones]
     with store.writing() as session:
         customer = session.scalar(select(Customer).where(Customer.ref == ref))
+        added: list[Customer | CustomerIdentifier] = []
         if customer is None:
             if not name:
                 raise InvalidInput(f"customer {ref} is new: give --name")
             customer = Customer(ref=ref, name=name, created_at=utcnow())
             session.add(customer)
             session.flush()
+            added.append(customer)
         elif name and name != customer.name:
             raise InvalidInput(
                 f"customer {ref} exists as {customer.name!r}: a new name is a new version, "
@@ -119,10 +121,18 @@ def add_customer(
         }
         for kind, value, raw in wanted:
             if (kind, value) not in existing:
-                session.add(
-                    CustomerIdentifier(customer_id=customer.id, kind=kind, value=value, raw=raw)
+                identifier = CustomerIdentifier(
+                    customer_id=customer.id, kind=kind, value=value, raw=raw
                 )
+                session.add(identifier)
+                added.append(identifier)
                 existing.add((kind, value))
+        if added:
+            # Who the customer is decides what their dossier holds: each row is chained.
+            session.flush()
+            for row in added:
+                ledger.append(session, row)
+            write_checkpoint(session, store.config, "customer add")
     return get_customer(store, ref)
 
 
@@ -290,12 +300,16 @@ def identity_of(customer: Customer) -> Identity:
     )
     raw: dict[tuple[IdentifierKind, str], str] = {}
     for identifier in customer.identifiers:
+        if not identifier.value:
+            continue  # blanked by an erasure
         key = (identifier.kind, identifier.value)
         events[key].append((None, ADD))
         raw.setdefault(key, identifier.raw)
     changes = sorted(customer.changes, key=lambda c: (c.valid_from, c.id))
     for change in changes:
         for item in change.identifiers:
+            if not item.value:
+                continue  # blanked by an erasure
             key = (item.kind, item.value)
             events[key].append((change.valid_from, item.action))
             raw.setdefault(key, item.raw)

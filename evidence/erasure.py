@@ -15,10 +15,10 @@ allows it only through ``evidence.store.guards.ERASURE_PATHS``):
   original Merkle leaf hash in the tombstone, so every checkpoint and the chain
   still verify; ``evidence verify`` reports the erasure;
 - the tombstone is chained and a new checkpoint signs it;
-- the customer's versions (``customer update``: names, reasons, identifiers) are
-  blanked like the records, their entries redacted;
-- the customer's name and identifiers (bookkeeping) are removed with it, and the
-  render cache of this machine is emptied.
+- the customer as added, its identifiers and its versions (``customer update``:
+  names, reasons, identifiers) are blanked like the records, their entries
+  redacted: the row stays (append-only), its personal fields go;
+- the render cache of this machine is emptied.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from evidence.store.models import (
     Blob,
     CallRecord,
     Case,
+    CaseClosure,
     CaseDocument,
     CdrRecord,
     Customer,
@@ -83,6 +84,8 @@ class ErasurePlan:
     recordings: list[int] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)  # phone-system lines of the customer's calls
     changes: list[int] = field(default_factory=list)  # the customer's versions (names, identifiers)
+    customers: list[int] = field(default_factory=list)  # the customer as added
+    identifiers: list[int] = field(default_factory=list)  # their identifiers as added
     blobs: dict[str, int] = field(default_factory=dict)  # sha256 -> size
     shared_emails: list[int] = field(default_factory=list)
     shared_recordings: list[int] = field(default_factory=list)
@@ -96,6 +99,8 @@ class ErasurePlan:
             + [f"recordings/{i}" for i in self.recordings]
             + [f"source_lines/{i}" for i in self.lines]
             + [f"customer_changes/{i}" for i in self.changes]
+            + [f"customers/{i}" for i in self.customers]
+            + [f"customer_identifiers/{i}" for i in self.identifiers]
         )
 
 
@@ -103,7 +108,10 @@ def _refuse_if_held(session: Session, ref: str, customer_id: int) -> None:
     open_cases = list(
         session.scalars(
             select(Case.reference)
-            .where(Case.customer_id == customer_id, Case.closed_at.is_(None))
+            .where(
+                Case.customer_id == customer_id,
+                ~select(CaseClosure.id).where(CaseClosure.case_id == Case.id).exists(),
+            )
             .order_by(Case.reference)
         )
     )
@@ -191,6 +199,8 @@ def plan_erasure(session: Session, ref: str, rules: MailRules) -> ErasurePlan:
             found.email.id for found in customer_emails(session, other, rules, with_addresses=False)
         )
     plan.changes = sorted(change.id for change in identity.changes)
+    plan.customers = [customer.id]
+    plan.identifiers = sorted(i.id for i in customer.identifiers)
     plan.emails = sorted(mine - theirs)
     plan.shared_emails = sorted(mine & theirs)
     my_calls = customer_calls(session, identity)
@@ -325,6 +335,8 @@ def erase_customer(
             ("recordings", plan.recordings),
             ("source_lines", plan.lines),
             ("customer_changes", plan.changes),
+            ("customers", plan.customers),
+            ("customer_identifiers", plan.identifiers),
         ):
             keys = [str(i) for i in ids]
             for first in range(0, len(keys), 500):
@@ -386,6 +398,8 @@ def erase_customer(
         for parsed in (CdrRecord, QueueEvent, CallRecord):
             _blank(session, parsed, parsed.__table__.c.source_line_id, plan.lines)
         _blank(session, CustomerChange, CustomerChange.__table__.c.id, plan.changes)
+        _blank(session, Customer, Customer.__table__.c.id, plan.customers)
+        _blank(session, CustomerIdentifier, CustomerIdentifier.__table__.c.id, plan.identifiers)
         _blank(
             session,
             CustomerChangeIdentifier,
@@ -399,12 +413,6 @@ def erase_customer(
                 .values(payload=payload)
             )
         ledger.append(session, erasure, [*blobs, *erased_entries])
-
-        customer = load_customer(session, ref)
-        for identifier in list(customer.identifiers):
-            session.delete(identifier)
-        customer.name = ""
-        session.flush()
         write_checkpoint(session, store.config, "erasure")
     # Rendered pages are cached by the SHA-256 of their HTML, so which ones showed this
     # customer is not known: the whole cache goes (it is rebuilt by the next export).

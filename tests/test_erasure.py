@@ -245,6 +245,7 @@ def test_refused_while_held_then_erased_and_still_verifies(
                 assert SUBJECT.encode() not in raw and BODY.encode() not in raw, path
                 assert b"CANARY-ATTACHMENT" not in raw, path
                 assert NUMBER.encode() not in raw and b"+358507654321" not in raw, path
+                assert b"Anna Asiakas" not in raw, path  # her name went too
 
     # verify passes and reports the erasure, not a missing blob.
     report = verify_store(store)
@@ -258,7 +259,8 @@ def test_refused_while_held_then_erased_and_still_verifies(
     assert data["erasures"][0]["customer"] == ANNA
     assert data["erasures"][0]["reason"] == "erasure request 2026-11-21"
     assert set(data["erasures"][0]["blobs"]) == erased
-    assert len(data["erasures"][0]["ledger_entries"]) == 6  # 2 emails, 1 recording, 3 lines
+    # 2 emails, 1 recording, 3 lines, and the customer as added with its 2 identifiers
+    assert len(data["erasures"][0]["ledger_entries"]) == 9
     status = json.loads(cli("status", "--json").stdout)
     assert status["chain"]["ok"] is True, status["chain"]["problems"]
     assert status["chain"]["entries"] == _chain_length(store) == before + 3  # + 2 verify audits
@@ -333,7 +335,12 @@ def test_verify_finds_a_widened_erasure_path_and_a_forged_redaction(
             )
         else:
             conn.execute(text("ALTER TABLE ledger DISABLE TRIGGER evidence_append_only_ledger_row"))
-        seq = conn.execute(text("SELECT min(seq) FROM erased_entries")).scalar()
+        seq = conn.execute(
+            text(
+                "SELECT min(e.seq) FROM erased_entries e JOIN ledger l ON l.seq = e.seq "
+                "WHERE l.record_type = 'emails'"
+            )
+        ).scalar()
         conn.execute(
             text(
                 "UPDATE ledger SET payload = replace(payload, '\"role\"', '\"rool\"') "

@@ -85,8 +85,9 @@ def test_checkpoints_written_at_each_import(filled: Store) -> None:
         checkpoints = list(session.scalars(select(Checkpoint).order_by(Checkpoint.id)))
         size = session.scalar(select(LedgerEntry.seq).order_by(LedgerEntry.seq.desc()).limit(1))
         payloads = list(session.scalars(select(LedgerEntry.payload).order_by(LedgerEntry.seq)))
-    # mail, calls, recordings, incident: one each, in that order
+    # the customer, mail, calls, recordings, incident: one each, in that order
     assert [c.reason for c in checkpoints] == [
+        "customer add",
         "import mail",
         "import asterisk-cdr",
         "import recordings",
@@ -289,7 +290,7 @@ def test_row_and_log_rewritten_together_break_the_signed_checkpoints(
     failures = _failures(filled)
     assert "incidents/1" not in failures  # row and log agree now ...
     assert f"ledger entry #{seq}" not in failures  # ... and the chain is re-linked,
-    cp = failures["checkpoint #4"]  # but the checkpoint signed at the incident disagrees.
+    cp = failures["checkpoint #5"]  # but the checkpoint signed at the incident disagrees.
     assert "signed root" in cp and f"entry #{seq} was changed or replaced after it was signed" in cp
 
 
@@ -324,7 +325,7 @@ def test_truncated_log(env: Env, filled: Store) -> None:
     keep = size - 3
     _attack(env, filled, "ledger", ("DELETE FROM ledger WHERE seq > :k", {"k": keep}))
     failures = _failures(filled)
-    assert failures["checkpoint #4"] == (
+    assert failures["checkpoint #5"] == (
         f"signed {size} entries but the log now has {keep}: entries #{keep + 1}–#{size} were "
         "removed (the log was truncated)"
     )
@@ -337,7 +338,7 @@ def test_entry_deleted_from_the_middle_of_the_log(env: Env, filled: Store) -> No
     _attack(env, filled, "ledger", ("DELETE FROM ledger WHERE seq = 2", {}))
     failures = _failures(filled)
     assert failures["ledger entry #2"] == "missing: deleted from the log"
-    assert "ledger entry #2 is missing" in failures["checkpoint #4"]
+    assert "ledger entry #2 is missing" in failures["checkpoint #5"]
 
 
 @pytest.mark.parametrize("env", ["postgresql"], indirect=True)
@@ -353,10 +354,10 @@ def test_altered_checkpoint(env: Env, filled: Store) -> None:
         env,
         filled,
         "checkpoints",
-        ("UPDATE checkpoints SET body = replace(body, 'incident', 'x') WHERE id = 4", {}),
+        ("UPDATE checkpoints SET body = replace(body, 'incident', 'x') WHERE id = 5", {}),
     )
     failures = _failures(filled)
-    assert "its signature does not match its text" in failures["checkpoint #4"]
+    assert "its signature does not match its text" in failures["checkpoint #5"]
 
 
 def test_guard_restored_after_the_change_still_found(env: Env, filled: Store) -> None:
@@ -417,7 +418,7 @@ def test_checkpoints_by_an_untrusted_key_fail_until_it_is_trusted(
             logged_by="k",
         )
         failures = _failures(mine)
-        assert set(failures) == {f"checkpoint #{n}" for n in (1, 2, 3, 4)}
+        assert set(failures) == {f"checkpoint #{n}" for n in (1, 2, 3, 4, 5)}
         assert all("not trusted here" in p for p in failures.values())
         env.write_config(COMPANY_TOML + '\n[checkpoints]\ntrusted_keys = ["colleague.pub.pem"]\n')
         trusting = open_store(load_config())

@@ -61,7 +61,7 @@ from evidence.store.models import Case, CaseDocument, IdentifierKind
 from evidence.summary import summarize
 from evidence.timeline import Timeline, build_timeline
 from evidence.timeutil import iso_utc, utcnow
-from evidence.verify.manifest import prepare_dossier_proofs
+from evidence.verify.manifest import prepare_dossier_proofs, selection_records
 from evidence.verify.pades import sign_pdf, signing_configured
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
@@ -314,6 +314,7 @@ def export_dossier(
                     (d["record"], data) for d, data in zip(documents, document_bytes, strict=True)
                 ],
                 embedded=builder.embedded,
+                selection=selection_records(timeline.identity, case),
                 zone=config.zone,
                 generated=generated,
                 label=translate.gettext("verification"),

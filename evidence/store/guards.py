@@ -230,6 +230,17 @@ ERASURE_PATHS: dict[str, ErasurePath] = {
         },
         tombstone=_entry_of("source_lines", "source_line_id"),
     ),
+    # A customer as added and its identifiers (migration 0013): the name, addresses, numbers.
+    "customers": ErasurePath(
+        kept=("id", "ref", "created_at"),
+        erased={"name": ""},
+        tombstone=_entry_of("customers", "id"),
+    ),
+    "customer_identifiers": ErasurePath(
+        kept=("id", "customer_id", "kind"),
+        erased={"value": "", "raw": ""},
+        tombstone=_entry_of("customer_identifiers", "id"),
+    ),
     # A customer's versions (migration 0011): the names, reasons and identifiers they hold.
     "customer_changes": ErasurePath(
         kept=("id", "customer_id", "valid_from", "changed_by", "recorded_at"),

@@ -87,6 +87,9 @@ class Blob(Base):
 
 
 class Customer(Base):
+    """A customer as added (chained, never updated: a change of name or identifiers is a
+    ``CustomerChange``; an erasure blanks the name)."""
+
     __tablename__ = "customers"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -103,10 +106,10 @@ class Customer(Base):
 
 
 class CustomerIdentifier(Base):
-    """An email address (lower-cased) or phone number (E.164) that ties contacts to a customer."""
+    """An email address (lower-cased) or phone number (E.164) that ties contacts to a customer
+    since ever (chained; an erasure blanks it). ``customer add`` adds each once."""
 
     __tablename__ = "customer_identifiers"
-    __table_args__ = (UniqueConstraint("customer_id", "kind", "value"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
@@ -527,8 +530,9 @@ class Case(Base):
     # The local days the regulator asks about, inclusive; the default period of an export.
     period_from: Mapped[dt.date | None] = mapped_column(Date)
     period_to: Mapped[dt.date | None] = mapped_column(Date)
-    # Added by migration 0009: a closed case no longer holds the customer's data
-    # against erasure (GDPR Art. 17(3)(e) covers only claims still being dealt with).
+    # Added by migration 0009 and written in place until migration 0013, which made cases
+    # append-only: a closing is now a ``CaseClosure`` (the migration made one for each case
+    # closed before). Never written any more.
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     closed_by: Mapped[str | None] = mapped_column(String(300))
     close_reason: Mapped[str | None] = mapped_column(Text)
@@ -536,6 +540,26 @@ class Case(Base):
     customer: Mapped[Customer] = relationship()
     documents: Mapped[list[CaseDocument]] = relationship(order_by="CaseDocument.id")
     claims: Mapped[list[Claim]] = relationship(order_by="Claim.id")
+    closures: Mapped[list[CaseClosure]] = relationship(order_by="CaseClosure.id")
+
+    @property
+    def closure(self) -> CaseClosure | None:
+        """How the case was closed; None while it is open."""
+        return self.closures[0] if self.closures else None
+
+
+class CaseClosure(Base):
+    """The closing of a case (migration 0013): when, by whom and why. A closed case no
+    longer holds the customer's data against erasure (GDPR Art. 17(3)(e) covers only
+    claims still being dealt with)."""
+
+    __tablename__ = "case_closures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), unique=True)
+    closed_at: Mapped[datetime_utc]
+    closed_by: Mapped[str] = mapped_column(String(300))
+    reason: Mapped[str] = mapped_column(Text)
 
 
 class CaseDocument(Base):
@@ -789,6 +813,10 @@ APPEND_ONLY_TABLES = (
     "checkpoints",
     "audit_events",
     "legal_holds",
+    "customers",
+    "customer_identifiers",
+    "cases",
+    "case_closures",
     "customer_changes",
     "customer_change_identifiers",
     "erasures",

@@ -27,11 +27,13 @@ from sqlalchemy.orm import Session
 from evidence import __version__
 from evidence.calls import AgentPause, Call
 from evidence.config import Config
+from evidence.customers import Identity
 from evidence.errors import IntegrityFailure
 from evidence.store import merkle
 from evidence.store.checkpoints import iter_leaf_hashes, write_checkpoint
 from evidence.store.models import (
     AuditEvent,
+    Case,
     Checkpoint,
     Email,
     Incident,
@@ -124,6 +126,24 @@ def _records_of(session: Session, record: object) -> list[tuple[str, str]]:
     return []
 
 
+SELECTION = "selection"  # manifest.json's entry for the records that selected the items
+
+
+def selection_records(identity: Identity, case: Case | None) -> list[tuple[str, str]]:
+    """The records that decide what a dossier holds: the customer as added, their
+    identifiers and every version of them (which addresses and numbers were theirs when),
+    and the case (its period and claims) with its closing."""
+    customer = identity.customer
+    records = [("customers", str(customer.id))]
+    records += [("customer_identifiers", str(i.id)) for i in customer.identifiers]
+    records += [("customer_changes", str(c.id)) for c in identity.changes]
+    if case is not None:
+        records.append(("cases", str(case.id)))
+        records += [("case_closures", str(c.id)) for c in case.closures]
+        records += [("claims", str(c.id)) for c in case.claims]
+    return records
+
+
 def _ledger_entries(
     session: Session, wanted: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], int]:
@@ -171,6 +191,7 @@ def prepare_dossier_proofs(
     exhibits: Sequence[_Exhibit],
     documents: Sequence[tuple[Any, bytes]],
     embedded: Sequence[_Embedded],
+    selection: Sequence[tuple[str, str]] = (),
     zone: ZoneInfo,
     generated: dt.datetime,
     label: str,
@@ -180,13 +201,16 @@ def prepare_dossier_proofs(
 
     The caller holds the writer lock, so the exhibits read in this session are
     exactly what the checkpoint covers. ``software``: the programs that made the
-    dossier and their versions, for manifest.json.
+    dossier and their versions, for manifest.json. ``selection``: the records that
+    selected the dossier's items (``selection_records``), proved like an exhibit's.
     """
     groups: list[tuple[str, str, list[tuple[str, str]]]] = []
     for ex in exhibits:
         groups.append((ex.number, ex.item.kind, _records_of(session, ex.item.record)))
     for n, (doc, _data) in enumerate(documents, start=1):
         groups.append((f"appendix-{n}", "case_document", [("case_documents", str(doc.id))]))
+    if selection:
+        groups.append((SELECTION, SELECTION, list(selection)))
     wanted = [r for _n, _k, records in groups for r in records]
     entries = _ledger_entries(session, wanted)
     checkpoint = _covering_checkpoint(session, config, entries)
