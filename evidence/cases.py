@@ -150,7 +150,7 @@ def close_case(store: Store, reference: str, *, reason: str, by: str | None = No
         if case.closed_at is not None:
             raise InvalidInput(f"case {reference} was already closed on {case.closed_at:%Y-%m-%d}")
         case.closed_at = utcnow()
-        case.closed_by = (by or actor())[:300]
+        case.closed_by = actor(by)
         case.close_reason = reason.strip()
         session.flush()
         audit.record(
