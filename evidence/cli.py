@@ -1656,9 +1656,10 @@ def report_service(
     "-o",
     "--output",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write the PDF.",
+    type=click.Path(path_type=Path),
+    help="Where to write the PDF (or the .zip); an existing file is replaced only with --force.",
 )
+@click.option("--force", is_flag=True, help="Replace the -o file if it exists.")
 @click.option("--from", "date_from", help="First local day (YYYY-MM-DD).")
 @click.option("--to", "date_to", help="Last local day, inclusive (YYYY-MM-DD).")
 @click.option(
@@ -1681,11 +1682,16 @@ def report_service(
     show_default=True,
     help="zip: the PDF plus originals/, manifest.csv, as a BagIt bag (RFC 8493).",
 )
-@click.option("--by", help="Who exports, for the record of exports (default: the OS user).")
+@click.option(
+    "--by",
+    help="Who exports, for the audit log and the record of exports "
+    "(default: EVIDENCE_USER, else login@host).",
+)
 @handle_errors
 def export(
     ref: str | None,
     output: Path,
+    force: bool,
     date_from: str | None,
     date_to: str | None,
     case_ref: str | None,
@@ -1704,42 +1710,35 @@ def export(
     each exhibit's inclusion proof against a checkpoint signed for this export
     (its root is on the cover; see VERIFYING.md). With [signing] in
     evidence.toml the PDF gets a PAdES signature. The export is logged in the
-    audit log with the PDF's SHA-256 (see `evidence audit`, `evidence exports
-    list`). With --case and neither --from nor --to, the case's period is used.
-    An exhibit the renderer cannot lay out within the limits ([render] in
-    evidence.toml) gets a placeholder page that names its embedded original;
-    the export goes on and names the exhibit on stderr.
+    audit log and in the record of exports, with the output's SHA-256, who
+    exported it and the checkpoint the dossier is proved against (see
+    `evidence audit`, `evidence exports list`). With --case and neither --from
+    nor --to, the case's period is used. An exhibit the renderer cannot lay out
+    within the limits ([render] in evidence.toml) gets a placeholder page that
+    names its embedded original; the export goes on and names the exhibit on
+    stderr.
+
+    Nothing is rendered when -o names an existing file (without --force), a
+    folder, or a file in a folder that is missing or not writable, nor for a
+    customer whose content was erased.
 
     Example:
 
     \b
         evidence export 100234 --case ESAVI/31337/2026 -o dossier.pdf
+        evidence export 100234 -o dossier.pdf --force --by "Laura Lakimies"
     """
-    from evidence.exports import record_export
     from evidence.render.dossier import export_dossier
 
     config = _config()
     if ref is None and case_ref is None:
         raise click.UsageError("give a customer REF or --case REFERENCE")
     pinned = parse_user_time(generated_at, config.zone) if generated_at else None
-    pdf_path = output
-    if fmt == "zip":
-        import tempfile
-
-        if output.suffix.lower() != ".zip":
-            raise click.UsageError("with --format zip, -o must name a .zip file")
-        # The PDF inside the bag is named after the ZIP; it is written beside nothing of yours.
-        pdf_path = Path(tempfile.mkdtemp(prefix="evidence-export-")) / f"{output.stem}.pdf"
-    with _store() as store:
-        from evidence.erasure import refuse_if_erased
-
-        with store.session() as session:
-            refuse_if_erased(session, ref or _case_customer(session, case_ref))
     with _store() as store, _progress("rendering") as progress:
         result = export_dossier(
             store,
             customer_ref=ref,
-            output=pdf_path,
+            output=output,
             date_from=_date(date_from),
             date_to=_date(date_to),
             case_ref=case_ref,
@@ -1748,54 +1747,35 @@ def export(
             jobs=jobs,
             use_cache=not no_cache,
             progress=progress,
-        )
-        arguments = {
-            "customer": ref,
-            "case": case_ref,
-            "from": date_from,
-            "to": date_to,
-            "generated_at": generated_at,
-            "lang": language,
-            "jobs": jobs,
-            "no_cache": no_cache,
-            "format": fmt,
-            "output": str(output),
-        }
-        if fmt == "zip":
-            from evidence.render.package import package_zip
-
-            package_zip(pdf_path, result.embedded, output, created=pinned)
-            pdf_path.unlink()
-            pdf_path.parent.rmdir()
-        record_export(
-            store,
-            output=output,
-            arguments=arguments,
-            customer_ref=ref,
-            case_ref=case_ref,
             fmt=fmt,
+            force=force,
             by=by,
+            arguments={
+                "customer": ref,
+                "case": case_ref,
+                "from": date_from,
+                "to": date_to,
+                "generated_at": generated_at,
+                "lang": language,
+                "jobs": jobs,
+                "no_cache": no_cache,
+                "format": fmt,
+                "force": force,
+                "output": str(output),
+            },
         )
-    from evidence.exports import file_digest
-
     for placeholder in result.placeholders:
         click.echo(
             f"warning: exhibit {placeholder.describe()}; a placeholder page stands in for it",
             err=True,
         )
-    digest = result.sha256 if fmt == "pdf" else file_digest(output)[0]
-    click.echo(f"wrote {output} ({result.pages} pages, {result.items} items, SHA-256 {digest})")
+    click.echo(
+        f"wrote {output} ({result.pages} pages, {result.items} items, SHA-256 {result.sha256})"
+    )
     click.echo(
         f"proved against checkpoint #{result.checkpoint_id} (root {result.root})"
         + ("; PDF signed" if result.signed else "")
     )
-
-
-def _case_customer(session: Any, case_ref: str | None) -> str:
-    from evidence.cases import load_case
-
-    assert case_ref is not None
-    return load_case(session, case_ref).customer.ref
 
 
 @main.group(context_settings=CONTEXT)
