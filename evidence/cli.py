@@ -319,7 +319,7 @@ def customer_add(
     "or a day (its start).",
 )
 @click.option("--reason", required=True, help="Why (shown in every dossier of the customer).")
-@click.option("--by", help="Who records the change (default: the OS user).")
+@click.option("--by", help="Who records the change (default: EVIDENCE_USER, else login@host).")
 @handle_errors
 def customer_update(
     ref: str,
@@ -466,7 +466,7 @@ def customer_list(as_json: bool) -> None:
 @click.argument("ref")
 @click.option("--reason", required=True, help="Why (e.g. the request's date); kept in the log.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--by", help="Who erases (default: the OS user).")
+@click.option("--by", help="Who erases (default: EVIDENCE_USER, else login@host).")
 @handle_errors
 def customer_erase(ref: str, reason: str, yes: bool, by: str | None) -> None:
     """Erase a customer's personal content (GDPR Art. 17), leaving a tombstone in the log.
@@ -518,7 +518,7 @@ def hold() -> None:
 @hold.command("add", context_settings=CONTEXT)
 @click.argument("ref")
 @click.option("--reason", required=True, help="Why the data is held.")
-@click.option("--by", help="Who places the hold (default: the OS user).")
+@click.option("--by", help="Who places the hold (default: EVIDENCE_USER, else login@host).")
 @handle_errors
 def hold_add(ref: str, reason: str, by: str | None) -> None:
     """Place a legal hold on a customer, or on a case (which holds its customer).
@@ -546,7 +546,7 @@ def hold_add(ref: str, reason: str, by: str | None) -> None:
 @hold.command("release", context_settings=CONTEXT)
 @click.argument("ref")
 @click.option("--reason", required=True, help="Why the hold ends.")
-@click.option("--by", help="Who releases it (default: the OS user).")
+@click.option("--by", help="Who releases it (default: EVIDENCE_USER, else login@host).")
 @handle_errors
 def hold_release(ref: str, reason: str, by: str | None) -> None:
     """Release the active holds placed on REF. The release is a new record; the hold stays.
@@ -1287,7 +1287,7 @@ def case_open(
 @case.command("close", context_settings=CONTEXT)
 @click.argument("reference")
 @click.option("--reason", required=True, help="Why the case is closed (kept in the audit log).")
-@click.option("--by", help="Who closes it (default: the OS user).")
+@click.option("--by", help="Who closes it (default: EVIDENCE_USER, else login@host).")
 @handle_errors
 def case_close(reference: str, reason: str, by: str | None) -> None:
     """Close a case once it is settled; its customer's data is then no longer held for it.
@@ -1750,19 +1750,7 @@ def export(
             fmt=fmt,
             force=force,
             by=by,
-            arguments={
-                "customer": ref,
-                "case": case_ref,
-                "from": date_from,
-                "to": date_to,
-                "generated_at": generated_at,
-                "lang": language,
-                "jobs": jobs,
-                "no_cache": no_cache,
-                "format": fmt,
-                "force": force,
-                "output": str(output),
-            },
+            as_given={"from": date_from, "to": date_to, "generated_at": generated_at},
         )
     for placeholder in result.placeholders:
         click.echo(

@@ -202,7 +202,7 @@ def export_dossier(
     fmt: str = "pdf",
     force: bool = False,
     by: str | None = None,
-    arguments: Mapping[str, Any] | None = None,
+    as_given: Mapping[str, str | None] | None = None,
 ) -> ExportResult:
     """Write the dossier of a customer (or of a case's customer) to ``output`` and record it.
 
@@ -212,24 +212,25 @@ def export_dossier(
     BagIt ZIP of :mod:`evidence.render.package`; its PDF is made in a scratch folder under
     EVIDENCE_HOME/cache that goes whatever happens. The export is recorded (audit event
     and record of exports, one transaction, naming ``actor(by)``, with the checkpoint the
-    dossier was proved against) and a checkpoint covering that is signed. ``arguments``:
-    the arguments as the user gave them, for the record (default: these parameters).
+    dossier was proved against) and a checkpoint covering that is signed. The record keeps
+    the arguments; ``as_given``: some of them as the user typed them (``from``, ``to``,
+    ``generated_at``), kept instead of their parsed values.
     """
     check_output(output, fmt=fmt, force=force)
-    if arguments is None:
-        arguments = {
-            "customer": customer_ref,
-            "case": case_ref,
-            "from": date_from,
-            "to": date_to,
-            "generated_at": generated_at,
-            "lang": language,
-            "jobs": jobs,
-            "no_cache": not use_cache,
-            "format": fmt,
-            "force": force,
-            "output": str(output),
-        }
+    arguments = {
+        "customer": customer_ref,
+        "case": case_ref,
+        "from": date_from,
+        "to": date_to,
+        "generated_at": generated_at,
+        "lang": language,
+        "jobs": jobs,
+        "no_cache": not use_cache,
+        "format": fmt,
+        "force": force,
+        "output": str(output),
+        **(as_given or {}),
+    }
     render = functools.partial(
         _render_dossier,
         store,
