@@ -156,7 +156,7 @@ def close_case(store: Store, reference: str, *, reason: str, by: str | None = No
         closure = CaseClosure(
             case_id=case.id,
             closed_at=utcnow(),
-            closed_by=(by or actor())[:300],
+            closed_by=actor(by),
             reason=reason.strip(),
         )
         session.add(closure)

@@ -378,7 +378,7 @@ def customer_add(
     f"({TIME_FORMS}).",
 )
 @click.option("--reason", required=True, help="Why (shown in every dossier of the customer).")
-@click.option("--by", help="Who records the change (default: the OS user).")
+@click.option("--by", help="Who records the change (default: EVIDENCE_USER, else login@host).")
 @handle_errors
 def customer_update(
     ref: str,
@@ -513,7 +513,7 @@ def customer_list(as_json: bool) -> None:
 @click.argument("ref")
 @click.option("--reason", required=True, help="Why (e.g. the request's date); kept in the log.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--by", help="Who erases (default: the OS user).")
+@click.option("--by", help="Who erases (default: EVIDENCE_USER, else login@host).")
 @handle_errors
 def customer_erase(ref: str, reason: str, yes: bool, by: str | None) -> None:
     """Erase a customer's personal content (GDPR Art. 17), leaving a tombstone in the log.
@@ -565,7 +565,7 @@ def hold() -> None:
 @hold.command("add", context_settings=CONTEXT)
 @click.argument("ref")
 @click.option("--reason", required=True, help="Why the data is held.")
-@click.option("--by", help="Who places the hold (default: the OS user).")
+@click.option("--by", help="Who places the hold (default: EVIDENCE_USER, else login@host).")
 @handle_errors
 def hold_add(ref: str, reason: str, by: str | None) -> None:
     """Place a legal hold on a customer, or on a case (which holds its customer).
@@ -593,7 +593,7 @@ def hold_add(ref: str, reason: str, by: str | None) -> None:
 @hold.command("release", context_settings=CONTEXT)
 @click.argument("ref")
 @click.option("--reason", required=True, help="Why the hold ends.")
-@click.option("--by", help="Who releases it (default: the OS user).")
+@click.option("--by", help="Who releases it (default: EVIDENCE_USER, else login@host).")
 @handle_errors
 def hold_release(ref: str, reason: str, by: str | None) -> None:
     """Release the active holds placed on REF. The release is a new record; the hold stays.
@@ -1405,7 +1405,7 @@ def case_open(
 @case.command("close", context_settings=CONTEXT)
 @click.argument("reference")
 @click.option("--reason", required=True, help="Why the case is closed (kept in the audit log).")
-@click.option("--by", help="Who closes it (default: the OS user).")
+@click.option("--by", help="Who closes it (default: EVIDENCE_USER, else login@host).")
 @handle_errors
 def case_close(reference: str, reason: str, by: str | None) -> None:
     """Close a case once it is settled; its customer's data is then no longer held for it.
@@ -1785,9 +1785,10 @@ def report_service(
     "-o",
     "--output",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write the PDF.",
+    type=click.Path(path_type=Path),
+    help="Where to write the PDF (or the .zip); an existing file is replaced only with --force.",
 )
+@click.option("--force", is_flag=True, help="Replace the -o file if it exists.")
 @click.option("--from", "date_from", type=DATE, help=f"First local day ({DATE_FORMS}).")
 @click.option("--to", "date_to", type=DATE, help=f"Last local day, inclusive ({DATE_FORMS}).")
 @click.option(
@@ -1814,11 +1815,16 @@ def report_service(
     show_default=True,
     help="zip: the PDF plus originals/, manifest.csv, as a BagIt bag (RFC 8493).",
 )
-@click.option("--by", help="Who exports, for the record of exports (default: the OS user).")
+@click.option(
+    "--by",
+    help="Who exports, for the audit log and the record of exports "
+    "(default: EVIDENCE_USER, else login@host).",
+)
 @handle_errors
 def export(
     ref: str | None,
     output: Path,
+    force: bool,
     date_from: dt.date | None,
     date_to: dt.date | None,
     case_ref: str | None,
@@ -1837,18 +1843,24 @@ def export(
     each exhibit's inclusion proof against a checkpoint signed for this export
     (its root is on the cover; see VERIFYING.md). With [signing] in
     evidence.toml the PDF gets a PAdES signature. The export is logged in the
-    audit log with the PDF's SHA-256 (see `evidence audit`, `evidence exports
-    list`). With --case and neither --from nor --to, the case's period is used.
-    An exhibit the renderer cannot lay out within the limits ([render] in
-    evidence.toml) gets a placeholder page that names its embedded original;
-    the export goes on and names the exhibit on stderr.
+    audit log and in the record of exports, with the output's SHA-256, who
+    exported it and the checkpoint the dossier is proved against (see
+    `evidence audit`, `evidence exports list`). With --case and neither --from
+    nor --to, the case's period is used. An exhibit the renderer cannot lay out
+    within the limits ([render] in evidence.toml) gets a placeholder page that
+    names its embedded original; the export goes on and names the exhibit on
+    stderr.
+
+    Nothing is rendered when -o names an existing file (without --force), a
+    folder, or a file in a folder that is missing or not writable, nor for a
+    customer whose content was erased.
 
     Example:
 
     \b
         evidence export 100234 --case ESAVI/31337/2026 -o dossier.pdf
+        evidence export 100234 -o dossier.pdf --force --by "Laura Lakimies"
     """
-    from evidence.exports import record_export
     from evidence.render.dossier import export_dossier
 
     if ref is None and case_ref is None:
@@ -1856,24 +1868,11 @@ def export(
     _in_order(date_from, date_to)
     config = _config()
     pinned = _at(generated_at, config.zone)
-    pdf_path = output
-    if fmt == "zip":
-        import tempfile
-
-        if output.suffix.lower() != ".zip":
-            raise click.UsageError("with --format zip, -o must name a .zip file")
-        # The PDF inside the bag is named after the ZIP; it is written beside nothing of yours.
-        pdf_path = Path(tempfile.mkdtemp(prefix="evidence-export-")) / f"{output.stem}.pdf"
-    with _store() as store:
-        from evidence.erasure import refuse_if_erased
-
-        with store.session() as session:
-            refuse_if_erased(session, ref or _case_customer(session, case_ref))
     with _store() as store, _progress("rendering") as progress:
         result = export_dossier(
             store,
             customer_ref=ref,
-            output=pdf_path,
+            output=output,
             date_from=date_from,
             date_to=date_to,
             case_ref=case_ref,
@@ -1882,54 +1881,23 @@ def export(
             jobs=jobs,
             use_cache=not no_cache,
             progress=progress,
-        )
-        arguments = {
-            "customer": ref,
-            "case": case_ref,
-            "from": date_from.isoformat() if date_from else None,
-            "to": date_to.isoformat() if date_to else None,
-            "generated_at": generated_at.text if generated_at else None,
-            "lang": language,
-            "jobs": jobs,
-            "no_cache": no_cache,
-            "format": fmt,
-            "output": str(output),
-        }
-        if fmt == "zip":
-            from evidence.render.package import package_zip
-
-            package_zip(pdf_path, result.embedded, output, created=pinned)
-            pdf_path.unlink()
-            pdf_path.parent.rmdir()
-        record_export(
-            store,
-            output=output,
-            arguments=arguments,
-            customer_ref=ref,
-            case_ref=case_ref,
             fmt=fmt,
+            force=force,
             by=by,
+            as_given={"generated_at": generated_at.text if generated_at else None},
         )
-    from evidence.exports import file_digest
-
     for placeholder in result.placeholders:
         click.echo(
             f"warning: exhibit {placeholder.describe()}; a placeholder page stands in for it",
             err=True,
         )
-    digest = result.sha256 if fmt == "pdf" else file_digest(output)[0]
-    click.echo(f"wrote {output} ({result.pages} pages, {result.items} items, SHA-256 {digest})")
+    click.echo(
+        f"wrote {output} ({result.pages} pages, {result.items} items, SHA-256 {result.sha256})"
+    )
     click.echo(
         f"proved against checkpoint #{result.checkpoint_id} (root {result.root})"
         + ("; PDF signed" if result.signed else "")
     )
-
-
-def _case_customer(session: Any, case_ref: str | None) -> str:
-    from evidence.cases import load_case
-
-    assert case_ref is not None
-    return load_case(session, case_ref).customer.ref
 
 
 @main.group(context_settings=CONTEXT)

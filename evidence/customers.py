@@ -178,7 +178,7 @@ def update_customer(
             valid_from=valid_from,
             name=name or None,
             reason=reason.strip(),
-            changed_by=(by or current_actor())[:300],
+            changed_by=current_actor(by),
             recorded_at=utcnow(),
         )
         session.add(change)

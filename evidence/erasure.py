@@ -353,7 +353,7 @@ def erase_customer(
         erasure = Erasure(
             customer_ref=ref,
             erased_at=utcnow(),
-            erased_by=(by or current_actor())[:300],
+            erased_by=current_actor(by),
             reason=reason.strip(),
             records=json.dumps(plan.records),
         )

@@ -1,39 +1,79 @@
-"""The record of exports: every dossier written, when, by whom, how, and its SHA-256.
+"""The record of exports: every dossier written, when, by whom, how, its SHA-256, and the
+signed checkpoint it was proved against.
 
-The table is append-only, like evidence, but is not chained: see ``ExportRecord``.
+The table is append-only and chained, like evidence; each export also writes an audit
+event (``evidence audit``). Both are written by :func:`record_export`, in one transaction,
+naming the same person (:func:`evidence.store.checkpoints.actor`). :func:`check_output`
+holds the rules for ``-o``: checked before anything is rendered.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from evidence import __version__
-from evidence.cases import load_case
 from evidence.errors import InvalidInput
-from evidence.store import ledger
+from evidence.store import audit, ledger
+from evidence.store.checkpoints import actor
 from evidence.store.db import Store
-from evidence.store.ledger import ChainHead, chain_head
+from evidence.store.ledger import chain_head
 from evidence.store.models import ExportRecord
 from evidence.timeutil import iso_utc, utcnow
 
 _BLOCK = 1 << 20
+FORMATS = ("pdf", "zip")
 
 
-def os_user() -> str:
-    """The operating-system user running the command (who exported, unless ``--by``)."""
+@dataclass(frozen=True)
+class ProvedAgainst:
+    """The signed checkpoint a dossier was proved against (its cover and manifest.json)."""
+
+    checkpoint_id: int
+    tree_size: int
+    root: str
+
+
+def check_output(output: Path, *, fmt: str = "pdf", force: bool = False) -> None:
+    """Refuse an output the export must not replace or could not write, before anything is
+    rendered: an existing file (unless ``force``), a folder, or a folder that is missing or
+    that this process cannot create files in (tried, not guessed from the mode bits: root,
+    ACLs and read-only mounts are what they are)."""
+    if fmt not in FORMATS:
+        raise InvalidInput(f"unknown export format {fmt!r}: {' or '.join(FORMATS)}")
+    if fmt == "zip" and output.suffix.lower() != ".zip":
+        raise InvalidInput(f"with --format zip, -o must name a .zip file, not {output}")
+    if output.is_dir():
+        raise InvalidInput(f"cannot write to {output}/: it is a folder; -o names the file to write")
+    if output.exists() or output.is_symlink():
+        if not output.is_file():
+            raise InvalidInput(f"cannot write to {output}: it is not a regular file")
+        if not force:
+            raise InvalidInput(
+                f"{output} already exists: give --force to replace it, or another -o"
+            )
+    folder = output.parent
+    where = f"{folder}/" if str(folder) != "/" else "/"
+    if not folder.is_dir():
+        reason = "no such folder" if not folder.exists() else "it is not a folder"
+        raise InvalidInput(f"cannot write to {where}: {reason}")
     try:
-        return getpass.getuser()
-    except (OSError, KeyError):  # no login name and no passwd entry (e.g. some containers)
-        return f"uid {os.getuid()}"
+        # An unnamed file where the system has them (O_TMPFILE): nothing is left behind.
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        raise InvalidInput(f"cannot write to {where}: {reason}") from exc
 
 
 def file_digest(path: Path) -> tuple[str, int]:
@@ -58,55 +98,71 @@ def _json_value(value: Any) -> Any:
 
 
 def record_export(
-    store: Store,
+    session: Session,
     *,
     output: Path,
+    proved: ProvedAgainst,
     arguments: Mapping[str, Any],
-    customer_ref: str | None,
+    customer_ref: str,
     case_ref: str | None = None,
     fmt: str = "pdf",
     by: str | None = None,
-    head: ChainHead | None = None,
+    details: Mapping[str, Any] | None = None,
     now: dt.datetime | None = None,
 ) -> ExportRecord:
-    """Record an export that was just written to ``output``.
+    """Record an export that was just written to ``output``: its audit event, then its row in
+    the record of exports, both chained and both naming ``actor(by)``. The caller holds the
+    writer lock (and signs a checkpoint after, to cover both).
 
     ``arguments`` are the arguments as the user gave them (stored as sorted JSON);
-    ``by`` defaults to the OS user; ``head`` is the chain head the export was made
-    from (default: the head now).
+    ``details`` go to the audit event with the checkpoint.
     """
     if not output.is_file():
         raise InvalidInput(f"{output} was not written: nothing to record")
     sha256, size = file_digest(output)
-    exported_by = (by or "").strip() or os_user()
+    who = actor(by)
+    subject = f"customer {customer_ref}" + (f", case {case_ref}" if case_ref else "")
+    audit.record(
+        session,
+        action="export",
+        subject=f"{subject} -> {output}",
+        output_sha256=sha256,
+        details={
+            "checkpoint_id": proved.checkpoint_id,
+            "tree_size": proved.tree_size,
+            "root": proved.root,
+            "format": fmt,
+            **(details or {}),
+        },
+        actor=who,
+    )
     encoded = json.dumps(
         {k: _json_value(v) for k, v in arguments.items()},
         sort_keys=True,
         ensure_ascii=False,
         separators=(",", ":"),
     )
-    with store.writing() as session:
-        if customer_ref is None and case_ref is not None:
-            customer_ref = load_case(session, case_ref).customer.ref
-        seen = head or chain_head(session)
-        record = ExportRecord(
-            exported_at=now or utcnow(),
-            exported_by=exported_by,
-            customer_ref=customer_ref,
-            case_ref=case_ref,
-            format=fmt,
-            output=str(output.resolve()),
-            size=size,
-            sha256=sha256,
-            arguments=encoded,
-            program_version=__version__,
-            chain_seq=seen.seq,
-            chain_head=seen.hash,
-        )
-        session.add(record)
-        session.flush()
-        # Chained like all evidence, so `evidence verify` accounts for every row.
-        ledger.append(session, record)
+    seen = chain_head(session)
+    record = ExportRecord(
+        exported_at=now or utcnow(),
+        exported_by=who,
+        customer_ref=customer_ref,
+        case_ref=case_ref,
+        format=fmt,
+        output=str(output.resolve()),
+        size=size,
+        sha256=sha256,
+        arguments=encoded,
+        program_version=__version__,
+        chain_seq=seen.seq,
+        chain_head=seen.hash,
+        checkpoint_id=proved.checkpoint_id,
+        checkpoint_tree_size=proved.tree_size,
+        checkpoint_root=proved.root,
+    )
+    session.add(record)
+    session.flush()
+    ledger.append(session, record)
     return record
 
 
@@ -131,4 +187,7 @@ def export_json(record: ExportRecord) -> dict[str, Any]:
         "program_version": record.program_version,
         "chain_seq": record.chain_seq,
         "chain_head": record.chain_head,
+        "checkpoint_id": record.checkpoint_id,
+        "checkpoint_tree_size": record.checkpoint_tree_size,
+        "checkpoint_root": record.checkpoint_root,
     }

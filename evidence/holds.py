@@ -68,7 +68,7 @@ def add_hold(store: Store, ref: str, *, reason: str, by: str | None = None) -> L
             customer_ref=customer_ref,
             case_ref=case_ref,
             reason=why,
-            actor=(by or current_actor())[:300],
+            actor=current_actor(by),
             at=utcnow(),
         )
         session.add(hold)
@@ -92,7 +92,7 @@ def release_hold(store: Store, ref: str, *, reason: str, by: str | None = None) 
                 customer_ref=hold.customer_ref,
                 case_ref=hold.case_ref,
                 reason=why,
-                actor=(by or current_actor())[:300],
+                actor=current_actor(by),
                 at=utcnow(),
                 releases_id=hold.id,
             )

@@ -104,7 +104,9 @@ evidence case attach KKV/1234/2026 sample/letters/kkv-selvityspyynto.pdf \
     --title "Selvityspyyntö KKV/1234/2026" --date 2026-03-19
 
 evidence timeline 200517
-evidence export 200517 --case KKV/1234/2026 -o "$output"
+# --force: the demo makes its dossier again on every run (a real export is never replaced
+# without it).
+evidence export 200517 --case KKV/1234/2026 -o "$output" --force
 
 echo
 echo "demo: done; the dossier is $output"

@@ -224,11 +224,12 @@ def test_export_uses_case_period_and_is_recorded(
         "jobs": None,
         "no_cache": False,
         "format": "pdf",
+        "force": False,
         "output": str(out),
     }
     # The export logs itself (an audit entry) before it is recorded here.
     assert first["chain_seq"] == head_before.seq + 1
-    assert second["exported_by"]  # the OS user
+    assert second["exported_by"]  # EVIDENCE_USER, else login@host
     assert second["arguments"]["from"] == "2026-03-10"
     assert second["sha256"] == hashlib.sha256(whole.read_bytes()).hexdigest()
     listed = cli("exports", "list").stdout.splitlines()

@@ -17,10 +17,12 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import datetime as dt
+import functools
 import gc
 import io
 import os
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,15 +34,18 @@ from evidence import __version__
 from evidence.authorities import authority_name
 from evidence.cases import current_claims, load_case
 from evidence.completeness import completeness
+from evidence.erasure import refuse_if_erased
 from evidence.errors import EvidenceError, InvalidInput
-from evidence.exports import file_digest
-from evidence.files import replace_synced, write_atomic
+from evidence.exports import ProvedAgainst, check_output, file_digest, record_export
+from evidence.files import private_dir, replace_synced, write_atomic
 from evidence.hours import OpeningHours, opening_hours
 from evidence.ingest.mail import mail_limits
 from evidence.mailfacts import MailRules
 from evidence.render import assemble, front
 from evidence.render.i18n import Formatter, check_language, translations
+from evidence.render.package import package_zip
 from evidence.render.pool import (
+    SCRATCH_PREFIX,
     ChunkRenderer,
     Failure,
     Job,
@@ -54,8 +59,8 @@ from evidence.render.pool import (
 from evidence.render.software import dossier_software
 from evidence.render.views import Embedded, Exhibit, Insert, ViewBuilder
 from evidence.reports import customer_reachability, threshold_from_config
-from evidence.store.audit import log_event
 from evidence.store.blobs import read_blob
+from evidence.store.checkpoints import write_checkpoint
 from evidence.store.db import PROJECT_ROOT, Store
 from evidence.store.models import Case, CaseDocument, IdentifierKind
 from evidence.summary import summarize
@@ -125,17 +130,19 @@ class Placeholder:
 class ExportResult:
     pages: int
     items: int
-    sha256: str
+    sha256: str  # of the file written to ``output``: the PDF, or the ZIP
     embedded: list[Embedded] = field(default_factory=list)
     refused_urls: list[str] = field(default_factory=list)
     parts_rendered: int = 0
     parts_cached: int = 0
     checkpoint_id: int | None = None  # the signed checkpoint printed on the cover
     root: str | None = None
+    tree_size: int | None = None
     signed: bool = False
     placeholders: list[Placeholder] = field(default_factory=list)
     worker_rss_mb: float = 0.0  # peak RSS of the largest render worker
     worker_cpu_s: float = 0.0  # CPU seconds spent in the render workers
+    export_id: int | None = None  # its row in the record of exports (``exports list``)
 
 
 # --- building the parts -----------------------------------------------------------------
@@ -192,7 +199,112 @@ def export_dossier(
     jobs: int | None = None,
     use_cache: bool = True,
     progress: Callable[[int], None] | None = None,
+    fmt: str = "pdf",
+    force: bool = False,
+    by: str | None = None,
+    as_given: Mapping[str, str | None] | None = None,
 ) -> ExportResult:
+    """Write the dossier of a customer (or of a case's customer) to ``output`` and record it.
+
+    Before anything is rendered it refuses an ``output`` that exists (unless ``force``) or
+    that cannot be written (:func:`evidence.exports.check_output`), and, under the writer
+    lock, a customer whose content was erased (``ContentErased``). ``fmt="zip"`` writes the
+    BagIt ZIP of :mod:`evidence.render.package`; its PDF is made in a scratch folder under
+    EVIDENCE_HOME/cache that goes whatever happens. The export is recorded (audit event
+    and record of exports, one transaction, naming ``actor(by)``, with the checkpoint the
+    dossier was proved against) and a checkpoint covering that is signed. The record keeps
+    the arguments; ``as_given``: some of them as the user typed them (``from``, ``to``,
+    ``generated_at``), kept instead of their parsed values.
+    """
+    check_output(output, fmt=fmt, force=force)
+    arguments = {
+        "customer": customer_ref,
+        "case": case_ref,
+        "from": date_from,
+        "to": date_to,
+        "generated_at": generated_at,
+        "lang": language,
+        "jobs": jobs,
+        "no_cache": not use_cache,
+        "format": fmt,
+        "force": force,
+        "output": str(output),
+        **(as_given or {}),
+    }
+    render = functools.partial(
+        _render_dossier,
+        store,
+        customer_ref=customer_ref,
+        date_from=date_from,
+        date_to=date_to,
+        case_ref=case_ref,
+        generated_at=generated_at,
+        language=language,
+        jobs=jobs,
+        use_cache=use_cache,
+        progress=progress,
+    )
+    if fmt == "zip":
+        # Named as the renderer's scratch folders are: one left by a killed export goes too.
+        with tempfile.TemporaryDirectory(
+            prefix=f"{SCRATCH_PREFIX}zip-", dir=private_dir(store.config.home / "cache")
+        ) as scratch:
+            # The PDF inside the bag is named after the ZIP.
+            rendered = render(output=Path(scratch) / f"{output.stem}.pdf", force=True)
+            check_output(output, fmt=fmt, force=force)  # did it appear meanwhile?
+            package_zip(
+                rendered.output,
+                rendered.result.embedded,
+                output,
+                created=generated_at,
+                scratch=Path(scratch),
+            )
+    else:
+        rendered = render(output=output, force=force)
+    proved = rendered.proved
+    with store.writing() as session:
+        record = record_export(
+            session,
+            output=output,
+            proved=proved,
+            arguments=arguments,
+            customer_ref=rendered.customer_ref,
+            case_ref=rendered.case_ref,
+            fmt=fmt,
+            by=by,
+            details=rendered.details,
+        )
+        write_checkpoint(session, store.config, "audit export")
+    return dataclasses.replace(rendered.result, sha256=record.sha256, export_id=record.id)
+
+
+@dataclass
+class _Rendered:
+    """A dossier written to ``output``, not recorded yet."""
+
+    output: Path
+    result: ExportResult
+    customer_ref: str
+    case_ref: str | None
+    proved: ProvedAgainst
+    details: dict[str, Any]
+
+
+def _render_dossier(
+    store: Store,
+    *,
+    customer_ref: str | None,
+    output: Path,
+    force: bool,
+    date_from: dt.date | None,
+    date_to: dt.date | None,
+    case_ref: str | None,
+    generated_at: dt.datetime | None,
+    language: str | None,
+    jobs: int | None,
+    use_cache: bool,
+    progress: Callable[[int], None] | None,
+) -> _Rendered:
     config = store.config
     language = check_language(language or config.language)
     translate = translations(language)
@@ -228,6 +340,8 @@ def export_dossier(
                     date_from, date_to = case.period_from, case.period_to
             if customer_ref is None:
                 raise InvalidInput("give a customer reference or --case")
+            # Here, under the writer lock, so no erasure comes between this and the pages.
+            refuse_if_erased(session, customer_ref)
             hours = opening_hours(config)
             timeline = build_timeline(
                 session,
@@ -367,7 +481,7 @@ def export_dossier(
         chunk_tickets, back_tickets = tickets[: len(chunks)], tickets[len(chunks) :]
         del index_htmls, back_htmls
         subject = f"customer {customer_ref}" + (f", case {case.reference}" if case else "")
-        output.parent.mkdir(parents=True, exist_ok=True)
+        case_reference = case.reference if case is not None else None
         results = renderer.results(
             [
                 cover_ticket,
@@ -407,6 +521,8 @@ def export_dossier(
         try:
             pages = _assemble(parts, context, generated, stamp_font, unsigned)
             del parts, chunk_parts
+            # A file that appeared at ``output`` while the pages were made is not replaced.
+            check_output(output, force=force)
             if signing_configured(config):
                 signed = sign_pdf(
                     unsigned.read_bytes(), config, reason=f"evidence dossier: {subject}"
@@ -421,30 +537,13 @@ def export_dossier(
             unsigned.unlink(missing_ok=True)
             raise
     digest, _size = file_digest(output)
-    # The export is itself evidence: who, when, what, and the SHA-256 of the PDF.
-    log_event(
-        store,
-        action="export",
-        subject=f"{subject} -> {output}",
-        output_sha256=digest,
-        details={
-            "checkpoint_id": proofs.checkpoint_id,
-            "tree_size": proofs.tree_size,
-            "root": proofs.root,
-            "items": n_items,
-            "pages": pages,
-            "from": date_from.isoformat() if date_from else None,
-            "to": date_to.isoformat() if date_to else None,
-            "signed": signing_configured(config),
-            "placeholders": [p.number for p in placeholders],
-        },
-    )
-    return ExportResult(
+    result = ExportResult(
         pages=pages,
         items=n_items,
         sha256=digest,
         checkpoint_id=proofs.checkpoint_id,
         root=proofs.root,
+        tree_size=proofs.tree_size,
         signed=signing_configured(config),
         embedded=context.embedded,
         refused_urls=renderer.refused,
@@ -453,6 +552,23 @@ def export_dossier(
         placeholders=placeholders,
         worker_rss_mb=round(renderer.worker_peak_mb, 1),
         worker_cpu_s=round(renderer.worker_cpu, 2),
+    )
+    return _Rendered(
+        output=output,
+        result=result,
+        customer_ref=customer_ref,
+        case_ref=case_reference,
+        proved=ProvedAgainst(proofs.checkpoint_id, proofs.tree_size, proofs.root),
+        # For the audit event, with the checkpoint; "pdf_sha256": the PDF inside a ZIP.
+        details={
+            "items": n_items,
+            "pages": pages,
+            "from": date_from.isoformat() if date_from else None,
+            "to": date_to.isoformat() if date_to else None,
+            "signed": signing_configured(config),
+            "placeholders": [p.number for p in placeholders],
+            "pdf_sha256": digest,
+        },
     )
 
 

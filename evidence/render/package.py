@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from evidence import __version__
+from evidence.files import replace_synced
 from evidence.timeutil import utcnow
 
 BAGIT_VERSION = "1.0"  # RFC 8493; bagit.py still writes 0.97 and is told otherwise below
@@ -111,16 +112,19 @@ def package_zip(
     out_path: Path,
     *,
     created: dt.datetime | None = None,
+    scratch: Path | None = None,
 ) -> Path:
     """Write the ZIP described in the module docstring to ``out_path``; return it.
 
     ``created`` (default: now) dates the bag and every ZIP entry: pin it, as
-    ``export --generated-at`` does, for byte-identical output.
+    ``export --generated-at`` does, for byte-identical output. The bag is built in a
+    folder under ``scratch`` (default: the system's temporary folder), removed when
+    this returns or fails, as is the ZIP's temporary name beside ``out_path``.
     """
     when = (created or utcnow()).astimezone(dt.UTC)
     originals = _originals(embedded)
     folder = pdf_path.stem or "dossier"
-    with tempfile.TemporaryDirectory(prefix="evidence-zip-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="evidence-zip-", dir=scratch) as tmp:
         root = Path(tmp) / folder
         (root / "originals").mkdir(parents=True)
         (root / pdf_path.name).write_bytes(pdf_path.read_bytes())
@@ -131,15 +135,17 @@ def package_zip(
         files = sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*") if p.is_file())
         stamp = (max(when.year, 1980), when.month, when.day, when.hour, when.minute, when.second)
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        part = out_path.with_name(out_path.name + ".part")
-        with zipfile.ZipFile(part, "w") as archive:
-            for name, path in files:
-                info = zipfile.ZipInfo(f"{folder}/{name}", date_time=stamp)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = 0o100644 << 16
-                info.create_system = 3  # Unix, so the permissions above are read as such
-                archive.writestr(info, path.read_bytes(), compresslevel=6)
-        with part.open("rb+") as written:  # on the disk before it takes the final name
-            os.fsync(written.fileno())
-        part.replace(out_path)
+        part = out_path.with_name(f".{out_path.name}.{os.getpid()}.part")
+        try:
+            with zipfile.ZipFile(part, "w") as archive:
+                for name, path in files:
+                    info = zipfile.ZipInfo(f"{folder}/{name}", date_time=stamp)
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    info.external_attr = 0o100644 << 16
+                    info.create_system = 3  # Unix, so the permissions above are read as such
+                    archive.writestr(info, path.read_bytes(), compresslevel=6)
+            replace_synced(part, out_path)  # on the disk before it takes the final name
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
     return out_path

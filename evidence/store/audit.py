@@ -38,7 +38,7 @@ def record(
         raise ValueError(f"unknown audit action {action!r}")
     event = AuditEvent(
         action=action,
-        actor=(actor or current_actor())[:300],
+        actor=current_actor(actor),
         at=utcnow(),
         subject=subject,
         output_sha256=output_sha256,

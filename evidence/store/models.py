@@ -608,9 +608,12 @@ class ClaimEvidence(Base):
 class ExportRecord(Base):
     """One dossier written: when, by whom, with what arguments, and the digest of the output.
 
-    Append-only, but deliberately not in the hash chain: chaining it would move the
-    chain head printed on the next dossier, so the same store and arguments would
-    no longer give the same bytes. It records the chain head the export saw instead.
+    Append-only and chained in the ledger, like the audit event the same export writes
+    (both in one transaction, naming the same person). ``checkpoint_*`` is the signed
+    checkpoint the dossier was proved against, as its cover and manifest.json state it
+    (NULL on exports recorded before migration 0015); ``chain_seq``/``chain_head`` is the
+    ledger's head when the export was recorded (its audit event included), which is later
+    than that checkpoint whenever anything was added since.
     """
 
     __tablename__ = "exports"
@@ -628,6 +631,9 @@ class ExportRecord(Base):
     program_version: Mapped[str] = mapped_column(String(40))
     chain_seq: Mapped[int] = mapped_column(BigInteger)
     chain_head: Mapped[sha256_hex]
+    checkpoint_id: Mapped[int | None] = mapped_column(ForeignKey("checkpoints.id"))
+    checkpoint_tree_size: Mapped[int | None] = mapped_column(BigInteger)
+    checkpoint_root: Mapped[str | None] = mapped_column(String(64))
 
 
 class QuarantineItem(Base):
