@@ -920,6 +920,7 @@ def test_an_empty_call_log_says_so(cli: Cli, tmp_path: Path) -> None:
         "duplicates": 1,
         "quarantined": 0,
         "quarantine_reasons": [],
+        "notes": [],
         "empty": False,
     }
 

@@ -31,7 +31,7 @@ from evidence.store.models import (
     QuarantineItem,
 )
 from evidence.timeutil import DATE_FORMS, TIME_FORMS
-from tests.conftest import Cli, Env, page_texts, pdf_text, run_evidence
+from tests.conftest import NO_DOMAIN_NOTE, Cli, Env, page_texts, pdf_text, run_evidence
 from tests.samples import SAMPLE
 
 FORMS = f"({DATE_FORMS})"
@@ -164,7 +164,7 @@ def test_inside_a_folder_what_is_not_mail_is_quarantined_saying_what_it_is(
     (folder / "1.eml").write_bytes((SAMPLE / "mail/aino-1-lasku-88120.eml").read_bytes())
     (folder / "skannaus.pdf").write_bytes(NOT_MAIL["kirje.pdf"][0])
     result = cli("import", "mail", str(folder), code=3)
-    assert result.stdout == "imported 1, duplicates 0, quarantined 1\n"
+    assert result.stdout == "imported 1, duplicates 0, quarantined 1\n" + NO_DOMAIN_NOTE
     [item] = json.loads(cli("quarantine", "list", "--json").stdout)
     assert item["reason"] == "not an email or mbox: the file looks like a PDF document"
 
@@ -451,7 +451,10 @@ def test_every_date_option_takes_the_same_forms_and_says_which() -> None:
     seen = set()
     for where, option in _options(main):
         name = option.opts[0]
-        if name in DATE_OPTIONS:
+        if where == "customer update --from":  # a day (its start) or a time
+            assert option.type.name == "moment", where
+            assert FORMS[1:-1] in (option.help or "") and TIME_FORMS in (option.help or ""), where
+        elif name in DATE_OPTIONS:
             assert option.type.name == "date", where
             assert FORMS[1:-1] in (option.help or ""), where
         elif name in TIME_OPTIONS:
@@ -463,7 +466,7 @@ def test_every_date_option_takes_the_same_forms_and_says_which() -> None:
         else:
             continue
         seen.add(where)
-    assert len(seen) == 25, sorted(seen)
+    assert len(seen) == 26, sorted(seen)
 
 
 # --- references --------------------------------------------------------------------------
