@@ -326,12 +326,6 @@ def chains_overlapping(
     return sorted(result, key=lambda c: (c.current.start, c.number))
 
 
-def incidents_overlapping(
-    session: Session, start: dt.datetime | None, end: dt.datetime | None
-) -> list[Incident]:
-    return [chain.current for chain in chains_overlapping(session, start, end)]
-
-
 def is_going_on(incident: Incident, at: dt.datetime) -> bool:
     """Started at or before ``at`` and not ended by then (start inclusive, end exclusive)."""
     return incident.start <= at and (incident.end is None or at < incident.end)
