@@ -29,9 +29,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check evidence migrations tests benchmarks
 	$(BIN)/mypy
 
-# The whole suite, on SQLite and on PostgreSQL (slow tests included).
+# The whole suite, on SQLite and on PostgreSQL: -m "" runs the slow tests too (plain pytest
+# leaves them out, see pyproject.toml).
 test: system-deps postgres $(STAMP) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m ""
 
 # The sdist and the wheel in dist/ (the wheel is built from the sdist, as `python -m build`
 # does; scripts/dist calls setuptools' build hooks itself: `build` is not in the lock).
