@@ -192,7 +192,7 @@ def test_installed_wheel_inits_imports_and_exports_from_an_empty_folder(
     run(installed.evidence, "customer", "add", mail.ref, "--name", mail.name, "--email", mail.email)
     run(installed.evidence, "import", "mail", *map(str, mail.paths))
     pdf = tmp_path / "dossier.pdf"
-    run(installed.evidence, "export", mail.ref, "-o", str(pdf), "--jobs", "1")
+    run(installed.evidence, "export", mail.ref, "-o", str(pdf))
 
     text = pdf_text(pdf)
     assert "Asiakkaan yhteydenottohistoria" in text  # the Finnish catalog, from the wheel
