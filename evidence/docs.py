@@ -28,11 +28,19 @@ def commands(group: click.Group, ctx: click.Context) -> Iterator[click.Context]:
         command = group.get_command(ctx, name)
         if command is None or command.hidden:
             continue
-        sub = click.Context(command, info_name=name, parent=ctx)
+        sub = command_context(command, name, ctx)
         if isinstance(command, click.Group):
             yield from commands(command, sub)
         else:
             yield sub
+
+
+def command_context(
+    command: click.Command, name: str, parent: click.Context | None
+) -> click.Context:
+    """A context as click makes one for ``command`` (its context_settings applied: click
+    caches a command's help option from the first context that asks for it)."""
+    return click.Context(command, info_name=name, parent=parent, **command.context_settings)
 
 
 def summary(command: click.Command) -> str:
@@ -74,7 +82,7 @@ def _cell(text: str) -> str:
 
 def reference(root: click.Group, prog: str = "evidence") -> str:
     """The Markdown table of every command, between (and including) the markers."""
-    top = click.Context(root, info_name=prog)
+    top = command_context(root, prog, None)
     rows = [BEGIN, "", "| command | what it does |", "|---|---|"]
     for ctx in commands(root, top):
         rows.append(f"| `{_cell(usage(ctx.command, ctx))}` | {_cell(summary(ctx.command))} |")

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from evidence.cli import main
-from evidence.docs import BEGIN, END, reference
+from evidence.docs import BEGIN, END, command_context, reference
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -25,7 +25,7 @@ def _every_command(
         for name in command.list_commands(ctx):
             sub = command.get_command(ctx, name)
             assert sub is not None
-            yield from _every_command(sub, click.Context(sub, info_name=name, parent=ctx))
+            yield from _every_command(sub, command_context(sub, name, ctx))
 
 
 def test_readme_holds_the_reference_the_commands_make() -> None:
@@ -34,7 +34,7 @@ def test_readme_holds_the_reference_the_commands_make() -> None:
     assert readme.count(BEGIN) == readme.count(END) == 1
     assert generated in readme, "README.md has drifted: run scripts/readme-commands"
     # One row per command that does something, none left out.
-    context = click.Context(main, info_name="evidence")
+    context = command_context(main, "evidence", None)
     leaves = [p for c, p in _every_command(main, context) if not isinstance(c, click.Group)]
     lines = generated.splitlines()[4:-2]
     assert len(lines) == len(leaves)
@@ -72,7 +72,7 @@ def test_the_script_rewrites_a_drifted_readme_and_check_fails_on_it(tmp_path: Pa
 
 def test_every_command_and_option_has_help() -> None:
     missing = []
-    for command, path in _every_command(main, click.Context(main, info_name="evidence")):
+    for command, path in _every_command(main, command_context(main, "evidence", None)):
         if not (command.help or "").strip():
             missing.append(path)
         for param in command.params:
