@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint lock system-deps postgres clean
+.PHONY: demo test lint dist lock system-deps postgres clean
 
 # Every dependency, build tools included, at the versions and hashes of requirements.lock:
 # the tests and the dossier's bytes (WeasyPrint, fontTools, pydyf, pikepdf decide them)
@@ -29,9 +29,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check evidence migrations tests benchmarks
 	$(BIN)/mypy
 
-# The whole suite, on SQLite and on PostgreSQL (slow tests included).
+# The whole suite, on SQLite and on PostgreSQL: -m "" runs the slow tests too (plain pytest
+# leaves them out, see pyproject.toml).
 test: system-deps postgres $(STAMP) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m ""
+
+# The sdist and the wheel in dist/ (the wheel is built from the sdist, as `python -m build`
+# does; scripts/dist calls setuptools' build hooks itself: `build` is not in the lock).
+dist: $(STAMP)
+	$(BIN)/python scripts/dist dist
 
 # Upgrade: resolve every dependency afresh (newest releases within pyproject.toml's ranges),
 # rewrite requirements.lock with hashes, reinstall and run the whole suite on it.
@@ -46,4 +52,4 @@ lock:
 	$(MAKE) test
 
 clean:
-	rm -rf $(VENV) demo-home sample-dossier.pdf
+	rm -rf $(VENV) demo-home sample-dossier.pdf build dist

@@ -18,11 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evidence.config import load_config  # noqa: E402
-from evidence.store.db import open_store, upgrade  # noqa: E402
-from evidence.store.ledger import verify_chain  # noqa: E402
-from evidence.sync import run_sync  # noqa: E402
-from tests.contacts import cdr_row, eml  # noqa: E402
+from evidence.config import load_config
+from evidence.store.db import open_store, upgrade
+from evidence.store.ledger import verify_chain
+from evidence.sync import run_sync
+from tests.contacts import cdr_row, eml
 
 
 def main() -> None:

@@ -77,10 +77,6 @@ def authority_value(text: str) -> str:
     return key if key in AUTHORITIES else stripped
 
 
-def preset(stored: str) -> Authority | None:
-    return AUTHORITIES.get(stored)
-
-
 def authority_name(stored: str, language: str) -> str:
     """The authority's name in ``language`` (fi, sv, en); free text unchanged."""
     found = AUTHORITIES.get(stored)

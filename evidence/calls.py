@@ -76,21 +76,6 @@ ANSWERED = ("answered", "transferred")
 # wait is the whole call. Busy, failed, IVR and voicemail calls waited for nobody.
 GAVE_UP = ("unanswered", "abandoned", "timeout", "exit-empty", "exit-key")
 
-OUTCOME_LABELS = {
-    "answered": "answered",
-    "transferred": "answered, then transferred",
-    "abandoned": "abandoned by the caller in the queue",
-    "timeout": "queue timeout",
-    "exit-empty": "left the queue: no agents",
-    "exit-key": "left the queue by key press",
-    "ivr": "ended in the IVR or an announcement",
-    "unanswered": "not answered",
-    "busy": "busy",
-    "failed": "failed",
-    "voicemail": "voicemail",
-    "unknown": "not one of the known outcomes (see the recorded value)",
-}
-
 
 @dataclass
 class CallLeg:

@@ -34,7 +34,6 @@ from evidence.timeutil import require_in_range, require_order, utcnow
 REFERENCE_LENGTH: int = Case.__table__.c.reference.type.length  # type: ignore[attr-defined]
 
 # Timeline item ids as `timeline --json` prints them: email:12, call:1790579705.312, incident:1.
-ITEM_KINDS = ("email", "call", "incident", "agent_pause")
 _ITEM_ID = re.compile(r"^(email|call|incident|agent_pause):(\S+)$")
 
 

@@ -29,6 +29,7 @@ from evidence import __version__
 from evidence.config import Config, load_config, update_company_settings, write_initial_config
 from evidence.errors import EvidenceError, InvalidInput
 from evidence.files import private_dir
+from evidence.incidents import parse_incident_id
 from evidence.ingest import ImportReport
 from evidence.known_warnings import silence_known_warnings
 from evidence.mailfacts import MailRules, unconfigured_note
@@ -129,6 +130,8 @@ DATE = _Parsed("date", "DATE", parse_user_date)
 TIME = _Parsed("time", "TIME", read_user_time)
 PERIOD = _Parsed("period", "FROM..TO", parse_period)
 MOMENT = _Parsed("moment", "DATE|TIME", read_user_moment)
+# An incident, as `--json` prints its id (incident:7) or as the listings number it (7, #7).
+INCIDENT = _Parsed("incident", "INCIDENT", parse_incident_id)
 
 
 def _in_order(
@@ -977,7 +980,11 @@ def quarantine_dismiss(item_id: int, reason: str, by: str | None) -> None:
 
 @main.group(context_settings=CONTEXT)
 def incident() -> None:
-    """Incidents that explain gaps in service (evacuations, outages, storms)."""
+    """Incidents that explain gaps in service (evacuations, outages, storms).
+
+    INCIDENT is the id `incident list --json` prints (incident:7) or the number
+    the listings show (7, #7).
+    """
 
 
 @incident.command("add", context_settings=CONTEXT)
@@ -1090,7 +1097,7 @@ def incident_start(
 
 
 @incident.command("end", context_settings=CONTEXT)
-@click.argument("number", type=int)
+@click.argument("number", type=INCIDENT)
 @click.option("--at", "at", type=TIME, help=f"When it ended, if not now ({TIME_FORMS}).")
 @click.option("--by", help="Who ends it.")
 @attach_option
@@ -1099,6 +1106,8 @@ def incident_end(
     number: int, at: UserTime | None, by: str | None, attachments: tuple[Path, ...]
 ) -> None:
     """Close an open incident (now, or --at an earlier time).
+
+    INCIDENT: incident:7 (the id `--json` prints), 7 or #7.
 
     The end is a new version of the incident; the store keeps when it was
     entered, so an end typed later says so.
@@ -1124,7 +1133,7 @@ def incident_end(
 
 
 @incident.command("correct", context_settings=CONTEXT)
-@click.argument("number", type=int)
+@click.argument("number", type=INCIDENT)
 @click.option("--reason", required=True, help="Why it is corrected (shown in the dossier).")
 @click.option("--by", required=True, help="Who corrects it.")
 @click.option("--start", type=TIME, help=f"The right start ({TIME_FORMS}).")
@@ -1146,6 +1155,8 @@ def incident_correct(
     attachments: tuple[Path, ...],
 ) -> None:
     """Correct an incident: a new version pointing to the old one, which stays.
+
+    INCIDENT: incident:7 (the id `--json` prints), 7 or #7.
 
     The dossier shows the current version, that it was corrected, when, by
     whom and why, and what the earlier versions said.
@@ -1278,11 +1289,13 @@ def incident_list(only_open: bool, as_json: bool) -> None:
 
 
 @incident.command("show", context_settings=CONTEXT)
-@click.argument("number", type=int)
+@click.argument("number", type=INCIDENT)
 @json_option
 @handle_errors
 def incident_show(number: int, as_json: bool) -> None:
     """Show an incident with every version and its attached files.
+
+    INCIDENT: incident:7 (the id `--json` prints), 7 or #7.
 
     Example:
 

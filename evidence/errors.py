@@ -27,10 +27,6 @@ class InvalidInput(EvidenceError):
     pass
 
 
-class AppendOnlyViolation(EvidenceError):
-    pass
-
-
 class IntegrityFailure(EvidenceError):
     """Stored bytes no longer match their recorded hash."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import mimetypes
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,22 @@ class IncidentChain:
 class FileToAttach:
     filename: str
     data: bytes
+
+
+# How a user names an incident: the id `--json` prints (incident:7), or its number as the
+# listings print it (7, #7).
+_INCIDENT_ID = re.compile(r"(?:incident:|#)?([0-9]{1,18})")
+
+
+def parse_incident_id(text: str) -> int:
+    """The incident number in ``incident:7`` (the ``id`` of ``--json``), ``7`` or ``#7``."""
+    match = _INCIDENT_ID.fullmatch(text.strip())
+    if match is None:
+        raise InvalidInput(
+            f"{text!r} is not an incident: give its number or the id `evidence incident list "
+            "--json` prints, e.g. 7 or incident:7"
+        )
+    return int(match.group(1))
 
 
 def read_attachments(paths: Sequence[Path]) -> list[FileToAttach]:
@@ -307,12 +324,6 @@ def chains_overlapping(
         if (end is None or incident.start < end) and (start is None or inc_end > start):
             result.append(chain)
     return sorted(result, key=lambda c: (c.current.start, c.number))
-
-
-def incidents_overlapping(
-    session: Session, start: dt.datetime | None, end: dt.datetime | None
-) -> list[Incident]:
-    return [chain.current for chain in chains_overlapping(session, start, end)]
 
 
 def is_going_on(incident: Incident, at: dt.datetime) -> bool:

@@ -37,12 +37,6 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(UTC)
 
 
-def require_aware(value: dt.datetime) -> dt.datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"naive datetime {value!r}: evidence times must carry a zone")
-    return value.astimezone(UTC)
-
-
 @dataclass(frozen=True)
 class ResolvedTime:
     at: dt.datetime  # aware UTC
@@ -257,14 +251,6 @@ def format_local(value: dt.datetime | None, zone: ZoneInfo, *, seconds: bool = T
     local = value.astimezone(zone)
     clock = f"{local.hour:02d}.{local.minute:02d}" + (f".{local.second:02d}" if seconds else "")
     return f"{local.day}.{local.month}.{local.year} {clock} ({offset_label(local)})"
-
-
-def format_with_own_offset(value: dt.datetime | None) -> str:
-    """A time in the offset it was written with (the sender's Date header)."""
-    if value is None:
-        return "–"
-    clock = f"{value.hour:02d}.{value.minute:02d}.{value.second:02d}"
-    return f"{value.day}.{value.month}.{value.year} {clock} ({offset_label(value)})"
 
 
 def format_duration(seconds: int | None) -> str:

@@ -194,7 +194,7 @@ def local_tsa(directory: Path) -> Iterator[LocalTsa]:
     lock = threading.Lock()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:  # http.server's name
             query = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             with lock, tempfile.TemporaryDirectory() as tmp:
                 q, r = Path(tmp) / "q.tsq", Path(tmp) / "r.tsr"

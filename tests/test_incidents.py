@@ -31,7 +31,7 @@ from evidence.store.blobs import read_blob
 from evidence.store.db import Store
 from evidence.store.models import Incident, IncidentAttachment, IncidentPlan, LedgerEntry
 from evidence.timeline import build_timeline, timeline_json
-from tests.conftest import Cli, Env, pdf_text
+from tests.conftest import Cli, Env, pdf_text, run_evidence
 from tests.contacts import (
     CUSTOMER_EMAIL,
     CUSTOMER_PHONE,
@@ -474,3 +474,28 @@ def test_dossier_counts_contacts_per_state(
     assert "Palvelutilanne aukioloajan ulkopuolella – puhelin: ma 28.9.2026 08.00–16.00" in flat
     assert "Palvelutilanne häiriön aikana – #1 Evakuointi; puhelin: ma 28.9.2026" in flat
     assert "Palvelutilanne normaali palvelu – sähköposti: ma 28.9.2026 08.00–16.00" in flat
+
+
+def test_every_incident_command_takes_the_id_json_prints(cli: Cli, env: Env) -> None:
+    """`incident list --json` prints "id": "incident:1"; end, correct and show take it (and
+    the bare number, and #1 as the listings print it)."""
+    cli("incident", "start", "--title", "Sähkökatko", "--logged-by", "Kaisa")
+    [listed] = json.loads(cli("incident", "list", "--json").stdout)
+    assert listed["id"] == "incident:1"
+
+    # The issue's own example, in a process of its own as a user runs it.
+    ended = run_evidence(env, "incident", "end", listed["id"], "--by", "Kaisa")
+    assert ended.stdout.startswith("incident #1 ended ")
+    cli("incident", "correct", "#1", "--title", "Sähkökatko (koko talo)", "--reason", "r",
+        "--by", "Pekka")  # fmt: skip
+    for form in ("incident:1", "1", "#1", " incident:1 "):
+        shown = json.loads(cli("incident", "show", form, "--json").stdout)
+        assert shown["id"] == "incident:1" and shown["title"] == "Sähkökatko (koko talo)"
+        assert [v["kind"] for v in shown["versions"]] == ["logged", "ended", "corrected"]
+
+    for wrong in ("call:1", "incident:", "incident:x", "1.5", "incident:-1"):
+        refused = cli("incident", "show", wrong, code=2)
+        assert f"Invalid value for 'INCIDENT': {wrong!r} is not an incident" in refused.stderr
+        assert "e.g. 7 or incident:7" in refused.stderr
+    missing = cli("incident", "end", "incident:99", code=1)
+    assert missing.stderr == "evidence: no incident #99: see `evidence incident list`\n"

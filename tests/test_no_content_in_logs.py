@@ -54,10 +54,13 @@ def test_canary_never_reaches_a_log(
     env: Env, company_store: Store, cli: Cli, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    env.write_config(
+    # A timestamping server that refuses: every checkpoint the runs write logs a warning,
+    # so the capture below is proved to see evidence's own log lines from these runs.
+    settings = (
         '[company]\nname = "Aurora"\nmail_domains = ["aurora-energia.example"]\n'
-        "[mail.limits]\nmax_parts = 2\n"
+        '[mail.limits]\nmax_parts = 2\n[timestamping]\nurl = "http://127.0.0.1:9/"\n'
     )
+    env.write_config(settings)
     cli("customer", "add", "100001", "--name", "Anna", "--email", "anna@example.net")
     mail = tmp_path / "canary.eml"
     _mail_past_the_part_limit(mail)
@@ -71,9 +74,7 @@ def test_canary_never_reaches_a_log(
     assert "start time 'CANARY-d41d8cd9 09:12:30'" in cli("quarantine", "list").stdout
     # The same input again through `evidence sync`, as cron runs it (already quarantined).
     env.write_config(
-        '[company]\nname = "Aurora"\nmail_domains = ["aurora-energia.example"]\n'
-        "[mail.limits]\nmax_parts = 2\n"
-        f'[[sync.mail]]\npath = "{mail}"\n'
+        settings + f'[[sync.mail]]\npath = "{mail}"\n'
         f'[[sync.calls]]\npath = "{cdr}"\nformat = "asterisk-cdr"\n'
         f'[[sync.calls]]\npath = "{queue_log}"\nformat = "asterisk-queue-log"\n'
     )
@@ -95,6 +96,8 @@ def test_canary_never_reaches_a_log(
     assert summary["quarantined"] == 2 and len(summary["quarantine_reasons"]) == 2
     for text in said:
         assert CANARY not in text, text
-    assert caplog.records is not None
+    logged = [r.getMessage() for r in caplog.records]
+    warned = [m for m in logged if "checkpoint written without a timestamp" in m]
+    assert len(warned) >= 3, logged  # one per import at least: the capture was on
     for record in caplog.records:
         assert CANARY not in record.getMessage(), record

@@ -25,7 +25,7 @@ from tests.conftest import pdf_text
 class Canary(http.server.BaseHTTPRequestHandler):
     hits: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:  # http.server's name
         Canary.hits.append(self.path)
         self.send_response(200)
         self.send_header("Content-Type", "text/css")

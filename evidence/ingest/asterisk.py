@@ -59,26 +59,6 @@ _CDR_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 _EPOCH = re.compile(r"\d{9,11}(\.\d+)?")
 _EVENT = re.compile(r"[A-Z][A-Z_]*")
 
-# Every event app_queue writes (Asterisk 1.4 to 21). Others are kept too, unread.
-QUEUE_CALL_EVENTS = frozenset(
-    {
-        "ENTERQUEUE",
-        "CONNECT",
-        "COMPLETECALLER",
-        "COMPLETEAGENT",
-        "ABANDON",
-        "EXITWITHTIMEOUT",
-        "EXITEMPTY",
-        "EXITWITHKEY",
-        "RINGNOANSWER",
-        "RINGCANCELED",
-        "TRANSFER",
-        "BLINDTRANSFER",
-        "ATTENDEDTRANSFER",
-        "AGENTDUMP",
-        "SYSCOMPAT",
-    }
-)
 AGENT_EVENTS = frozenset(
     {
         "ADDMEMBER",

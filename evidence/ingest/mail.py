@@ -772,7 +772,7 @@ def _parse_in_worker(raw: bytes) -> ParsedMail | str:
         return str(exc)
     except RecursionError:
         return "cannot parse the message: nested too deeply"
-    except Exception as exc:  # noqa: BLE001 - hostile input: anything raised is a reason
+    except Exception as exc:  # hostile input: anything raised is a reason
         return f"cannot parse the message: {type(exc).__name__}: {exc}"
 
 

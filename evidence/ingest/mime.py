@@ -775,7 +775,7 @@ def unpack_tnef(data: bytes) -> list[tuple[str | None, bytes]]:
                 name = decode_bytes(name)[0]
             found.append((str(name).strip("\x00") or None, bytes(item.data or b"")))
         return found
-    except Exception:  # noqa: BLE001 - a hostile TNEF stream is just not unpacked
+    except Exception:  # a hostile TNEF stream is just not unpacked
         return []
 
 

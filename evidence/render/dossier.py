@@ -59,9 +59,10 @@ from evidence.render.pool import (
 from evidence.render.software import dossier_software
 from evidence.render.views import Embedded, Exhibit, Insert, ViewBuilder
 from evidence.reports import customer_reachability, threshold_from_config
+from evidence.resources import templates_dir
 from evidence.store.blobs import read_blob
 from evidence.store.checkpoints import write_checkpoint
-from evidence.store.db import PROJECT_ROOT, Store
+from evidence.store.db import Store
 from evidence.store.models import Case, CaseDocument, IdentifierKind
 from evidence.summary import summarize
 from evidence.timeline import Timeline, build_timeline
@@ -69,7 +70,6 @@ from evidence.timeutil import iso_utc, utcnow
 from evidence.verify.manifest import prepare_dossier_proofs, selection_records
 from evidence.verify.pades import sign_pdf, signing_configured
 
-TEMPLATES_DIR = PROJECT_ROOT / "templates"
 CHUNK_ITEMS = 40
 # Index rows have a fixed height: this many fit on its first page and on the others.
 INDEX_ROWS_FIRST, INDEX_ROWS_PAGE = 55, 58
@@ -150,7 +150,7 @@ class ExportResult:
 
 def _environment(translate: Any) -> Environment:
     env = Environment(
-        loader=FileSystemLoader(str(TEMPLATES_DIR)),
+        loader=FileSystemLoader(str(templates_dir())),
         autoescape=select_autoescape(["html", "j2"]),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -673,7 +673,7 @@ def _common(
     }
     return {
         "lang": language,
-        "css": (TEMPLATES_DIR / "dossier.css").read_text(encoding="utf-8"),
+        "css": (templates_dir() / "dossier.css").read_text(encoding="utf-8"),
         "version": __version__,
         "software": dossier_software(),
         "created": iso_utc(generated),

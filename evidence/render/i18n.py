@@ -11,7 +11,6 @@ import functools
 import gettext
 import io
 from dataclasses import dataclass
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
@@ -20,10 +19,10 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 
 from evidence.errors import InvalidInput
+from evidence.resources import locale_dir
 from evidence.timeutil import offset_label
 
 LANGUAGES = ("fi", "sv", "en")
-LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 DOMAIN = "evidence"
 
 # Babel locales for each dossier language: Finnish-Swedish formats for sv.
@@ -47,7 +46,7 @@ def check_language(language: str) -> str:
 def translations(language: str) -> gettext.NullTranslations:
     """The catalog for ``language``, compiled in memory from its .po file."""
     check_language(language)
-    po = LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+    po = locale_dir() / language / "LC_MESSAGES" / f"{DOMAIN}.po"
     if not po.exists():
         return gettext.NullTranslations()
     with po.open("rb") as fh:

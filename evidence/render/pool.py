@@ -180,7 +180,7 @@ def _render_job(task: tuple[int, Job, float, Path]) -> Outcome:
         failure = Failure("memory")
     except RecursionError:
         failure = Failure("error", "RecursionError: nested too deeply")
-    except Exception as exc:  # noqa: BLE001 - any renderer failure becomes a placeholder
+    except Exception as exc:  # any renderer failure becomes a placeholder
         failure = Failure("error", type(exc).__name__)
     return index, None, [], failure, _peak_mb(), time.process_time() - cpu
 
@@ -469,7 +469,7 @@ class _Run:
             result, _job, target = self.pending.pop(i)
             try:
                 done.append(result.get())
-            except Exception as exc:  # noqa: BLE001 - e.g. a result that did not pickle
+            except Exception as exc:  # e.g. a result that did not pickle
                 target.unlink(missing_ok=True)
                 done.append((i, None, [], Failure("error", type(exc).__name__), 0.0, 0.0))
         self.last = time.monotonic()

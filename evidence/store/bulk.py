@@ -89,7 +89,7 @@ def row_function(model: type[Base], dialect_name: str, skip: int = 0) -> RowFunc
             namespace[f"_p{index}"] = process
             items.append(f"(None if (_x := {value}) is None else _p{index}(_x))")
     source = "def row(values):\n    get = values.get\n    return (" + ", ".join(items) + ",)\n"
-    exec(compile(source, f"<row {key}>", "exec"), namespace)  # noqa: S102 - our own text
+    exec(compile(source, f"<row {key}>", "exec"), namespace)  # our own text
     function: RowFunction = namespace["row"]
     _ROW_FUNCTIONS[key] = function
     return function

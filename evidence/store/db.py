@@ -23,10 +23,7 @@ from evidence.errors import (
     StoreWriteFailed,
 )
 from evidence.files import private_dir
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
-ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
+from evidence.resources import migrations_dir
 
 # A new SQLite store's page size. Evidence is mostly blobs (messages, attachments,
 # recordings) of a few KB and more: in 16 KiB pages they take fewer pages, WAL
@@ -93,8 +90,9 @@ def sqlite_path(url: str) -> Path | None:
 def alembic_config(url: str) -> Any:
     from alembic.config import Config as AlembicConfig
 
-    cfg = AlembicConfig(str(ALEMBIC_INI))
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # No alembic.ini: the wheel carries the migrations, not the repository's ini file.
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 

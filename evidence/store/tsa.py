@@ -48,7 +48,7 @@ def make_timestamper(url: str, timeout: float = 10) -> object:
                     },
                     method="POST",
                 )
-                with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+                with urllib.request.urlopen(request, timeout=timeout) as response:
                     kind = response.headers.get("Content-Type", "")
                     if kind.split(";")[0].strip() != "application/timestamp-reply":
                         raise TimestampFailed(f"{url} did not answer with a timestamp ({kind})")
