@@ -1,10 +1,11 @@
 """The ``evidence`` command: parses arguments and calls the library. Nothing else lives here.
 
-Exit codes: 0 done; 1 error; 2 usage; 3 done, but some input was quarantined;
+Exit codes: 0 done; 1 error, or a bug in evidence (one line; the traceback with
+EVIDENCE_DEBUG=1); 2 usage; 3 done, but some input was quarantined;
 4 `evidence sync` is already running (this run did nothing).
 5 verification found the store or a dossier altered; 6 `customer erase` refused (open case or
 legal hold); 7 the database or its disk failed during the run (disk full, connection lost):
-nothing half-written, run it again.
+nothing half-written, run it again; 8 the store's database is damaged: restore a backup.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import functools
 import json
 import os
 import signal
+import sqlite3
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,7 +35,7 @@ from evidence.files import private_dir
 from evidence.ingest import ImportReport
 from evidence.known_warnings import silence_known_warnings
 from evidence.mailfacts import MailRules, unconfigured_note
-from evidence.store.db import Store, open_store, upgrade, write_failure
+from evidence.store.db import Store, database_failure, open_store, upgrade, write_failure
 from evidence.timeutil import (
     DATE_FORMS,
     TIME_FORMS,
@@ -63,8 +66,19 @@ def _fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
+BUG_LINE = (
+    "this is a bug in evidence ({name}): please report it (set EVIDENCE_DEBUG=1 for the traceback)"
+)
+
+
 def handle_errors(func: F) -> F:
-    """Our errors become one line on stderr and their exit code, never a traceback."""
+    """Our errors become one line on stderr and their exit code, never a traceback.
+
+    A failure of the database is worded by what it means (``database_failure``):
+    damage (8), the database or its disk failing (7), or neither: then, like any
+    other unexpected exception, it is a bug (1), with the traceback only under
+    ``EVIDENCE_DEBUG=1`` (a traceback can hold stored content).
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -79,16 +93,40 @@ def handle_errors(func: F) -> F:
             # shell's code for SIGPIPE, as `git log | head` does; nothing more to say.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(128 + signal.SIGPIPE)
-        except SQLAlchemyError as exc:
-            failure = write_failure(exc)
-            _fail(str(failure), failure.exit_code)
+        except click.exceptions.ClickException:
+            raise  # usage errors: click prints them (exit 2)
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            failure = database_failure(exc, _store_place())
+            if failure is None:
+                _bug(exc)
+            else:
+                _fail(str(failure), failure.exit_code)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 failure = write_failure(exc)
                 _fail(str(failure), failure.exit_code)
             _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+        except Exception as exc:  # noqa: BLE001 - anything else is ours to fix
+            _bug(exc)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _bug(exc: BaseException) -> None:
+    """One line naming the exception's type only (its text can hold stored content)."""
+    if os.environ.get("EVIDENCE_DEBUG", "") not in ("", "0"):
+        traceback.print_exception(exc, file=sys.stderr)
+    _fail(BUG_LINE.format(name=type(exc).__name__), 1)
+
+
+def _store_place() -> str:
+    """Where the store is, for a message about it (the URL without its password)."""
+    from evidence.store.db import store_place
+
+    try:
+        return store_place(_config().database_url)
+    except Exception:  # noqa: BLE001 - the message must be given even without a config
+        return ""
 
 
 def _config() -> Config:

@@ -1,0 +1,134 @@
+"""A damaged store is called damaged; a bug is called a bug; neither message holds evidence.
+
+Run as a user would: `evidence` in a fresh process, on a store whose SQLite file
+had one byte flipped after the store was closed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from evidence.config import load_config
+from evidence.customers import add_customer
+from evidence.ingest.asterisk import import_calls
+from evidence.ingest.mail import import_mail
+from evidence.store.db import open_store
+from tests.conftest import Env, run_evidence
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample"
+PHONE = "0507654321"
+SECRETS = (PHONE, "+358507654321", "765 4321", "aino.laaksonen@example.com", "Aino")
+DAMAGED = 8
+BUG = 1
+
+
+def _fill(env: Env) -> None:
+    store = open_store(load_config())
+    try:
+        add_customer(store, "200517", "Aino", ["aino.laaksonen@example.com"], ["050 765 4321"])
+        import_mail(store, sorted((SAMPLE / "mail").glob("*.eml")))
+        import_calls(store, SAMPLE / "pbx/Master.csv", "asterisk-cdr")
+    finally:
+        store.close()  # the last connection checkpoints the WAL into the file
+
+
+@pytest.fixture
+def sqlite_env(
+    sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Env]:
+    """A filled SQLite store, closed: its evidence is in evidence.db, no WAL beside it."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    shutil.copy2(sqlite_template, home / "evidence.db")
+    env = Env("sqlite", home, f"sqlite:///{home / 'evidence.db'}")
+    for key, value in env.vars.items():
+        monkeypatch.setenv(key, value)
+    _fill(env)
+    assert not (home / "evidence.db-wal").exists()
+    yield env
+
+
+def _flip(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _assert_damage_reported(env: Env, command: str) -> None:
+    proc = run_evidence(env, command, check_code=None)
+    assert proc.returncode == DAMAGED, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("evidence: the store's database is damaged (")
+    assert "restore the last backup" in lines[0] and "evidence backup" in lines[0]
+    assert "run the command again" not in lines[0]  # the old, false comfort
+    for secret in SECRETS:
+        assert secret not in proc.stderr and secret not in proc.stdout, secret
+
+
+@pytest.mark.parametrize("command", ["status", "verify"])
+def test_a_flipped_header_byte_is_damage(sqlite_env: Env, command: str) -> None:
+    _flip(sqlite_env.home / "evidence.db", 0)  # "SQLite format 3\0"
+    _assert_damage_reported(sqlite_env, command)
+    assert "not a SQLite database" in run_evidence(sqlite_env, command, check_code=None).stderr
+
+
+@pytest.mark.parametrize("command", ["status", "verify"])
+def test_a_flipped_byte_in_a_payload_with_a_phone_number_is_damage(
+    sqlite_env: Env, command: str
+) -> None:
+    """The byte flipped is a digit of the number in a ledger payload (the JSON of a call
+    record), so the page holds the number; the message must not."""
+    db = sqlite_env.home / "evidence.db"
+    marker = f'"src":"{PHONE}"'.encode()
+    offset = db.read_bytes().find(marker)
+    assert offset > 0
+    _flip(db, offset + len('"src":"'))  # b"0" -> 0xcf: no longer UTF-8
+    _assert_damage_reported(sqlite_env, command)
+
+
+def test_a_flipped_byte_in_the_btree_is_damage(sqlite_env: Env) -> None:
+    """A page's header (the ledger table's first page): SQLite finds the file malformed."""
+    db = sqlite_env.home / "evidence.db"
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'ledger'").fetchone()[
+            0
+        ]
+    finally:
+        conn.close()
+    _flip(db, (root - 1) * page_size)  # the page type byte
+    _assert_damage_reported(sqlite_env, "verify")
+
+
+def _drop_a_column(env: Env) -> None:
+    store = open_store(load_config())
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE sync_runs DROP COLUMN host"))
+    finally:
+        store.close()
+
+
+def test_a_query_the_schema_cannot_answer_is_a_bug_not_a_database_failure(env: Env) -> None:
+    """SQLite says "no such column" as an OperationalError, PostgreSQL as a ProgrammingError:
+    both mean the program asked for something wrong. Exit 1, one line, no traceback."""
+    _drop_a_column(env)
+    proc = run_evidence(env, "status", check_code=BUG)
+    assert proc.stderr.splitlines() == [
+        f"evidence: this is a bug in evidence "
+        f"({'OperationalError' if env.backend == 'sqlite' else 'ProgrammingError'}): "
+        "please report it (set EVIDENCE_DEBUG=1 for the traceback)"
+    ]
+    debug = run_evidence(env, "status", check_code=BUG, extra_env={"EVIDENCE_DEBUG": "1"})
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert "host" in debug.stderr  # the real cause, for the person reporting it
+    assert debug.stderr.splitlines()[-1].startswith("evidence: this is a bug in evidence")
