@@ -2177,6 +2177,65 @@ def verify(
         sys.exit(EXIT_NOT_INTACT)
 
 
+@main.command(context_settings=CONTEXT)
+@click.argument("dest", type=click.Path(file_okay=True, dir_okay=True, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace DEST when it is an earlier backup.")
+@json_option
+@handle_errors
+def backup(dest: Path, force: bool, as_json: bool) -> None:
+    """Copy the store to the new folder DEST while it is in use, verify the copy,
+    and print the checkpoint it holds.
+
+    The SQLite database is copied with SQLite's online backup API (one consistent
+    state, even while an import runs), with the files in EVIDENCE_HOME the store
+    needs (evidence.toml, the checkpoint key and other keys and certificates). The
+    copy is opened and checked as `evidence verify` checks a store before it is
+    renamed to DEST. To restore, make a copy of DEST the EVIDENCE_HOME. An existing
+    DEST is refused unless --force (and then only an earlier backup). A PostgreSQL
+    store is backed up with pg_dump (README, "Backups and restore"). Exit 5 when
+    the copy does not verify (the backup is kept: it holds what the store holds).
+
+    Example:
+
+    \b
+        evidence backup /mnt/backup/evidence-2026-12-06
+        evidence backup /mnt/backup/evidence-latest --force --json
+    """
+    from evidence.backup import backup_store
+
+    result = backup_store(_config(), dest, force=force)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        data = result.as_dict()
+        others = ", ".join(result.files[1:])
+        click.echo(
+            f"backup: {result.dest} ({'replaced; ' if result.replaced else ''}"
+            f"{result.files[0]} {result.database_bytes:,} bytes"
+            + (f"; {others}" if others else "")
+            + ")"
+        )
+        for line in result.report.lines()[1:-1]:
+            click.echo(line)
+        click.echo(
+            f"checkpoint: {data['tree_size']} ledger entries, Merkle root {data['root']}; "
+            f"chain head #{result.head_seq} {result.head_hash}"
+        )
+        last = data["last_checkpoint"]
+        if last is not None:
+            click.echo(
+                f"last signed checkpoint: #{last['id']}, {last['tree_size']} entries, "
+                f"root {last['root']}"
+            )
+        click.echo(
+            "INTACT: the copy verifies"
+            if result.intact
+            else "NOT INTACT: the copy holds what the store holds: run `evidence verify`"
+        )
+    if not result.intact:
+        sys.exit(EXIT_NOT_INTACT)
+
+
 def _record_if_store(report: Any) -> None:
     """A dossier check needs no store; when there is one, the check is logged in it."""
     from evidence.errors import StoreNotInitialised, StoreOutdated

@@ -74,6 +74,7 @@ class StoreDamaged(EvidenceError):
     exit_code = 8
 
     def __init__(self, what: str, where: str) -> None:
+        self.what = what
         super().__init__(
             f"the store's database is damaged ({what}): {where}. Do not write to it; "
             "keep the damaged file for inspection, restore the last backup (made with "
