@@ -132,3 +132,48 @@ def test_a_query_the_schema_cannot_answer_is_a_bug_not_a_database_failure(env: E
     assert "Traceback (most recent call last)" in debug.stderr
     assert "host" in debug.stderr  # the real cause, for the person reporting it
     assert debug.stderr.splitlines()[-1].startswith("evidence: this is a bug in evidence")
+
+
+def _raised(engine_url: str, sql: str) -> BaseException:
+    """The exception a real database raises for ``sql``, as SQLAlchemy hands it on."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(engine_url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(sql))
+    except Exception as exc:  # noqa: BLE001 - the exception is what is tested
+        return exc
+    finally:
+        engine.dispose()
+    raise AssertionError(f"{sql} did not fail")
+
+
+def test_failures_are_classified_by_meaning(tmp_path: Path) -> None:
+    """Real errors from SQLite and PostgreSQL: damage 8, a failing database 7, a bug None."""
+    from evidence.errors import StoreDamaged, StoreWriteFailed
+    from evidence.store.db import database_failure
+    from tests.conftest import PG_ADMIN_URL
+
+    good = tmp_path / "good.db"
+    sqlite_url = f"sqlite:///{good}"
+    import sqlite3
+
+    sqlite3.connect(good).execute("CREATE TABLE t (a TEXT)").connection.close()
+    read_only = f"sqlite:///file:{good}?mode=ro&uri=true"
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database at all" * 300)
+    closed_port = "postgresql+psycopg://postgres@127.0.0.1:9/postgres?connect_timeout=2"
+    cases: list[tuple[BaseException, type | None]] = [
+        (_raised(f"sqlite:///{garbage}", "SELECT 1 FROM sqlite_master"), StoreDamaged),
+        (_raised(sqlite_url, "SELECT nope FROM sqlite_master"), None),  # OperationalError
+        (_raised(sqlite_url, "SELEC 1"), None),
+        (_raised(sqlite_url, "SELECT 1 FROM no_such_table"), None),
+        (_raised(read_only, "INSERT INTO t VALUES ('x')"), StoreWriteFailed),  # SQLITE_READONLY
+        (_raised(PG_ADMIN_URL, "SELECT nope FROM pg_class"), None),  # ProgrammingError
+        (_raised(PG_ADMIN_URL, "SELECT 1/0"), None),
+        (_raised(closed_port, "SELECT 1"), StoreWriteFailed),
+    ]
+    for exc, expected in cases:
+        failure = database_failure(exc, "/the/store")
+        assert (type(failure) if failure is not None else None) is expected, (exc, failure)
