@@ -93,8 +93,8 @@ def handle_errors(func: F) -> F:
             # shell's code for SIGPIPE, as `git log | head` does; nothing more to say.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(128 + signal.SIGPIPE)
-        except click.exceptions.ClickException:
-            raise  # usage errors: click prints them (exit 2)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own: usage errors (exit 2), a declined prompt, an early exit
         except (SQLAlchemyError, sqlite3.Error) as exc:
             failure = database_failure(exc, _store_place())
             if failure is None:

@@ -177,3 +177,38 @@ def test_failures_are_classified_by_meaning(tmp_path: Path) -> None:
     for exc, expected in cases:
         failure = database_failure(exc, "/the/store")
         assert (type(failure) if failure is not None else None) is expected, (exc, failure)
+
+
+def test_an_index_that_no_longer_matches_its_table_fails_the_integrity_check(
+    sqlite_env: Env,
+) -> None:
+    """One letter of an address in an index page: every row reads back, but SQLite's
+    integrity check (run by `verify`) finds the index wrong. `status` runs the quick
+    check, which does not compare indexes with tables, and says which check it ran."""
+    import sqlite3
+
+    db = sqlite_env.home / "evidence.db"
+    conn = sqlite3.connect(db)
+    try:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        root = conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'ix_emails_from_addr'"
+        ).fetchone()[0]
+    finally:
+        conn.close()
+    start = (root - 1) * page_size
+    at = db.read_bytes()[start : start + page_size].rfind(b"@example.com")
+    assert at > 0
+    _flip_bits(db, start + at - 2, 0x01)  # "aino.laaksonen" -> "aino.laaksoneo"
+    _assert_damage_reported(sqlite_env, "verify")
+    verify = run_evidence(sqlite_env, "verify", check_code=DAMAGED)
+    assert "(SQLite's integrity check found 1 problem, the first: row " in verify.stderr
+    assert "missing from index ix_emails_from_addr)" in verify.stderr
+    status = run_evidence(sqlite_env, "status")
+    assert "  ok    database file: SQLite's quick check found no damage\n" in status.stdout
+
+
+def _flip_bits(path: Path, offset: int, bits: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= bits
+    path.write_bytes(bytes(data))
