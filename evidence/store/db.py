@@ -222,11 +222,21 @@ def safe_detail(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     lines = str(orig).strip().splitlines()
     first = lines[0] if lines else ""
+    if first.lower().startswith(_ABOUT_THE_CONNECTION):
+        return first  # a host and port, never stored content
     for quote in ("'", '"'):
         first = first.split(quote, 1)[0]
     first = first.strip().rstrip(":").strip()
     return first or type(orig).__name__
 
+
+# First lines that are about reaching the server, not about stored values.
+_ABOUT_THE_CONNECTION = (
+    "connection failed",
+    "connection to server",
+    "could not connect",
+    "could not translate host",
+)
 
 _AFTER_FAILURE = (
     "everything stored before it is whole and nothing is half-written: "
