@@ -18,7 +18,7 @@ from evidence.customers import add_customer
 from evidence.ingest.asterisk import import_calls
 from evidence.ingest.mail import import_mail
 from evidence.store.db import open_store
-from tests.conftest import Env, run_evidence
+from tests.conftest import Cli, Env, run_evidence
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample"
 PHONE = "0507654321"
@@ -212,3 +212,24 @@ def _flip_bits(path: Path, offset: int, bits: int) -> None:
     data = bytearray(path.read_bytes())
     data[offset] ^= bits
     path.write_bytes(bytes(data))
+
+
+def test_any_unexpected_exception_is_a_bug_in_one_line_without_its_text(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exception's text can hold stored content: the line names its type only; the
+    traceback (with the text) comes only when asked for with EVIDENCE_DEBUG=1."""
+    import evidence.status
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError(f"unexpected value {PHONE}")
+
+    monkeypatch.setattr(evidence.status, "store_status", broken)
+    result = cli("status", code=BUG)
+    assert result.stderr == (
+        "evidence: this is a bug in evidence (RuntimeError): please report it "
+        "(set EVIDENCE_DEBUG=1 for the traceback)\n"
+    )
+    monkeypatch.setenv("EVIDENCE_DEBUG", "1")
+    debug = cli("status", code=BUG)
+    assert "Traceback (most recent call last)" in debug.stderr and PHONE in debug.stderr
