@@ -2217,8 +2217,9 @@ def backup(dest: Path, force: bool, as_json: bool) -> None:
         )
         for line in result.report.lines()[1:-1]:
             click.echo(line)
+        root = data["root"] or "none (an entry is missing: see the failures above)"
         click.echo(
-            f"checkpoint: {data['tree_size']} ledger entries, Merkle root {data['root']}; "
+            f"checkpoint: {data['tree_size']} ledger entries, Merkle root {root}; "
             f"chain head #{result.head_seq} {result.head_hash}"
         )
         last = data["last_checkpoint"]
