@@ -1,10 +1,11 @@
 """The ``evidence`` command: parses arguments and calls the library. Nothing else lives here.
 
-Exit codes: 0 done; 1 error; 2 usage; 3 done, but some input was quarantined;
+Exit codes: 0 done; 1 error, or a bug in evidence (one line; the traceback with
+EVIDENCE_DEBUG=1); 2 usage; 3 done, but some input was quarantined;
 4 `evidence sync` is already running (this run did nothing).
 5 verification found the store or a dossier altered; 6 `customer erase` refused (open case or
 legal hold); 7 the database or its disk failed during the run (disk full, connection lost):
-nothing half-written, run it again.
+nothing half-written, run it again; 8 the store's database is damaged: restore a backup.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import functools
 import json
 import os
 import signal
+import sqlite3
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +36,7 @@ from evidence.incidents import parse_incident_id
 from evidence.ingest import ImportReport
 from evidence.known_warnings import silence_known_warnings
 from evidence.mailfacts import MailRules, unconfigured_note
-from evidence.store.db import Store, open_store, upgrade, write_failure
+from evidence.store.db import Store, database_failure, open_store, upgrade, write_failure
 from evidence.timeutil import (
     DATE_FORMS,
     TIME_FORMS,
@@ -64,8 +67,19 @@ def _fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
+BUG_LINE = (
+    "this is a bug in evidence ({name}): please report it (set EVIDENCE_DEBUG=1 for the traceback)"
+)
+
+
 def handle_errors(func: F) -> F:
-    """Our errors become one line on stderr and their exit code, never a traceback."""
+    """Our errors become one line on stderr and their exit code, never a traceback.
+
+    A failure of the database is worded by what it means (``database_failure``):
+    damage (8), the database or its disk failing (7), or neither: then, like any
+    other unexpected exception, it is a bug (1), with the traceback only under
+    ``EVIDENCE_DEBUG=1`` (a traceback can hold stored content).
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -80,16 +94,40 @@ def handle_errors(func: F) -> F:
             # shell's code for SIGPIPE, as `git log | head` does; nothing more to say.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(128 + signal.SIGPIPE)
-        except SQLAlchemyError as exc:
-            failure = write_failure(exc)
-            _fail(str(failure), failure.exit_code)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own: usage errors (exit 2), a declined prompt, an early exit
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            failure = database_failure(exc, _store_place())
+            if failure is None:
+                _bug(exc)
+            else:
+                _fail(str(failure), failure.exit_code)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 failure = write_failure(exc)
                 _fail(str(failure), failure.exit_code)
             _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+        except Exception as exc:  # noqa: BLE001 - anything else is ours to fix
+            _bug(exc)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _bug(exc: BaseException) -> None:
+    """One line naming the exception's type only (its text can hold stored content)."""
+    if os.environ.get("EVIDENCE_DEBUG", "") not in ("", "0"):
+        traceback.print_exception(exc, file=sys.stderr)
+    _fail(BUG_LINE.format(name=type(exc).__name__), 1)
+
+
+def _store_place() -> str:
+    """Where the store is, for a message about it (the URL without its password)."""
+    from evidence.store.db import store_place
+
+    try:
+        return store_place(_config().database_url)
+    except Exception:  # noqa: BLE001 - the message must be given even without a config
+        return ""
 
 
 def _config() -> Config:
@@ -1990,9 +2028,14 @@ def sync(as_json: bool) -> None:
 @handle_errors
 def status(as_json: bool) -> None:
     """When each source last synced and what it brought, open incidents,
-    quarantined items, and whether the hash chain verifies.
+    quarantined items, and whether the store verifies.
 
-    Exits 5 when the hash chain does not verify (each problem is listed).
+    Runs the checks of `evidence verify` but one: the database file (SQLite's
+    quick check), the hash chain, every record against its ledger entry, the
+    append-only triggers and the signed checkpoints. It does not read the blobs'
+    bytes (it checks that every cited blob is stored) and says so: `evidence
+    verify` hashes them. Exits 5 when a check fails (each problem is listed),
+    8 when the database is damaged.
 
     Example:
 
@@ -2058,10 +2101,22 @@ def status(as_json: bool) -> None:
         )
         if mail["note"]:
             click.echo(f"  note: {mail['note']}")
-        verdict = "verifies" if chain["ok"] else "DOES NOT VERIFY"
-        click.echo(f"hash chain: {verdict}, {chain['entries']} entries, head {chain['head']}")
+        click.echo("store checks (those of `evidence verify` except reading the blobs' bytes):")
+        for line in chain["checks"]:
+            click.echo(f"  ok    {line}")
+        for line in chain["not_checked"]:
+            click.echo(f"  not checked  {line}")
+        for line in chain["notes"]:
+            click.echo(f"  note  {line}")
         for problem in chain["problems"]:
-            click.echo(f"  entry {problem['seq']} ({problem['record']}): {problem['problem']}")
+            click.echo(f"  FAIL  {problem['subject']}: {problem['problem']}")
+        n = len(chain["problems"])
+        verdict = (
+            "verifies as far as checked"
+            if chain["ok"]
+            else f"DOES NOT VERIFY ({n} problem{'s' if n != 1 else ''})"
+        )
+        click.echo(f"store: {verdict}, {chain['entries']} ledger entries, head {chain['head']}")
     if not chain["ok"]:
         sys.exit(IntegrityFailure.exit_code)
 
@@ -2132,6 +2187,66 @@ def verify(
         for line in report.lines():
             click.echo(line)
     if not report.intact:
+        sys.exit(EXIT_NOT_INTACT)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("dest", type=click.Path(file_okay=True, dir_okay=True, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace DEST when it is an earlier backup.")
+@json_option
+@handle_errors
+def backup(dest: Path, force: bool, as_json: bool) -> None:
+    """Copy the store to the new folder DEST while it is in use, verify the copy,
+    and print the checkpoint it holds.
+
+    The SQLite database is copied with SQLite's online backup API (one consistent
+    state, even while an import runs), with the files in EVIDENCE_HOME the store
+    needs (evidence.toml, the checkpoint key and other keys and certificates). The
+    copy is opened and checked as `evidence verify` checks a store before it is
+    renamed to DEST. To restore, make a copy of DEST the EVIDENCE_HOME. An existing
+    DEST is refused unless --force (and then only an earlier backup). A PostgreSQL
+    store is backed up with pg_dump (README, "Backups and restore"). Exit 5 when
+    the copy does not verify (the backup is kept: it holds what the store holds).
+
+    Example:
+
+    \b
+        evidence backup /mnt/backup/evidence-2026-12-06
+        evidence backup /mnt/backup/evidence-latest --force --json
+    """
+    from evidence.backup import backup_store
+
+    result = backup_store(_config(), dest, force=force)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        data = result.as_dict()
+        others = ", ".join(result.files[1:])
+        click.echo(
+            f"backup: {result.dest} ({'replaced; ' if result.replaced else ''}"
+            f"{result.files[0]} {result.database_bytes:,} bytes"
+            + (f"; {others}" if others else "")
+            + ")"
+        )
+        for line in result.report.lines()[1:-1]:
+            click.echo(line)
+        root = data["root"] or "none (an entry is missing: see the failures above)"
+        click.echo(
+            f"checkpoint: {data['tree_size']} ledger entries, Merkle root {root}; "
+            f"chain head #{result.head_seq} {result.head_hash}"
+        )
+        last = data["last_checkpoint"]
+        if last is not None:
+            click.echo(
+                f"last signed checkpoint: #{last['id']}, {last['tree_size']} entries, "
+                f"root {last['root']}"
+            )
+        click.echo(
+            "INTACT: the copy verifies"
+            if result.intact
+            else "NOT INTACT: the copy holds what the store holds: run `evidence verify`"
+        )
+    if not result.intact:
         sys.exit(EXIT_NOT_INTACT)
 
 

@@ -58,3 +58,21 @@ class StoreWriteFailed(EvidenceError):
     """
 
     exit_code = 7
+
+
+class StoreDamaged(EvidenceError):
+    """The database file (or the server's pages) cannot be read back as written: damage.
+
+    Unlike ``StoreWriteFailed``, running the command again does not help, and what
+    is stored cannot be trusted to be whole: the remedy is the last backup.
+    """
+
+    exit_code = 8
+
+    def __init__(self, what: str, where: str) -> None:
+        self.what = what
+        super().__init__(
+            f"the store's database is damaged ({what}): {where}. Do not write to it; "
+            "keep the damaged file for inspection, restore the last backup (made with "
+            '`evidence backup`; README, "Backups and restore") and run `evidence verify` on it'
+        )

@@ -53,7 +53,7 @@ from evidence.config import Config
 from evidence.errors import EvidenceError, SyncAlreadyRunning
 from evidence.ingest import ImportReport
 from evidence.plans import DEFAULT_HORIZON_DAYS, materialise_plans
-from evidence.store.db import Store, is_sqlite
+from evidence.store.db import Store, is_sqlite, safe_detail
 from evidence.store.models import SyncResult, SyncRun
 from evidence.timeutil import iso_utc, utcnow
 
@@ -326,7 +326,9 @@ def _run_one(
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
-    text_ = str(getattr(exc, "orig", None) or exc).strip()
+    if isinstance(exc, SQLAlchemyError):
+        return safe_detail(exc)  # never the statement's parameters or a stored value
+    text_ = str(exc).strip()
     return text_.splitlines()[0] if text_ else type(exc).__name__
 
 

@@ -18,7 +18,6 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Engine
 
 from evidence.config import load_config
-from evidence.store import ledger
 from evidence.store.db import open_store
 from evidence.store.models import (
     CdrRecord,
@@ -30,6 +29,7 @@ from evidence.store.models import (
     SyncRun,
 )
 from evidence.sync import sync_lock
+from evidence.verify.store import verify_store
 from tests.conftest import SCENARIO, Cli, Env, need_shared, run_evidence
 from tests.contacts import HELSINKI, cdr_row, eml
 
@@ -321,8 +321,7 @@ def test_sync_killed_mid_import_and_run_again(env: Env, tmp_path: Path) -> None:
             )
     opened = open_store(load_config())
     try:
-        with opened.session() as session:
-            assert ledger.verify_chain(session).ok
+        assert verify_store(opened).intact
     finally:
         opened.close()
 
@@ -357,7 +356,10 @@ def test_status_text_and_json(cli: Cli, env: Env, tmp_path: Path) -> None:
     text_ = cli("status").stdout
     assert "open incidents: 1\n  #1 since " in text_
     assert "quarantined items: 1 (mail 1)\n" in text_
-    assert f"hash chain: verifies, 3 entries, head {data['chain']['head']}\n" in text_
+    assert (
+        f"store: verifies as far as checked, 3 ledger entries, head {data['chain']['head']}\n"
+        in text_
+    )
 
 
 def test_status_exits_5_when_the_chain_is_broken(cli: Cli, env: Env) -> None:
@@ -373,8 +375,9 @@ def test_status_exits_5_when_the_chain_is_broken(cli: Cli, env: Env) -> None:
     finally:
         opened.close()
     result = cli("status", code=5)
-    assert "hash chain: DOES NOT VERIFY, 1 entries" in result.stdout
+    assert "store: DOES NOT VERIFY (" in result.stdout and "), 1 ledger entries" in result.stdout
     assert (
-        "  entry 1 (incidents/1): incidents/1 differs from what was chained: title\n"
-        in result.stdout
-    )
+        "  FAIL  incidents/1: differs from what ledger entry #1 recorded (title: "
+        '"Katko" → "Ei katkoa"): the row was changed\n'
+    ) in result.stdout
+    assert "  FAIL  trigger " in result.stdout  # the guard switched off is named too

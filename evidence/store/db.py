@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from evidence.config import Config
 from evidence.errors import (
     EvidenceError,
+    StoreDamaged,
     StoreNotInitialised,
     StoreOutdated,
     StoreWriteFailed,
@@ -186,9 +187,14 @@ def open_store(config: Config) -> Store:
     engine = make_engine(config.database_url)
     try:
         revision = current_revision(engine)
-    except OperationalError as exc:
+    except DBAPIError as exc:
         engine.dispose()
-        raise EvidenceError(f"cannot reach the database: {_short(exc)}") from exc
+        failure = database_failure(exc, store_place(config.database_url))
+        if isinstance(failure, StoreDamaged):
+            raise failure from exc
+        if isinstance(exc, OperationalError):
+            raise EvidenceError(f"cannot reach the database: {_short(exc)}") from exc
+        raise
     if revision is None:
         engine.dispose()
         raise StoreNotInitialised(make_url(config.database_url).render_as_string())
@@ -199,37 +205,155 @@ def open_store(config: Config) -> Store:
 
 
 def _short(exc: Exception) -> str:
-    return str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+    return safe_detail(exc)
 
+
+def safe_detail(exc: BaseException) -> str:
+    """The database's own first line about ``exc``, with no stored content in it.
+
+    SQLAlchemy's text of an error carries the statement and its parameters (a
+    payload, a phone number); the driver's first line can quote a value too
+    (SQLite's "Could not decode to UTF-8 column 'payload' with text '...'",
+    PostgreSQL's 'invalid input syntax for type integer: "..."'). So: the
+    driver's first line only, cut at its first quote.
+    """
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    first = lines[0] if lines else ""
+    if first.lower().startswith(_ABOUT_THE_CONNECTION):
+        return first  # a host and port, never stored content
+    for quote in ("'", '"'):
+        first = first.split(quote, 1)[0]
+    first = first.strip().rstrip(":").strip()
+    return first or type(orig).__name__
+
+
+# First lines that are about reaching the server, not about stored values.
+_ABOUT_THE_CONNECTION = (
+    "connection failed",
+    "connection to server",
+    "could not connect",
+    "could not translate host",
+)
 
 _AFTER_FAILURE = (
     "everything stored before it is whole and nothing is half-written: "
     "run the command again when this is fixed"
 )
 
+# SQLite result codes (extended names, as sqlite3 reports them) by what they mean here.
+_SQLITE_DAMAGE = ("SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_IOERR_READ", "SQLITE_IOERR_SHORT_READ")
+_SQLITE_FAILING = (
+    "SQLITE_FULL",
+    "SQLITE_IOERR",
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_CANTOPEN",
+    "SQLITE_READONLY",
+    "SQLITE_NOMEM",
+    "SQLITE_INTERRUPT",
+    "SQLITE_PROTOCOL",
+    "SQLITE_NOLFS",
+    "SQLITE_PERM",
+)
+# Damage as the drivers word it when they give no code.
+_DAMAGE_WORDS = {
+    "file is not a database": "the file is not a SQLite database: its header is damaged",
+    "database disk image is malformed": "SQLite reports the database file malformed",
+    "could not decode to utf-8": "a stored text is not valid UTF-8: its bytes were damaged",
+    "invalid page in block": "PostgreSQL found an invalid page",
+    "could not read block": "PostgreSQL could not read a page",
+    "unexpected zero page": "PostgreSQL found a zeroed page",
+    "missing chunk number": "PostgreSQL found a stored value incomplete",
+    "invalid memory alloc request size": "PostgreSQL found a stored value's length damaged",
+}
+# PostgreSQL SQLSTATE classes of a failing server or its disk, not of the request.
+_PG_FAILING_CLASSES = ("08", "40", "53", "55", "57", "58")
+_CONNECTION_WORDS = (
+    "terminating connection",
+    "server closed the connection",
+    "connection refused",
+    "connection is closed",
+    "consuming input failed",
+    "the database system is shutting down",
+    "the database system is starting up",
+)
+
+
+def database_failure(exc: BaseException, where: str = "") -> EvidenceError | None:
+    """What a failure of the database means for the person who runs the command.
+
+    ``StoreDamaged`` (exit 8): what is stored cannot be read back as written.
+    ``StoreWriteFailed`` (exit 7): the database or its disk failed (full, gone,
+    restarted, busy); run it again when that is fixed. ``None``: neither, so the
+    program asked for something wrong (no such column, a constraint, a syntax
+    error): a bug. Classified by meaning (result code, SQLSTATE), not by the
+    exception's class: SQLite reports "no such column" as an OperationalError.
+    No message carries stored content (``safe_detail``).
+    """
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        place = f" ({exc.filename})" if exc.filename else ""
+        return StoreWriteFailed(f"the disk is full{place}: {_AFTER_FAILURE}")
+    if not isinstance(exc, DBAPIError) and not _is_driver_error(exc):
+        return None  # e.g. a StatementError around a Python error: the program's own
+    orig = getattr(exc, "orig", None) or exc
+    detail = safe_detail(exc)
+    lowered = str(orig).lower()
+    code = str(getattr(orig, "sqlite_errorname", "") or "")
+    sqlstate = str(getattr(orig, "sqlstate", "") or getattr(orig, "pgcode", "") or "")
+    for words, meaning in _DAMAGE_WORDS.items():
+        if words in lowered:
+            return StoreDamaged(meaning, where or "the configured database")
+    if code.startswith(_SQLITE_DAMAGE) or sqlstate in ("XX001", "XX002"):
+        return StoreDamaged(f"{detail}; {code or sqlstate}", where or "the configured database")
+    if "disk is full" in lowered or "no space left" in lowered or "disk full" in lowered:
+        return StoreWriteFailed(f"the disk holding the store is full ({detail}): {_AFTER_FAILURE}")
+    if (isinstance(exc, DBAPIError) and exc.connection_invalidated) or any(
+        words in lowered for words in _CONNECTION_WORDS
+    ):
+        return StoreWriteFailed(
+            f"the connection to the database was lost ({detail}): {_AFTER_FAILURE}"
+        )
+    if code.startswith(_SQLITE_FAILING) or sqlstate[:2] in _PG_FAILING_CLASSES:
+        return StoreWriteFailed(f"the database failed ({detail}): {_AFTER_FAILURE}")
+    if not code and not sqlstate and _is_operational(orig):
+        # A driver-level failure with no code: the connection or the file, not the SQL.
+        return StoreWriteFailed(f"the database failed ({detail}): {_AFTER_FAILURE}")
+    return None
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.Error):
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - installed with the package
+        return False
+    return isinstance(exc, psycopg.Error)
+
+
+def _is_operational(orig: BaseException) -> bool:
+    if isinstance(orig, sqlite3.OperationalError):
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - installed with the package
+        return False
+    return isinstance(orig, psycopg.OperationalError)
+
 
 def write_failure(exc: BaseException) -> StoreWriteFailed:
-    """Word a database (or disk) failure in the middle of a run for the person who runs it."""
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        where = f" ({exc.filename})" if exc.filename else ""
-        return StoreWriteFailed(f"the disk is full{where}: {_AFTER_FAILURE}")
-    detail = _short(exc) if isinstance(exc, Exception) else str(exc)
-    lowered = detail.lower()
-    if "disk is full" in lowered or "no space left" in lowered or "disk full" in lowered:
-        cause = f"the disk holding the store is full ({detail})"
-    elif (isinstance(exc, DBAPIError) and exc.connection_invalidated) or any(
-        words in lowered
-        for words in (
-            "terminating connection",
-            "server closed the connection",
-            "connection refused",
-            "connection is closed",
-            "consuming input failed",
-            "the database system is shutting down",
-            "the database system is starting up",
-        )
-    ):
-        cause = f"the connection to the database was lost ({detail})"
-    else:
-        cause = f"the database failed ({detail})"
-    return StoreWriteFailed(f"{cause}: {_AFTER_FAILURE}")
+    """A failure of the database or its disk, worded for the person who runs the command
+    (for callers that already know it is one: an import's chunk that did not commit)."""
+    failure = database_failure(exc)
+    if isinstance(failure, StoreWriteFailed):
+        return failure
+    return StoreWriteFailed(f"the database failed ({safe_detail(exc)}): {_AFTER_FAILURE}")
+
+
+def store_place(url: str) -> str:
+    """The store's database as a person finds it: the SQLite file, or the URL without password."""
+    path = sqlite_path(url)
+    if path is not None:
+        return str(path)
+    return make_url(url).render_as_string(hide_password=True)

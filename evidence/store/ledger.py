@@ -10,6 +10,9 @@ log's raw line and its ``line_sha256``) is not repeated in the encoding: the
 digest is, and verification checks that the bytes still hash to it. Entries
 written before this rule (they carry the bytes as ``{"base64": ...}``) are
 checked as they were written.
+
+Checking the chain is ``evidence.verify.store``'s alone (``evidence verify`` and
+``evidence status`` run it); this module only writes it.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from evidence.store.models import Base, ErasedEntry, LedgerEntry
+from evidence.store.models import Base, LedgerEntry
 from evidence.timeutil import iso_utc, utcnow
 
 GENESIS = "0" * 64
@@ -263,189 +266,3 @@ def append_payloads(session: Session, entries: Sequence[tuple[str, str, str]]) -
         rows,
     )
     session.info["ledger_head"] = ChainHead(seq, prev)
-
-
-# --- verification -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ChainProblem:
-    seq: int
-    record: str  # "table/id"
-    problem: str
-
-
-@dataclass
-class ChainReport:
-    """What ``verify_chain`` found: every entry checked, each problem located."""
-
-    entries: int
-    head: ChainHead
-    problems: list[ChainProblem]
-    truncated: bool = False  # more problems than were kept
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def _models_by_table() -> dict[str, type[Base]]:
-    return {
-        mapper.local_table.name: mapper.class_  # type: ignore[attr-defined]
-        for mapper in Base.registry.mappers
-    }
-
-
-def _load_rows(
-    session: Session, model: type[Base], keys: set[str]
-) -> dict[str, dict[str, Any]] | None:
-    """Current rows of ``model`` by record key, read with the Core (no ORM identity map)."""
-    table = inspect(model).local_table
-    pk = list(table.primary_key.columns)  # type: ignore[attr-defined]
-    if len(pk) != 1:
-        return None
-    column = pk[0]
-    try:
-        python_type = column.type.python_type
-    except NotImplementedError:
-        python_type = str
-    values = []
-    for key in keys:
-        try:
-            values.append(python_type(key))
-        except ValueError:
-            continue  # not a key this table can hold: reported as missing
-    rows: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(values), 500):
-        chunk = values[start : start + 500]
-        for row in session.execute(select(table).where(column.in_(chunk))):
-            mapping = dict(row._mapping)
-            rows[str(mapping[column.key])] = mapping
-    return rows
-
-
-def _compare(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """Field names where the stored payload and the current row disagree.
-
-    A column the payload does not mention was added to the schema after the
-    record was chained; it must still be empty (NULL). Migrations therefore add
-    columns to evidence tables as nullable without a default.
-    """
-    differ = []
-    for key in sorted(set(stored) | set(current)):
-        if key == "_children":
-            continue
-        if key not in stored:
-            if current[key] is not None:
-                differ.append(key)
-        elif key not in current or stored[key] != current[key]:
-            differ.append(key)
-    return differ
-
-
-def verify_chain(session: Session, *, batch: int = 1000, max_problems: int = 1000) -> ChainReport:
-    """Recompute every entry's hash and check every payload against its record now.
-
-    Checks, entry by entry: the sequence has no gaps, each entry links to the
-    hash of the one before it, its hash is SHA-256(previous hash || payload),
-    and its payload equals the canonical encoding of the record (and of each
-    child row it lists) as the database holds it today. A problem names the
-    entry's ``seq`` and record; later entries are still checked against their
-    own stored links, so one tampered record is reported once, where it is.
-    """
-    models = _models_by_table()
-    problems: list[ChainProblem] = []
-    truncated = False
-
-    def report(seq: int, record: str, problem: str) -> None:
-        nonlocal truncated
-        if len(problems) < max_problems:
-            problems.append(ChainProblem(seq, record, problem))
-        else:
-            truncated = True
-
-    expected_seq, prev = 1, GENESIS
-    last_seq = 0
-    count = 0
-    redacted = {
-        int(seq): str(digest)
-        for seq, digest in session.execute(select(ErasedEntry.seq, ErasedEntry.redacted_sha256))
-    }
-    while True:
-        entries = list(
-            session.execute(
-                select(
-                    LedgerEntry.seq,
-                    LedgerEntry.record_type,
-                    LedgerEntry.record_id,
-                    LedgerEntry.payload,
-                    LedgerEntry.prev_hash,
-                    LedgerEntry.entry_hash,
-                )
-                .where(LedgerEntry.seq > last_seq)
-                .order_by(LedgerEntry.seq)
-                .limit(batch)
-            )
-        )
-        if not entries:
-            break
-        decoded: dict[int, dict[str, Any]] = {}
-        wanted: dict[str, set[str]] = {}
-        for seq, record_type, record_id, payload, prev_hash, stored_hash in entries:
-            where = f"{record_type}/{record_id}"
-            if seq != expected_seq:
-                report(seq, where, f"entries {expected_seq}..{seq - 1} are missing")
-            if prev_hash != prev:
-                report(seq, where, "does not link to the hash of the entry before it")
-            if seq in redacted:
-                # Erased content: the tombstone pins the redacted payload (and keeps the
-                # original leaf hash, which the signed checkpoints check).
-                if hashlib.sha256(payload.encode("utf-8")).hexdigest() != redacted[seq]:
-                    report(seq, where, "its redacted payload is not the one its erasure recorded")
-            elif entry_hash(prev_hash, payload) != stored_hash:
-                report(seq, where, "its hash does not match its payload")
-            prev, expected_seq, last_seq = stored_hash, seq + 1, seq
-            count += 1
-            try:
-                fields = json.loads(payload)
-            except ValueError:
-                report(seq, where, "its payload is not JSON")
-                continue
-            decoded[seq] = fields
-            wanted.setdefault(record_type, set()).add(record_id)
-            for child in fields.get("_children", []):
-                wanted.setdefault(str(child.get("_table")), set()).add(str(child.get("id")))
-        current: dict[str, dict[str, dict[str, Any]] | None] = {
-            table: _load_rows(session, models[table], keys) if table in models else None
-            for table, keys in wanted.items()
-        }
-        for seq, record_type, record_id, _payload, _prev, _hash in entries:
-            fields = decoded.get(seq)
-            if fields is None:
-                continue
-            where = f"{record_type}/{record_id}"
-            pairs = [(record_type, record_id, fields)] + [
-                (str(c.get("_table")), str(c.get("id")), c) for c in fields.get("_children", [])
-            ]
-            for table, key, stored in pairs:
-                rows = current.get(table)
-                name = f"{table}/{key}"
-                if rows is None:
-                    report(seq, where, f"{name}: unknown record type")
-                    continue
-                row = rows.get(key)
-                if row is None:
-                    report(seq, where, f"{name} is no longer in the database")
-                    continue
-                current_fields = row_fields(
-                    models[table],
-                    row,
-                    legacy=is_legacy_payload(table, stored),
-                    erased=seq in redacted,
-                )
-                differ = _compare(stored, current_fields)
-                if differ:
-                    report(seq, where, f"{name} differs from what was chained: {', '.join(differ)}")
-    return ChainReport(
-        entries=count, head=ChainHead(last_seq, prev), problems=problems, truncated=truncated
-    )

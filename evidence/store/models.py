@@ -447,7 +447,7 @@ class Incident(Base):
     corrects_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
     correction_reason: Mapped[str | None] = mapped_column(Text)
     # Added by migration 0006. Nullable without defaults, so records chained
-    # before it keep their canonical encoding (see ledger.verify_chain).
+    # before it keep their canonical encoding (see evidence.verify.store._as_chained).
     original_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
     version_kind: Mapped[str | None] = mapped_column(String(16))  # logged, ended, corrected
     corrected_by: Mapped[str | None] = mapped_column(String(300))

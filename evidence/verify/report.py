@@ -25,6 +25,8 @@ class Report:
     failures: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # facts that are not failures
     facts: dict[str, Any] = field(default_factory=dict)
+    # Checks this run left out on purpose (``evidence status``), each saying who runs it.
+    not_checked: list[str] = field(default_factory=list)
 
     @property
     def intact(self) -> bool:
@@ -41,6 +43,7 @@ class Report:
             "failures": [f.as_dict() for f in self.failures],
             "checks": self.checks,
             "notes": self.notes,
+            **({"not_checked": self.not_checked} if self.not_checked else {}),
             **self.facts,
         }
 
@@ -48,8 +51,11 @@ class Report:
         out = [f"{self.what}: {self.target}"]
         out += [f"  ok    {line}" for line in self.checks]
         out += [f"  note  {line}" for line in self.notes]
+        out += [f"  not checked  {line}" for line in self.not_checked]
         out += [f"  FAIL  {f.subject}: {f.problem}" for f in self.failures]
-        if self.intact:
+        if self.intact and self.not_checked:
+            out.append("INTACT as far as checked: every check above passed")
+        elif self.intact:
             out.append("INTACT: every check passed")
         else:
             n = len(self.failures)
