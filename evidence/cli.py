@@ -107,7 +107,7 @@ def handle_errors(func: F) -> F:
                 failure = write_failure(exc)
                 _fail(str(failure), failure.exit_code)
             _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
-        except Exception as exc:  # noqa: BLE001 - anything else is ours to fix
+        except Exception as exc:  # anything else is ours to fix
             _bug(exc)
 
     return wrapper  # type: ignore[return-value]
@@ -126,7 +126,7 @@ def _store_place() -> str:
 
     try:
         return store_place(_config().database_url)
-    except Exception:  # noqa: BLE001 - the message must be given even without a config
+    except Exception:  # the message must be given even without a config
         return ""
 
 

@@ -142,7 +142,7 @@ def _raised(engine_url: str, sql: str) -> BaseException:
     try:
         with engine.connect() as conn:
             conn.execute(text(sql))
-    except Exception as exc:  # noqa: BLE001 - the exception is what is tested
+    except Exception as exc:  # the exception is what is tested
         return exc
     finally:
         engine.dispose()
