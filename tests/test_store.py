@@ -19,6 +19,7 @@ from evidence.store import ledger
 from evidence.store.blobs import put_blob, read_blob
 from evidence.store.db import Store, open_store, upgrade
 from evidence.store.models import APPEND_ONLY_TABLES, Base, Incident, LedgerEntry
+from evidence.verify.store import verify_store
 from tests.conftest import Env
 
 UTC = dt.UTC
@@ -172,8 +173,7 @@ def test_init_is_idempotent(env: Env) -> None:
                     name: conn.scalar(text(f"SELECT count(*) FROM {name}"))
                     for name in Base.metadata.tables
                 }
-            with opened.session() as session:
-                assert ledger.verify_chain(session).ok
+            assert verify_store(opened).intact
         finally:
             opened.close()
         return version, counts
