@@ -166,6 +166,7 @@ def customer_emails(
             .options(
                 selectinload(Email.attachments),
                 selectinload(Email.hops),
+                selectinload(Email.deliveries),
                 *([selectinload(Email.addresses)] if with_addresses else []),
             )
         ):
