@@ -233,27 +233,15 @@ class Writer(threading.Thread):
         quarantined bytes), unless the same envelope is already recorded for it."""
         keys = [content_key(item.raw) for item in chunk]
         emails: dict[str, int] = {}
-        for key, email_id in session.execute(
+        for key, stored_id in session.execute(
             select(Email.content_key, Email.id).where(Email.content_key.in_(set(keys)))
         ):
-            emails[key] = email_id
+            emails[key] = stored_id
         source = f"smtp://{self.settings.listener}"
-        wanted_ids = set(emails.values())
-        known: set[tuple[int | None, int | None, str, str]] = set()
-        if wanted_ids:
-            for email_id, mail_from, rcpt_to in session.execute(
-                select(SmtpDelivery.email_id, SmtpDelivery.mail_from, SmtpDelivery.rcpt_to).where(
-                    SmtpDelivery.email_id.in_(wanted_ids)
-                )
-            ):
-                known.add((email_id, None, mail_from, rcpt_to))
-        run_id = self.importer.run_id
+        found: list[tuple[int | None, int | None]] = []
         for delivery, key in zip(self._batch, keys, strict=True):
-            envelope = delivery.envelope
-            rcpt_to = "\n".join(envelope.rcpt_to)
-            email_id = emails.get(key)
             quarantine_id = None
-            if email_id is None:
+            if key not in emails:  # not read as mail: its bytes are in the quarantine
                 quarantine_id = session.scalar(
                     select(QuarantineItem.id)
                     .where(
@@ -263,6 +251,27 @@ class Writer(threading.Thread):
                     .order_by(QuarantineItem.id)
                     .limit(1)
                 )
+            found.append((emails.get(key), quarantine_id))
+        known: set[tuple[int | None, int | None, str, str]] = set()
+        for column, wanted in (
+            (SmtpDelivery.email_id, {e for e, _ in found if e is not None}),
+            (SmtpDelivery.quarantine_id, {q for _, q in found if q is not None}),
+        ):
+            if wanted:
+                known.update(
+                    session.execute(
+                        select(
+                            SmtpDelivery.email_id,
+                            SmtpDelivery.quarantine_id,
+                            SmtpDelivery.mail_from,
+                            SmtpDelivery.rcpt_to,
+                        ).where(column.in_(wanted))
+                    ).tuples()
+                )
+        run_id = self.importer.run_id
+        for delivery, (email_id, quarantine_id) in zip(self._batch, found, strict=True):
+            envelope = delivery.envelope
+            rcpt_to = "\n".join(envelope.rcpt_to)
             what = (
                 f"email #{email_id}" if email_id is not None else f"quarantine #{quarantine_id}"
             )

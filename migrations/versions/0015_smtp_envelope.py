@@ -33,6 +33,7 @@ depends_on: str | Sequence[str] | None = None
 
 # Frozen here on purpose: a migration must not change when the models do.
 TABLE = "smtp_deliveries"
+APPEND_ONLY_TABLES = (TABLE,)
 
 
 def upgrade() -> None:
@@ -59,7 +60,7 @@ def upgrade() -> None:
     op.create_index("ix_smtp_deliveries_email_id", TABLE, ["email_id"])
     op.create_index("ix_smtp_deliveries_quarantine_id", TABLE, ["quarantine_id"])
     op.create_index("ix_smtp_deliveries_received_at", TABLE, ["received_at"])
-    install_append_only(op, [TABLE])
+    install_append_only(op, APPEND_ONLY_TABLES)
     install_erasure_paths(op, [TABLE])
 
 
