@@ -39,7 +39,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
@@ -104,7 +104,7 @@ def receiver_settings(
     ``InvalidInput`` saying what is wrong."""
     host, sep, port_text = listen.rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
         raise InvalidInput(
             f"--listen {listen!r}: give HOST:PORT, e.g. 127.0.0.1:2525 or [::1]:2525"
         )
@@ -634,14 +634,16 @@ class SmtpReceiver:
                     f"{settings.tls_key}: {exc}"
                 ) from exc
             self.tls_context = context
-        self.writer = Writer(store, settings, self.limits)
         self.sessions: set[SmtpConnection] = set()
         self.sessions_lock = threading.Lock()
         self.threads: list[threading.Thread] = []
-        self.listener: socket.socket | None = None
+        self.listener = self._bind()
+        # The port actually bound (port 0: the system chose one) names the source.
+        self.settings = replace(settings, port=int(self.listener.getsockname()[1]))
+        self.writer = Writer(store, self.settings, self.limits)
 
-    def bind(self) -> tuple[str, int]:
-        """Open the listening socket; the address actually bound (port 0: one is chosen)."""
+    def _bind(self) -> socket.socket:
+        """The listening socket."""
         settings = self.settings
         try:
             infos = socket.getaddrinfo(
@@ -662,9 +664,7 @@ class SmtpReceiver:
             ) from exc
         sock.listen(128)
         sock.settimeout(0.5)
-        self.listener = sock
-        bound = sock.getsockname()
-        return str(bound[0]), int(bound[1])
+        return sock
 
     def stop(self) -> None:
         """Ask the receiver to stop (safe from a signal handler)."""
@@ -673,9 +673,6 @@ class SmtpReceiver:
     def serve(self, ready: Callable[[str, int], None] | None = None) -> ImportReport:
         """Take mail until ``stop``; then finish what is being sent, close the run with a
         checkpoint and return what was stored."""
-        if self.listener is None:
-            self.bind()
-        assert self.listener is not None
         self.writer.importer.start()
         self.writer.start()
         if ready is not None:
@@ -747,7 +744,6 @@ def receive_smtp(
     ``ready(host, port)`` is called once it listens; ``receiver`` is handed the
     receiver first (to wire a signal handler to its ``stop``)."""
     server = SmtpReceiver(store, settings)
-    server.bind()
     if receiver is not None:
         receiver(server)
     return server.serve(ready)
