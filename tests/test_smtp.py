@@ -357,7 +357,8 @@ def test_a_thousand_messages_from_ten_clients_each_stored_once(env: Env) -> None
         with store.session() as session:
             ids = list(session.scalars(select(Email.message_id)))
             assert sorted(ids) == sorted(f"<msg-{n}@example.net>" for n in range(1000))
-            assert count(env, SmtpDelivery) == 1000
+            deliveries = session.scalar(select(func.count()).select_from(SmtpDelivery))
+            assert deliveries == 1000
     finally:
         store.close()
     assert "INTACT" in run_evidence(env, "verify").stdout
@@ -390,11 +391,10 @@ def test_killed_mid_stream_every_acknowledged_message_is_stored(env: Env) -> Non
         with store.session() as session:
             keys = set(session.scalars(select(Email.content_key)))
             delivered = set(session.scalars(select(SmtpDelivery.email_id)))
-            emails = count(env, Email)
     finally:
         store.close()
     missing = [n for n in acked if content_key(message(n)) not in keys]
     assert missing == []
-    assert len(delivered) == emails  # each email stored with its delivery, or not at all
+    assert len(delivered) == len(keys)  # each email stored with its delivery, or not at all
     verified = run_evidence(env, "verify")
     assert "INTACT" in verified.stdout

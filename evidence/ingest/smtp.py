@@ -50,7 +50,7 @@ from evidence.errors import EvidenceError, InvalidInput
 from evidence.ingest import ImportReport
 from evidence.ingest.mail import MailImporter, RawMessage, content_key, mail_limits
 from evidence.ingest.mime import MailLimits
-from evidence.store import ledger
+from evidence.store import bulk, ledger
 from evidence.store.blobs import sha256_hex
 from evidence.store.checkpoints import write_checkpoint
 from evidence.store.db import Store, write_failure
@@ -269,6 +269,7 @@ class Writer(threading.Thread):
                     ).tuples()
                 )
         run_id = self.importer.run_id
+        rows: list[dict[str, object]] = []
         for delivery, (email_id, quarantine_id) in zip(self._batch, found, strict=True):
             envelope = delivery.envelope
             rcpt_to = "\n".join(envelope.rcpt_to)
@@ -280,24 +281,35 @@ class Writer(threading.Thread):
                 self._results.append(f"250 2.0.0 already stored as {what}")
                 continue
             known.add(mark)
-            row = SmtpDelivery(
-                email_id=email_id,
-                quarantine_id=quarantine_id,
-                received_at=delivery.received_at,
-                mail_from=envelope.mail_from,
-                rcpt_to=rcpt_to,
-                helo=envelope.helo,
-                peer=envelope.peer,
-                peer_port=envelope.peer_port,
-                tls=envelope.tls,
-                listener=self.settings.listener,
-                size=len(delivery.raw),
-                import_run_id=run_id,
+            rows.append(
+                {
+                    "email_id": email_id,
+                    "quarantine_id": quarantine_id,
+                    "received_at": delivery.received_at,
+                    "mail_from": envelope.mail_from,
+                    "rcpt_to": rcpt_to,
+                    "helo": envelope.helo,
+                    "peer": envelope.peer,
+                    "peer_port": envelope.peer_port,
+                    "tls": envelope.tls,
+                    "listener": self.settings.listener,
+                    "size": len(delivery.raw),
+                    "import_run_id": run_id,
+                }
             )
-            session.add(row)
-            session.flush()
-            ledger.append(session, row)
             self._results.append(f"250 2.0.0 stored as {what}")
+        # Inserted and chained as the mail import does its rows (one statement each).
+        ids = bulk.reserve_ids(session, "smtp_deliveries", len(rows))
+        for row, row_id in zip(rows, ids, strict=True):
+            row["id"] = row_id
+        bulk.insert_rows(session, SmtpDelivery, rows)
+        ledger.append_payloads(
+            session,
+            [
+                ("smtp_deliveries", str(row["id"]), ledger.payload_for_rows(SmtpDelivery, row))
+                for row in rows
+            ],
+        )
         # The run's counts stay true even if this process is killed.
         run = session.get(ImportRun, run_id)
         if run is not None:
