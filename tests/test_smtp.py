@@ -3,6 +3,7 @@ fed by smtplib over real sockets, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -27,7 +28,7 @@ from evidence.mailfacts import MailRules, placements
 from evidence.store.blobs import read_blob
 from evidence.store.db import open_store
 from evidence.store.models import Email, ImportRun, ReceivedSource, SmtpDelivery
-from tests.conftest import Env, run_evidence
+from tests.conftest import Env, pdf_text, run_evidence
 
 READY = re.compile(r"receiving SMTP on (\S+):(\d+) ")
 
@@ -398,3 +399,38 @@ def test_killed_mid_stream_every_acknowledged_message_is_stored(env: Env) -> Non
     assert len(delivered) == len(keys)  # each email stored with its delivery, or not at all
     verified = run_evidence(env, "verify")
     assert "INTACT" in verified.stdout
+
+
+def test_the_dossier_shows_the_envelope_and_our_receive_time(env: Env, tmp_path: Path) -> None:
+    run_evidence(
+        env, "customer", "add", "100234", "--name", "Anna Asiakas", "--email", "anna@example.net"
+    )
+    with receiver(env) as rx:
+        with smtplib.SMTP("127.0.0.1", rx.port, local_hostname="relay.aurora.test") as client:
+            client.sendmail(
+                "anna@example.net", ["asiakaspalvelu@aurora-energia.example"], message(9)
+            )
+        assert rx.stop()[0] == 0
+    timeline = json.loads(run_evidence(env, "timeline", "100234", "--json").stdout)
+    (item,) = [i for i in timeline if i["kind"] == "email"]
+    (delivery,) = item["smtp_deliveries"]
+    assert item["received_source"] == "smtp-receiver"
+    assert item["received_at"] == delivery["received_at"]
+    assert delivery["rcpt_to"] == ["asiakaspalvelu@aurora-energia.example"]
+    assert (delivery["mail_from"], delivery["helo"], delivery["tls"]) == (
+        "anna@example.net",
+        "relay.aurora.test",
+        False,
+    )
+    for lang, label, words in (
+        ("fi", "SMTP-kirjekuori", "SMTP-vastaanottimemme"),
+        ("sv", "SMTP-kuvert", "mottaget av vår SMTP-mottagare"),
+    ):
+        out = tmp_path / f"dossier-{lang}.pdf"
+        run_evidence(env, "export", "100234", "-o", str(out), "--lang", lang)
+        flat = " ".join(pdf_text(out).split()).replace("- ", "-")  # lines broken at hyphens
+        assert label in flat
+        assert words in flat
+        assert "MAIL FROM <anna@example.net>" in flat
+        assert "RCPT TO <asiakaspalvelu@aurora-energia.example>" in flat
+        assert f"127.0.0.1:{rx.port}" in flat
