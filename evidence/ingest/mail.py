@@ -634,9 +634,11 @@ class MailImporter:
     def store_now(self, chunk: list[RawMessage]) -> None:
         """Store ``chunk`` in one transaction, parsed in this process, and return once it
         is committed (the SMTP receiver answers 250 only then). Raises what the database
-        raises; then nothing of the chunk is stored."""
+        raises; then nothing of the chunk is stored. Messages already stored are found by
+        the look-up inside the transaction (a few, small chunks: parsing them is cheaper
+        than another round trip to the database)."""
         deadline = _Deadline(self.limits.max_seconds)
-        self._write(chunk, self._prepare(chunk, deadline, parallel=False), deadline)
+        self._write(chunk, self._prepare(chunk, deadline, in_bulk=False), deadline)
 
     def finish(self, reason: str = "import mail") -> None:
         """Close the run with its counts and sign a checkpoint over what it stored."""
@@ -652,7 +654,7 @@ class MailImporter:
             write_checkpoint(session, self.config, reason)
 
     def _prepare(
-        self, chunk: list[RawMessage], deadline: _Deadline, *, parallel: bool = True
+        self, chunk: list[RawMessage], deadline: _Deadline, *, in_bulk: bool = True
     ) -> _Prepared:
         prepared = _Prepared()
         keyed: list[tuple[RawMessage, str]] = []
@@ -663,8 +665,10 @@ class MailImporter:
                 prepared.bad.append((item, "empty message"))
             else:
                 keyed.append((item, content_key(item.raw, item.quoted)))
-        with self.store.session() as session:
-            known = _known_keys(session, [key for _, key in keyed])
+        known: set[str] = set()
+        if in_bulk:  # (store_now: the write's own look-up finds them, one round trip less)
+            with self.store.session() as session:
+                known = _known_keys(session, [key for _, key in keyed])
         seen: set[str] = set()
         for item, key in keyed:
             if key in known or key in seen:
@@ -673,7 +677,7 @@ class MailImporter:
                 seen.add(key)
                 prepared.new.append((item, key))
         raws = [item.raw for item, _ in prepared.new]
-        if parallel and self.workers > 1 and len(raws) >= PARALLEL_FROM:
+        if in_bulk and self.workers > 1 and len(raws) >= PARALLEL_FROM:
             if self._pool is None:
                 self._pool = _start_pool(self.workers, self.config, self.limits)
             prepared.pending = self._pool.map_async(
