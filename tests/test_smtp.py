@@ -401,6 +401,7 @@ def test_killed_mid_stream_every_acknowledged_message_is_stored(env: Env) -> Non
     assert "INTACT" in verified.stdout
 
 
+@pytest.mark.slow
 def test_the_dossier_shows_the_envelope_and_our_receive_time(env: Env, tmp_path: Path) -> None:
     run_evidence(
         env, "customer", "add", "100234", "--name", "Anna Asiakas", "--email", "anna@example.net"
@@ -434,3 +435,6 @@ def test_the_dossier_shows_the_envelope_and_our_receive_time(env: Env, tmp_path:
         assert "MAIL FROM <anna@example.net>" in flat
         assert "RCPT TO <asiakaspalvelu@aurora-energia.example>" in flat
         assert f"127.0.0.1:{rx.port}" in flat
+    # The dossier proves the delivery beside the email: two leaves for the one exhibit.
+    checked = run_evidence(env, "verify", str(out)).stdout
+    assert re.search(r"E-001: 1 file matches the manifest; leaves #\d+, #\d+ proved", checked)
