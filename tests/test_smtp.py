@@ -438,3 +438,19 @@ def test_the_dossier_shows_the_envelope_and_our_receive_time(env: Env, tmp_path:
     # The dossier proves the delivery beside the email: two leaves for the one exhibit.
     checked = run_evidence(env, "verify", str(out)).stdout
     assert re.search(r"E-001: 1 file matches the manifest; leaves #\d+, #\d+ proved", checked)
+
+
+def test_a_dot_inside_a_long_line_is_kept(env: Env) -> None:
+    """Dot-unstuffing applies at the start of a line only, however long the line."""
+    raw = message(11, body="x" * 65536 + ".keep the dot\r\n.." + "y" * 70000 + ".")
+    with receiver(env) as rx:
+        with smtplib.SMTP("127.0.0.1", rx.port) as client:
+            client.sendmail("anna@example.net", ["journal@evidence.test"], raw)
+        assert rx.stop()[0] == 0
+    store = open_store(load_config(env.vars))
+    try:
+        with store.session() as session:
+            mail = session.scalars(select(Email)).one()
+            assert read_blob(session, mail.raw_sha256) == raw
+    finally:
+        store.close()

@@ -386,7 +386,9 @@ class SmtpConnection:
         with self.lock:
             if not self.busy:
                 try:
-                    self.sock.shutdown(socket.SHUT_RD)
+                    # The plain socket's shutdown: an SSLSocket's own would drop its TLS
+                    # state, and the 421 that follows would go out in clear text.
+                    socket.socket.shutdown(self.sock, socket.SHUT_RD)
                 except OSError:
                     pass
 
@@ -605,6 +607,7 @@ class SmtpConnection:
         parts: list[bytes] = []
         size = 0
         too_large = False
+        line_start = True  # a line longer than one read comes in pieces: only the first counts
         while True:
             try:
                 line = self.file.readline(64 * 1024)
@@ -612,9 +615,10 @@ class SmtpConnection:
                 raise _Closed from exc
             if not line:
                 raise _Closed  # the peer went away in the middle: nothing was acknowledged
-            if line == b".\r\n":
+            starts, line_start = line_start, line.endswith(b"\n")
+            if starts and line == b".\r\n":
                 break
-            if line.startswith(b"."):
+            if starts and line.startswith(b"."):
                 line = line[1:]
             size += len(line)
             if size > limit:
