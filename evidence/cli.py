@@ -860,7 +860,10 @@ def receive() -> None:
 
 @receive.command("smtp", context_settings=CONTEXT)
 @click.option(
-    "--listen", required=True, metavar="HOST:PORT", help="Address to listen on, e.g. 0.0.0.0:2525."
+    "--listen",
+    required=True,
+    metavar="HOST:PORT",
+    help="Address to listen on, e.g. 0.0.0.0:2525 ([::]:2525; port 0: any free one, printed).",
 )
 @click.option(
     "--allow",
@@ -896,7 +899,8 @@ def receive_smtp_cmd(
     once it is committed, 451 (it retries) if the store fails. A message sent
     twice is stored once. Peers outside --allow get 554. Runs until SIGTERM or
     Ctrl-C, finishing a message being sent, then prints what it stored and exits
-    0; exit 1 if it cannot start (port taken, bad certificate).
+    0; exit 1 if it cannot start (port taken, bad certificate), 2 for a
+    --listen or --allow it cannot use.
 
     Example:
 
