@@ -21,13 +21,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from evidence.config import load_config
 from evidence.ingest.mail import content_key
 from evidence.mailfacts import MailRules, placements
 from evidence.store.blobs import read_blob
 from evidence.store.db import open_store
-from evidence.store.models import Email, ImportRun, ReceivedSource, SmtpDelivery
+from evidence.store.guards import trigger_names
+from evidence.store.models import Email, ImportRun, LedgerEntry, ReceivedSource, SmtpDelivery
 from tests.conftest import Env, pdf_text, run_evidence
 
 READY = re.compile(r"receiving SMTP on (\S+):(\d+) ")
@@ -454,3 +456,49 @@ def test_a_dot_inside_a_long_line_is_kept(env: Env) -> None:
             assert read_blob(session, mail.raw_sha256) == raw
     finally:
         store.close()
+
+
+def _one_delivery(env: Env) -> None:
+    with receiver(env) as rx:
+        with smtplib.SMTP("127.0.0.1", rx.port) as client:
+            client.sendmail("anna@example.net", ["tuki@aurora-energia.example"], message(4))
+        assert rx.stop()[0] == 0
+
+
+def test_the_envelope_is_append_only_and_chained(env: Env) -> None:
+    _one_delivery(env)
+    store = open_store(load_config(env.vars))
+    try:
+        with pytest.raises(DBAPIError, match="append-only"):
+            with store.engine.begin() as conn:
+                conn.execute(text("UPDATE smtp_deliveries SET rcpt_to = 'someone@else.example'"))
+        with store.engine.begin() as conn:  # an attacker switches the guard off first
+            if env.backend == "sqlite":
+                for name in trigger_names("sqlite", "smtp_deliveries"):
+                    conn.execute(text(f"DROP TRIGGER {name}"))
+            else:
+                conn.execute(text("ALTER TABLE smtp_deliveries DISABLE TRIGGER ALL"))
+            conn.execute(text("UPDATE smtp_deliveries SET rcpt_to = 'someone@else.example'"))
+    finally:
+        store.close()
+    verified = run_evidence(env, "verify", check_code=5)
+    assert "smtp_deliveries/1" in verified.stdout
+
+
+def test_an_erasure_blanks_the_envelope_addresses(env: Env) -> None:
+    run_evidence(
+        env, "customer", "add", "7", "--name", "Anna Asiakas", "--email", "anna@example.net"
+    )
+    _one_delivery(env)
+    run_evidence(env, "customer", "erase", "7", "--reason", "request of 6.12.2026", "--yes")
+    store = open_store(load_config(env.vars))
+    try:
+        with store.session() as session:
+            delivery = session.scalars(select(SmtpDelivery)).one()
+            assert (delivery.mail_from, delivery.rcpt_to) == ("", "")
+            assert (delivery.peer, delivery.size) == ("127.0.0.1", len(message(4)))
+            payloads = " ".join(session.scalars(select(LedgerEntry.payload)))
+            assert "anna@example.net" not in payloads
+    finally:
+        store.close()
+    assert "INTACT" in run_evidence(env, "verify").stdout
