@@ -224,7 +224,7 @@ def test_a_store_failure_answers_451_and_the_retry_stores_it_once(env: Env) -> N
             assert client.sendmail("anna@example.net", ["journal@evidence.test"], message(7)) == {}
         code, out, err = rx.stop()
     assert code == 0, err
-    assert "1 message(s) not stored (451)" in err
+    assert "1 message(s) not stored (451): the database failed (refused by the test)" in err
     assert (count(env, Email), count(env, SmtpDelivery)) == (1, 1)
     assert "INTACT" in run_evidence(env, "verify").stdout
 
@@ -502,3 +502,23 @@ def test_an_erasure_blanks_the_envelope_addresses(env: Env) -> None:
     finally:
         store.close()
     assert "INTACT" in run_evidence(env, "verify").stdout
+
+
+def test_what_is_not_mail_is_quarantined_with_its_envelope(env: Env) -> None:
+    with receiver(env) as rx:
+        with smtplib.SMTP("127.0.0.1", rx.port) as client:
+            client.ehlo()
+            assert client.mail("")[0] == 250  # a bounce: the null reverse-path
+            client.rcpt("journal@evidence.test")
+            assert client.data(b"") == (250, b"2.0.0 stored as quarantine #1")
+        code, out, err = rx.stop()
+    assert code == 0
+    assert out == "stopped: imported 0, duplicates 0, quarantined 1\n"
+    assert f"quarantined: smtp://127.0.0.1:{rx.port}: empty message (quarantine #1)" in err
+    store = open_store(load_config(env.vars))
+    try:
+        with store.session() as session:
+            delivery = session.scalars(select(SmtpDelivery)).one()
+            assert (delivery.email_id, delivery.quarantine_id, delivery.mail_from) == (None, 1, "")
+    finally:
+        store.close()

@@ -211,17 +211,21 @@ class Writer(threading.Thread):
             )
             for delivery in batch
         ]
-        before = (self.report.imported, self.report.duplicates, self.report.quarantined)
+        report = self.report
+        before = (report.imported, report.duplicates, report.quarantined, len(report.messages))
         try:
             self.importer.store_now(chunk)
         except Exception as exc:  # noqa: BLE001 - any failure of the store: the sender retries
             log.debug("store failure", exc_info=True)
             self.failures += 1
-            (self.report.imported, self.report.duplicates, self.report.quarantined) = before
-            failure = write_failure(exc)
-            log.error("evidence: %d message(s) not stored (451): %s", len(batch), failure)
+            report.imported, report.duplicates, report.quarantined = before[:3]
+            del report.messages[before[3] :]
+            cause = str(write_failure(exc)).split(": everything stored before", 1)[0]
+            log.error("evidence: %d message(s) not stored (451): %s", len(batch), cause)
             replies = [STORE_FAILED] * len(batch)
         else:
+            for line in report.messages[before[3] :]:  # carries no content (log_safe)
+                log.warning("evidence: quarantined: %s", line)
             replies = self._results
             self.stored_since_checkpoint = True
         for delivery, reply in zip(batch, replies, strict=True):
