@@ -922,9 +922,8 @@ def receive_smtp_cmd(
     def ready(host: str, port: int) -> None:
         allowed = ", ".join(str(n) for n in settings.allow)
         tls = "STARTTLS offered" if settings.tls_cert else "no STARTTLS"
-        click.echo(
-            f"evidence: receiving SMTP on {host}:{port} from {allowed} ({tls})", err=True
-        )
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        click.echo(f"evidence: receiving SMTP on {where} from {allowed} ({tls})", err=True)
 
     with _store() as store:
         report = receive_smtp(store, settings, ready=ready, receiver=on_signals)

@@ -24,7 +24,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from evidence.config import load_config
+from evidence.errors import InvalidInput
 from evidence.ingest.mail import content_key
+from evidence.ingest.smtp import peer_address, receiver_settings
 from evidence.mailfacts import MailRules, placements
 from evidence.store.blobs import read_blob
 from evidence.store.db import open_store
@@ -48,10 +50,10 @@ class Receiver:
 
 
 @contextmanager
-def receiver(env: Env, *args: str) -> Iterator[Receiver]:
+def receiver(env: Env, *args: str, listen: str = "127.0.0.1:0") -> Iterator[Receiver]:
     """``evidence receive smtp --listen 127.0.0.1:0 ARGS`` in a fresh process, once it listens."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "evidence", "receive", "smtp", "--listen", "127.0.0.1:0", *args],
+        [sys.executable, "-m", "evidence", "receive", "smtp", "--listen", listen, *args],
         env={**os.environ, **env.vars},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -520,5 +522,40 @@ def test_what_is_not_mail_is_quarantined_with_its_envelope(env: Env) -> None:
         with store.session() as session:
             delivery = session.scalars(select(SmtpDelivery)).one()
             assert (delivery.email_id, delivery.quarantine_id, delivery.mail_from) == (None, 1, "")
+    finally:
+        store.close()
+
+
+def test_allow_reads_addresses_and_networks_of_both_families() -> None:
+    default = receiver_settings("127.0.0.1:2525")
+    assert [default.allows(a) for a in ("127.0.0.1", "::1", "127.0.0.2", "10.0.0.5")] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    dual = receiver_settings("[::]:2525", ["10.20.0.0/24", "2001:db8::/32"])
+    assert (dual.host, dual.port, dual.listener) == ("::", 2525, "[::]:2525")
+    # An IPv4 peer of a dual-stack socket is seen as ::ffff:a.b.c.d.
+    assert dual.allows("::ffff:10.20.0.7") and dual.allows("2001:db8::25")
+    assert not dual.allows("::1") and not dual.allows("10.20.1.7")
+    assert peer_address("::ffff:10.20.0.7") == "10.20.0.7"
+    with pytest.raises(InvalidInput, match="--tls-cert and --tls-key go together"):
+        receiver_settings("127.0.0.1:2525", tls_cert=Path("cert.pem"))
+
+
+def test_ipv6(env: Env) -> None:
+    with receiver(env, listen="[::1]:0") as rx:
+        ready = f"receiving SMTP on [::1]:{rx.port} from 127.0.0.1/32, ::1/128"
+        assert ready in rx.stderr_lines[-1]
+        with smtplib.SMTP("::1", rx.port) as client:
+            client.sendmail("anna@example.net", ["journal@evidence.test"], message(6))
+        assert rx.stop()[0] == 0
+    store = open_store(load_config(env.vars))
+    try:
+        with store.session() as session:
+            delivery = session.scalars(select(SmtpDelivery)).one()
+            assert (delivery.peer, delivery.listener) == ("::1", f"[::1]:{rx.port}")
+            assert session.scalars(select(Email.source)).one() == f"smtp://[::1]:{rx.port}"
     finally:
         store.close()

@@ -88,10 +88,17 @@ class ReceiverSettings:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def allows(self, address: str) -> bool:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
+        ip = ipaddress.ip_address(peer_address(address))
         return any(ip in network for network in self.allow)
+
+
+def peer_address(address: str) -> str:
+    """A peer's address as people write it: an IPv4 peer of an IPv6 socket (``::ffff:10.0.0.5``)
+    as IPv4, without an IPv6 zone."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
 
 
 def receiver_settings(
@@ -722,7 +729,7 @@ class SmtpReceiver:
                 pass
             sock.close()
             return
-        session = SmtpConnection(self, sock, (str(peer[0]), int(peer[1])))
+        session = SmtpConnection(self, sock, (peer_address(str(peer[0])), int(peer[1])))
 
         def run() -> None:
             try:
