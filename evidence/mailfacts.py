@@ -243,8 +243,11 @@ def direction(mail: Email, rules: MailRules, *, party_sent: bool) -> Direction:
     return Direction.INBOUND if party_sent else Direction.OUTBOUND
 
 
-def describe_rules(rules: MailRules, _: Callable[[str], str] = str) -> list[str]:
-    """The rules in force, in words (``_`` translates them for a dossier)."""
+def describe_rules(
+    rules: MailRules, _: Callable[[str], str] = str, *, captured: bool = False
+) -> list[str]:
+    """The rules in force, in words (``_`` translates them for a dossier). ``captured``:
+    some of the emails described were taken by our SMTP receiver (rule 0 is stated)."""
     sentences = [
         _(
             "An email belongs to the customer's history when one of the customer's addresses "
@@ -264,6 +267,14 @@ def describe_rules(rules: MailRules, _: Callable[[str], str] = str) -> list[str]
                 "Direction: no company mail domain is configured, so the direction is relative "
                 "to the customer: an email the customer sent is inbound, an email sent to the "
                 "customer is outbound."
+            )
+        )
+    if captured:
+        sentences.append(
+            _(
+                "Receive time of an email our own SMTP receiver took (the mail server's journal "
+                "copy): the time the receiver took it, by our clock, whatever its Received "
+                "headers say; its SMTP envelope is shown next to it."
             )
         )
     if rules.receiving_hosts:

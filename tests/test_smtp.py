@@ -428,8 +428,8 @@ def test_the_dossier_shows_the_envelope_and_our_receive_time(env: Env, tmp_path:
         False,
     )
     for lang, label, words in (
-        ("fi", "SMTP-kirjekuori", "SMTP-vastaanottimemme"),
-        ("sv", "SMTP-kuvert", "mottaget av vår SMTP-mottagare"),
+        ("fi", "SMTP-kirjekuori", "Oman SMTP-vastaanottimemme ottaman sähköpostin"),
+        ("sv", "SMTP-kuvert", "som vår egen SMTP-mottagare tog emot"),
     ):
         out = tmp_path / f"dossier-{lang}.pdf"
         run_evidence(env, "export", "100234", "-o", str(out), "--lang", lang)
