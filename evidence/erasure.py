@@ -67,6 +67,7 @@ from evidence.store.models import (
     QuarantineItem,
     QueueEvent,
     Recording,
+    SmtpDelivery,
     SourceLine,
 )
 from evidence.timeline import customer_calls, customer_emails
@@ -81,6 +82,7 @@ class ErasurePlan:
 
     customer_ref: str
     emails: list[int] = field(default_factory=list)
+    deliveries: list[int] = field(default_factory=list)  # the SMTP envelopes of those emails
     recordings: list[int] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)  # phone-system lines of the customer's calls
     changes: list[int] = field(default_factory=list)  # the customer's versions (names, identifiers)
@@ -96,6 +98,7 @@ class ErasurePlan:
     def records(self) -> list[str]:
         return (
             [f"emails/{i}" for i in self.emails]
+            + [f"smtp_deliveries/{i}" for i in self.deliveries]
             + [f"recordings/{i}" for i in self.recordings]
             + [f"source_lines/{i}" for i in self.lines]
             + [f"customer_changes/{i}" for i in self.changes]
@@ -203,6 +206,15 @@ def plan_erasure(session: Session, ref: str, rules: MailRules) -> ErasurePlan:
     plan.identifiers = sorted(i.id for i in customer.identifiers)
     plan.emails = sorted(mine - theirs)
     plan.shared_emails = sorted(mine & theirs)
+    for start in range(0, len(plan.emails), 500):
+        plan.deliveries.extend(
+            session.scalars(
+                select(SmtpDelivery.id).where(
+                    SmtpDelivery.email_id.in_(plan.emails[start : start + 500])
+                )
+            )
+        )
+    plan.deliveries.sort()
     my_calls = customer_calls(session, identity)
     my_recordings = {r.id: r for call in my_calls for r in call.recordings}
     my_lines = {line for call in my_calls for line in _lines_of(call)}
@@ -332,6 +344,7 @@ def erase_customer(
         entries: list[tuple[int, str]] = []
         for record_type, ids in (
             ("emails", plan.emails),
+            ("smtp_deliveries", plan.deliveries),
             ("recordings", plan.recordings),
             ("source_lines", plan.lines),
             ("customer_changes", plan.changes),
@@ -393,6 +406,7 @@ def erase_customer(
         _blank(session, Email, Email.__table__.c.id, plan.emails)
         _blank(session, EmailAddress, EmailAddress.__table__.c.email_id, plan.emails)
         _blank(session, EmailAttachment, EmailAttachment.__table__.c.email_id, plan.emails)
+        _blank(session, SmtpDelivery, SmtpDelivery.__table__.c.id, plan.deliveries)
         _blank(session, Recording, Recording.__table__.c.id, plan.recordings)
         _blank(session, SourceLine, SourceLine.__table__.c.id, plan.lines)
         for parsed in (CdrRecord, QueueEvent, CallRecord):

@@ -10,6 +10,10 @@ email, and a bare configuration costs precision, never an email.
 
 Receive time (``placement``):
 
+0. a message our own SMTP receiver took (``evidence receive smtp``): the time it
+   took it, by our clock (the earliest delivery when there were more); flagged
+   ``smtp-receiver``. Taken in the same moment as the mail server delivered it,
+   it needs no trust in any Received: line;
 1. with ``[mail] receiving_hosts`` set: the topmost ``Received:`` line whose
    ``by`` host matches one of the patterns and whose date parses;
 2. otherwise (or when none matches): the topmost ``Received:`` line whose date
@@ -34,11 +38,17 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select, union
+from sqlalchemy import CompoundSelect, func, select, union
 from sqlalchemy.orm import Session
 
 from evidence.config import Config
-from evidence.store.models import Direction, Email, EmailReceived, ReceivedSource
+from evidence.store.models import (
+    Direction,
+    Email,
+    EmailReceived,
+    ReceivedSource,
+    SmtpDelivery,
+)
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,7 @@ def placement(mail: Email, rules: MailRules) -> Placement:
         mail.from_addr,
         mail.imported_at,
         rules,
+        min((d.received_at for d in mail.deliveries), default=None),
     )
 
 
@@ -118,6 +129,16 @@ def placements(
         if batch is not None:
             mails = mails.where(Email.id.in_(batch))
             hop_rows = hop_rows.where(EmailReceived.email_id.in_(batch))
+        captured_rows = select(SmtpDelivery.email_id, func.min(SmtpDelivery.received_at)).where(
+            SmtpDelivery.email_id.is_not(None)
+        )
+        if batch is not None:
+            captured_rows = captured_rows.where(SmtpDelivery.email_id.in_(batch))
+        captured: dict[int, dt.datetime] = {
+            int(email_id): at  # min() keeps the column's type: aware UTC
+            for email_id, at in session.execute(captured_rows.group_by(SmtpDelivery.email_id))
+            if email_id is not None
+        }
         hops: dict[int, list[Hop]] = defaultdict(list)
         for email_id, host, at in session.execute(hop_rows):
             hops[email_id].append((host, at))
@@ -125,7 +146,14 @@ def placements(
             mails
         ):
             result[email_id] = _place(
-                hops.get(email_id, []), received_at, source, date_header, sender, imported_at, rules
+                hops.get(email_id, []),
+                received_at,
+                source,
+                date_header,
+                sender,
+                imported_at,
+                rules,
+                captured.get(email_id),
             )
     return result
 
@@ -135,17 +163,22 @@ def emails_between(
 ) -> list[int]:
     """Ids of the emails placed in [start, end), in time order.
 
-    An email's time is one of its Received: times, its Date, its import time or
-    its recorded time, so those indexed columns find every candidate."""
-    candidates = union(
+    An email's time is our SMTP receiver's time, one of its Received: times, its Date,
+    its import time or its recorded time, so those indexed columns find every candidate."""
+    candidates: CompoundSelect[int | None] = union(
         select(EmailReceived.email_id).where(
             EmailReceived.received_at >= start, EmailReceived.received_at < end
         ),
         select(Email.id).where(Email.date_header >= start, Email.date_header < end),
         select(Email.id).where(Email.imported_at >= start, Email.imported_at < end),
         select(Email.id).where(Email.received_at >= start, Email.received_at < end),
+        select(SmtpDelivery.email_id).where(
+            SmtpDelivery.email_id.is_not(None),
+            SmtpDelivery.received_at >= start,
+            SmtpDelivery.received_at < end,
+        ),
     )
-    ids = [int(i) for i in session.scalars(candidates)]
+    ids = [int(i) for i in session.scalars(candidates) if i is not None]
     placed = placements(session, rules, ids)
     inside = [i for i, p in placed.items() if start <= p.at < end]
     return sorted(inside, key=lambda i: (placed[i].at, i))
@@ -159,7 +192,10 @@ def _place(
     sender: str | None,
     imported_at: dt.datetime,
     rules: MailRules,
+    captured: dt.datetime | None = None,
 ) -> Placement:
+    if captured is not None:
+        return Placement(captured, ReceivedSource.SMTP_RECEIVER)
     if not hops and recorded_source is ReceivedSource.RECEIVED_HEADER:
         # Imported before migration 0010 with its raw bytes erased since, so its
         # Received: lines could not be read again: its time as derived at import stands.
@@ -173,8 +209,12 @@ def choose(
     sender: str | None,
     imported_at: dt.datetime,
     rules: MailRules,
+    captured: dt.datetime | None = None,
 ) -> Placement:
-    """The rule itself, on plain values (the import records what it gives then)."""
+    """The rule itself, on plain values (the import records what it gives then);
+    ``captured``: when our SMTP receiver took the message (rule 0)."""
+    if captured is not None:
+        return Placement(captured, ReceivedSource.SMTP_RECEIVER)
     dated = [(host, at) for host, at in hops if at is not None]
     if rules.receiving_hosts:
         for host, at in dated:
@@ -203,8 +243,11 @@ def direction(mail: Email, rules: MailRules, *, party_sent: bool) -> Direction:
     return Direction.INBOUND if party_sent else Direction.OUTBOUND
 
 
-def describe_rules(rules: MailRules, _: Callable[[str], str] = str) -> list[str]:
-    """The rules in force, in words (``_`` translates them for a dossier)."""
+def describe_rules(
+    rules: MailRules, _: Callable[[str], str] = str, *, captured: bool = False
+) -> list[str]:
+    """The rules in force, in words (``_`` translates them for a dossier). ``captured``:
+    some of the emails described were taken by our SMTP receiver (rule 0 is stated)."""
     sentences = [
         _(
             "An email belongs to the customer's history when one of the customer's addresses "
@@ -224,6 +267,14 @@ def describe_rules(rules: MailRules, _: Callable[[str], str] = str) -> list[str]
                 "Direction: no company mail domain is configured, so the direction is relative "
                 "to the customer: an email the customer sent is inbound, an email sent to the "
                 "customer is outbound."
+            )
+        )
+    if captured:
+        sentences.append(
+            _(
+                "Receive time of an email our own SMTP receiver took (the mail server's journal "
+                "copy): the time the receiver took it, by our clock, whatever its Received "
+                "headers say; its SMTP envelope is shown next to it."
             )
         )
     if rules.receiving_hosts:

@@ -166,6 +166,7 @@ def customer_emails(
             .options(
                 selectinload(Email.attachments),
                 selectinload(Email.hops),
+                selectinload(Email.deliveries),
                 *([selectinload(Email.addresses)] if with_addresses else []),
             )
         ):
@@ -371,6 +372,19 @@ def item_json(item: Item) -> dict[str, Any]:
                 for a in record.attachments
             ],
         )
+        if record.deliveries:  # taken by `evidence receive smtp`: its envelope(s)
+            base["smtp_deliveries"] = [
+                {
+                    "received_at": iso_utc(d.received_at),
+                    "mail_from": d.mail_from,
+                    "rcpt_to": d.rcpt_to.splitlines(),
+                    "peer": d.peer,
+                    "helo": d.helo,
+                    "tls": d.tls,
+                    "listener": d.listener,
+                }
+                for d in record.deliveries
+            ]
     elif isinstance(record, Call):
         base.update(
             direction=record.direction.value,

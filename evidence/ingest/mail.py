@@ -104,6 +104,7 @@ class RawMessage:
     consumed: int = 0  # bytes of the source this covers (for progress)
     checkpoint: tuple[str, int, int] | None = None  # IMAP: folder, UIDVALIDITY, UID
     quoted: bool | None = None  # holds a ">From " line (None: not looked at yet)
+    captured_at: dt.datetime | None = None  # when our own SMTP receiver took it
 
 
 def mail_limits(config: Config) -> MailLimits:
@@ -600,8 +601,7 @@ class MailImporter:
         self._pool: Any = None
 
     def run(self, messages: Iterable[RawMessage]) -> ImportReport:
-        with self.store.writing() as session:
-            self.run_id = start_run(session, KIND, self.source_label).id
+        self.start()
         deadline = _Deadline(self.limits.max_seconds)
         pending: list[tuple[list[RawMessage], _Prepared]] = []
         try:
@@ -623,6 +623,25 @@ class MailImporter:
                         prepared.pending.wait(TERMINATE_WAIT)
                 self._pool.terminate()
                 self._pool.join()
+        self.finish()
+        return self.report
+
+    def start(self) -> None:
+        """Record the run (``run`` does this; a long-running receiver calls it once)."""
+        with self.store.writing() as session:
+            self.run_id = start_run(session, KIND, self.source_label).id
+
+    def store_now(self, chunk: list[RawMessage]) -> None:
+        """Store ``chunk`` in one transaction, parsed in this process, and return once it
+        is committed (the SMTP receiver answers 250 only then). Raises what the database
+        raises; then nothing of the chunk is stored. Messages already stored are found by
+        the look-up inside the transaction (a few, small chunks: parsing them is cheaper
+        than another round trip to the database)."""
+        deadline = _Deadline(self.limits.max_seconds)
+        self._write(chunk, self._prepare(chunk, deadline, in_bulk=False), deadline)
+
+    def finish(self, reason: str = "import mail") -> None:
+        """Close the run with its counts and sign a checkpoint over what it stored."""
         with self.store.writing() as session:
             run = session.get(ImportRun, self.run_id)
             assert run is not None
@@ -632,10 +651,11 @@ class MailImporter:
                 self.report.duplicates,
                 self.report.quarantined,
             )
-            write_checkpoint(session, self.config, "import mail")
-        return self.report
+            write_checkpoint(session, self.config, reason)
 
-    def _prepare(self, chunk: list[RawMessage], deadline: _Deadline) -> _Prepared:
+    def _prepare(
+        self, chunk: list[RawMessage], deadline: _Deadline, *, in_bulk: bool = True
+    ) -> _Prepared:
         prepared = _Prepared()
         keyed: list[tuple[RawMessage, str]] = []
         for item in chunk:
@@ -645,8 +665,10 @@ class MailImporter:
                 prepared.bad.append((item, "empty message"))
             else:
                 keyed.append((item, content_key(item.raw, item.quoted)))
-        with self.store.session() as session:
-            known = _known_keys(session, [key for _, key in keyed])
+        known: set[str] = set()
+        if in_bulk:  # (store_now: the write's own look-up finds them, one round trip less)
+            with self.store.session() as session:
+                known = _known_keys(session, [key for _, key in keyed])
         seen: set[str] = set()
         for item, key in keyed:
             if key in known or key in seen:
@@ -655,7 +677,7 @@ class MailImporter:
                 seen.add(key)
                 prepared.new.append((item, key))
         raws = [item.raw for item, _ in prepared.new]
-        if self.workers > 1 and len(raws) >= PARALLEL_FROM:
+        if in_bulk and self.workers > 1 and len(raws) >= PARALLEL_FROM:
             if self._pool is None:
                 self._pool = _start_pool(self.workers, self.config, self.limits)
             prepared.pending = self._pool.map_async(
@@ -819,7 +841,14 @@ def _insert_emails(
         # Both as derived now, kept as a record of the import; readers derive them
         # again under the configuration in force (evidence.mailfacts).
         direction = Direction.OUTBOUND if rules.is_own(parsed.from_addr) else Direction.INBOUND
-        placed = choose(parsed.received, parsed.date_header, parsed.from_addr, now, rules)
+        placed = choose(
+            parsed.received,
+            parsed.date_header,
+            parsed.from_addr,
+            now,
+            rules,
+            captured=item.captured_at,
+        )
         received_at, received_source = placed.at, placed.source
         reused = bool(parsed.message_id and parsed.message_id in ids_in_store)
         if parsed.message_id:

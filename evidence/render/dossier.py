@@ -63,7 +63,7 @@ from evidence.resources import templates_dir
 from evidence.store.blobs import read_blob
 from evidence.store.checkpoints import write_checkpoint
 from evidence.store.db import Store
-from evidence.store.models import Case, CaseDocument, IdentifierKind
+from evidence.store.models import Case, CaseDocument, IdentifierKind, ReceivedSource
 from evidence.summary import summarize
 from evidence.timeline import Timeline, build_timeline
 from evidence.timeutil import iso_utc, utcnow
@@ -380,7 +380,15 @@ def _render_dossier(
                 summary=front.summary_view(summary, exhibit_of, timeline, fmt, translate.gettext),
                 completeness=front.completeness_view(found, fmt, translate.gettext),
                 selection=front.selection_view(
-                    timeline.identity, timeline.rules, fmt, translate.gettext
+                    timeline.identity,
+                    timeline.rules,
+                    fmt,
+                    translate.gettext,
+                    captured=any(
+                        item.placement is not None
+                        and item.placement.source is ReceivedSource.SMTP_RECEIVER
+                        for item in timeline.items
+                    ),
                 ),
                 reachability=front.reachability_view(reach, exhibit_of, fmt, translate.gettext),
             )

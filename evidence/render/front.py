@@ -226,7 +226,12 @@ def completeness_view(
 
 
 def selection_view(
-    identity: Identity, rules: MailRules, fmt: Formatter, _: Callable[[str], str]
+    identity: Identity,
+    rules: MailRules,
+    fmt: Formatter,
+    _: Callable[[str], str],
+    *,
+    captured: bool = False,
 ) -> dict[str, Any]:
     """Which identifiers selected the dossier's records, when each was the customer's and
     why it changed, and the rules that placed and directed the emails."""
@@ -275,7 +280,7 @@ def selection_view(
     return {
         "identifiers": identifiers,
         "changes": changes,
-        "rules": [*describe_rules(rules, _), calls],
+        "rules": [*describe_rules(rules, _, captured=captured), calls],
     }
 
 

@@ -22,7 +22,13 @@ from evidence.render.attachments import show
 from evidence.render.i18n import Formatter
 from evidence.render.mailbody import Body, extract_body
 from evidence.store.blobs import read_blob
-from evidence.store.models import Email, EmailAttachment, Incident, ReceivedSource
+from evidence.store.models import (
+    Email,
+    EmailAttachment,
+    Incident,
+    ReceivedSource,
+    SmtpDelivery,
+)
 from evidence.timeline import Item, Timeline
 
 Translate = Callable[[str], str]
@@ -209,6 +215,11 @@ class ViewBuilder:
             else:
                 detail = _("the topmost Received header: the last hop into the mailbox, by {host}")
             return _("Received"), detail.format(host=host)
+        if placed.source is ReceivedSource.SMTP_RECEIVER:
+            return _("Received"), _(
+                "our own SMTP receiver took the message at this time (the mail server's "
+                "journal copy); its envelope is below"
+            )
         if placed.source is ReceivedSource.OWN_DATE:
             return _("Sent from our system"), _(
                 "our own outgoing message: its Date header is our system's clock"
@@ -261,7 +272,25 @@ class ViewBuilder:
                 self.attachment(number, n, a) for n, a in enumerate(mail.attachments, start=1)
             ],
             "embedded_name": name,
+            "deliveries": [self.delivery(d) for d in mail.deliveries],
         }
+
+    def delivery(self, delivery: SmtpDelivery) -> str:
+        """One SMTP delivery of an email to our receiver, in words."""
+        _ = self._
+        text = _(
+            "taken by our SMTP receiver {listener} at {at} from {peer} (HELO {helo}), {tls}; "
+            "MAIL FROM {mail_from}; RCPT TO {rcpt_to}"
+        )
+        return text.format(
+            listener=delivery.listener,
+            at=self.fmt.local(delivery.received_at),
+            peer=delivery.peer,
+            helo=delivery.helo,
+            tls=_("over TLS (STARTTLS)") if delivery.tls else _("unencrypted"),
+            mail_from=f"<{delivery.mail_from}>" if delivery.mail_from else _("<> (empty)"),
+            rcpt_to=", ".join(f"<{a}>" for a in delivery.rcpt_to.splitlines()),
+        )
 
     def attachment(self, number: str, n: int, attachment: EmailAttachment) -> dict[str, Any]:
         _ = self._

@@ -141,6 +141,24 @@ ERASURE_PATHS: dict[str, ErasurePath] = {
         erased={"filename": None},
         tombstone=_entry_of("emails", "email_id"),
     ),
+    # A message's SMTP envelope (migration 0015): the sender's and recipients' addresses.
+    "smtp_deliveries": ErasurePath(
+        kept=(
+            "id",
+            "email_id",
+            "quarantine_id",
+            "received_at",
+            "helo",
+            "peer",
+            "peer_port",
+            "tls",
+            "listener",
+            "size",
+            "import_run_id",
+        ),
+        erased={"mail_from": "", "rcpt_to": ""},
+        tombstone=_entry_of("smtp_deliveries", "id"),
+    ),
     "recordings": ErasurePath(
         kept=("id", "uniqueid", "content_type", "size", "duration", "sha256", "imported_at"),
         erased={"filename": ""},

@@ -62,6 +62,7 @@ class ReceivedSource(enum.StrEnum):
     OWN_DATE = "own-date"  # our own outgoing mail (company domain): its Date is our clock
     DATE_HEADER = "date-header"  # no Received: line: the sender's Date header
     IMPORT_TIME = "import-time"  # neither: the time we imported it
+    SMTP_RECEIVER = "smtp-receiver"  # our own SMTP receiver's clock when it took the message
 
 
 class IdentifierKind(enum.StrEnum):
@@ -264,6 +265,9 @@ class Email(Base):
     addresses: Mapped[list[EmailAddress]] = relationship(order_by="EmailAddress.id")
     attachments: Mapped[list[EmailAttachment]] = relationship(order_by="EmailAttachment.id")
     hops: Mapped[list[EmailReceived]] = relationship(order_by="EmailReceived.position")
+    deliveries: Mapped[list[SmtpDelivery]] = relationship(
+        order_by=lambda: (SmtpDelivery.received_at, SmtpDelivery.id)
+    )
 
 
 class EmailReceived(Base):
@@ -307,6 +311,35 @@ class EmailAttachment(Base):
     content_type: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[sha256_hex] = mapped_column(ForeignKey("blobs.sha256"))
+
+
+class SmtpDelivery(Base):
+    """One message handed to ``evidence receive smtp`` (migration 0015): the SMTP envelope
+    and our own receive time, beside the raw bytes (``email_id``, or ``quarantine_id`` when
+    the bytes could not be read as mail). Append-only and chained like every record.
+
+    A message delivered again with the same envelope (the sender retrying after a lost
+    reply) adds nothing; the same message with another envelope (a second recipient's
+    copy) adds a delivery, never a second email. ``rcpt_to`` is the RCPT TO addresses in
+    the order given, one a line. The earliest delivery's ``received_at`` is the email's
+    receive time (``evidence.mailfacts``).
+    """
+
+    __tablename__ = "smtp_deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_id: Mapped[int | None] = mapped_column(ForeignKey("emails.id"), index=True)
+    quarantine_id: Mapped[int | None] = mapped_column(ForeignKey("quarantine.id"), index=True)
+    received_at: Mapped[datetime_utc] = mapped_column(index=True)
+    mail_from: Mapped[str] = mapped_column(Text)  # the reverse-path; "" for a bounce (<>)
+    rcpt_to: Mapped[str] = mapped_column(Text)
+    helo: Mapped[str] = mapped_column(Text)  # what the peer said in EHLO or HELO
+    peer: Mapped[str] = mapped_column(String(64))  # the peer's IP address
+    peer_port: Mapped[int] = mapped_column(Integer)
+    tls: Mapped[bool] = mapped_column(Boolean)  # the message came over STARTTLS
+    listener: Mapped[str] = mapped_column(String(300))  # our HOST:PORT that took it
+    size: Mapped[int] = mapped_column(BigInteger)  # bytes of the message as received
+    import_run_id: Mapped[int | None] = mapped_column(ForeignKey("import_runs.id"))
 
 
 class SourceLine(Base):
@@ -801,6 +834,7 @@ APPEND_ONLY_TABLES = (
     "email_addresses",
     "email_attachments",
     "email_received",
+    "smtp_deliveries",
     "source_lines",
     "cdr_records",
     "queue_events",

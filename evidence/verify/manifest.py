@@ -111,7 +111,10 @@ class DossierProofs:
 def _records_of(session: Session, record: object) -> list[tuple[str, str]]:
     """The ledger records (table, id) behind one timeline item."""
     if isinstance(record, Email):
-        return [("emails", str(record.id))]
+        # An email our SMTP receiver took: its envelopes (and receive time) are proved too.
+        return [("emails", str(record.id))] + [
+            ("smtp_deliveries", str(delivery.id)) for delivery in record.deliveries
+        ]
     if isinstance(record, Incident):
         return [("incidents", str(record.id))]
     if isinstance(record, Call):
