@@ -49,6 +49,7 @@ from evidence.timeutil import (
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
+    from evidence.ingest.oauth import OAuthOptions
     from evidence.store.models import Incident, QuarantineDismissal
 
 EXIT_QUARANTINED = 3
@@ -697,12 +698,77 @@ def _size_below(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def oauth_options(purpose: str) -> Callable[[F], F]:
+    """The OAuth 2.0 options shared by `import imap` and `import graph`."""
+    scope = (
+        "https://outlook.office365.com/.default"
+        if purpose == "imap"
+        else ("https://graph.microsoft.com/.default")
+    )
+
+    def decorate(func: F) -> F:
+        for option in reversed(
+            [
+                click.option(
+                    "--provider",
+                    type=click.Choice(
+                        ["microsoft", "google"] if purpose == "imap" else ["microsoft"]
+                    ),
+                    help="microsoft: Entra ID (--tenant, --client-id); google: --service-account.",
+                ),
+                click.option("--tenant", help="Microsoft: the directory (tenant) ID or domain."),
+                click.option("--client-id", help="The application (client) ID."),
+                click.option(
+                    "--client-certificate",
+                    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                    help="PEM with the app's certificate and private key (a signed client "
+                    "assertion); without it the secret is read from EVIDENCE_OAUTH_CLIENT_SECRET.",
+                ),
+                *(
+                    [
+                        click.option(
+                            "--service-account",
+                            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                            help="Google: the service account's JSON key (domain-wide delegation).",
+                        )
+                    ]
+                    if purpose == "imap"
+                    else []
+                ),
+                click.option(
+                    "--token-url", help="Token endpoint (another provider, a national cloud)."
+                ),
+                click.option("--scope", help=f"Scope asked for (Microsoft: {scope})."),
+            ]
+        ):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def _oauth(
+    provider: str | None,
+    tenant: str | None,
+    client_id: str | None,
+    client_certificate: Path | None,
+    service_account: Path | None,
+    token_url: str | None,
+    scope: str | None,
+) -> OAuthOptions:
+    from evidence.ingest.oauth import OAuthOptions
+
+    return OAuthOptions(
+        provider, tenant, client_id, client_certificate, service_account, token_url, scope
+    )
+
+
 @import_.command("imap", context_settings=CONTEXT)
-@click.option("--host", required=True, help="IMAP server.")
+@click.option("--host", help="IMAP server (default with --provider: the provider's).")
 @click.option("--port", type=int, help="Default 993 with --ssl, else 143.")
 @click.option("--ssl", "security", flag_value="ssl", help="TLS from the start (default on 993).")
 @click.option("--starttls", "security", flag_value="starttls", help="Plain, then STARTTLS.")
-@click.option("--user", required=True, help="Login name.")
+@click.option("--user", required=True, help="Login name (with OAuth: the mailbox).")
 @click.option(
     "--folder", "folders", multiple=True, help="Folder to import; repeatable (default INBOX)."
 )
@@ -716,16 +782,32 @@ def _size_below(path: Path) -> int:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="CA certificates to trust for the server (a company CA).",
 )
+@click.option(
+    "--auth",
+    type=click.Choice(["password", "oauth2"]),
+    default="password",
+    show_default=True,
+    help="oauth2: log in with an app-only OAuth 2.0 token (SASL XOAUTH2).",
+)
+@oauth_options("imap")
 @json_option
 @handle_errors
 def import_imap_cmd(
-    host: str,
+    host: str | None,
     port: int | None,
     security: str | None,
     user: str,
     folders: tuple[str, ...],
     since: dt.date | None,
     cafile: Path | None,
+    auth: str,
+    provider: str | None,
+    tenant: str | None,
+    client_id: str | None,
+    client_certificate: Path | None,
+    service_account: Path | None,
+    token_url: str | None,
+    scope: str | None,
     as_json: bool,
 ) -> None:
     """Import mail from an IMAP server, read-only: nothing is marked read.
@@ -738,21 +820,41 @@ def import_imap_cmd(
     --starttls the connection is unencrypted, which is allowed only to a
     server on this machine.
 
+    Microsoft 365 and Google Workspace take no password: use --auth oauth2
+    with an app-only token (see README, "Hosted mailboxes"). Microsoft: --tenant,
+    --client-id, and the secret in EVIDENCE_OAUTH_CLIENT_SECRET or
+    --client-certificate. Google: --service-account KEY.json (domain-wide
+    delegation). Any other provider: --token-url and --client-id. The token
+    is fetched for each run and never printed or stored.
+
+    After each run the server's count of messages in each folder is compared
+    with what the store holds from it (see `evidence status`).
+
     Example:
 
     \b
         export EVIDENCE_IMAP_PASSWORD=...
         evidence import imap --host imap.aurora-energia.example --ssl \\
             --user asiakaspalvelu --folder INBOX --folder Sent --since 2026-09-01
+        export EVIDENCE_OAUTH_CLIENT_SECRET=...
+        evidence import imap --auth oauth2 --provider microsoft --tenant aurora-energia.example \\
+            --client-id 5f1c... --user asiakaspalvelu@aurora-energia.example
     """
-    from evidence.ingest.imap import ImapAccount, default_security, imap_password, import_imap
+    from evidence.ingest.imap import imap_login, import_imap
 
-    mode = security or default_security(host, port)
-    account = ImapAccount(host=host, user=user, security=mode, port=port, cafile=cafile)
-    password = imap_password(account)
-    with _store() as store, _live_counts(f"importing from {host}") as progress:
+    oauth = None
+    if auth == "oauth2":
+        oauth = _oauth(
+            provider, tenant, client_id, client_certificate, service_account, token_url, scope
+        )
+    elif any((provider, tenant, client_id, client_certificate, service_account, token_url)):
+        raise InvalidInput("the OAuth options need --auth oauth2")
+    account, credential = imap_login(
+        host=host, user=user, port=port, security=security, cafile=cafile, oauth=oauth
+    )
+    with _store() as store, _live_counts(f"importing from {account.host}") as progress:
         report = import_imap(
-            store, account, password, list(folders), since=since, progress=progress
+            store, account, credential, list(folders), since=since, progress=progress
         )
     _finish_import(report, as_json)
 

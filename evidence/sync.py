@@ -185,26 +185,37 @@ def configured_sources(config: Config) -> list[SyncSource]:
 def import_imap_account(store: Store, account: Mapping[str, Any]) -> ImportReport:
     """Run the IMAP importer (as `evidence import imap`) for one ``[[sync.imap]]`` entry.
 
-    Keys: ``host``, ``user`` (required), ``port``, ``security`` (ssl, starttls or
-    plain; plain only to this machine), ``folders`` (default INBOX), ``since``
-    (YYYY-MM-DD or D.M.YYYY), ``cafile``. The password comes from EVIDENCE_IMAP_PASSWORD or
-    ~/.netrc, never from the file.
+    Keys: ``host``, ``user`` (required; ``host`` may be left out with a
+    ``provider``), ``port``, ``security`` (ssl, starttls or plain; plain only to
+    this machine), ``folders`` (default INBOX), ``since`` (YYYY-MM-DD or D.M.YYYY),
+    ``cafile``. The password comes from EVIDENCE_IMAP_PASSWORD or ~/.netrc, never
+    from the file. With ``auth = "oauth2"``: ``provider``, ``tenant``,
+    ``client_id``, ``client_certificate``, ``service_account``, ``token_url``,
+    ``scope``, as the options of the same names; a client secret comes from
+    EVIDENCE_OAUTH_CLIENT_SECRET, never from the file.
     """
-    from evidence.ingest.imap import ImapAccount, default_security, imap_password, import_imap
+    from evidence.ingest.imap import imap_login, import_imap
+    from evidence.ingest.oauth import OAuthOptions
     from evidence.timeutil import parse_user_date
 
     host, user = account.get("host"), account.get("user")
-    if not isinstance(host, str) or not isinstance(user, str):
+    auth = account.get("auth", "password")
+    if auth not in ("password", "oauth2"):
+        raise EvidenceError('evidence.toml: [[sync.imap]] auth must be "password" or "oauth2"')
+    oauth = OAuthOptions.from_settings(account, "[[sync.imap]]") if auth == "oauth2" else None
+    if (host is not None and not isinstance(host, str)) or not isinstance(user, str):
+        raise EvidenceError("evidence.toml: [[sync.imap]] needs host and user")
+    if host is None and (oauth is None or oauth.provider is None):
         raise EvidenceError("evidence.toml: [[sync.imap]] needs host and user")
     port = account.get("port")
     cafile = account.get("cafile")
-    security = str(account.get("security") or default_security(host, port))
-    imap = ImapAccount(
+    imap, credential = imap_login(
         host=host,
         user=user,
-        security=security,
         port=int(port) if port is not None else None,
+        security=str(account["security"]) if account.get("security") else None,
         cafile=Path(str(cafile)).expanduser() if cafile else None,
+        oauth=oauth,
     )
     folders = account.get("folders") or ["INBOX"]
     if isinstance(folders, str):
@@ -213,7 +224,7 @@ def import_imap_account(store: Store, account: Mapping[str, Any]) -> ImportRepor
     return import_imap(
         store,
         imap,
-        imap_password(imap),
+        credential,
         [str(f) for f in folders],
         since=parse_user_date(str(since)) if since else None,
     )

@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,15 +38,11 @@ ssl = yes
 ssl_cert = <{root}/cert.pem
 ssl_key = <{root}/key.pem
 disable_plaintext_auth = no
-auth_mechanisms = plain
 mail_location = maildir:{root}/mail/%u
 first_valid_uid = 1
 default_login_user = {login_user}
 default_internal_user = {internal_user}
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root}/passwd.d/%u
-}}
+{auth}
 userdb {{
   driver = static
   args = uid={uid} gid={gid} home={root}/home/%u
@@ -69,6 +66,15 @@ service submission-login {{
   inet_listener submission {{
     port = 0
   }}
+}}
+"""
+
+
+PASSWORD_AUTH = """
+auth_mechanisms = plain
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/passwd.d/%u
 }}
 """
 
@@ -120,6 +126,14 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def dovecot() -> Iterator[Dovecot]:
+    with running_dovecot(PASSWORD_AUTH) as server:
+        yield server
+
+
+@contextmanager
+def running_dovecot(auth: str, files: dict[str, str] | None = None) -> Iterator[Dovecot]:
+    """A Dovecot on 127.0.0.1 with ``auth`` (auth_mechanisms and passdb; {root} is its
+    folder) and ``files`` written in its folder, until the block ends."""
     # Not under pytest's private temp folder: Dovecot's own users must reach it.
     root = Path(tempfile.mkdtemp(prefix="evidence-dovecot-"))
     os.chmod(root, 0o755)
@@ -155,6 +169,8 @@ def dovecot() -> Iterator[Dovecot]:
         check=True,
         capture_output=True,
     )
+    for name, content in (files or {}).items():
+        (root / name).write_text(content)
     server.config.write_text(
         CONFIG.format(
             root=root,
@@ -164,6 +180,7 @@ def dovecot() -> Iterator[Dovecot]:
             gid=gid,
             login_user=login_user,
             internal_user=internal_user,
+            auth=auth.format(root=root),
         )
     )
     server.own(root / "mail")

@@ -11,6 +11,8 @@ content and counted as duplicates, so starting over changes nothing.
 
 The password comes from ``EVIDENCE_IMAP_PASSWORD`` or a netrc entry for the
 host, never from the command line (it would show in ``ps`` and shell history).
+Hosted mailboxes (Microsoft 365, Google Workspace) log in with an OAuth 2.0
+access token instead, over SASL XOAUTH2 (``evidence.ingest.oauth``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,15 @@ from evidence.errors import EvidenceError, InvalidInput
 from evidence.ingest import ImportReport
 from evidence.ingest.mail import MailImporter, Progress, RawMessage, mail_limits
 from evidence.ingest.mime import MailLimits
+from evidence.ingest.oauth import (
+    GOOGLE_IMAP_HOST,
+    MICROSOFT_IMAP_HOST,
+    BearerToken,
+    OAuthOptions,
+    fetch_token,
+    oauth_client,
+    xoauth2,
+)
 from evidence.store.db import Store
 from evidence.store.models import ImapFolderState
 from evidence.timeutil import utcnow
@@ -83,6 +94,41 @@ def imap_password(account: ImapAccount, environ: Mapping[str, str] | None = None
     )
 
 
+def imap_login(
+    *,
+    host: str | None,
+    user: str,
+    port: int | None = None,
+    security: str | None = None,
+    cafile: Path | None = None,
+    oauth: OAuthOptions | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[ImapAccount, Credential]:
+    """The account and what it logs in with: a password, or (``oauth``) a fresh token.
+
+    With ``--provider microsoft`` or ``google`` the host defaults to the provider's
+    (outlook.office365.com or imap.gmail.com, port 993).
+    """
+    if host is None and oauth is not None:
+        host = {"microsoft": MICROSOFT_IMAP_HOST, "google": GOOGLE_IMAP_HOST}.get(
+            oauth.provider or ""
+        )
+    if not host:
+        raise InvalidInput("which IMAP server? give --host")
+    account = ImapAccount(
+        host=host,
+        user=user,
+        security=security or default_security(host, port),
+        port=port,
+        cafile=cafile,
+    )
+    if oauth is None:
+        return account, imap_password(account, environ)
+    client = oauth_client(oauth, purpose="imap", user=user)
+    _refuse_unencrypted(account, "token")  # before any token is asked for
+    return account, fetch_token(client, environ)
+
+
 def default_security(host: str, port: int | None) -> str:
     """TLS on port 993 (the default for a server elsewhere); otherwise plain, which
     ``connect`` allows only to a server on this machine."""
@@ -100,13 +146,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def connect(account: ImapAccount, password: str, timeout: float = 60) -> imaplib.IMAP4:
+Credential = str | BearerToken  # a password, or an OAuth 2.0 access token
+
+
+def connect(account: ImapAccount, password: Credential, timeout: float = 60) -> imaplib.IMAP4:
     """A logged-in connection; TLS unless the server is on this machine."""
-    if account.security == "plain" and not is_loopback(account.host):
-        raise InvalidInput(
-            f"refusing to send the password to {account.host} unencrypted: "
-            "use --ssl (port 993) or --starttls"
-        )
+    _refuse_unencrypted(account, "token" if isinstance(password, BearerToken) else "password")
     context = ssl.create_default_context(cafile=str(account.cafile) if account.cafile else None)
     try:
         conn: imaplib.IMAP4
@@ -123,13 +168,46 @@ def connect(account: ImapAccount, password: str, timeout: float = 60) -> imaplib
             f"cannot connect to IMAP server {account.host}:{account.effective_port}: {exc}"
         ) from exc
     try:
-        conn.login(account.user, password)
+        if isinstance(password, BearerToken):
+            _authenticate(conn, account.user, password)
+        else:
+            conn.login(account.user, password)
     except imaplib.IMAP4.error as exc:
         _logout(conn)
+        if isinstance(password, BearerToken):
+            raise InvalidInput(
+                f"the IMAP server refused the OAuth token for {account.user}: {_text(exc)}; "
+                "check that the app may read this mailbox (IMAP.AccessAsApp, or domain-wide "
+                "delegation) and that the token is for this server"
+            ) from None
         raise InvalidInput(
             f"the IMAP server refused the login of {account.user}: {_text(exc)}"
-        ) from exc
+        ) from None
     return conn
+
+
+def _authenticate(conn: imaplib.IMAP4, user: str, token: BearerToken) -> None:
+    """SASL XOAUTH2. A refusal comes as a challenge (a JSON error); the empty answer to it
+    ends the exchange, and the server then says NO."""
+    if "AUTH=XOAUTH2" not in conn.capabilities:
+        raise imaplib.IMAP4.error("the server does not offer AUTH=XOAUTH2")
+    sent: list[bool] = []
+
+    def answer(_challenge: bytes) -> bytes:
+        if sent:
+            return b""
+        sent.append(True)
+        return xoauth2(user, token)
+
+    conn.authenticate("XOAUTH2", answer)
+
+
+def _refuse_unencrypted(account: ImapAccount, what: str) -> None:
+    if account.security == "plain" and not is_loopback(account.host):
+        raise InvalidInput(
+            f"refusing to send the {what} to {account.host} unencrypted: "
+            "use --ssl (port 993) or --starttls"
+        )
 
 
 def _logout(conn: imaplib.IMAP4) -> None:
@@ -170,7 +248,7 @@ def encode_folder(name: str) -> str:
 def import_imap(
     store: Store,
     account: ImapAccount,
-    password: str,
+    password: Credential,
     folders: list[str],
     *,
     since: dt.date | None = None,
