@@ -2079,7 +2079,9 @@ def sync(as_json: bool) -> None:
 @handle_errors
 def status(as_json: bool) -> None:
     """When each source last synced and what it brought, open incidents,
-    quarantined items, and whether the hash chain verifies.
+    quarantined items, each hosted mailbox folder's count on the server beside
+    what the store holds from it (at its last import), and whether the hash
+    chain verifies.
 
     Exits 5 when the hash chain does not verify (each problem is listed).
 
@@ -2140,6 +2142,19 @@ def status(as_json: bool) -> None:
             + (f" ({kinds})" if kinds else "")
             + (f"; {quarantine['dismissed']} dismissed" if quarantine["dismissed"] else "")
         )
+        for folder in data["reconciliation"]:
+            gap = folder["difference"]
+            verdict = (
+                "matches"
+                if gap == 0
+                else f"{gap} not in the store"
+                if gap > 0
+                else f"{-gap} more in the store than on the server (deleted there?)"
+            )
+            click.echo(
+                f"mailbox {folder['mailbox']}: server {folder['server_count']}, "
+                f"store {folder['in_store']} at {local(folder['counted_at'])}: {verdict}"
+            )
         mail = data["mail"]
         click.echo(
             f"mail domains: {', '.join(mail['domains']) or 'none'}; receiving hosts: "

@@ -53,6 +53,7 @@ PASSWORD_VARIABLE = "EVIDENCE_IMAP_PASSWORD"
 FETCH_BATCH = 100
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _UID = re.compile(rb"\bUID (\d+)")
+_MESSAGES = re.compile(rb"\bMESSAGES (\d+)")
 
 
 @dataclass(frozen=True)
@@ -259,6 +260,7 @@ def import_imap(
     limits = limits or mail_limits(store.config)
     folders = folders or ["INBOX"]
     conn = connect(account, password)
+    counts: dict[str, tuple[int, dt.datetime]] = {}
     try:
         importer = MailImporter(
             store,
@@ -267,22 +269,40 @@ def import_imap(
             progress,
             on_chunk=lambda session, chunk: _remember(session, account, chunk),
         )
-        return importer.run(_messages(store, conn, account, folders, since))
+        report = importer.run(_messages(store, conn, account, folders, since, counts))
     finally:
         _logout(conn)
+    _reconcile(store, account, counts)
+    return report
+
+
+def _reconcile(
+    store: Store, account: ImapAccount, counts: Mapping[str, tuple[int, dt.datetime]]
+) -> None:
+    """Keep each folder's server count (taken as the run read it) beside what the store
+    holds from it; only a run that finished gets here."""
+    with store.writing() as session:
+        for folder, (count, at) in counts.items():
+            state = _state(session, account, folder)
+            if state is not None:
+                state.server_count, state.counted_at = count, at
 
 
 def _remember(session: Session, account: ImapAccount, chunk: list[RawMessage]) -> None:
     """Move each folder's highest imported UID on, in the chunk's own transaction."""
     highest: dict[tuple[str, int], int] = {}
+    held: dict[tuple[str, int], int] = {}
     for item in chunk:
         if item.checkpoint is not None:
             folder, validity, uid = item.checkpoint
             highest[(folder, validity)] = max(uid, highest.get((folder, validity), 0))
+            if not item.quarantined:  # stored now, or found already stored
+                held[(folder, validity)] = held.get((folder, validity), 0) + 1
     for (folder, validity), uid in highest.items():
         state = _state(session, account, folder)
         if state is not None and state.uidvalidity == validity and uid > state.last_uid:
             state.last_uid = uid
+            state.held += held.get((folder, validity), 0)
             state.updated_at = utcnow()
 
 
@@ -305,12 +325,16 @@ def _start_folder(store: Store, account: ImapAccount, folder: str, validity: int
                     folder=folder,
                     uidvalidity=validity,
                     last_uid=0,
+                    held=0,
                     updated_at=utcnow(),
                 )
             )
             return 1
-        if state.uidvalidity != validity:
+        if state.uidvalidity != validity or (state.server_count is None and state.last_uid):
+            # Renumbered; or imported before the store counted what it holds from each
+            # folder (migration 0016): read it once more, what is stored counts again.
             state.uidvalidity, state.last_uid, state.updated_at = validity, 0, utcnow()
+            state.held = 0
             return 1
         return state.last_uid + 1
 
@@ -321,8 +345,14 @@ def _messages(
     account: ImapAccount,
     folders: list[str],
     since: dt.date | None,
+    counts: dict[str, tuple[int, dt.datetime]],
 ) -> Iterator[RawMessage]:
     for folder in folders:
+        # The server's count, just before the folder is read: the reconciliation's figure.
+        status, data = conn.status(encode_folder(folder), "(MESSAGES)")
+        found = _MESSAGES.search(b" ".join(d for d in data if isinstance(d, bytes)))
+        if status == "OK" and found is not None:
+            counts[folder] = (int(found.group(1)), utcnow())
         status, data = conn.select(encode_folder(folder), readonly=True)  # EXAMINE
         if status != "OK":
             raise InvalidInput(f"no folder {folder!r} on {account.host}: {_text(Exception(data))}")

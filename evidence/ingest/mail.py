@@ -104,6 +104,7 @@ class RawMessage:
     consumed: int = 0  # bytes of the source this covers (for progress)
     checkpoint: tuple[str, int, int] | None = None  # IMAP: folder, UIDVALIDITY, UID
     quoted: bool | None = None  # holds a ">From " line (None: not looked at yet)
+    quarantined: bool = False  # set when written: True if it went to quarantine
 
 
 def mail_limits(config: Config) -> MailLimits:
@@ -693,6 +694,7 @@ class MailImporter:
                 fresh = [entry for entry in fresh if entry[1] not in late]
             run = session.get(ImportRun, self.run_id)
             for item, reason in bad:
+                item.quarantined = True
                 quarantine(
                     session,
                     report,
