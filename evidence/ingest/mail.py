@@ -105,6 +105,9 @@ class RawMessage:
     checkpoint: tuple[str, int, int] | None = None  # IMAP: folder, UIDVALIDITY, UID
     quoted: bool | None = None  # holds a ">From " line (None: not looked at yet)
     quarantined: bool = False  # set when written: True if it went to quarantine
+    # Microsoft Graph: folder state id, message id, and on a page's last message the link
+    # the next run starts from (and whether it is the delta link).
+    page: tuple[int, str, str | None, bool] | None = None
 
 
 def mail_limits(config: Config) -> MailLimits:

@@ -236,9 +236,7 @@ def _reconciled(
     if found.difference > 0:
         verdict = _("{count} not in the store").format(count=found.difference)
     elif found.difference < 0:
-        verdict = _("{count} more in the store than on the server").format(
-            count=-found.difference
-        )
+        verdict = _("{count} more in the store than on the server").format(count=-found.difference)
     else:
         verdict = _("no difference")
     return (

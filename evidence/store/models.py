@@ -253,6 +253,18 @@ class GraphFolderState(Base):
     updated_at: Mapped[datetime_utc]
 
 
+class GraphMessage(Base):
+    """A Graph message id the store holds from a folder (migration 0016): counted once
+    for the reconciliation, and not fetched again when Graph lists it again."""
+
+    __tablename__ = "graph_messages"
+    __table_args__ = (UniqueConstraint("folder_state_id", "message_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    folder_state_id: Mapped[int] = mapped_column(ForeignKey("graph_folder_state.id"))
+    message_id: Mapped[str] = mapped_column(String(500))
+
+
 # --- evidence ---------------------------------------------------------------
 
 

@@ -11,7 +11,8 @@ dossier's completeness show any difference.
 
 ``graph_folder_state`` is the same for a Microsoft Graph mail folder: the delta
 link that makes the next run fetch only what is new, and the page link of a run
-that was interrupted (the next run resumes from it).
+that was interrupted (the next run resumes from it); ``graph_messages`` the ids
+of the messages the store holds from each such folder.
 
 Both are bookkeeping, not evidence: updated in place, so no append-only triggers.
 """
@@ -51,9 +52,19 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("mailbox", "folder_id"),
     )
+    op.create_table(
+        "graph_messages",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("folder_state_id", sa.Integer(), nullable=False),
+        sa.Column("message_id", sa.String(length=500), nullable=False),
+        sa.ForeignKeyConstraint(["folder_state_id"], ["graph_folder_state.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("folder_state_id", "message_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("graph_messages")
     op.drop_table("graph_folder_state")
     with op.batch_alter_table("imap_folder_state") as batch_op:
         batch_op.drop_column("counted_at")
