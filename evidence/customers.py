@@ -55,7 +55,6 @@ def _phone(number: str, region: str) -> tuple[IdentifierKind, str, str]:
         )
     return IdentifierKind.PHONE, e164, number
 
-
 REF_LENGTH: int = Customer.__table__.c.ref.type.length  # type: ignore[attr-defined]
 
 
