@@ -44,7 +44,8 @@ class GraphServer:
     folders: dict[str, dict[str, Folder]] = field(default_factory=dict)  # mailbox: id: folder
     # The change log: (sequence, folder id, message id, "add"/"change"/"remove").
     changes: list[tuple[int, str, str, str]] = field(default_factory=list)
-    throttle: int = 0  # answer 429 to this many next requests
+    throttle: int = 0  # answer throttle_status to this many next requests
+    throttle_status: int = 429  # or 503 (Service Unavailable), also with Retry-After
     retry_after: str = "1"
     drop_after: int | None = None  # close the connection on the n+1th $value from now
     requests: list[str] = field(default_factory=list)
@@ -164,7 +165,7 @@ def running_graph(tokens: TokenServer) -> Iterator[GraphServer]:
                 if state.throttle:
                     state.throttle -= 1
                     return self._send(
-                        429,
+                        state.throttle_status,
                         _error("TooManyRequests", "Too many requests"),
                         {"Retry-After": state.retry_after},
                     )

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from evidence.config import load_config
-from evidence.store.db import open_store
+from evidence.store.db import Store, open_store
 from evidence.store.models import Email, GraphFolderState
 from tests.conftest import Env, pdf_text
 from tests.graph_server import GraphServer, running_graph
@@ -214,3 +214,20 @@ def test_sync_runs_a_graph_source_and_refusals_are_one_line(
     assert missing.strip() == f"error: no folder 'Arkisto' in the mailbox {MAILBOX}" or (
         "no folder 'Arkisto'" in missing and missing.count("\n") == 1
     )
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_is_obeyed(
+    store: Store, graph: GraphServer, tokens: TokenServer, status: int
+) -> None:
+    """Each 429 or 503 answer waits the Retry-After it names, then asks again."""
+    from evidence.ingest.graph import graph_tokens, import_graph
+    from evidence.ingest.oauth import OAuthOptions
+
+    graph.add(MAILBOX, "AAMkInbox", "in1", _message(1))
+    graph.throttle, graph.throttle_status, graph.retry_after = 3, status, "7"
+    waited: list[float] = []
+    options = OAuthOptions("microsoft", "t", "app", token_url=f"{tokens.url}/token")
+    tokens_ = graph_tokens(options, {"EVIDENCE_OAUTH_CLIENT_SECRET": SECRET})
+    report = import_graph(store, MAILBOX, [], tokens_, graph_url=graph.url, sleep=waited.append)
+    assert (report.imported, waited) == (1, [7.0, 7.0, 7.0])
