@@ -238,6 +238,7 @@ def test_sync_runs_an_oauth2_imap_source_and_keeps_no_secret_in_the_file(
     env.write_config(source)
     first = _evidence(env, "sync")
     assert "imap hosted: imported 1, duplicates 0, quarantined 0" in first
+    assert SECRET not in first and not any(token in first for token in tokens.tokens)
     env.write_config(source + f'client_secret = "{SECRET}"\n')
     refused = _evidence(env, "sync", code=1)
     assert "never kept in the file" in refused and "EVIDENCE_OAUTH_CLIENT_SECRET" in refused
