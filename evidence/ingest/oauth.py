@@ -236,8 +236,10 @@ def fetch_token(
     token = answer.get("access_token")
     if not isinstance(token, str) or not token:
         raise EvidenceError(f"the token endpoint {client.token_url} sent no access_token")
-    expires = answer.get("expires_in")
-    lifetime = float(expires) if isinstance(expires, int | float | str) and str(expires) else 3600
+    try:
+        lifetime = float(answer.get("expires_in") or 3600)
+    except (TypeError, ValueError):
+        lifetime = 3600.0  # the endpoint did not say in seconds: assume an hour, as is usual
     return BearerToken(token, time.time() + lifetime)
 
 
