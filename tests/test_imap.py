@@ -399,6 +399,22 @@ def test_each_folder_is_reconciled_with_the_server_in_status_and_the_dossier(
     assert (again["server_count"], again["in_store"]) == (5, 4)
     assert again["counted_at"] >= folder["counted_at"]
 
+    # A folder imported before the store counted (as migration 0016 leaves it): its next run
+    # reads it once more, and what is stored counts again.
+    store = open_store(load_config())
+    try:
+        with store.writing() as session:
+            for state in session.scalars(select(ImapFolderState)):
+                state.held, state.server_count, state.counted_at = 0, None, None
+    finally:
+        store.close()
+    reread = json.loads(cli(*base, "--json").output)
+    # (The quarantined input met again at the same place counts as a duplicate too.)
+    assert (reread["imported"], reread["duplicates"], reread["quarantined"]) == (0, 5, 0)
+    [counted] = json.loads(cli("status", "--json").output)["reconciliation"]
+    assert (counted["server_count"], counted["in_store"]) == (5, 4)
+    assert (third := json.loads(cli(*base, "--json").output))["duplicates"] == 0, third
+
     cli("customer", "add", "100234", "--name", "Matti Virtanen", "--email", "matti@example.net")
     out = tmp_path / "d.pdf"
     cli("export", "100234", "-o", str(out), "--lang", "en")
