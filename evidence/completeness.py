@@ -19,6 +19,11 @@ Rules, kept simple so a reader can check them:
 - An email imported from two sources counts for the one it was first imported from
   (the store keeps one record per message); a mailbox whose every message was already
   stored is listed with no items.
+- A hosted folder (IMAP, Microsoft Graph) is also reconciled: the server's own count of
+  its messages at the last run beside how many of them the store holds (stored from it,
+  or recognised as already stored from elsewhere). Quarantined messages, mail older than
+  an import's ``--since``, and mail deleted on the server after it was imported make
+  the two differ; the reader sees both figures and the time they were taken.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from evidence.mailfacts import MailRules, placements
 from evidence.store.models import (
     CdrRecord,
     Email,
+    GraphFolderState,
+    ImapFolderState,
     ImportRun,
     QuarantineDismissal,
     QuarantineItem,
@@ -47,7 +54,7 @@ from evidence.timeutil import day_start
 
 MAIL = "mail"
 PHONE_FORMATS = ("asterisk-cdr", "asterisk-queue-log")
-_MBOX_LOCATOR = re.compile(r"^(?P<path>.*) \((?P<locator>message \d+)\)$")
+_MBOX_LOCATOR = re.compile(r"^(?P<path>.*) \((?P<locator>message \d+|UID \d+|id [^()]+)\)$")
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,21 @@ class Quarantined:
     quarantined_at: dt.datetime
 
 
+@dataclass(frozen=True)
+class Reconciliation:
+    """A hosted folder's own count at the last run beside what the store holds from it."""
+
+    folder: str
+    server_count: int  # IMAP STATUS MESSAGES, Graph totalItemCount
+    held: int  # messages of the folder in the store (stored from it or found already stored)
+    counted_at: dt.datetime  # when the run read the count
+
+    @property
+    def difference(self) -> int:
+        """Positive: messages on the server the store does not hold from this folder."""
+        return self.server_count - self.held
+
+
 @dataclass
 class SourceCompleteness:
     kind: str  # "mail", "asterisk-cdr", "asterisk-queue-log", or another importer's kind
@@ -79,6 +101,7 @@ class SourceCompleteness:
     items_in_period: int = 0
     gaps: list[Gap] = field(default_factory=list)
     quarantined: list[Quarantined] = field(default_factory=list)
+    reconciliation: Reconciliation | None = None
 
     @property
     def quarantine_reasons(self) -> dict[str, int]:
@@ -117,7 +140,13 @@ def mail_source(source: str, locator: str | None = None) -> str:
 
 
 def _run_paths(run: ImportRun) -> list[str]:
-    return [p for p in run.source.split(", ") if p] if run.kind == MAIL else [run.source]
+    if run.kind != MAIL:
+        return [run.source]
+    if run.source.startswith(("imap://", "graph://")):  # one run, several folders
+        scheme, _sep, rest = run.source.partition("://")
+        account, _slash, folders = rest.partition("/")  # user@host:port or the mailbox
+        return [f"{scheme}://{account}/{folder}" for folder in folders.split(",") if folder]
+    return [p for p in run.source.split(", ") if p]
 
 
 def _covers(path: str, source: str) -> bool:
@@ -208,6 +237,9 @@ def completeness(
             Quarantined(item.id, item.locator, item.reason, item.quarantined_at)
         )
 
+    for key, reconciled in reconciliations(session).items():
+        entry(MAIL, key).reconciliation = reconciled
+
     runs = list(session.scalars(select(ImportRun).order_by(ImportRun.id)))
     # A mailbox or log that was imported but brought nothing new (every message already
     # in the store from another file) is still a source the reader should see.
@@ -230,6 +262,23 @@ def completeness(
                     found.last_imported = when
     ordered = sorted(sources.values(), key=lambda s: (s.kind != MAIL, s.kind, s.source))
     return Completeness(start=start, end=end, sources=ordered)
+
+
+def reconciliations(session: Session) -> dict[str, Reconciliation]:
+    """Every hosted folder counted at its last run, by the mailbox name its emails carry
+    (``imap://user@host:port/folder``, ``graph://mailbox/folder``)."""
+    found: dict[str, Reconciliation] = {}
+    for imap in session.scalars(select(ImapFolderState).order_by(ImapFolderState.id)):
+        if imap.server_count is not None and imap.counted_at is not None:
+            found[f"imap://{imap.account}/{imap.folder}"] = Reconciliation(
+                imap.folder, imap.server_count, imap.held, imap.counted_at
+            )
+    for graph in session.scalars(select(GraphFolderState).order_by(GraphFolderState.id)):
+        if graph.server_count is not None and graph.counted_at is not None:
+            found[f"graph://{graph.mailbox}/{graph.folder}"] = Reconciliation(
+                graph.folder, graph.server_count, graph.held, graph.counted_at
+            )
+    return found
 
 
 def _gaps(

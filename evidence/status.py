@@ -48,6 +48,7 @@ def store_status(store: Store, *, now: dt.datetime | None = None) -> dict[str, A
                 for i in open_incidents(session, at)
             ],
             "quarantine": _quarantine(session),
+            "reconciliation": _reconciliation(session),
             "mail": _mail_rules(MailRules.of(store.config)),
             "chain": _chain(session, report),
         }
@@ -97,6 +98,23 @@ def _sources(session: Session, store: Store) -> list[dict[str, Any]]:
             }
         )
     return result
+
+
+def _reconciliation(session: Session) -> list[dict[str, Any]]:
+    """Each hosted folder: the server's count at the last run and what the store holds."""
+    from evidence.completeness import reconciliations
+
+    return [
+        {
+            "mailbox": mailbox,
+            "folder": r.folder,
+            "server_count": r.server_count,
+            "in_store": r.held,
+            "difference": r.difference,
+            "counted_at": iso_utc(r.counted_at),
+        }
+        for mailbox, r in sorted(reconciliations(session).items())
+    ]
 
 
 def _mail_rules(rules: MailRules) -> dict[str, Any]:

@@ -23,6 +23,12 @@ Meant to run unattended from cron or a systemd timer. Configured in
     host = "imap.example.com"
     user = "asiakaspalvelu@example.com"
 
+    [[sync.graph]]                    # handed as is to the Graph importer
+    name = "m365"
+    mailbox = "asiakaspalvelu@example.com"
+    tenant = "example.com"
+    client_id = "5f1c..."
+
 Relative paths are read from EVIDENCE_HOME. Every importer commits in chunks
 and recognises what it already stored, so a run that is killed half-way leaves
 only whole records behind, and the next run adds exactly what is missing.
@@ -34,6 +40,7 @@ against the same database). A second run exits at once with code 4.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import fcntl
 import functools
@@ -59,13 +66,13 @@ from evidence.timeutil import iso_utc, utcnow
 
 LOCK_FILE = "sync.lock"
 SYNC_LOCK_KEY = 0x65767379  # "evsy"; beside db.WRITER_LOCK_KEY
-SOURCE_KINDS = ("mail", "calls", "recordings", "imap")
+SOURCE_KINDS = ("mail", "calls", "recordings", "imap", "graph")
 EXIT_OK, EXIT_ERROR, EXIT_QUARANTINED = 0, 1, 3
 
 
 @dataclass(frozen=True)
 class SyncSource:
-    kind: str  # mail, calls, recordings, imap
+    kind: str  # mail, calls, recordings, imap, graph
     label: str  # what the log line and `evidence status` call it
     settings: Mapping[str, Any]
 
@@ -174,7 +181,9 @@ def configured_sources(config: Config) -> list[SyncSource]:
                 pattern = entry.get("pattern")
                 sources.append(SyncSource(kind, str(path), {"path": path, "pattern": pattern}))
             else:
-                label = str(entry.get("name") or entry.get("host") or f"#{number}")
+                label = str(
+                    entry.get("name") or entry.get("host") or entry.get("mailbox") or f"#{number}"
+                )
                 sources.append(SyncSource(kind, label, dict(entry)))
     return sources
 
@@ -185,26 +194,37 @@ def configured_sources(config: Config) -> list[SyncSource]:
 def import_imap_account(store: Store, account: Mapping[str, Any]) -> ImportReport:
     """Run the IMAP importer (as `evidence import imap`) for one ``[[sync.imap]]`` entry.
 
-    Keys: ``host``, ``user`` (required), ``port``, ``security`` (ssl, starttls or
-    plain; plain only to this machine), ``folders`` (default INBOX), ``since``
-    (YYYY-MM-DD or D.M.YYYY), ``cafile``. The password comes from EVIDENCE_IMAP_PASSWORD or
-    ~/.netrc, never from the file.
+    Keys: ``host``, ``user`` (required; ``host`` may be left out with a
+    ``provider``), ``port``, ``security`` (ssl, starttls or plain; plain only to
+    this machine), ``folders`` (default INBOX), ``since`` (YYYY-MM-DD or D.M.YYYY),
+    ``cafile``. The password comes from EVIDENCE_IMAP_PASSWORD or ~/.netrc, never
+    from the file. With ``auth = "oauth2"``: ``provider``, ``tenant``,
+    ``client_id``, ``client_certificate``, ``service_account``, ``token_url``,
+    ``scope``, as the options of the same names; a client secret comes from
+    EVIDENCE_OAUTH_CLIENT_SECRET, never from the file.
     """
-    from evidence.ingest.imap import ImapAccount, default_security, imap_password, import_imap
+    from evidence.ingest.imap import imap_login, import_imap
+    from evidence.ingest.oauth import OAuthOptions
     from evidence.timeutil import parse_user_date
 
     host, user = account.get("host"), account.get("user")
-    if not isinstance(host, str) or not isinstance(user, str):
+    auth = account.get("auth", "password")
+    if auth not in ("password", "oauth2"):
+        raise EvidenceError('evidence.toml: [[sync.imap]] auth must be "password" or "oauth2"')
+    oauth = OAuthOptions.from_settings(account, "[[sync.imap]]") if auth == "oauth2" else None
+    if (host is not None and not isinstance(host, str)) or not isinstance(user, str):
+        raise EvidenceError("evidence.toml: [[sync.imap]] needs host and user")
+    if host is None and (oauth is None or oauth.provider is None):
         raise EvidenceError("evidence.toml: [[sync.imap]] needs host and user")
     port = account.get("port")
     cafile = account.get("cafile")
-    security = str(account.get("security") or default_security(host, port))
-    imap = ImapAccount(
+    imap, credential = imap_login(
         host=host,
         user=user,
-        security=security,
         port=int(port) if port is not None else None,
+        security=str(account["security"]) if account.get("security") else None,
         cafile=Path(str(cafile)).expanduser() if cafile else None,
+        oauth=oauth,
     )
     folders = account.get("folders") or ["INBOX"]
     if isinstance(folders, str):
@@ -213,8 +233,39 @@ def import_imap_account(store: Store, account: Mapping[str, Any]) -> ImportRepor
     return import_imap(
         store,
         imap,
-        imap_password(imap),
+        credential,
         [str(f) for f in folders],
+        since=parse_user_date(str(since)) if since else None,
+    )
+
+
+def import_graph_mailbox(store: Store, entry: Mapping[str, Any]) -> ImportReport:
+    """Run the Graph importer (as `evidence import graph`) for one ``[[sync.graph]]`` entry.
+
+    Keys: ``mailbox`` (required), ``folders`` (default inbox), ``since``,
+    ``graph_url``, and ``tenant``, ``client_id``, ``client_certificate``,
+    ``token_url``, ``scope`` as the options of the same names. The client secret
+    comes from EVIDENCE_OAUTH_CLIENT_SECRET, never from the file.
+    """
+    from evidence.ingest.graph import GRAPH_URL, graph_tokens, import_graph
+    from evidence.ingest.oauth import OAuthOptions
+    from evidence.timeutil import parse_user_date
+
+    mailbox = entry.get("mailbox")
+    if not isinstance(mailbox, str) or not mailbox:
+        raise EvidenceError("evidence.toml: [[sync.graph]] needs mailbox")
+    options = OAuthOptions.from_settings(entry, "[[sync.graph]]")
+    options = dataclasses.replace(options, provider="microsoft")
+    folders = entry.get("folders") or ["inbox"]
+    if isinstance(folders, str):
+        folders = [folders]
+    since = entry.get("since")
+    return import_graph(
+        store,
+        mailbox,
+        [str(f) for f in folders],
+        graph_tokens(options),
+        graph_url=str(entry.get("graph_url") or GRAPH_URL),
         since=parse_user_date(str(since)) if since else None,
     )
 
@@ -240,6 +291,8 @@ def run_source(store: Store, source: SyncSource) -> ImportReport:
         from evidence.ingest.recordings import import_recordings
 
         return import_recordings(store, settings["path"], settings["pattern"])
+    if source.kind == "graph":
+        return import_graph_mailbox(store, settings)
     return import_imap_account(store, settings)
 
 

@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,15 +38,11 @@ ssl = yes
 ssl_cert = <{root}/cert.pem
 ssl_key = <{root}/key.pem
 disable_plaintext_auth = no
-auth_mechanisms = plain
 mail_location = maildir:{root}/mail/%u
 first_valid_uid = 1
 default_login_user = {login_user}
 default_internal_user = {internal_user}
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root}/passwd.d/%u
-}}
+{auth}
 userdb {{
   driver = static
   args = uid={uid} gid={gid} home={root}/home/%u
@@ -69,6 +66,15 @@ service submission-login {{
   inet_listener submission {{
     port = 0
   }}
+}}
+"""
+
+
+PASSWORD_AUTH = """
+auth_mechanisms = plain
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/passwd.d/%u
 }}
 """
 
@@ -120,6 +126,14 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def dovecot() -> Iterator[Dovecot]:
+    with running_dovecot(PASSWORD_AUTH) as server:
+        yield server
+
+
+@contextmanager
+def running_dovecot(auth: str, files: dict[str, str] | None = None) -> Iterator[Dovecot]:
+    """A Dovecot on 127.0.0.1 with ``auth`` (auth_mechanisms and passdb; {root} is its
+    folder) and ``files`` written in its folder, until the block ends."""
     # Not under pytest's private temp folder: Dovecot's own users must reach it.
     root = Path(tempfile.mkdtemp(prefix="evidence-dovecot-"))
     os.chmod(root, 0o755)
@@ -155,6 +169,8 @@ def dovecot() -> Iterator[Dovecot]:
         check=True,
         capture_output=True,
     )
+    for name, content in (files or {}).items():
+        (root / name).write_text(content)
     server.config.write_text(
         CONFIG.format(
             root=root,
@@ -164,6 +180,7 @@ def dovecot() -> Iterator[Dovecot]:
             gid=gid,
             login_user=login_user,
             internal_user=internal_user,
+            auth=auth.format(root=root),
         )
     )
     server.own(root / "mail")
@@ -344,3 +361,66 @@ def test_sync_runs_an_imap_account(
     assert "imap asiakaspalvelu: imported 1, duplicates 0, quarantined 0" in first.stdout
     again = cli("sync")
     assert "imap asiakaspalvelu: imported 0, duplicates 0, quarantined 0" in again.stdout
+
+
+def test_each_folder_is_reconciled_with_the_server_in_status_and_the_dossier(
+    dovecot: Dovecot, cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The server's STATUS MESSAGES per folder beside what the store holds from it."""
+    from tests.conftest import pdf_text
+
+    user = f"rec{os.getpid()}{cli.env.backend}"
+    home = dovecot.add_user(user, "salasana")
+    for n in (1, 2, 3):
+        dovecot.deliver(home, f"179000002{n}.M{n}P1.rec", _message(n))
+    dovecot.deliver(home, "1790000024.M4P1.rec", b"\n\n")  # not mail: quarantined
+    # A message already stored from a file is held from the folder too.
+    saved = tmp_path / "saved.eml"
+    saved.write_bytes(_message(1))
+    cli("import", "mail", str(saved))
+    monkeypatch.setenv("EVIDENCE_IMAP_PASSWORD", "salasana")
+    base = ["import", "imap", "--host", "127.0.0.1", "--port", str(dovecot.port), "--user", user]
+    first = json.loads(cli(*base, "--json", code=3).output)
+    assert (first["imported"], first["duplicates"], first["quarantined"]) == (2, 1, 1)
+
+    status = json.loads(cli("status", "--json").output)
+    [folder] = status["reconciliation"]
+    assert folder["mailbox"] == f"imap://{user}@127.0.0.1:{dovecot.port}/INBOX"
+    assert (folder["folder"], folder["server_count"], folder["in_store"]) == ("INBOX", 4, 3)
+    assert folder["difference"] == 1 and folder["counted_at"].startswith("20")
+    text = cli("status").output
+    assert f"mailbox imap://{user}@127.0.0.1:{dovecot.port}/INBOX: server 4, store 3 at " in text
+    assert ": 1 not in the store" in text
+
+    # New mail, and a run that finds it: the figures move on with the run's time.
+    dovecot.deliver(home, "1790000025.M5P1.rec", _message(5))
+    cli(*base, "--json")
+    [again] = json.loads(cli("status", "--json").output)["reconciliation"]
+    assert (again["server_count"], again["in_store"]) == (5, 4)
+    assert again["counted_at"] >= folder["counted_at"]
+
+    # A folder imported before the store counted (as migration 0016 leaves it): its next run
+    # reads it once more, and what is stored counts again.
+    store = open_store(load_config())
+    try:
+        with store.writing() as session:
+            for state in session.scalars(select(ImapFolderState)):
+                state.held, state.server_count, state.counted_at = 0, None, None
+    finally:
+        store.close()
+    reread = json.loads(cli(*base, "--json").output)
+    # (The quarantined input met again at the same place counts as a duplicate too.)
+    assert (reread["imported"], reread["duplicates"], reread["quarantined"]) == (0, 5, 0)
+    [counted] = json.loads(cli("status", "--json").output)["reconciliation"]
+    assert (counted["server_count"], counted["in_store"]) == (5, 4)
+    assert (third := json.loads(cli(*base, "--json").output))["duplicates"] == 0, third
+
+    cli("customer", "add", "100234", "--name", "Matti Virtanen", "--email", "matti@example.net")
+    out = tmp_path / "d.pdf"
+    cli("export", "100234", "-o", str(out), "--lang", "en")
+    flat = " ".join(pdf_text(out).split())
+    assert "Server count folder INBOX: 5 on the server, 4 in the store, counted " in flat
+    assert "; 1 not in the store" in flat
+    # The folder is one source (before, each message from IMAP was a source of its own).
+    sources = flat.split("Completeness of the sources")[-1]
+    assert sources.count("mailbox: INBOX ") == 1 and "(UID " not in sources

@@ -466,7 +466,7 @@ def test_every_date_option_takes_the_same_forms_and_says_which() -> None:
         else:
             continue
         seen.add(where)
-    assert len(seen) == 26, sorted(seen)
+    assert len(seen) == 27, sorted(seen)
 
 
 # --- references --------------------------------------------------------------------------

@@ -11,6 +11,8 @@ content and counted as duplicates, so starting over changes nothing.
 
 The password comes from ``EVIDENCE_IMAP_PASSWORD`` or a netrc entry for the
 host, never from the command line (it would show in ``ps`` and shell history).
+Hosted mailboxes (Microsoft 365, Google Workspace) log in with an OAuth 2.0
+access token instead, over SASL XOAUTH2 (``evidence.ingest.oauth``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,15 @@ from evidence.errors import EvidenceError, InvalidInput
 from evidence.ingest import ImportReport
 from evidence.ingest.mail import MailImporter, Progress, RawMessage, mail_limits
 from evidence.ingest.mime import MailLimits
+from evidence.ingest.oauth import (
+    GOOGLE_IMAP_HOST,
+    MICROSOFT_IMAP_HOST,
+    BearerToken,
+    OAuthOptions,
+    fetch_token,
+    oauth_client,
+    xoauth2,
+)
 from evidence.store.db import Store
 from evidence.store.models import ImapFolderState
 from evidence.timeutil import utcnow
@@ -42,6 +53,7 @@ PASSWORD_VARIABLE = "EVIDENCE_IMAP_PASSWORD"
 FETCH_BATCH = 100
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _UID = re.compile(rb"\bUID (\d+)")
+_MESSAGES = re.compile(rb"\bMESSAGES (\d+)")
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,41 @@ def imap_password(account: ImapAccount, environ: Mapping[str, str] | None = None
     )
 
 
+def imap_login(
+    *,
+    host: str | None,
+    user: str,
+    port: int | None = None,
+    security: str | None = None,
+    cafile: Path | None = None,
+    oauth: OAuthOptions | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[ImapAccount, Credential]:
+    """The account and what it logs in with: a password, or (``oauth``) a fresh token.
+
+    With ``--provider microsoft`` or ``google`` the host defaults to the provider's
+    (outlook.office365.com or imap.gmail.com, port 993).
+    """
+    if host is None and oauth is not None:
+        host = {"microsoft": MICROSOFT_IMAP_HOST, "google": GOOGLE_IMAP_HOST}.get(
+            oauth.provider or ""
+        )
+    if not host:
+        raise InvalidInput("which IMAP server? give --host")
+    account = ImapAccount(
+        host=host,
+        user=user,
+        security=security or default_security(host, port),
+        port=port,
+        cafile=cafile,
+    )
+    if oauth is None:
+        return account, imap_password(account, environ)
+    client = oauth_client(oauth, purpose="imap", user=user)
+    _refuse_unencrypted(account, "token")  # before any token is asked for
+    return account, fetch_token(client, environ)
+
+
 def default_security(host: str, port: int | None) -> str:
     """TLS on port 993 (the default for a server elsewhere); otherwise plain, which
     ``connect`` allows only to a server on this machine."""
@@ -100,13 +147,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def connect(account: ImapAccount, password: str, timeout: float = 60) -> imaplib.IMAP4:
+Credential = str | BearerToken  # a password, or an OAuth 2.0 access token
+
+
+def connect(account: ImapAccount, password: Credential, timeout: float = 60) -> imaplib.IMAP4:
     """A logged-in connection; TLS unless the server is on this machine."""
-    if account.security == "plain" and not is_loopback(account.host):
-        raise InvalidInput(
-            f"refusing to send the password to {account.host} unencrypted: "
-            "use --ssl (port 993) or --starttls"
-        )
+    _refuse_unencrypted(account, "token" if isinstance(password, BearerToken) else "password")
     context = ssl.create_default_context(cafile=str(account.cafile) if account.cafile else None)
     try:
         conn: imaplib.IMAP4
@@ -123,13 +169,46 @@ def connect(account: ImapAccount, password: str, timeout: float = 60) -> imaplib
             f"cannot connect to IMAP server {account.host}:{account.effective_port}: {exc}"
         ) from exc
     try:
-        conn.login(account.user, password)
+        if isinstance(password, BearerToken):
+            _authenticate(conn, account.user, password)
+        else:
+            conn.login(account.user, password)
     except imaplib.IMAP4.error as exc:
         _logout(conn)
+        if isinstance(password, BearerToken):
+            raise InvalidInput(
+                f"the IMAP server refused the OAuth token for {account.user}: {_text(exc)}; "
+                "check that the app may read this mailbox (IMAP.AccessAsApp, or domain-wide "
+                "delegation) and that the token is for this server"
+            ) from None
         raise InvalidInput(
             f"the IMAP server refused the login of {account.user}: {_text(exc)}"
-        ) from exc
+        ) from None
     return conn
+
+
+def _authenticate(conn: imaplib.IMAP4, user: str, token: BearerToken) -> None:
+    """SASL XOAUTH2. A refusal comes as a challenge (a JSON error); the empty answer to it
+    ends the exchange, and the server then says NO."""
+    if "AUTH=XOAUTH2" not in conn.capabilities:
+        raise imaplib.IMAP4.error("the server does not offer AUTH=XOAUTH2")
+    sent: list[bool] = []
+
+    def answer(_challenge: bytes) -> bytes:
+        if sent:
+            return b""
+        sent.append(True)
+        return xoauth2(user, token)
+
+    conn.authenticate("XOAUTH2", answer)
+
+
+def _refuse_unencrypted(account: ImapAccount, what: str) -> None:
+    if account.security == "plain" and not is_loopback(account.host):
+        raise InvalidInput(
+            f"refusing to send the {what} to {account.host} unencrypted: "
+            "use --ssl (port 993) or --starttls"
+        )
 
 
 def _logout(conn: imaplib.IMAP4) -> None:
@@ -170,7 +249,7 @@ def encode_folder(name: str) -> str:
 def import_imap(
     store: Store,
     account: ImapAccount,
-    password: str,
+    password: Credential,
     folders: list[str],
     *,
     since: dt.date | None = None,
@@ -181,6 +260,7 @@ def import_imap(
     limits = limits or mail_limits(store.config)
     folders = folders or ["INBOX"]
     conn = connect(account, password)
+    counts: dict[str, tuple[int, dt.datetime]] = {}
     try:
         importer = MailImporter(
             store,
@@ -189,22 +269,40 @@ def import_imap(
             progress,
             on_chunk=lambda session, chunk: _remember(session, account, chunk),
         )
-        return importer.run(_messages(store, conn, account, folders, since))
+        report = importer.run(_messages(store, conn, account, folders, since, counts))
     finally:
         _logout(conn)
+    _reconcile(store, account, counts)
+    return report
+
+
+def _reconcile(
+    store: Store, account: ImapAccount, counts: Mapping[str, tuple[int, dt.datetime]]
+) -> None:
+    """Keep each folder's server count (taken as the run read it) beside what the store
+    holds from it; only a run that finished gets here."""
+    with store.writing() as session:
+        for folder, (count, at) in counts.items():
+            state = _state(session, account, folder)
+            if state is not None:
+                state.server_count, state.counted_at = count, at
 
 
 def _remember(session: Session, account: ImapAccount, chunk: list[RawMessage]) -> None:
     """Move each folder's highest imported UID on, in the chunk's own transaction."""
     highest: dict[tuple[str, int], int] = {}
+    held: dict[tuple[str, int], int] = {}
     for item in chunk:
         if item.checkpoint is not None:
             folder, validity, uid = item.checkpoint
             highest[(folder, validity)] = max(uid, highest.get((folder, validity), 0))
+            if not item.quarantined:  # stored now, or found already stored
+                held[(folder, validity)] = held.get((folder, validity), 0) + 1
     for (folder, validity), uid in highest.items():
         state = _state(session, account, folder)
         if state is not None and state.uidvalidity == validity and uid > state.last_uid:
             state.last_uid = uid
+            state.held += held.get((folder, validity), 0)
             state.updated_at = utcnow()
 
 
@@ -227,12 +325,16 @@ def _start_folder(store: Store, account: ImapAccount, folder: str, validity: int
                     folder=folder,
                     uidvalidity=validity,
                     last_uid=0,
+                    held=0,
                     updated_at=utcnow(),
                 )
             )
             return 1
-        if state.uidvalidity != validity:
+        if state.uidvalidity != validity or (state.server_count is None and state.last_uid):
+            # Renumbered; or imported before the store counted what it holds from each
+            # folder (migration 0016): read it once more, what is stored counts again.
             state.uidvalidity, state.last_uid, state.updated_at = validity, 0, utcnow()
+            state.held = 0
             return 1
         return state.last_uid + 1
 
@@ -243,8 +345,14 @@ def _messages(
     account: ImapAccount,
     folders: list[str],
     since: dt.date | None,
+    counts: dict[str, tuple[int, dt.datetime]],
 ) -> Iterator[RawMessage]:
     for folder in folders:
+        # The server's count, just before the folder is read: the reconciliation's figure.
+        status, data = conn.status(encode_folder(folder), "(MESSAGES)")
+        found = _MESSAGES.search(b" ".join(d for d in data if isinstance(d, bytes)))
+        if status == "OK" and found is not None:
+            counts[folder] = (int(found.group(1)), utcnow())
         status, data = conn.select(encode_folder(folder), readonly=True)  # EXAMINE
         if status != "OK":
             raise InvalidInput(f"no folder {folder!r} on {account.host}: {_text(Exception(data))}")

@@ -105,6 +105,10 @@ class RawMessage:
     checkpoint: tuple[str, int, int] | None = None  # IMAP: folder, UIDVALIDITY, UID
     quoted: bool | None = None  # holds a ">From " line (None: not looked at yet)
     captured_at: dt.datetime | None = None  # when our own SMTP receiver took it
+    quarantined: bool = False  # set when written: True if it went to quarantine
+    # Microsoft Graph: folder state id, message id, and on a page's last message the link
+    # the next run starts from (and whether it is the delta link).
+    page: tuple[int, str, str | None, bool] | None = None
 
 
 def mail_limits(config: Config) -> MailLimits:
@@ -715,6 +719,7 @@ class MailImporter:
                 fresh = [entry for entry in fresh if entry[1] not in late]
             run = session.get(ImportRun, self.run_id)
             for item, reason in bad:
+                item.quarantined = True
                 quarantine(
                     session,
                     report,

@@ -16,7 +16,7 @@ from typing import Any
 from babel.numbers import format_decimal
 
 from evidence.calls import ANSWERED, Call
-from evidence.completeness import Completeness
+from evidence.completeness import Completeness, Reconciliation
 from evidence.customers import Identity, Period
 from evidence.mailfacts import MailRules, describe_rules
 from evidence.render.chart import (
@@ -220,9 +220,35 @@ def completeness_view(
                 ],
                 "quarantined": len(source.quarantined),
                 "reasons": sorted(reasons.items()),
+                "reconciled": _reconciled(source.reconciliation, fmt, _),
             }
         )
     return result
+
+
+def _reconciled(
+    found: Reconciliation | None, fmt: Formatter, _: Callable[[str], str]
+) -> str | None:
+    """A hosted folder's count on the server beside the store's, with the folder and time."""
+    if found is None:
+        return None
+    counted = _("folder {folder}: {server} on the server, {held} in the store, counted {time}")
+    if found.difference > 0:
+        verdict = _("{count} not in the store").format(count=found.difference)
+    elif found.difference < 0:
+        verdict = _("{count} more in the store than on the server").format(count=-found.difference)
+    else:
+        verdict = _("no difference")
+    return (
+        counted.format(
+            folder=found.folder,
+            server=found.server_count,
+            held=found.held,
+            time=fmt.local(found.counted_at),
+        )
+        + "; "
+        + verdict
+    )
 
 
 def selection_view(

@@ -267,6 +267,14 @@ class ViewBuilder:
             "message_id": mail.message_id or _("missing"),
             "message_id_reused": mail.message_id_reused,
             "sha256": mail.raw_sha256,
+            "via_graph": (
+                _(
+                    "via Microsoft Graph: the MIME message was rebuilt by Microsoft, "
+                    "not the bytes as received"
+                )
+                if mail.source.startswith("graph://")
+                else None
+            ),
             "body": body,
             "attachments": [
                 self.attachment(number, n, a) for n, a in enumerate(mail.attachments, start=1)

@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -221,6 +222,48 @@ class ImapFolderState(Base):
     uidvalidity: Mapped[int] = mapped_column(BigInteger)
     last_uid: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime_utc]
+    # Reconciliation (migration 0016): messages of the folder the store holds (stored, or
+    # found already stored; not quarantined), and the server's count at the last run.
+    held: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    server_count: Mapped[int | None] = mapped_column(BigInteger)
+    counted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class GraphFolderState(Base):
+    """How far a Microsoft Graph mail folder has been imported (migration 0016).
+
+    Bookkeeping, not evidence (updated in place): the delta link of the last
+    complete run (the next fetches only what changed since), the page link of a
+    run that was interrupted (the next run resumes there), and the reconciliation
+    as for IMAP: messages the store holds from the folder, and Graph's
+    ``totalItemCount`` at the last run.
+    """
+
+    __tablename__ = "graph_folder_state"
+    __table_args__ = (UniqueConstraint("mailbox", "folder_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(320))
+    folder_id: Mapped[str] = mapped_column(String(500))
+    folder: Mapped[str] = mapped_column(String(1000))  # its display name
+    delta_link: Mapped[str | None] = mapped_column(Text)
+    next_link: Mapped[str | None] = mapped_column(Text)
+    held: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    server_count: Mapped[int | None] = mapped_column(BigInteger)
+    counted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime_utc]
+
+
+class GraphMessage(Base):
+    """A Graph message id the store holds from a folder (migration 0016): counted once
+    for the reconciliation, and not fetched again when Graph lists it again."""
+
+    __tablename__ = "graph_messages"
+    __table_args__ = (UniqueConstraint("folder_state_id", "message_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    folder_state_id: Mapped[int] = mapped_column(ForeignKey("graph_folder_state.id"))
+    message_id: Mapped[str] = mapped_column(String(500))
 
 
 # --- evidence ---------------------------------------------------------------
