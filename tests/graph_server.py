@@ -153,7 +153,7 @@ def running_graph(tokens: TokenServer) -> Iterator[GraphServer]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:
+        def do_GET(self) -> None:  # http.server's name
             split = urllib.parse.urlsplit(self.path)
             query = dict(urllib.parse.parse_qsl(split.query))
             with lock:

@@ -263,7 +263,7 @@ def client_assertion(client: OAuthClient) -> str:
     header = {
         "alg": "RS256",
         "typ": "JWT",
-        "x5t": _b64url(hashlib.sha1(der).digest()),
+        "x5t": _b64url(hashlib.sha1(der).digest()),  # the thumbprint Entra ID asks for
         "x5t#S256": _b64url(hashlib.sha256(der).digest()),
     }
     now = int(time.time())
