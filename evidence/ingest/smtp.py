@@ -53,7 +53,7 @@ from evidence.ingest.mime import MailLimits
 from evidence.store import bulk, ledger
 from evidence.store.blobs import sha256_hex
 from evidence.store.checkpoints import write_checkpoint
-from evidence.store.db import Store, write_failure
+from evidence.store.db import Store, failure_cause
 from evidence.store.models import Email, ImportRun, QuarantineItem, SmtpDelivery
 from evidence.timeutil import utcnow
 
@@ -227,7 +227,7 @@ class Writer(threading.Thread):
             self.failures += 1
             report.imported, report.duplicates, report.quarantined = before[:3]
             del report.messages[before[3] :]
-            cause = str(write_failure(exc)).split(": everything stored before", 1)[0]
+            cause = failure_cause(exc)
             log.error("evidence: %d message(s) not stored (451): %s", len(batch), cause)
             replies = [STORE_FAILED] * len(batch)
         else:
@@ -337,7 +337,7 @@ class Writer(threading.Thread):
             with self.store.writing() as session:
                 write_checkpoint(session, self.store.config, "receive smtp")
         except Exception as exc:  # noqa: BLE001 - the mail is stored; the next one signs it
-            log.error("evidence: checkpoint not written: %s", write_failure(exc))
+            log.error("evidence: checkpoint not written: %s", failure_cause(exc))
             return
         self.stored_since_checkpoint = False
         self.last_checkpoint = time.monotonic()

@@ -212,9 +212,15 @@ _AFTER_FAILURE = (
 
 def write_failure(exc: BaseException) -> StoreWriteFailed:
     """Word a database (or disk) failure in the middle of a run for the person who runs it."""
+    return StoreWriteFailed(f"{failure_cause(exc)}: {_AFTER_FAILURE}")
+
+
+def failure_cause(exc: BaseException) -> str:
+    """What failed, in words (``write_failure`` without its advice; a long-running receiver
+    says what happens next itself)."""
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         where = f" ({exc.filename})" if exc.filename else ""
-        return StoreWriteFailed(f"the disk is full{where}: {_AFTER_FAILURE}")
+        return f"the disk is full{where}"
     detail = _short(exc) if isinstance(exc, Exception) else str(exc)
     lowered = detail.lower()
     if "disk is full" in lowered or "no space left" in lowered or "disk full" in lowered:
@@ -234,4 +240,4 @@ def write_failure(exc: BaseException) -> StoreWriteFailed:
         cause = f"the connection to the database was lost ({detail})"
     else:
         cause = f"the database failed ({detail})"
-    return StoreWriteFailed(f"{cause}: {_AFTER_FAILURE}")
+    return cause
