@@ -559,3 +559,16 @@ def test_ipv6(env: Env) -> None:
             assert session.scalars(select(Email.source)).one() == f"smtp://[::1]:{rx.port}"
     finally:
         store.close()
+
+
+def test_a_control_character_in_a_command_is_refused(env: Env) -> None:
+    with receiver(env) as rx:
+        with smtplib.SMTP("127.0.0.1", rx.port) as client:
+            client.ehlo()
+            assert client.docmd("MAIL FROM:<anna\x00@example.net>")[0] == 501
+            client.mail("anna@example.net")
+            assert client.docmd("RCPT TO:<journal\x01@evidence.test>")[0] == 501
+            client.rcpt("journal@evidence.test")
+            assert client.data(message(12))[0] == 250
+        assert rx.stop()[0] == 0
+    assert count(env, SmtpDelivery) == 1

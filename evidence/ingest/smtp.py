@@ -70,6 +70,7 @@ STOP_GRACE = 60.0  # seconds a message being sent may take to finish after SIGTE
 CHECKPOINT_EVERY = 60.0  # seconds between signed checkpoints while mail keeps coming
 
 STORE_FAILED = "451 4.3.0 not stored: the evidence store failed; try again later"
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab may separate words
 _PATH = re.compile(r"^<([^<>]*)>(?:\s+(.*))?$")
 
 
@@ -443,6 +444,10 @@ class SmtpConnection:
     def command(self, raw_line: bytes) -> bool:
         """Answer one command; False to close the connection."""
         text = raw_line.decode("utf-8", "replace")
+        if _CONTROL.search(text):
+            # Never stored: a NUL in an envelope would make the database refuse the batch.
+            self.send("501 5.5.2 control characters are not allowed in commands")
+            return True
         verb, _, arg = text.partition(" ")
         verb = verb.upper()
         arg = arg.strip()
