@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import IO
 
 from sqlalchemy import select
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from evidence.errors import EvidenceError, InvalidInput
@@ -225,9 +226,15 @@ class Writer(threading.Thread):
             self.importer.store_now(chunk)
         except Exception as exc:  # noqa: BLE001 - any failure of the store: the sender retries
             log.debug("store failure", exc_info=True)
-            self.failures += 1
             report.imported, report.duplicates, report.quarantined = before[:3]
             del report.messages[before[3] :]
+            if len(batch) > 1 and isinstance(exc, DataError | IntegrityError):
+                # The database refused something in one message: it must not hold back the
+                # others. (A database that is down or locked fails each alike: no retry.)
+                for delivery in batch:
+                    self._store([delivery])
+                return
+            self.failures += 1
             cause = failure_cause(exc)
             log.error("evidence: %d message(s) not stored (451): %s", len(batch), cause)
             replies = [STORE_FAILED] * len(batch)
@@ -271,14 +278,15 @@ class Writer(threading.Thread):
         ):
             if wanted:
                 known.update(
-                    session.execute(
+                    (email_id, quarantine_id, mail_from, rcpt_to)
+                    for email_id, quarantine_id, mail_from, rcpt_to in session.execute(
                         select(
                             SmtpDelivery.email_id,
                             SmtpDelivery.quarantine_id,
                             SmtpDelivery.mail_from,
                             SmtpDelivery.rcpt_to,
                         ).where(column.in_(wanted))
-                    ).tuples()
+                    )
                 )
         run_id = self.importer.run_id
         rows: list[dict[str, object]] = []
