@@ -1,6 +1,6 @@
 """SMTP receiver speed and memory.
 
-``python benchmarks/smtp.py [-n 10000] [--clients 10] [--pg URL]``.
+``python benchmarks/smtp.py [-n N] [--clients C] [--pg URL]``.
 
 Starts ``evidence receive smtp`` in its own process on a fresh store (SQLite,
 or a fresh PostgreSQL database with ``--pg``), sends N realistic messages (the

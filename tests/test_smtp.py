@@ -25,13 +25,21 @@ from sqlalchemy.exc import DBAPIError
 
 from evidence.config import load_config
 from evidence.errors import InvalidInput
-from evidence.ingest.mail import content_key
-from evidence.ingest.smtp import peer_address, receiver_settings
+from evidence.ingest.mail import content_key, mail_limits
+from evidence.ingest.smtp import (
+    STORE_FAILED,
+    Delivery,
+    Envelope,
+    Writer,
+    peer_address,
+    receiver_settings,
+)
 from evidence.mailfacts import MailRules, placements
 from evidence.store.blobs import read_blob
 from evidence.store.db import open_store
 from evidence.store.guards import trigger_names
 from evidence.store.models import Email, ImportRun, LedgerEntry, ReceivedSource, SmtpDelivery
+from evidence.timeutil import utcnow
 from tests.conftest import Env, pdf_text, run_evidence
 
 READY = re.compile(r"receiving SMTP on (\S+):(\d+) ")
@@ -557,5 +565,88 @@ def test_ipv6(env: Env) -> None:
             delivery = session.scalars(select(SmtpDelivery)).one()
             assert (delivery.peer, delivery.listener) == ("::1", f"[::1]:{rx.port}")
             assert session.scalars(select(Email.source)).one() == f"smtp://[::1]:{rx.port}"
+    finally:
+        store.close()
+
+
+def test_a_control_character_in_a_command_is_refused(env: Env) -> None:
+    with receiver(env) as rx:
+        with smtplib.SMTP("127.0.0.1", rx.port) as client:
+            client.ehlo()
+            assert client.docmd("MAIL FROM:<anna\x00@example.net>")[0] == 501
+            client.mail("anna@example.net")
+            assert client.docmd("RCPT TO:<journal\x01@evidence.test>")[0] == 501
+            client.rcpt("journal@evidence.test")
+            assert client.data(message(12))[0] == 250
+        assert rx.stop()[0] == 0
+    assert count(env, SmtpDelivery) == 1
+
+
+def _refuse_one_recipient(env: Env) -> None:
+    """The database refuses (as a constraint would) the delivery to poison@evidence.test."""
+    store = open_store(load_config(env.vars))
+    try:
+        with store.engine.begin() as conn:
+            if env.backend == "sqlite":
+                conn.execute(
+                    text(
+                        "CREATE TRIGGER test_poison BEFORE INSERT ON smtp_deliveries "
+                        "WHEN NEW.rcpt_to = 'poison@evidence.test' BEGIN "
+                        "SELECT RAISE(ABORT, 'refused by the test'); END"
+                    )
+                )
+            else:
+                conn.execute(
+                    text(
+                        "CREATE FUNCTION test_poison() RETURNS trigger AS $$ BEGIN "
+                        "IF NEW.rcpt_to = 'poison@evidence.test' THEN RAISE EXCEPTION "
+                        "'refused by the test' USING ERRCODE = 'check_violation'; END IF; "
+                        "RETURN NEW; END; $$ LANGUAGE plpgsql"
+                    )
+                )
+                conn.execute(
+                    text(
+                        "CREATE TRIGGER test_poison BEFORE INSERT ON smtp_deliveries "
+                        "FOR EACH ROW EXECUTE FUNCTION test_poison()"
+                    )
+                )
+    finally:
+        store.close()
+
+
+def test_a_message_the_database_refuses_does_not_hold_back_the_others(env: Env) -> None:
+    _refuse_one_recipient(env)
+    store = open_store(load_config(env.vars))
+    try:
+        settings = receiver_settings("127.0.0.1:2525")
+        writer = Writer(store, settings, mail_limits(store.config))
+        deliveries = [
+            Delivery(
+                Envelope("anna@example.net", [rcpt], "relay.test", "127.0.0.1", 4000, False),
+                message(n),
+                utcnow(),
+            )
+            for n, rcpt in enumerate(
+                ["a@evidence.test", "poison@evidence.test", "b@evidence.test"], start=20
+            )
+        ]
+        for delivery in deliveries:  # queued before the writer starts: one batch
+            writer.inbox.put(delivery)
+        writer.importer.start()
+        writer.start()
+        for delivery in deliveries:
+            assert delivery.done.wait(60)
+        writer.inbox.put(None)
+        writer.join(60)
+        writer.importer.finish("receive smtp")
+        replies = [re.sub(r"#\d+", "#N", d.reply) for d in deliveries]
+        assert replies == ["250 2.0.0 stored as email #N", STORE_FAILED] + [
+            "250 2.0.0 stored as email #N"
+        ]
+        with store.session() as session:
+            assert list(session.scalars(select(Email.message_id).order_by(Email.id))) == [
+                "<msg-20@example.net>",
+                "<msg-22@example.net>",
+            ]
     finally:
         store.close()

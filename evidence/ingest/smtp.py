@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import IO
 
 from sqlalchemy import select
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from evidence.errors import EvidenceError, InvalidInput
@@ -53,7 +54,7 @@ from evidence.ingest.mime import MailLimits
 from evidence.store import bulk, ledger
 from evidence.store.blobs import sha256_hex
 from evidence.store.checkpoints import write_checkpoint
-from evidence.store.db import Store, write_failure
+from evidence.store.db import Store, failure_cause
 from evidence.store.models import Email, ImportRun, QuarantineItem, SmtpDelivery
 from evidence.timeutil import utcnow
 
@@ -70,6 +71,7 @@ STOP_GRACE = 60.0  # seconds a message being sent may take to finish after SIGTE
 CHECKPOINT_EVERY = 60.0  # seconds between signed checkpoints while mail keeps coming
 
 STORE_FAILED = "451 4.3.0 not stored: the evidence store failed; try again later"
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab may separate words
 _PATH = re.compile(r"^<([^<>]*)>(?:\s+(.*))?$")
 
 
@@ -224,10 +226,16 @@ class Writer(threading.Thread):
             self.importer.store_now(chunk)
         except Exception as exc:  # any failure of the store: the sender retries
             log.debug("store failure", exc_info=True)
-            self.failures += 1
             report.imported, report.duplicates, report.quarantined = before[:3]
             del report.messages[before[3] :]
-            cause = str(write_failure(exc)).split(": everything stored before", 1)[0]
+            if len(batch) > 1 and isinstance(exc, DataError | IntegrityError):
+                # The database refused something in one message: it must not hold back the
+                # others. (A database that is down or locked fails each alike: no retry.)
+                for delivery in batch:
+                    self._store([delivery])
+                return
+            self.failures += 1
+            cause = failure_cause(exc)
             log.error("evidence: %d message(s) not stored (451): %s", len(batch), cause)
             replies = [STORE_FAILED] * len(batch)
         else:
@@ -270,14 +278,15 @@ class Writer(threading.Thread):
         ):
             if wanted:
                 known.update(
-                    session.execute(
+                    (email_id, quarantine_id, mail_from, rcpt_to)
+                    for email_id, quarantine_id, mail_from, rcpt_to in session.execute(
                         select(
                             SmtpDelivery.email_id,
                             SmtpDelivery.quarantine_id,
                             SmtpDelivery.mail_from,
                             SmtpDelivery.rcpt_to,
                         ).where(column.in_(wanted))
-                    ).tuples()
+                    )
                 )
         run_id = self.importer.run_id
         rows: list[dict[str, object]] = []
@@ -337,7 +346,7 @@ class Writer(threading.Thread):
             with self.store.writing() as session:
                 write_checkpoint(session, self.store.config, "receive smtp")
         except Exception as exc:  # the mail is stored; the next one signs it
-            log.error("evidence: checkpoint not written: %s", write_failure(exc))
+            log.error("evidence: checkpoint not written: %s", failure_cause(exc))
             return
         self.stored_since_checkpoint = False
         self.last_checkpoint = time.monotonic()
@@ -443,6 +452,10 @@ class SmtpConnection:
     def command(self, raw_line: bytes) -> bool:
         """Answer one command; False to close the connection."""
         text = raw_line.decode("utf-8", "replace")
+        if _CONTROL.search(text):
+            # Never stored: a NUL in an envelope would make the database refuse the batch.
+            self.send("501 5.5.2 control characters are not allowed in commands")
+            return True
         verb, _, arg = text.partition(" ")
         verb = verb.upper()
         arg = arg.strip()

@@ -351,6 +351,12 @@ def write_failure(exc: BaseException) -> StoreWriteFailed:
     return StoreWriteFailed(f"the database failed ({safe_detail(exc)}): {_AFTER_FAILURE}")
 
 
+def failure_cause(exc: BaseException) -> str:
+    """What failed, in words: ``write_failure`` without its advice (a long-running receiver
+    says what happens next itself)."""
+    return str(write_failure(exc)).removesuffix(f": {_AFTER_FAILURE}")
+
+
 def store_place(url: str) -> str:
     """The store's database as a person finds it: the SQLite file, or the URL without password."""
     path = sqlite_path(url)
