@@ -14,8 +14,10 @@ import base64
 import hashlib
 import io
 import json
+import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from evidence.verify.manifest import (
     VERIFICATION_FILES,
 )
 from evidence.verify.pades import check_signatures
+from evidence.verify.pages import PAGE_FILES, check_pages, page_digests
 from evidence.verify.report import Report
 from evidence.verify.store import token_imprint
 
@@ -39,8 +42,10 @@ def verify_dossier(
     path: Path,
     trusted_certificates: list[Path] | None = None,
     previous: list[Path] | None = None,
+    key_ids: Sequence[str] = (),
 ) -> Report:
-    """Check ``path``; with ``previous`` dossiers, also that their logs are prefixes of its log."""
+    """Check ``path``; with ``previous`` dossiers, also that their logs are prefixes of its
+    log; with ``key_ids`` (see :func:`parse_key_id`), that one of them signed it."""
     import pikepdf
 
     data = path.read_bytes()
@@ -49,8 +54,9 @@ def verify_dossier(
     try:
         pdf = pikepdf.open(io.BytesIO(data))
     except pikepdf.PdfError as exc:
-        report.fail("PDF", f"cannot be read ({exc})")
+        report.fail("PDF", f"not a complete PDF: {_reason(exc)} (a truncated or damaged file)")
         return report
+    shown: list[str] | None = None
     with pdf:
         problems = [str(p) for p in pdf.check_pdf_syntax()]
         if problems:
@@ -58,6 +64,10 @@ def verify_dossier(
         else:
             report.checks.append("PDF structure readable")
         files = {name: spec.get_file().read_bytes() for name, spec in pdf.attachments.items()}
+        try:
+            shown = page_digests(pdf)
+        except (pikepdf.PdfError, ValueError, TypeError, KeyError) as exc:
+            report.fail("pages", f"cannot be read: {_reason(exc)}")
     _check_signatures(data, trusted_certificates or [], report)
     raw_manifest = files.get(MANIFEST_NAME)
     if raw_manifest is None:
@@ -84,18 +94,63 @@ def verify_dossier(
     }
     _check_checkpoint(checkpoint, files, report)
     _check_cover(path, checkpoint["root"], report)
+    pages_key = check_pages(shown, files, manifest, report) if shown is not None else None
     listed = _check_exhibits(manifest, files, root, size, report)
-    for name in sorted(set(files) - listed - set(VERIFICATION_FILES)):
+    for name in sorted(set(files) - listed - set(VERIFICATION_FILES) - set(PAGE_FILES)):
         report.fail(name, "embedded in the PDF but not in its manifest: it was added")
     _check_consistency(manifest, root, size, report)
     for earlier in previous or []:
         _check_previous(earlier, checkpoint, manifest, report)
+    _check_keys(checkpoint.get("key_id"), pages_key, key_ids, report)
     return report
+
+
+def parse_key_id(text: str) -> str:
+    """A key id as ``--key-id`` takes it: 64 hexadecimal digits (the SHA-256 of the raw
+    Ed25519 public key), spaces and colons allowed between them."""
+    cleaned = re.sub(r"[\s:]", "", text).lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", cleaned):
+        raise ValueError(
+            f"{text!r} is not a key id: 64 hexadecimal digits, as `evidence init` and "
+            "`evidence status` print it"
+        )
+    return cleaned
+
+
+def _check_keys(
+    checkpoint_key: object, pages_key: str | None, pinned: Sequence[str], report: Report
+) -> None:
+    """Which key signed the dossier; with ``pinned``, that it is one of them."""
+    found = sorted({str(k) for k in (checkpoint_key, pages_key) if k})
+    report.facts["key_ids"] = found
+    if pinned:
+        wanted = {parse_key_id(k) for k in pinned}
+        bad = [k for k in found if k not in wanted]
+        for key in bad:
+            report.fail(
+                "key",
+                f"signed by key {key}, which is not one given with --key-id: another key "
+                "signed this dossier (or re-signed it after a change)",
+            )
+        if found and not bad:
+            report.checks.append(f"signed by key {', '.join(found)}, given with --key-id")
+    elif found:
+        report.notes.append(
+            f"signed by key {', '.join(found)}: anyone can make a key, so only comparing "
+            "this id with the one the company publishes ties the dossier to the company "
+            "(give it with --key-id to check)"
+        )
+
+
+def _reason(exc: Exception) -> str:
+    """qpdf's message without the name it gave the file read from memory."""
+    return re.sub(r"^(stream )?<[^>]*>:\s*", "", str(exc)).strip() or type(exc).__name__
 
 
 def _check_consistency(manifest: dict[str, Any], root: bytes, size: int, report: Report) -> None:
     """Each earlier dossier's checkpoint, as this manifest lists it, is a prefix of this log."""
     entries = manifest.get("consistency", [])
+    before = len(report.failures)
     for entry in entries:
         subject = f"consistency with checkpoint #{entry.get('checkpoint_id')}"
         try:
@@ -105,7 +160,7 @@ def _check_consistency(manifest: dict[str, Any], root: bytes, size: int, report:
             )
         except (merkle.ProofError, ValueError, KeyError, TypeError) as exc:
             report.fail(subject, f"the proof does not hold: {exc}")
-    if entries:
+    if entries and len(report.failures) == before:
         report.checks.append(
             f"consistency proofs from the checkpoints of {len(entries)} earlier dossier"
             f"{'s' if len(entries) != 1 else ''} hold"
