@@ -927,12 +927,17 @@ def write(
         dossier = _Dossier(PdfWriter(out), layout, stamp)
         for n, part in enumerate(layout.parts):
             with Pdf.open(part.source) as pdf:
+                # Each page names only the fonts and images it draws (WeasyPrint gives
+                # a part's pages one shared set): what qpdf does when it copies pages,
+                # so that copying a page changes nothing its digest covers (pages.py).
+                pdf.remove_unreferenced_resources()
                 pages = list(zip(pdf.pages, layout.part_pages[n], strict=True))
                 source = dossier.copy(pdf, pages, base=(n == 0))
                 for i, (page, index) in enumerate(pages):
                     dossier.page(source, page, index)
                     for appended, indexes in appended_after.get((n, i), []):
                         with Pdf.open(io.BytesIO(appended.data)) as doc:
+                            doc.remove_unreferenced_resources()
                             shown = list(zip(doc.pages, indexes, strict=False))
                             inner = dossier.copy(doc, shown, foreign=True)
                             for each, at in shown:

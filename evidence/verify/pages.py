@@ -33,6 +33,7 @@ keys (``json.dumps(page, sort_keys=True, separators=(",", ":"))``, ASCII).
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -313,30 +314,35 @@ def check_pages(
 
 
 def _compare(signed: list[str], shown: list[str], report: Report) -> None:
-    """Name every page that differs from the signed ones."""
+    """Name every page that differs from the signed ones: the two lists are aligned
+    (difflib), so a removed page is named once, not every page after it."""
     if len(shown) != len(signed):
         change = "added" if len(shown) > len(signed) else "removed"
         report.fail(
             "pages",
             f"the dossier has {len(shown)} pages, {len(signed)} were signed: pages were {change}",
         )
-    where = {digest: n for n, digest in enumerate(signed, start=1)}
+    signed_at = {digest: n for n, digest in enumerate(signed, start=1)}
     present = set(shown)
-    for n, digest in enumerate(shown, start=1):
-        if n <= len(signed) and signed[n - 1] == digest:
+    matcher = difflib.SequenceMatcher(None, signed, shown, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
             continue
-        was = where.get(digest)
-        if was is not None:
-            report.fail(
-                f"page {n}",
-                f"is signed page {was}: the pages were reordered, or pages before it "
-                "removed or added",
-            )
-        elif len(shown) == len(signed):
-            report.fail(f"page {n}", "shows something other than what was signed: it was changed")
-        else:
-            report.fail(f"page {n}", "is not a signed page: it was added or changed")
-    for n, digest in enumerate(signed, start=1):
-        if digest not in present:
-            if len(shown) < len(signed):
-                report.fail(f"signed page {n}", "is not in the dossier: it was removed or changed")
+        for j in range(j1, j2):
+            was = signed_at.get(shown[j])
+            if was is not None:
+                report.fail(
+                    f"page {j + 1}",
+                    f"is signed page {was}: the pages were reordered (or a page repeated)",
+                )
+            elif tag == "replace" and j - j1 < i2 - i1:
+                report.fail(
+                    f"page {j + 1}",
+                    f"shows something other than signed page {i1 + j - j1 + 1}: it was changed",
+                )
+            else:
+                report.fail(f"page {j + 1}", "is not a signed page: it was added")
+        for i in range(i1, i2):
+            if signed[i] in present or (tag == "replace" and i - i1 < j2 - j1):
+                continue  # moved or changed: named above
+            report.fail(f"signed page {i + 1}", "is not in the dossier: it was removed")
