@@ -119,9 +119,8 @@ class PageCanon:
         if ref in self._inside:
             return "loop"
         kind, value, data = self._resolve(ref)
-        if kind == "value" and isinstance(value, dict):
-            if value.get("/Type") in ("/Page", "/Pages", "/Catalog"):
-                return "page"
+        if isinstance(value, dict) and value.get("/Type") in ("/Page", "/Pages", "/Catalog"):
+            return "page"
         self._inside.add(ref)
         try:
             if kind == "stream":
