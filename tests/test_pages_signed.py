@@ -323,3 +323,75 @@ def test_verifying_md_checks_the_pages_with_standard_tools(
         text=True,
     )
     assert check.returncode != 0
+
+
+@pytest.mark.parametrize("env", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("lang", "heading", "pages_step", "english"),
+    [
+        ("sv", "Så kontrollerar du detta dokument", "Sidorna. Filen pages.json", True),
+        ("fi", "Näin tarkistat tämän asiakirjan", "Sivut. Tiedostossa pages.json", True),
+        ("en", "How to check this document", "The pages. pages.json lists", False),
+    ],
+)
+def test_the_verification_page_is_in_the_dossiers_language(
+    env: Env,
+    company_store: Store,
+    tmp_path: Path,
+    lang: str,
+    heading: str,
+    pages_step: str,
+    english: bool,
+) -> None:
+    from evidence.render.dossier import export_dossier
+    from tests.samples import SAMPLE_CASE
+
+    fill_sample(company_store)
+    out = tmp_path / f"{lang}.pdf"
+    export_dossier(
+        company_store, customer_ref=None, case_ref=SAMPLE_CASE, output=out, language=lang
+    )
+    text = " ".join(pdf_text(out).split())
+    assert heading in text and pages_step in text
+    assert "openssl pkeyutl -verify -pubin -inkey pages-key.pub.pem -rawin" in text
+    if english:
+        assert "How to check this document" not in text and "The pages." not in text
+
+
+@pytest.mark.parametrize("env", ["sqlite"], indirect=True)
+def test_the_report_never_says_a_failed_check_holds(
+    env: Env, dossier: Path, tmp_path: Path
+) -> None:
+    with pikepdf.open(dossier) as pdf:
+        manifest = json.loads(pdf.attachments["manifest.json"].get_file().read_bytes())
+        manifest["consistency"] = [
+            {"checkpoint_id": 1, "tree_size": 1, "root": "00" * 32, "proof": []}
+        ]
+        del pdf.attachments["manifest.json"]
+        pdf.attachments["manifest.json"] = pikepdf.AttachedFileSpec(
+            pdf, json.dumps(manifest).encode(), filename="manifest.json"
+        )
+        pdf.save(tmp_path / "forged.pdf")
+    proc = _verify(env, tmp_path / "forged.pdf", code=5)
+    fails = _fails(proc)
+    assert any(
+        f.startswith("consistency with checkpoint #1: the proof does not hold") for f in fails
+    )
+    assert "pages.json: was signed for another manifest.json than the embedded one" in fails
+    ok = [line for line in proc.stdout.splitlines() if line.startswith("  ok    ")]
+    assert not [line for line in ok if "consistency" in line], ok
+    assert not [line for line in ok if "pages show" in line], ok
+
+
+@pytest.mark.parametrize("env", ["sqlite"], indirect=True)
+def test_a_truncated_dossier_is_called_incomplete_in_clean_words(
+    env: Env, dossier: Path, tmp_path: Path
+) -> None:
+    data = dossier.read_bytes()
+    for keep in (len(data) // 2, 2000):
+        cut = tmp_path / f"cut-{keep}.pdf"
+        cut.write_bytes(data[:keep])
+        proc = _verify(env, cut, code=5)
+        [failure] = _fails(proc)
+        assert failure.startswith("PDF: not a complete PDF: "), failure
+        assert "0x" not in proc.stdout and "BytesIO" not in proc.stdout

@@ -403,7 +403,7 @@ def test_export_refuses_when_its_checkpoints_log_was_rewritten(
     assert not (tmp_path / "again.pdf").exists()
 
 
-@pytest.mark.parametrize("lang", ["fi", "en"])
+@pytest.mark.parametrize("lang", ["fi", "sv", "en"])
 def test_verification_partials_render_in_each_language(lang: str) -> None:
     """issue 7 adds languages: each partial renders with the view the renderer passes."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
