@@ -2001,6 +2001,14 @@ def status(as_json: bool) -> None:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
     else:
         click.echo(f"store: {data['database']}")
+        key = data["signing_key"]
+        if key["key_id"]:
+            click.echo(
+                f"signing key id: {key['key_id']} (publish it: `evidence verify DOSSIER.pdf "
+                "--key-id ID` ties a dossier to it)"
+            )
+        else:
+            click.echo(f"signing key: none yet at {key['path']} (`evidence init` creates it)")
         last = data["last_sync"]
         if last is None:
             click.echo("last sync: never")

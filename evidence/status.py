@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from evidence.incidents import open_incidents
 from evidence.mailfacts import MailRules, describe_rules, unconfigured_note
+from evidence.store.checkpoints import key_path, load_signing_key
 from evidence.store.db import Store
 from evidence.store.ledger import verify_chain
 from evidence.store.models import QuarantineDismissal, QuarantineItem, SyncResult, SyncRun
@@ -24,6 +25,7 @@ def store_status(store: Store, *, now: dt.datetime | None = None) -> dict[str, A
     with store.session() as session:
         return {
             "database": make_url(store.config.database_url).render_as_string(hide_password=True),
+            "signing_key": _signing_key(store),
             "checked_at": iso_utc(at),
             "last_sync": _last_sync(session),
             "sources": _sources(session, store),
@@ -42,6 +44,15 @@ def store_status(store: Store, *, now: dt.datetime | None = None) -> dict[str, A
             "mail": _mail_rules(MailRules.of(store.config)),
             "chain": _chain(session),
         }
+
+
+def _signing_key(store: Store) -> dict[str, Any]:
+    """The key that signs checkpoints and dossiers' pages: its id is what the company
+    publishes, so that a dossier can be tied to it (`evidence verify --key-id`)."""
+    path = key_path(store.config)
+    if not path.exists():
+        return {"key_id": None, "path": str(path)}
+    return {"key_id": load_signing_key(path).key_id, "path": str(path)}
 
 
 def _last_sync(session: Session) -> dict[str, Any] | None:
