@@ -357,7 +357,12 @@ def test_later_dossier_proves_the_earlier_log_is_its_prefix(
         later, tmp_path / "stripped.pdf", **{"manifest.json": json.dumps(second).encode()}
     )
     report = verify_dossier(stripped, previous=[dossier])
-    [failure] = report.failures
+    # (pages.json names the manifest it was signed with: a replaced one is found too)
+    [signed_for, failure] = report.failures
+    assert (signed_for.subject, signed_for.problem) == (
+        "pages.json",
+        "was signed for another manifest.json than the embedded one",
+    )
     assert failure.subject == "earlier dossier dossier.pdf"
     assert "carries no proof that its log extends" in failure.problem
 
