@@ -296,9 +296,9 @@ def check_pages(
             PAGES_NAME, f"its signature ({PAGES_SIGNATURE}) does not hold: pages.json was altered"
         )
         return signer
+    before = len(report.failures)
     if body.get("key_id") != signer:
         report.fail(PAGES_NAME, f"names key {body.get('key_id')}, but key {signer} signed it")
-    before = len(report.failures)
     if body.get("manifest_sha256") != hashlib.sha256(files.get("manifest.json", b"")).hexdigest():
         report.fail(PAGES_NAME, "was signed for another manifest.json than the embedded one")
     checkpoint = manifest.get("checkpoint", {})
