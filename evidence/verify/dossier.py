@@ -66,7 +66,14 @@ def verify_dossier(
         files = {name: spec.get_file().read_bytes() for name, spec in pdf.attachments.items()}
         try:
             shown = page_digests(pdf)
-        except (pikepdf.PdfError, ValueError, TypeError, KeyError, RecursionError) as exc:
+        except (
+            pikepdf.PdfError,
+            ValueError,
+            TypeError,
+            KeyError,
+            AttributeError,
+            RecursionError,
+        ) as exc:
             report.fail("pages", f"cannot be read: {_reason(exc)}")
     _check_signatures(data, trusted_certificates or [], report)
     raw_manifest = files.get(MANIFEST_NAME)
