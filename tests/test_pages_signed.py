@@ -212,17 +212,23 @@ def test_a_dossier_resigned_with_another_key_fails_when_the_key_is_pinned(
     other = Ed25519PrivateKey.generate()
     _resign(changed, forged, other)
     forger = key_id(other.public_key())
-    # Unpinned, every signature holds: the key id printed is the only tell.
-    loose = _verify(env, forged, code=0)
+    # Unpinned, every signature holds; the cover still prints the company's key id.
+    loose = _verify(env, forged, code=5)
+    assert _fails(loose) == [
+        f"cover: does not print the id of the key that signed the checkpoint ({forger}): the "
+        "checkpoint was signed again with another key"
+    ]
     assert f"note  signed by key {forger}: anyone can make a key" in loose.stdout
     # Pinned to the company's published id: exit 5, naming the key that signed.
     pinned = _verify(env, forged, "--key-id", company, code=5)
     assert _fails(pinned) == [
+        _fails(loose)[0],
         f"key: signed by key {forger}, which is not one given with --key-id: another key "
-        "signed this dossier (or re-signed it after a change)"
+        "signed this dossier (or re-signed it after a change)",
     ]
-    # Pinned to both, it is the forger's key that passes: --key-id says whose it must be.
-    _verify(env, forged, "--key-id", company, "--key-id", forger, code=0)
+    # Pinned to both, only the cover gives it away: --key-id says whose key it must be.
+    both = _verify(env, forged, "--key-id", company, "--key-id", forger, code=5)
+    assert [f.split(":")[0] for f in _fails(both)] == ["cover"]
     # The genuine dossier passes the pin; a malformed id is a usage error.
     _verify(env, dossier, "--key-id", company, code=0)
     bad = run_evidence(env, "verify", str(dossier), "--key-id", "abc", check_code=2)

@@ -2,10 +2,12 @@
 
 What holds when it passes: every embedded original has the SHA-256 the manifest
 gives; each is cited by a ledger entry (its leaf) whose inclusion proof leads to
-the root of the signed checkpoint printed on the cover; the checkpoint's Ed25519
-signature holds; and, when the PDF is signed, its PAdES signature covers the
-whole file. Who holds the checkpoint key is a separate question: compare the key
-id with the one the company publishes (see VERIFYING.md).
+the root of the signed checkpoint printed on the cover (with its key id); the
+checkpoint's Ed25519 signature holds; every page shows what ``pages.json``, signed
+with the store's key, says it shows (evidence/verify/pages.py); and, when the PDF
+is signed, its PAdES signature covers the whole file. Who holds the key is a separate
+question: compare the key id with the one the company publishes (``--key-id``, see
+VERIFYING.md).
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def verify_dossier(
         "key_id": checkpoint.get("key_id"),
     }
     _check_checkpoint(checkpoint, files, report)
-    _check_cover(path, checkpoint["root"], report)
+    _check_cover(path, checkpoint["root"], str(checkpoint.get("key_id")), report)
     pages_key = check_pages(shown, files, manifest, report) if shown is not None else None
     listed = _check_exhibits(manifest, files, root, size, report)
     for name in sorted(set(files) - listed - set(VERIFICATION_FILES) - set(PAGE_FILES)):
@@ -316,8 +318,9 @@ def _check_checkpoint(checkpoint: dict[str, Any], files: dict[str, bytes], repor
     )
 
 
-def _check_cover(path: Path, root_hex: str, report: Report) -> None:
-    """The root a reader sees on the cover must be the one the proofs lead to."""
+def _check_cover(path: Path, root_hex: str, key_hex: str, report: Report) -> None:
+    """The root a reader sees on the cover must be the one the proofs lead to, and the
+    key id the one that signed the checkpoint."""
     if shutil.which("pdftotext") is None:
         report.notes.append("pdftotext is not installed: the root on the cover was not read")
         return
@@ -327,10 +330,19 @@ def _check_cover(path: Path, root_hex: str, report: Report) -> None:
         text=True,
         check=False,
     )
-    if root_hex in "".join(proc.stdout.split()):
+    cover = "".join(proc.stdout.split())
+    if root_hex in cover:
         report.checks.append("the cover prints the checkpoint's root")
     else:
         report.fail("cover", f"does not print the checkpoint's root {root_hex}")
+    if key_hex in cover:
+        report.checks.append("the cover prints the id of the key that signed the checkpoint")
+    else:
+        report.fail(
+            "cover",
+            f"does not print the id of the key that signed the checkpoint ({key_hex}): the "
+            "checkpoint was signed again with another key",
+        )
 
 
 def _leaf_fields(leaf: str) -> dict[str, Any]:
