@@ -2007,6 +2007,8 @@ def status(as_json: bool) -> None:
                 f"signing key id: {key['key_id']} (publish it: `evidence verify DOSSIER.pdf "
                 "--key-id ID` ties a dossier to it)"
             )
+        elif key.get("error"):
+            click.echo(f"signing key: unreadable: {key['error']}")
         else:
             click.echo(f"signing key: none yet at {key['path']} (`evidence init` creates it)")
         last = data["last_sync"]

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from evidence.errors import EvidenceError
 from evidence.incidents import open_incidents
 from evidence.mailfacts import MailRules, describe_rules, unconfigured_note
 from evidence.store.checkpoints import key_path, load_signing_key
@@ -52,7 +53,10 @@ def _signing_key(store: Store) -> dict[str, Any]:
     path = key_path(store.config)
     if not path.exists():
         return {"key_id": None, "path": str(path)}
-    return {"key_id": load_signing_key(path).key_id, "path": str(path)}
+    try:
+        return {"key_id": load_signing_key(path).key_id, "path": str(path)}
+    except (EvidenceError, OSError) as exc:  # unreadable here: status still reports the rest
+        return {"key_id": None, "path": str(path), "error": str(exc)}
 
 
 def _last_sync(session: Session) -> dict[str, Any] | None:
