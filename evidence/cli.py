@@ -2315,6 +2315,16 @@ def status(as_json: bool) -> None:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
     else:
         click.echo(f"store: {data['database']}")
+        key = data["signing_key"]
+        if key["key_id"]:
+            click.echo(
+                f"signing key id: {key['key_id']} (publish it: `evidence verify DOSSIER.pdf "
+                "--key-id ID` ties a dossier to it)"
+            )
+        elif key.get("error"):
+            click.echo(f"signing key: unreadable: {key['error']}")
+        else:
+            click.echo(f"signing key: none yet at {key['path']} (`evidence init` creates it)")
         last = data["last_sync"]
         if last is None:
             click.echo("last sync: never")
@@ -2397,6 +2407,17 @@ def status(as_json: bool) -> None:
 EXIT_NOT_INTACT = 5
 
 
+def _key_ids(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    from evidence.verify.dossier import parse_key_id
+
+    try:
+        return tuple(parse_key_id(v) for v in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 @main.command(context_settings=CONTEXT)
 @click.argument(
     "dossier", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -2414,10 +2435,23 @@ EXIT_NOT_INTACT = 5
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="An earlier dossier of the same store: check its log is a prefix of this one's.",
 )
+@click.option(
+    "--key-id",
+    "key_ids",
+    multiple=True,
+    callback=_key_ids,
+    metavar="HEX",
+    help="The id of the company's key (as `evidence status` prints it, and the company "
+    "publishes it): the dossier must be signed with it (repeatable: any of them).",
+)
 @json_option
 @handle_errors
 def verify(
-    dossier: Path | None, trust: tuple[Path, ...], previous: tuple[Path, ...], as_json: bool
+    dossier: Path | None,
+    trust: tuple[Path, ...],
+    previous: tuple[Path, ...],
+    key_ids: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Prove the store, or a dossier PDF, is untouched.
 
@@ -2426,20 +2460,25 @@ def verify(
     triggers and every signed checkpoint. With a PDF: check it on its own (no
     store needed): the embedded originals against its manifest, each inclusion
     proof against the checkpoint printed on the cover, the checkpoint's
-    signature and the PDF's signature; with --previous, that an earlier
-    dossier's log is a prefix of this one's. Each verification is kept in the
-    audit log when a store is at hand. Exit code 5 means something failed;
-    every failure is named.
+    signature, every page against the digests signed with the store's key
+    (pages.json: a page removed, added, reordered or changed is named) and the
+    PDF's signature; with --previous, that an earlier dossier's log is a prefix
+    of this one's. Anyone can make a key: only --key-id with the id the company
+    publishes ties the dossier to the company (without it, the id found is
+    printed). Each verification is kept in the audit log when a store is at
+    hand. Exit code 5 means something failed; every failure is named.
 
     Example:
 
     \b
         evidence verify
-        evidence verify dossier.pdf --trust company-ca.pem
+        evidence verify dossier.pdf --key-id "$COMPANY_KEY_ID" --trust company-ca.pem
         evidence verify dossier-2.pdf --previous dossier-1.pdf
     """
     from evidence.verify.audit import record_verification
 
+    if dossier is None and (key_ids or trust or previous):
+        raise click.UsageError("--key-id, --trust and --previous check a dossier: give its PDF")
     if dossier is None:
         from evidence.verify.store import verify_store
 
@@ -2449,7 +2488,9 @@ def verify(
     else:
         from evidence.verify.dossier import verify_dossier
 
-        report = verify_dossier(dossier, trusted_certificates=list(trust), previous=list(previous))
+        report = verify_dossier(
+            dossier, trusted_certificates=list(trust), previous=list(previous), key_ids=key_ids
+        )
         _record_if_store(report)
     if as_json:
         # Sorted keys: the SHA-256 of this output is the one the audit log records.

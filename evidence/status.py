@@ -14,8 +14,10 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from evidence.errors import EvidenceError
 from evidence.incidents import open_incidents
 from evidence.mailfacts import MailRules, describe_rules, unconfigured_note
+from evidence.store.checkpoints import key_path, load_signing_key
 from evidence.store.db import Store
 from evidence.store.ledger import chain_head
 from evidence.store.models import QuarantineDismissal, QuarantineItem, SyncResult, SyncRun
@@ -33,6 +35,7 @@ def store_status(store: Store, *, now: dt.datetime | None = None) -> dict[str, A
     with store.session() as session:
         return {
             "database": make_url(store.config.database_url).render_as_string(hide_password=True),
+            "signing_key": _signing_key(store),
             "checked_at": iso_utc(at),
             "last_sync": _last_sync(session),
             "sources": _sources(session, store),
@@ -52,6 +55,18 @@ def store_status(store: Store, *, now: dt.datetime | None = None) -> dict[str, A
             "mail": _mail_rules(MailRules.of(store.config)),
             "chain": _chain(session, report),
         }
+
+
+def _signing_key(store: Store) -> dict[str, Any]:
+    """The key that signs checkpoints and dossiers' pages: its id is what the company
+    publishes, so that a dossier can be tied to it (`evidence verify --key-id`)."""
+    path = key_path(store.config)
+    if not path.exists():
+        return {"key_id": None, "path": str(path)}
+    try:
+        return {"key_id": load_signing_key(path).key_id, "path": str(path)}
+    except (EvidenceError, OSError) as exc:  # unreadable here: status still reports the rest
+        return {"key_id": None, "path": str(path), "error": str(exc)}
 
 
 def _last_sync(session: Session) -> dict[str, Any] | None:

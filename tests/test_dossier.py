@@ -22,6 +22,7 @@ from evidence.ingest.mail import import_mail
 from evidence.ingest.recordings import import_recordings
 from evidence.render.dossier import export_dossier
 from evidence.store.db import Store
+from evidence.verify.pages import PAGE_FILES
 from tests.conftest import Env, page_texts, pdf_text
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample"
@@ -164,11 +165,19 @@ def test_structure_links_stamps_and_originals(sample_store: Store, tmp_path: Pat
 
         # The originals, byte for byte, and their digests on the manifest page.
         embedded = {n: s.get_file().read_bytes() for n, s in pdf.attachments.items()}
+    # The signature over the pages is made from the finished pages: no page can print its
+    # digests (the verification page names the files; VERIFYING.md step 7).
+    signed_pages = {n: embedded.pop(n) for n in PAGE_FILES}
     flat = " ".join(" ".join(texts).split())
     assert LETTER.read_bytes() in embedded.values()
     for data in embedded.values():
         assert hashlib.sha256(data).hexdigest() in flat
     assert len(result.embedded) == len(embedded)  # type: ignore[attr-defined]
+    for name in ("pages.json", "pages.sig"):
+        assert hashlib.sha256(signed_pages[name]).hexdigest() not in flat
+    # (pages-key.pub.pem is the checkpoint's key, listed as checkpoint-key.pub.pem)
+    assert signed_pages["pages-key.pub.pem"] == embedded["checkpoint-key.pub.pem"]
+    assert all(name in "".join(flat.split()) for name in PAGE_FILES)
 
 
 def test_the_dossier_opens_with_the_claims_and_what_the_record_shows(

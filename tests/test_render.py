@@ -19,6 +19,7 @@ from evidence.render.dossier import export_dossier
 from evidence.render.mailbody import sanitize_html
 from evidence.store.db import Store
 from evidence.verify.manifest import VERIFICATION_FILES
+from evidence.verify.pages import PAGE_FILES
 from tests.conftest import pdf_text
 
 
@@ -149,8 +150,12 @@ def test_dossier_embeds_each_original_byte_exact(company_store: Store, tmp_path:
     with pikepdf.open(out) as pdf:
         files = {name: spec.get_file().read_bytes() for name, spec in pdf.attachments.items()}
     # Beside the original: the manifest and the signed checkpoint (tests/test_verify_dossier.py).
+    # ... and the signature over the pages (tests/test_pages_signed.py).
     assert set(VERIFICATION_FILES) - set(files) == {"checkpoint.tst"}
-    [(name, data)] = [(n, d) for n, d in files.items() if n not in VERIFICATION_FILES]
+    assert set(PAGE_FILES) <= set(files)
+    [(name, data)] = [
+        (n, d) for n, d in files.items() if n not in VERIFICATION_FILES and n not in PAGE_FILES
+    ]
     assert name.endswith(".eml") and data == raw
     listed = subprocess.run(["pdfdetach", "-list", str(out)], capture_output=True, text=True).stdout
     assert name in listed

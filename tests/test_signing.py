@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,7 @@ from evidence.store.db import Store
 from evidence.store.models import Checkpoint
 from evidence.verify.dossier import verify_dossier
 from evidence.verify.pades import _load_certs
-from tests.conftest import COMPANY_TOML, Cli, Env
+from tests.conftest import COMPANY_TOML, Cli, Env, run_evidence
 from tests.pki import LocalTsa, issue, local_tsa, make_ca, write_pkcs12
 from tests.test_verify_dossier import export, fill_sample
 
@@ -64,6 +65,12 @@ def _validate(pdf: bytes, *anchors: Path):  # type: ignore[no-untyped-def]
     return validate_pdf_signature(
         sig, signer_validation_context=context, ts_validation_context=context
     )
+
+
+def _store_key(env: Env) -> str:
+    from evidence.store.checkpoints import load_signing_key
+
+    return load_signing_key(env.home / "checkpoint-key.pem").key_id
 
 
 def _flip_version(pdf: bytes) -> bytes:
@@ -103,6 +110,15 @@ def test_pades_signature_from_pkcs12(
     result = cli("verify", str(out), "--trust", str(ca.cert_pem))
     assert "covers the whole file, certificate chains to a trusted CA" in result.stdout
     assert result.stdout.splitlines()[-1] == "INTACT: every check passed"
+    # The pages were signed with the store's key before the PAdES signature was added, and
+    # still match: the signature's invisible field shows nothing. In a fresh process, as a
+    # user runs it, with the company's key pinned: no warning (pyHanko's DSA one) on stderr.
+    pinned = run_evidence(
+        env, "verify", str(out), "--trust", str(ca.cert_pem), "--key-id", _store_key(env)
+    )
+    assert pinned.stderr == ""
+    assert re.search(r"  ok    all \d+ pages show what key [0-9a-f]{64} signed", pinned.stdout)
+    assert pinned.stdout.splitlines()[-1] == "INTACT: every check passed"
     # poppler's pdfsig, as VERIFYING.md has a third party run it, agrees.
     shown = subprocess.run(["pdfsig", str(out)], capture_output=True, text=True).stdout
     assert "Total document signed" in shown and "Signature is Valid." in shown

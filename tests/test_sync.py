@@ -333,7 +333,8 @@ def test_status_text_and_json(cli: Cli, env: Env, tmp_path: Path) -> None:
     maildir = _mail_dir(tmp_path / "mail", 1)
     (maildir / "junk.bin").write_bytes(b"\x00junk")
     env.write_config(_sync_toml(mail=maildir))
-    assert cli("status").stdout.splitlines()[1:3] == [
+    assert cli("status").stdout.splitlines()[1:4] == [
+        f"signing key: none yet at {env.home / 'checkpoint-key.pem'} (`evidence init` creates it)",
         "last sync: never",
         f"  mail {maildir}: never synced",
     ]
@@ -360,6 +361,12 @@ def test_status_text_and_json(cli: Cli, env: Env, tmp_path: Path) -> None:
         f"store: verifies as far as checked, 3 ledger entries, head {data['chain']['head']}\n"
         in text_
     )
+    # The key the sync's checkpoint was signed with: the id a company publishes.
+    from evidence.store.checkpoints import load_signing_key
+
+    key_id = load_signing_key(env.home / "checkpoint-key.pem").key_id
+    assert data["signing_key"] == {"key_id": key_id, "path": str(env.home / "checkpoint-key.pem")}
+    assert f"signing key id: {key_id} (publish it: " in text_
 
 
 def test_status_exits_5_when_the_chain_is_broken(cli: Cli, env: Env) -> None:

@@ -105,7 +105,9 @@ def test_dossier_carries_manifest_and_proves_itself(
     files = _attachments(dossier)
     # Every embedded original is listed with its digest, under its exhibit.
     listed = {f["name"]: f["sha256"] for e in manifest["exhibits"] for f in e["files"]}
-    originals = {n: d for n, d in files.items() if not n.startswith(("manifest", "checkpoint"))}
+    originals = {
+        n: d for n, d in files.items() if not n.startswith(("manifest", "checkpoint", "pages"))
+    }
     assert listed == {n: hashlib.sha256(d).hexdigest() for n, d in originals.items()}
     assert {"checkpoint.txt", "checkpoint.sig", "checkpoint-key.pub.pem"} <= set(files)
     # Each record's proof leads to the signed root; each leaf is the ledger payload.
@@ -232,8 +234,10 @@ def test_tampered_dossiers_fail_and_say_where(
 
 def _python_from_verifying_md() -> str:
     text = (ROOT / "VERIFYING.md").read_text(encoding="utf-8")
-    [program] = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    return program
+    step5 = text[text.index("## 5. Every exhibit is in the signed log") :]
+    match = re.search(r"```python\n(.*?)```", step5, flags=re.S)
+    assert match is not None
+    return match.group(1)
 
 
 @pytest.mark.parametrize("env", ["sqlite"], indirect=True)
@@ -353,7 +357,12 @@ def test_later_dossier_proves_the_earlier_log_is_its_prefix(
         later, tmp_path / "stripped.pdf", **{"manifest.json": json.dumps(second).encode()}
     )
     report = verify_dossier(stripped, previous=[dossier])
-    [failure] = report.failures
+    # (pages.json names the manifest it was signed with: a replaced one is found too)
+    [signed_for, failure] = report.failures
+    assert (signed_for.subject, signed_for.problem) == (
+        "pages.json",
+        "was signed for another manifest.json than the embedded one",
+    )
     assert failure.subject == "earlier dossier dossier.pdf"
     assert "carries no proof that its log extends" in failure.problem
 
@@ -399,7 +408,7 @@ def test_export_refuses_when_its_checkpoints_log_was_rewritten(
     assert not (tmp_path / "again.pdf").exists()
 
 
-@pytest.mark.parametrize("lang", ["fi", "en"])
+@pytest.mark.parametrize("lang", ["fi", "sv", "en"])
 def test_verification_partials_render_in_each_language(lang: str) -> None:
     """issue 7 adds languages: each partial renders with the view the renderer passes."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined

@@ -266,6 +266,13 @@ def _scalar(value: object) -> bytes:
     raise TypeError(f"cannot write {type(value).__name__} into a PDF")
 
 
+@dataclass
+class _Mark:
+    pos: int
+    md5: hashlib._Hash
+    objects: int
+
+
 class PdfWriter:
     """Writes a PDF to a file object by object: objects are given numbers first
     (``reserve``) and written when ready, in any order."""
@@ -334,6 +341,25 @@ class PdfWriter:
             b"/Type /ObjStm /N %d /First %d /Filter /FlateDecode" % (len(offsets), len(head)),
             data,
         )
+
+    def mark(self) -> _Mark:
+        """Where the file is now, everything pending written: :meth:`rewind` comes back."""
+        self._flush_objects()
+        return _Mark(self._pos, self._md5.copy(), len(self._kind))
+
+    def rewind(self, mark: _Mark) -> None:
+        """Forget everything written and numbered since ``mark``."""
+        self._flush_objects()
+        self._out.seek(mark.pos)
+        self._out.truncate()
+        self._pos = mark.pos
+        self._md5 = mark.md5.copy()
+        del self._kind[mark.objects :]
+        del self._where[mark.objects :]
+        del self._index[mark.objects :]
+
+    def flush(self) -> None:
+        self._out.flush()
 
     def finish(self, root: int, info: int | None) -> None:
         """Write what is pending, the cross-reference stream and the trailer."""
@@ -744,12 +770,13 @@ class _Dossier:
         )
         return root
 
-    def embed(self, files: Iterable[EmbeddedFile], pdf_date: str) -> tuple[int, list[int]]:
+    def embed(
+        self, files: Iterable[EmbeddedFile], pdf_date: str, seen: set[str]
+    ) -> list[tuple[str, int]]:
         """Each original as an associated file (PDF/A-3 ``/AF``, relationship Source),
-        compressed; the first of each name wins. The name tree and the file specs."""
-        specs: list[tuple[str, bytes]] = []
-        numbers: list[int] = []
-        seen: set[str] = set()
+        compressed; the first of each name (``seen`` holds those written) wins. Each
+        file's name and file spec."""
+        specs: list[tuple[str, int]] = []
         date = _text(pdf_date)
         for file in files:
             if file.name in seen:
@@ -787,13 +814,20 @@ class _Dossier:
                 b" /EF << /F %d 0 R /UF %d 0 R >> >>"
                 % (name, name, _text(file.description), stream, stream),
             )
-            specs.append((file.name, b"%d 0 R" % spec))
-            numbers.append(spec)
-        return self.name_tree(specs), numbers
+            specs.append((file.name, spec))
+        return specs
 
     def finish(
-        self, outline: Sequence[OutlineEntry], files: Iterable[EmbeddedFile], pdf_date: str
+        self,
+        outline: Sequence[OutlineEntry],
+        files: Iterable[EmbeddedFile],
+        pdf_date: str,
+        seal: Callable[[], Iterable[EmbeddedFile]] | None = None,
     ) -> None:
+        """The page tree, destinations, outline, embedded files, catalog and trailer.
+        With ``seal``: the file is first finished as it is, then ``seal`` reads it (the
+        pages are all written) and gives more files; the ending is written again with
+        them (the bytes before it stay), so the file has one revision only."""
         for node in self.tree:
             body = b"<< /Type /Pages /Kids [ %s ] /Count %d" % (
                 b" ".join(b"%d 0 R" % kid for kid in node.kids),
@@ -806,9 +840,22 @@ class _Dossier:
             (name, self.destination(where)) for name, where in self.layout.anchors.items()
         )
         bookmarks = self.outline(outline)
-        attached, specs = self.embed(files, pdf_date)
+        seen: set[str] = set()
+        specs = self.embed(files, pdf_date, seen)
+        if seal is not None:
+            mark = self.w.mark()
+            self._end(dests, bookmarks, specs)
+            self.w.flush()
+            more = list(seal())
+            self.w.rewind(mark)
+            specs += self.embed(more, pdf_date, seen)
+        self._end(dests, bookmarks, specs)
+
+    def _end(self, dests: int, bookmarks: int | None, specs: list[tuple[str, int]]) -> None:
+        """The embedded files' name tree, the associated files, the catalog, the trailer."""
+        attached = self.name_tree((name, b"%d 0 R" % spec) for name, spec in specs)
         associated = self.w.reserve()
-        self.w.object(associated, b"[ %s ]" % b" ".join(b"%d 0 R" % n for n in specs))
+        self.w.object(associated, b"[ %s ]" % b" ".join(b"%d 0 R" % n for _, n in specs))
         catalog = self.w.reserve()
         body = (
             b"<< /Type /Catalog /Pages %d 0 R /Names << /Dests %d 0 R /EmbeddedFiles %d 0 R >>"
@@ -867,10 +914,12 @@ def write(
     outline: Sequence[OutlineEntry],
     files: Iterable[EmbeddedFile],
     pdf_date: str,
+    seal: Callable[[Path], Iterable[EmbeddedFile]] | None = None,
 ) -> int:
     """Write the dossier to ``target`` (not yet flushed to the disk); its number of
     pages. The first part is the PDF/A-3b base: its catalog's metadata, output intent
-    and language, and its document information, carry over."""
+    and language, and its document information, carry over. ``seal``: files made from
+    the finished pages (``target`` read back), embedded after the others."""
     appended_after: dict[tuple[int, int], list[tuple[Appended, list[int]]]] = {}
     for part_n, page_i, appended, indexes in layout.appended:
         appended_after.setdefault((part_n, page_i), []).append((appended, indexes))
@@ -878,15 +927,20 @@ def write(
         dossier = _Dossier(PdfWriter(out), layout, stamp)
         for n, part in enumerate(layout.parts):
             with Pdf.open(part.source) as pdf:
+                # Each page names only the fonts and images it draws (WeasyPrint gives
+                # a part's pages one shared set): what qpdf does when it copies pages,
+                # so that copying a page changes nothing its digest covers (pages.py).
+                pdf.remove_unreferenced_resources()
                 pages = list(zip(pdf.pages, layout.part_pages[n], strict=True))
                 source = dossier.copy(pdf, pages, base=(n == 0))
                 for i, (page, index) in enumerate(pages):
                     dossier.page(source, page, index)
                     for appended, indexes in appended_after.get((n, i), []):
                         with Pdf.open(io.BytesIO(appended.data)) as doc:
+                            doc.remove_unreferenced_resources()
                             shown = list(zip(doc.pages, indexes, strict=False))
                             inner = dossier.copy(doc, shown, foreign=True)
                             for each, at in shown:
                                 dossier.page(inner, each, at)
-        dossier.finish(outline, files, pdf_date)
+        dossier.finish(outline, files, pdf_date, None if seal is None else (lambda: seal(target)))
     return layout.total

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pikepdf
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from evidence import __version__
@@ -61,14 +62,15 @@ from evidence.render.views import Embedded, Exhibit, Insert, ViewBuilder
 from evidence.reports import customer_reachability, threshold_from_config
 from evidence.resources import templates_dir
 from evidence.store.blobs import read_blob
-from evidence.store.checkpoints import write_checkpoint
+from evidence.store.checkpoints import ensure_signing_key, write_checkpoint
 from evidence.store.db import Store
 from evidence.store.models import Case, CaseDocument, IdentifierKind, ReceivedSource
 from evidence.summary import summarize
 from evidence.timeline import Timeline, build_timeline
 from evidence.timeutil import iso_utc, utcnow
-from evidence.verify.manifest import prepare_dossier_proofs, selection_records
+from evidence.verify.manifest import MANIFEST_NAME, prepare_dossier_proofs, selection_records
 from evidence.verify.pades import sign_pdf, signing_configured
+from evidence.verify.pages import page_digests, seal_pages
 
 CHUNK_ITEMS = 40
 # Index rows have a fixed height: this many fit on its first page and on the others.
@@ -524,10 +526,22 @@ def _render_dossier(
         timeless = {}  # (the chunks' template closure holds this name)
         del results, chunk_pdfs, front_groups
         _give_back_memory()
+        # The pages as written are signed with the store's key (pages.json, pages.sig),
+        # before any PAdES signature: see evidence/verify/pages.py.
+        page_seal = _page_seal(
+            ensure_signing_key(config)[0].private,
+            manifest_sha256=next(f.sha256 for f in proofs.files if f.name == MANIFEST_NAME),
+            checkpoint={
+                "id": proofs.checkpoint_id,
+                "tree_size": proofs.tree_size,
+                "root": proofs.root,
+            },
+            description=translate.gettext("verification"),
+        )
         # Written straight to a file beside the output: the dossier is never held whole.
         unsigned = output.with_name(f".{output.name}.{os.getpid()}.unsigned")
         try:
-            pages = _assemble(parts, context, generated, stamp_font, unsigned)
+            pages = _assemble(parts, context, generated, stamp_font, unsigned, page_seal)
             del parts, chunk_parts
             # A file that appeared at ``output`` while the pages were made is not replaced.
             check_output(output, force=force)
@@ -973,12 +987,34 @@ def _placeholder_view(
     return {"reason": reason, "where": where, "files": files}
 
 
+def _page_seal(
+    key: Ed25519PrivateKey,
+    *,
+    manifest_sha256: str,
+    checkpoint: dict[str, Any],
+    description: str,
+) -> Callable[[Path], list[assemble.EmbeddedFile]]:
+    """What signs the assembled pages: reads them back, gives the files to embed."""
+
+    def seal(written: Path) -> list[assemble.EmbeddedFile]:
+        with pikepdf.open(written) as pdf:
+            digests = page_digests(pdf)
+        sealed = seal_pages(digests, key, manifest_sha256=manifest_sha256, checkpoint=checkpoint)
+        return [
+            assemble.EmbeddedFile(name, functools.partial(lambda d: [d], data), mime, description)
+            for name, data, mime in sealed.files()
+        ]
+
+    return seal
+
+
 def _assemble(
     parts: list[assemble.Part],
     context: Context,
     generated: dt.datetime,
     font: assemble.StampFont,
     target: Path,
+    seal: Callable[[Path], list[assemble.EmbeddedFile]] | None = None,
 ) -> int:
     """Write the dossier to ``target`` (not yet flushed to the disk); its number of pages."""
     # Appended PDFs (the case's documents, PDF attachments) follow their slip sheets.
@@ -1004,6 +1040,7 @@ def _assemble(
             for e in context.embedded
         ),
         generated.astimezone(dt.UTC).strftime("D:%Y%m%d%H%M%SZ"),
+        seal,
     )
 
 

@@ -2,10 +2,12 @@
 
 What holds when it passes: every embedded original has the SHA-256 the manifest
 gives; each is cited by a ledger entry (its leaf) whose inclusion proof leads to
-the root of the signed checkpoint printed on the cover; the checkpoint's Ed25519
-signature holds; and, when the PDF is signed, its PAdES signature covers the
-whole file. Who holds the checkpoint key is a separate question: compare the key
-id with the one the company publishes (see VERIFYING.md).
+the root of the signed checkpoint printed on the cover (with its key id); the
+checkpoint's Ed25519 signature holds; every page shows what ``pages.json``, signed
+with the store's key, says it shows (evidence/verify/pages.py); and, when the PDF
+is signed, its PAdES signature covers the whole file. Who holds the key is a separate
+question: compare the key id with the one the company publishes (``--key-id``, see
+VERIFYING.md).
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import base64
 import hashlib
 import io
 import json
+import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,7 @@ from evidence.verify.manifest import (
     VERIFICATION_FILES,
 )
 from evidence.verify.pades import check_signatures
+from evidence.verify.pages import PAGE_FILES, check_pages, page_digests
 from evidence.verify.report import Report
 from evidence.verify.store import token_imprint
 
@@ -39,8 +44,10 @@ def verify_dossier(
     path: Path,
     trusted_certificates: list[Path] | None = None,
     previous: list[Path] | None = None,
+    key_ids: Sequence[str] = (),
 ) -> Report:
-    """Check ``path``; with ``previous`` dossiers, also that their logs are prefixes of its log."""
+    """Check ``path``; with ``previous`` dossiers, also that their logs are prefixes of its
+    log; with ``key_ids`` (see :func:`parse_key_id`), that one of them signed it."""
     import pikepdf
 
     data = path.read_bytes()
@@ -49,8 +56,9 @@ def verify_dossier(
     try:
         pdf = pikepdf.open(io.BytesIO(data))
     except pikepdf.PdfError as exc:
-        report.fail("PDF", f"cannot be read ({exc})")
+        report.fail("PDF", f"not a complete PDF: {_reason(exc)} (a truncated or damaged file)")
         return report
+    shown: list[str] | None = None
     with pdf:
         problems = [str(p) for p in pdf.check_pdf_syntax()]
         if problems:
@@ -58,6 +66,17 @@ def verify_dossier(
         else:
             report.checks.append("PDF structure readable")
         files = {name: spec.get_file().read_bytes() for name, spec in pdf.attachments.items()}
+        try:
+            shown = page_digests(pdf)
+        except (
+            pikepdf.PdfError,
+            ValueError,
+            TypeError,
+            KeyError,
+            AttributeError,
+            RecursionError,
+        ) as exc:
+            report.fail("pages", f"cannot be read: {_reason(exc)}")
     _check_signatures(data, trusted_certificates or [], report)
     raw_manifest = files.get(MANIFEST_NAME)
     if raw_manifest is None:
@@ -83,19 +102,64 @@ def verify_dossier(
         "key_id": checkpoint.get("key_id"),
     }
     _check_checkpoint(checkpoint, files, report)
-    _check_cover(path, checkpoint["root"], report)
+    _check_cover(path, checkpoint["root"], str(checkpoint.get("key_id")), report)
+    pages_key = check_pages(shown, files, manifest, report) if shown is not None else None
     listed = _check_exhibits(manifest, files, root, size, report)
-    for name in sorted(set(files) - listed - set(VERIFICATION_FILES)):
+    for name in sorted(set(files) - listed - set(VERIFICATION_FILES) - set(PAGE_FILES)):
         report.fail(name, "embedded in the PDF but not in its manifest: it was added")
     _check_consistency(manifest, root, size, report)
     for earlier in previous or []:
         _check_previous(earlier, checkpoint, manifest, report)
+    _check_keys(checkpoint.get("key_id"), pages_key, key_ids, report)
     return report
+
+
+def parse_key_id(text: str) -> str:
+    """A key id as ``--key-id`` takes it: 64 hexadecimal digits (the SHA-256 of the raw
+    Ed25519 public key), spaces and colons allowed between them."""
+    cleaned = re.sub(r"[\s:]", "", text).lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", cleaned):
+        raise ValueError(
+            f"{text!r} is not a key id: 64 hexadecimal digits, as `evidence init` and "
+            "`evidence status` print it"
+        )
+    return cleaned
+
+
+def _check_keys(
+    checkpoint_key: object, pages_key: str | None, pinned: Sequence[str], report: Report
+) -> None:
+    """Which key signed the dossier; with ``pinned``, that it is one of them."""
+    found = sorted({str(k) for k in (checkpoint_key, pages_key) if k})
+    report.facts["key_ids"] = found
+    if pinned:
+        wanted = {parse_key_id(k) for k in pinned}
+        bad = [k for k in found if k not in wanted]
+        for key in bad:
+            report.fail(
+                "key",
+                f"signed by key {key}, which is not one given with --key-id: another key "
+                "signed this dossier (or re-signed it after a change)",
+            )
+        if found and not bad:
+            report.checks.append(f"signed by key {', '.join(found)}, given with --key-id")
+    elif found:
+        report.notes.append(
+            f"signed by key {', '.join(found)}: anyone can make a key, so only comparing "
+            "this id with the one the company publishes ties the dossier to the company "
+            "(give it with --key-id to check)"
+        )
+
+
+def _reason(exc: Exception) -> str:
+    """qpdf's message without the name it gave the file read from memory."""
+    return re.sub(r"^(stream )?<[^>]*>:\s*", "", str(exc)).strip() or type(exc).__name__
 
 
 def _check_consistency(manifest: dict[str, Any], root: bytes, size: int, report: Report) -> None:
     """Each earlier dossier's checkpoint, as this manifest lists it, is a prefix of this log."""
     entries = manifest.get("consistency", [])
+    before = len(report.failures)
     for entry in entries:
         subject = f"consistency with checkpoint #{entry.get('checkpoint_id')}"
         try:
@@ -105,7 +169,7 @@ def _check_consistency(manifest: dict[str, Any], root: bytes, size: int, report:
             )
         except (merkle.ProofError, ValueError, KeyError, TypeError) as exc:
             report.fail(subject, f"the proof does not hold: {exc}")
-    if entries:
+    if entries and len(report.failures) == before:
         report.checks.append(
             f"consistency proofs from the checkpoints of {len(entries)} earlier dossier"
             f"{'s' if len(entries) != 1 else ''} hold"
@@ -254,8 +318,9 @@ def _check_checkpoint(checkpoint: dict[str, Any], files: dict[str, bytes], repor
     )
 
 
-def _check_cover(path: Path, root_hex: str, report: Report) -> None:
-    """The root a reader sees on the cover must be the one the proofs lead to."""
+def _check_cover(path: Path, root_hex: str, key_hex: str, report: Report) -> None:
+    """The root a reader sees on the cover must be the one the proofs lead to, and the
+    key id the one that signed the checkpoint."""
     if shutil.which("pdftotext") is None:
         report.notes.append("pdftotext is not installed: the root on the cover was not read")
         return
@@ -265,10 +330,19 @@ def _check_cover(path: Path, root_hex: str, report: Report) -> None:
         text=True,
         check=False,
     )
-    if root_hex in "".join(proc.stdout.split()):
+    cover = "".join(proc.stdout.split())
+    if root_hex in cover:
         report.checks.append("the cover prints the checkpoint's root")
     else:
         report.fail("cover", f"does not print the checkpoint's root {root_hex}")
+    if key_hex in cover:
+        report.checks.append("the cover prints the id of the key that signed the checkpoint")
+    else:
+        report.fail(
+            "cover",
+            f"does not print the id of the key that signed the checkpoint ({key_hex}): the "
+            "checkpoint was signed again with another key",
+        )
 
 
 def _leaf_fields(leaf: str) -> dict[str, Any]:
