@@ -1465,40 +1465,19 @@ def case_list(today: dt.date | None, as_json: bool) -> None:
         evidence case list
         evidence case list --json
     """
-    from evidence.authorities import authority_name
-    from evidence.cases import current_claims, list_cases
+    from evidence.cases import case_summaries
 
     config = _config()
     day = today or dt.datetime.now(config.zone).date()
     with _store() as store:
-        due = list_cases(store, day)
-    rows = [
-        {
-            "reference": d.case.reference,
-            "customer": d.case.customer.ref,
-            "authority": d.case.authority,
-            "authority_name": authority_name(d.case.authority, "en"),
-            "received": d.case.received.isoformat() if d.case.received else None,
-            "deadline": d.case.deadline.isoformat() if d.case.deadline else None,
-            "days_left": d.days_left,
-            "overdue": d.overdue,
-            "period_from": d.case.period_from.isoformat() if d.case.period_from else None,
-            "period_to": d.case.period_to.isoformat() if d.case.period_to else None,
-            "documents": len(d.case.documents),
-            "claims": len(current_claims(d.case)),
-            "closed_at": iso_utc(d.case.closure.closed_at) if d.case.closure else None,
-        }
-        for d in due
-    ]
+        rows = case_summaries(store, day)
     if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        click.echo(json.dumps([r.as_dict() for r in rows], ensure_ascii=False, indent=2))
         return
-    for d in due:
+    for r in rows:
         click.echo(
-            f"{d.case.reference}\t{d.case.customer.ref}\t"
-            f"{authority_name(d.case.authority, 'en')}\t"
-            f"{d.case.deadline.isoformat() if d.case.deadline else '-'}\t"
-            f"{_days_left_text(d.days_left)}"
+            f"{r.reference}\t{r.customer}\t{r.authority_name('en')}\t"
+            f"{r.deadline.isoformat() if r.deadline else '-'}\t{_days_left_text(r.days_left)}"
         )
 
 
@@ -1535,53 +1514,20 @@ def case_show(reference: str, as_json: bool) -> None:
     \b
         evidence case show ESAVI/31337/2026 --json
     """
-    from evidence.authorities import authority_name
-    from evidence.cases import current_claims, get_case
+    from evidence.cases import case_detail
 
     with _store() as store:
-        found = get_case(store, reference)
-        documents = [
-            {
-                "title": d.title,
-                "filename": d.filename,
-                "size": d.size,
-                "sha256": d.sha256,
-                "date": d.document_date.isoformat() if d.document_date else None,
-            }
-            for d in found.documents
-        ]
-        claims: list[dict[str, Any]] = [
-            {
-                "id": c.id,
-                "text": c.text,
-                "evidence": c.item_ids,
-                "recorded_at": iso_utc(c.recorded_at),
-                "corrects": c.corrects_id,
-            }
-            for c in current_claims(found)
-        ]
-        data = {
-            "reference": found.reference,
-            "customer": found.customer.ref,
-            "authority": found.authority,
-            "authority_name": authority_name(found.authority, "en"),
-            "received": found.received.isoformat() if found.received else None,
-            "deadline": found.deadline.isoformat() if found.deadline else None,
-            "period_from": found.period_from.isoformat() if found.period_from else None,
-            "period_to": found.period_to.isoformat() if found.period_to else None,
-            "documents": documents,
-            "claims": claims,
-        }
+        data = case_detail(store, reference).as_dict()
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    click.echo(f"{found.reference}: customer {found.customer.ref}, {data['authority_name']}")
+    click.echo(f"{data['reference']}: customer {data['customer']}, {data['authority_name']}")
     click.echo(f"received {data['received'] or '-'}, deadline {data['deadline'] or '-'}")
-    if found.period_from or found.period_to:
+    if data["period_from"] or data["period_to"]:
         click.echo(f"period {data['period_from'] or ''}..{data['period_to'] or ''}")
-    for doc in documents:
+    for doc in data["documents"]:
         click.echo(f"  {doc['title']}: {doc['filename']} ({doc['size']} bytes) {doc['sha256']}")
-    for claim in claims:
+    for claim in data["claims"]:
         click.echo(f"  claim #{claim['id']}: {claim['text']}")
         if claim["evidence"]:
             click.echo(f"    evidence: {', '.join(claim['evidence'])}")

@@ -21,7 +21,22 @@ from evidence.store.db import Store
 from evidence.store.models import AuditEvent, LedgerEntry
 from evidence.timeutil import iso_utc, utcnow
 
-ACTIONS = ("export", "verify-store", "verify-dossier", "correction", "case-close")
+ACTIONS = (
+    "export",
+    "verify-store",
+    "verify-dossier",
+    "correction",
+    "case-close",
+    # the legal desk: who signed in, saw, uploaded, claimed, queued and downloaded what
+    "sign-in",
+    "timeline-view",
+    "case-open",
+    "document-upload",
+    "claim",
+    "export-queued",
+    "download",
+    "incident",
+)
 
 
 def record(
@@ -59,13 +74,22 @@ def log_event(
     subject: str,
     output_sha256: str | None = None,
     details: Mapping[str, Any] | None = None,
+    actor: str | None = None,
+    checkpoint: bool = True,
 ) -> AuditEvent:
-    """Record an event in its own transaction, followed by a checkpoint that covers it."""
+    """Record an event in its own transaction, followed by a checkpoint that covers it
+    (``checkpoint=False``: the next checkpoint covers it, e.g. for the desk's page views)."""
     with store.writing() as session:
         event = record(
-            session, action=action, subject=subject, output_sha256=output_sha256, details=details
+            session,
+            action=action,
+            subject=subject,
+            output_sha256=output_sha256,
+            details=details,
+            actor=actor,
         )
-        write_checkpoint(session, store.config, f"audit {action}")
+        if checkpoint:
+            write_checkpoint(session, store.config, f"audit {action}")
     return event
 
 
