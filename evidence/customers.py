@@ -55,6 +55,7 @@ def _phone(number: str, region: str) -> tuple[IdentifierKind, str, str]:
         )
     return IdentifierKind.PHONE, e164, number
 
+
 REF_LENGTH: int = Customer.__table__.c.ref.type.length  # type: ignore[attr-defined]
 
 
@@ -371,3 +372,42 @@ def identity_json(identity: Identity) -> dict[str, Any]:
             for c in identity.changes
         ],
     }
+
+
+@dataclass(frozen=True)
+class CustomerMatch:
+    """A customer found by :func:`search_customers`."""
+
+    ref: str
+    name: str
+    emails: tuple[str, ...]
+    phones: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "name": self.name,
+            "emails": list(self.emails),
+            "phones": list(self.phones),
+        }
+
+
+def search_customers(store: Store, query: str, limit: int = 50) -> list[CustomerMatch]:
+    """Customers whose reference, name, address or number (ever held) contains ``query``,
+    case-insensitively; a number matches by its digits, however it is spelt."""
+    needle = query.strip().casefold()
+    digits = "".join(c for c in needle if c.isdigit())
+    found: list[CustomerMatch] = []
+    for customer in list_customers(store):
+        identity = identity_of(customer)
+        emails = tuple(identity.values(IdentifierKind.EMAIL))
+        phones = tuple(identity.values(IdentifierKind.PHONE))
+        texts = [customer.ref, identity.name, *emails]
+        hit = not needle or any(needle in t.casefold() for t in texts)
+        if not hit and len(digits) >= 4:
+            hit = any(digits in "".join(c for c in p if c.isdigit()) for p in phones)
+        if hit:
+            found.append(CustomerMatch(customer.ref, identity.name, emails, phones))
+        if len(found) >= limit:
+            break
+    return found

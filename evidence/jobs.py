@@ -324,3 +324,19 @@ def run_queued(
             if on_error is not None:
                 on_error(exc)
             stop.wait(poll)
+
+
+def run_worker(store: Store, *, log: Callable[[str], None]) -> None:
+    """``evidence worker``: run queued exports until SIGTERM or Ctrl-C."""
+    import signal
+
+    stop = threading.Event()
+
+    def finish(signum: int, _frame: Any) -> None:
+        log(f"stopping after the current export ({signal.Signals(signum).name})")
+        stop.set()
+
+    signal.signal(signal.SIGTERM, finish)
+    signal.signal(signal.SIGINT, finish)
+    log("worker ready: running queued exports")
+    run_queued(store, stop, on_error=lambda exc: log(f"export failed: {exc}"))

@@ -54,3 +54,21 @@ def record_verification(store: Store, report: Report, *, by: str | None = None) 
         report.notes.append(
             f"this verification could not be kept in the audit log: {type(exc).__name__}"
         )
+
+
+def verify_uploaded_dossier(store: Store, data: bytes, name: str, *, by: str) -> Report:
+    """Check a dossier given as bytes (an upload), as ``evidence verify FILE`` does, and log
+    the verification naming ``by``. ``name`` (the uploader's file name) is only reported."""
+    import tempfile
+    from pathlib import Path
+
+    from evidence.verify.dossier import verify_dossier
+
+    shown = name.replace("\\", "/").rsplit("/", 1)[-1].strip()[:200] or "dossier.pdf"
+    with tempfile.TemporaryDirectory(prefix="evidence-verify-") as folder:
+        path = Path(folder) / "dossier.pdf"
+        path.write_bytes(data)
+        report = verify_dossier(path)
+    report.target = f"upload {shown}"
+    record_verification(store, report, by=by)
+    return report
