@@ -394,9 +394,10 @@ class CustomerMatch:
 
 def search_customers(store: Store, query: str, limit: int = 50) -> list[CustomerMatch]:
     """Customers whose reference, name, address or number (ever held) contains ``query``,
-    case-insensitively; a number matches by its digits, however it is spelt."""
+    case-insensitively; a number also matches when it is the same number spelt otherwise."""
     needle = query.strip().casefold()
     digits = "".join(c for c in needle if c.isdigit())
+    e164 = normalize_number(query, store.config.phone_region) if len(digits) >= 4 else None
     found: list[CustomerMatch] = []
     for customer in list_customers(store):
         identity = identity_of(customer)
@@ -405,7 +406,7 @@ def search_customers(store: Store, query: str, limit: int = 50) -> list[Customer
         texts = [customer.ref, identity.name, *emails]
         hit = not needle or any(needle in t.casefold() for t in texts)
         if not hit and len(digits) >= 4:
-            hit = any(digits in "".join(c for c in p if c.isdigit()) for p in phones)
+            hit = any(digits in p or (e164 is not None and e164 == p) for p in phones)
         if hit:
             found.append(CustomerMatch(customer.ref, identity.name, emails, phones))
         if len(found) >= limit:
