@@ -275,7 +275,7 @@ def case_page(case_id: int) -> Any:
     subjects = (f"case {reference}", f"customer {detail.summary.customer}")
     with store().session() as session:
         trail = [
-            event_json(e, leaf)
+            {**event_json(e, leaf), "at": format_local(e.at, store().config.zone)}
             for e, leaf in list_events(session)
             if any(
                 e.subject == s or e.subject.startswith(s + " ") or e.subject.startswith(s + ",")
