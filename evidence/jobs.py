@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from evidence.errors import EvidenceError, InvalidInput, NotFound
 from evidence.files import private_dir
-from evidence.store.db import Store
+from evidence.store.db import Store, sqlite_path
 from evidence.store.models import Case, Customer, ExportJob
 from evidence.timeutil import iso_utc, utcnow
 
@@ -141,7 +141,18 @@ def queue_export(
         )
         session.add(job)
         session.flush()
-        return JobInfo.of(job)
+        info = JobInfo.of(job)
+    if sqlite_path(store.config.database_url) is None:
+        # PostgreSQL: `evidence worker` processes run it (procrastinate); on SQLite the
+        # server's own runner finds it in the table.
+        from evidence.jobqueue import defer_export
+
+        try:
+            defer_export(store.config, info.id)
+        except Exception as exc:
+            _set(store, info.id, status="failed", finished_at=utcnow(), error=str(exc))
+            raise
+    return info
 
 
 def get_job(store: Store, job_id: int) -> JobInfo:
@@ -194,6 +205,12 @@ def recover_stalled(store: Store, now: dt.datetime | None = None) -> list[int]:
             done.append(job.id)
     for job_id in done:
         _remove_partial(store, job_id)
+        if sqlite_path(store.config.database_url) is None and get_job(store, job_id).status == (
+            "queued"
+        ):
+            from evidence.jobqueue import defer_export
+
+            defer_export(store.config, job_id)
     return done
 
 
@@ -327,8 +344,15 @@ def run_queued(
 
 
 def run_worker(store: Store, *, log: Callable[[str], None]) -> None:
-    """``evidence worker``: run queued exports until SIGTERM or Ctrl-C."""
+    """``evidence worker``: run queued exports until SIGTERM or Ctrl-C (PostgreSQL: with
+    procrastinate, :mod:`evidence.jobqueue`)."""
     import signal
+
+    if sqlite_path(store.config.database_url) is None:
+        from evidence.jobqueue import run_worker as run_procrastinate
+
+        run_procrastinate(store.config, log_line=log)
+        return
 
     stop = threading.Event()
 

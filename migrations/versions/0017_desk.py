@@ -73,6 +73,13 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
     )
     op.create_index("ix_desk_export_jobs_status", "desk_export_jobs", ["status"])
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        if bind.exec_driver_sql("SELECT to_regclass('procrastinate_jobs')").scalar() is None:
+            from procrastinate.schema import SchemaManager
+
+            # The driver's own connection: the schema's SQL goes as it is (no parameters).
+            bind.connection.driver_connection.execute(SchemaManager.get_schema())
 
 
 def downgrade() -> None:
