@@ -281,7 +281,9 @@ def init(company: str | None, mail_domains: tuple[str, ...], timezone: str | Non
     and --timezone are written to evidence.toml in EVIDENCE_HOME, and the
     Ed25519 key that signs the store's checkpoints is created there
     (checkpoint-key.pem, owner-only). Publish its key id: it is what a third
-    party compares with the id printed on a dossier's cover.
+    party compares with the id printed on a dossier's cover. The key that signs
+    the desk's sessions (`evidence serve`) is made there too (desk-secret.key,
+    owner-only), unless EVIDENCE_SECRET_KEY is set when serving.
 
     Nothing needs configuring: without --mail-domain every email with a
     customer's address in From, To, Cc or Bcc is in their history, its
@@ -317,16 +319,16 @@ def init(company: str | None, mail_domains: tuple[str, ...], timezone: str | Non
     note = unconfigured_note(rules)
     if note:
         click.echo(f"note: {note}", err=True)
+    from evidence.web.settings import ensure_secret_key
+
+    secret, made = ensure_secret_key(config)
+    click.echo(f"desk secret key {'created' if made else 'kept'}: {secret}")
     from evidence.store.checkpoints import ensure_signing_key
 
     key, created = ensure_signing_key(config)
     click.echo(
         f"checkpoint key {'created' if created else 'kept'}: {key.path} (key id {key.key_id})"
     )
-    from evidence.web.settings import ensure_secret_key
-
-    secret, made = ensure_secret_key(config)
-    click.echo(f"desk secret key {'created' if made else 'kept'}: {secret}")
 
 
 # --- customers ------------------------------------------------------------------

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -181,13 +183,48 @@ def case_open() -> Response:
     return redirect(url_for(".case_page", case_id=case_detail(store(), reference).summary.id))
 
 
+# Built timelines of this process, by customer, period, language and the ledger's last
+# evidence entry: a new record (mail, call, incident, correction, erasure...) makes a new key.
+# Audit events (the views themselves) do not.
+_BUILT: OrderedDict[tuple[Any, ...], tuple[list[dict[str, Any]], list[str]]] = OrderedDict()
+_BUILT_LOCK = threading.Lock()
+_BUILT_KEEP = 8
+
+
+def _timeline_rows(
+    session: Any, customer_ref: str, date_from: dt.date | None, date_to: dt.date | None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    from sqlalchemy import select
+
+    from evidence.store.models import LedgerEntry
+    from evidence.timeline import customer_timeline
+
+    version = session.scalar(
+        select(LedgerEntry.seq)
+        .where(LedgerEntry.record_type != "audit_events")
+        .order_by(LedgerEntry.seq.desc())
+        .limit(1)
+    )
+    key = (store().config.database_url, customer_ref, date_from, date_to, language(), version)
+    with _BUILT_LOCK:
+        if key in _BUILT:
+            _BUILT.move_to_end(key)
+            return _BUILT[key]
+    built = customer_timeline(session, store().config, customer_ref, date_from, date_to)
+    rows = [_row(item) for item in built.items]
+    found = (rows, sorted({i.kind for i in built.items}))
+    with _BUILT_LOCK:
+        _BUILT[key] = found
+        while len(_BUILT) > _BUILT_KEEP:
+            _BUILT.popitem(last=False)
+    return found
+
+
 def _timeline_page(customer_ref: str) -> dict[str, Any]:
     """One page of a customer's timeline, filtered by kind and period (query arguments
     ``kind``, ``from``, ``to``, ``page``); each view is kept in the audit log."""
     from evidence.render.mailbody import extract_body
     from evidence.store.blobs import read_blob
-    from evidence.store.models import Email
-    from evidence.timeline import customer_timeline
 
     date_from, date_to = _day("from"), _day("to")
     kind = request.args.get("kind", "")
@@ -196,21 +233,19 @@ def _timeline_page(customer_ref: str) -> dict[str, Any]:
     except ValueError:
         page = 1
     with store().session() as session:
-        built = customer_timeline(session, store().config, customer_ref, date_from, date_to)
-        items = [i for i in built.items if not kind or i.kind == kind]
-        kinds = sorted({i.kind for i in built.items})
+        every, kinds = _timeline_rows(session, customer_ref, date_from, date_to)
+        items = [r for r in every if not kind or r["kind"] == kind]
         pages = max(1, -(-len(items) // PAGE_SIZE))
         page = min(page, pages)
-        shown = items[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
         rows = []
-        for item in shown:
+        for row in items[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]:
             body: Any = None
-            if isinstance(item.record, Email):
+            if row["raw_sha256"]:
                 try:
-                    body = extract_body(read_blob(session, item.record.raw_sha256))
+                    body = extract_body(read_blob(session, row["raw_sha256"]))
                 except EvidenceError as exc:  # erased content: its tombstone says why
                     body = str(exc)
-            rows.append(_row(item, body))
+            rows.append({**row, "body": body})
     log_event(
         store(),
         action="timeline-view",
@@ -231,7 +266,7 @@ def _timeline_page(customer_ref: str) -> dict[str, Any]:
     }
 
 
-def _row(item: Any, body: Any) -> dict[str, Any]:
+def _row(item: Any) -> dict[str, Any]:
     """What the timeline table shows of an item (text only: the template escapes it)."""
     from evidence.store.models import Email, Incident
     from evidence.timeutil import format_duration, format_local
@@ -257,7 +292,7 @@ def _row(item: Any, body: Any) -> dict[str, Any]:
         "summary": summary,
         "who": who,
         "state": item.service_state,
-        "body": body,
+        "raw_sha256": record.raw_sha256 if isinstance(record, Email) else None,
     }
 
 
