@@ -223,9 +223,6 @@ def _timeline_rows(
 def _timeline_page(customer_ref: str) -> dict[str, Any]:
     """One page of a customer's timeline, filtered by kind and period (query arguments
     ``kind``, ``from``, ``to``, ``page``); each view is kept in the audit log."""
-    from evidence.render.mailbody import extract_body
-    from evidence.store.blobs import read_blob
-
     date_from, date_to = _day("from"), _day("to")
     kind = request.args.get("kind", "")
     try:
@@ -234,18 +231,10 @@ def _timeline_page(customer_ref: str) -> dict[str, Any]:
         page = 1
     with store().session() as session:
         every, kinds = _timeline_rows(session, customer_ref, date_from, date_to)
-        items = [r for r in every if not kind or r["kind"] == kind]
-        pages = max(1, -(-len(items) // PAGE_SIZE))
-        page = min(page, pages)
-        rows = []
-        for row in items[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]:
-            body: Any = None
-            if row["raw_sha256"]:
-                try:
-                    body = extract_body(read_blob(session, row["raw_sha256"]))
-                except EvidenceError as exc:  # erased content: its tombstone says why
-                    body = str(exc)
-            rows.append({**row, "body": body})
+    items = [r for r in every if not kind or r["kind"] == kind]
+    pages = max(1, -(-len(items) // PAGE_SIZE))
+    page = min(page, pages)
+    rows = items[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     log_event(
         store(),
         action="timeline-view",
@@ -255,6 +244,7 @@ def _timeline_page(customer_ref: str) -> dict[str, Any]:
         checkpoint=False,
     )
     return {
+        "customer": customer_ref,
         "rows": rows,
         "kinds": kinds,
         "kind": kind,
@@ -424,6 +414,34 @@ def customers() -> Any:
     query = request.args.get("q", "")
     found = search_customers(store(), query) if query.strip() else []
     return render_template("customers.html.j2", query=query, found=found)
+
+
+@blueprint.get("/customers/<ref>/emails/<item_id>")
+@signed_in()
+def email_body(ref: str, item_id: str) -> Any:
+    """An email of the customer's timeline as the dossier shows it (its sanitised text or
+    HTML: nothing remote), fetched when its row is opened; kept in the audit log."""
+    from evidence.render.mailbody import extract_body
+    from evidence.store.blobs import read_blob
+
+    with store().session() as session:
+        every, _kinds = _timeline_rows(session, ref, None, None)
+        row = next((r for r in every if r["id"] == item_id and r["raw_sha256"]), None)
+        if row is None:
+            abort(404, description=f"{item_id} is not an email of customer {ref}")
+        try:
+            body: Any = extract_body(read_blob(session, row["raw_sha256"]))
+        except EvidenceError as exc:  # erased content: its tombstone says why
+            body = str(exc)
+    log_event(
+        store(),
+        action="timeline-view",
+        subject=f"customer {ref}",
+        details={"item": item_id},
+        actor=actor(),
+        checkpoint=False,
+    )
+    return render_template("_email_body.html.j2", body=body)
 
 
 @blueprint.get("/customers/<ref>")
