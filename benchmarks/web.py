@@ -109,6 +109,7 @@ def percentile(values: list[float], share: float) -> float:
 def browse(base: str, users: int, seconds: float, pages: int) -> tuple[list[float], int]:
     times: list[float] = []
     errors = [0]
+    failures: list[str] = []
     lock = threading.Lock()
     stop = time.monotonic() + seconds
     paths = [
@@ -120,22 +121,31 @@ def browse(base: str, users: int, seconds: float, pages: int) -> tuple[list[floa
     ]
 
     def one(n: int) -> None:
-        user = User(base, f"u{n}")
+        try:
+            user = User(base, f"u{n}")
+        except OSError as exc:
+            with lock:
+                errors[0] += 1
+                failures.append(f"sign-in: {exc}")
+            return
         rng = random.Random(n)
         while time.monotonic() < stop:
             try:
                 took, _ = user.get(rng.choice(paths))
                 with lock:
                     times.append(took)
-            except OSError:
+            except OSError as exc:
                 with lock:
                     errors[0] += 1
+                    failures.append(str(exc))
 
     threads = [threading.Thread(target=one, args=(n,)) for n in range(users)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    for failure in sorted(set(failures)):
+        print(f"   error: {failure}")
     return times, errors[0]
 
 
@@ -144,6 +154,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--log", type=Path, help="Keep the server's log here.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="evidence-web-bench-") as folder:
         home = Path(folder) / "home"
@@ -181,6 +192,8 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=60)
             log.close()
+            if args.log:
+                args.log.write_bytes((Path(folder) / "server.log").read_bytes())
 
 
 def report(base: str, env: dict[str, str], args: argparse.Namespace) -> None:

@@ -2278,8 +2278,9 @@ def serve(host: str, port: int, workers: int | None) -> None:
     """Serve the legal desk (web pages and JSON API) with gunicorn.
 
     Sessions are signed with EVIDENCE_SECRET_KEY, else desk-secret.key made by
-    `evidence init`. On SQLite the server runs queued exports itself; on
-    PostgreSQL run `evidence worker` (any number, anywhere) to run them.
+    `evidence init`. On SQLite the server runs queued exports itself (in an
+    `evidence worker` process it starts and stops); on PostgreSQL run
+    `evidence worker` (any number, anywhere) to run them.
     Settings: [desk] in evidence.toml (see README, "The legal desk").
 
     Example:
@@ -2299,8 +2300,10 @@ def serve(host: str, port: int, workers: int | None) -> None:
 def worker() -> None:
     """Run the desk's queued exports (PostgreSQL); stop with Ctrl-C or SIGTERM.
 
-    Any number of workers, on any machine that reaches the database. A job
-    whose worker was killed is run again (3 tries) or failed with the reason.
+    Any number of workers, on any machine that reaches the database (through
+    procrastinate). A job whose worker was killed is run again (3 tries) or
+    failed with the reason. Runs at a lower CPU priority (nice 10). On SQLite,
+    `evidence serve` starts one itself.
 
     Example:
 

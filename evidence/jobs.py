@@ -345,8 +345,12 @@ def run_queued(
 
 def run_worker(store: Store, *, log: Callable[[str], None]) -> None:
     """``evidence worker``: run queued exports until SIGTERM or Ctrl-C (PostgreSQL: with
-    procrastinate, :mod:`evidence.jobqueue`)."""
+    procrastinate, :mod:`evidence.jobqueue`). It runs at a lower CPU priority (nice 10, its
+    render processes too), so the desk's pages stay quick while a dossier renders."""
+    import os
     import signal
+
+    os.nice(10)
 
     if sqlite_path(store.config.database_url) is None:
         from evidence.jobqueue import run_worker as run_procrastinate

@@ -219,14 +219,18 @@ def user_for_token(store: Store, token: str) -> UserInfo | None:
         return UserInfo.of(user) if not user.disabled else None
 
 
-def sign_in(store: Store, name: str, password: str, address: str) -> UserInfo | None:
+def sign_in(
+    store: Store, name: str, password: str, address: str, *, reader: Store | None = None
+) -> UserInfo | None:
     """Check a password; None when wrong (a failure is recorded). Raises
     :class:`SigninThrottled` after too many recent failures for this name, even with the
-    right password, so guessing gains nothing."""
+    right password, so guessing gains nothing. ``reader``: a store to read with (the desk's,
+    which does not wait for the writer lock); a right password writes nothing unless
+    earlier failures are to be forgotten."""
     now = utcnow()
     since = now - THROTTLE_WINDOW
     name = name.strip()[:NAME_LENGTH]
-    with store.writing() as session:
+    with (reader or store).session() as session:
         failures = session.scalar(
             select(func.count(SigninFailure.id)).where(
                 SigninFailure.username == name, SigninFailure.at > since
@@ -235,17 +239,20 @@ def sign_in(store: Store, name: str, password: str, address: str) -> UserInfo | 
         if (failures or 0) >= THROTTLE_FAILURES:
             raise SigninThrottled("too many failed sign-ins for this user: try again in 15 minutes")
         user = session.scalar(select(DeskUser).where(DeskUser.name == name))
-        ok = False
-        if user is not None and user.password_hash and not user.disabled:
-            try:
-                ok = _hasher.verify(user.password_hash, password)
-            except (VerificationError, InvalidHashError):
-                ok = False
-        else:
-            # Same work whether or not the user exists: timing tells nothing.
-            _hasher.hash(password)
-        if not ok or user is None:
-            session.add(SigninFailure(username=name, address=address[:64], at=now))
-            return None
-        session.execute(delete(SigninFailure).where(SigninFailure.username == name))
-        return UserInfo.of(user)
+    ok = False
+    if user is not None and user.password_hash and not user.disabled:
+        try:
+            ok = _hasher.verify(user.password_hash, password)
+        except (VerificationError, InvalidHashError):
+            ok = False
+    else:
+        # Same work whether or not the user exists: timing tells nothing.
+        _hasher.hash(password)
+    if not ok or user is None:
+        with store.writing() as writing:
+            writing.add(SigninFailure(username=name, address=address[:64], at=now))
+        return None
+    if failures:
+        with store.writing() as writing:
+            writing.execute(delete(SigninFailure).where(SigninFailure.username == name))
+    return UserInfo.of(user)

@@ -255,6 +255,7 @@ def test_export_job_download_and_verify(desk: Desk, cli: Cli) -> None:
     assert not_dossier.status_code == 200 and not_dossier.get_json()["intact"] is False
     assert desk.call("POST", "/api/verify", "viewer", data={}).status_code == 422
 
+    desk.app.extensions["evidence_desk"].audit.flush()  # readings are written by a thread
     events = json.loads(cli("audit", "--json").stdout)
     seen = {(e["action"], e["actor"]) for e in events}
     for action, who in [

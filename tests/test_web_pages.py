@@ -52,6 +52,7 @@ def test_sign_in_sets_a_safe_session_cookie_and_is_audited(desk: Desk) -> None:
     assert "KKV/1234/2026" in page
     from evidence.store.audit import list_events
 
+    desk.app.extensions["evidence_desk"].audit.flush()  # readings are written by a thread
     with desk.store.session() as session:
         assert ("sign-in", "legal (desk)") in {(e.action, e.actor) for e, _ in list_events(session)}
 

@@ -7,6 +7,7 @@ can quietly remove the trace of an export or of a failed verification.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -47,14 +48,16 @@ def record(
     output_sha256: str | None = None,
     details: Mapping[str, Any] | None = None,
     actor: str | None = None,
+    at: dt.datetime | None = None,
 ) -> AuditEvent:
-    """Append one event to the log (the caller holds the writer lock)."""
+    """Append one event to the log (the caller holds the writer lock); ``at``: when it
+    happened, if before now (an event written after the fact, e.g. the desk's page views)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     event = AuditEvent(
         action=action,
         actor=current_actor(actor),
-        at=utcnow(),
+        at=at or utcnow(),
         subject=subject,
         output_sha256=output_sha256,
         details=json.dumps(dict(details), sort_keys=True, separators=(",", ":"), default=str)

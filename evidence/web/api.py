@@ -18,7 +18,7 @@ from evidence import cases, jobs
 from evidence.errors import InvalidInput
 from evidence.store.audit import log_event
 from evidence.users import Forbidden
-from evidence.web.app import actor, current_user, store
+from evidence.web.app import actor, audit_later, current_user, desk, reader, store
 
 F = TypeVar("F", bound=Callable[..., Any])
 blueprint = Blueprint("api", __name__, url_prefix="/api")
@@ -90,15 +90,12 @@ def timeline(ref: str) -> Any:
 
     date_from = _date(request.args.get("from"), "from")
     date_to = _date(request.args.get("to"), "to")
-    with store().session() as session:
-        items = timeline_json(customer_timeline(session, store().config, ref, date_from, date_to))
-    log_event(
-        store(),
+    with reader().session() as session:
+        items = timeline_json(customer_timeline(session, reader().config, ref, date_from, date_to))
+    audit_later(
         action="timeline-view",
         subject=f"customer {ref}",
         details={"from": date_from, "to": date_to, "via": "api"},
-        actor=actor(),
-        checkpoint=False,
     )
     return jsonify(items)
 
@@ -106,8 +103,8 @@ def timeline(ref: str) -> Any:
 @blueprint.get("/cases")
 @needs("viewer")
 def case_list() -> Any:
-    today = dt.datetime.now(store().config.zone).date()
-    return jsonify([c.api_dict() for c in cases.case_summaries(store(), today)])
+    today = dt.datetime.now(desk().config.zone).date()
+    return jsonify([c.api_dict() for c in cases.case_summaries(reader(), today)])
 
 
 @blueprint.post("/cases")
@@ -127,14 +124,14 @@ def case_open() -> Any:
         deadline=_date(data.get("deadline"), "deadline"),
     )
     log_event(store(), action="case-open", subject=f"case {reference}", actor=actor())
-    today = dt.datetime.now(store().config.zone).date()
+    today = dt.datetime.now(desk().config.zone).date()
     return jsonify(cases.case_detail(store(), reference, today).summary.api_dict()), 201
 
 
 @blueprint.post("/cases/<int:case_id>/documents")
 @needs("legal")
 def case_document(case_id: int) -> Any:
-    reference = cases.case_by_id(store(), case_id)
+    reference = cases.case_by_id(reader(), case_id)
     data, filename = _upload()
     title = request.form.get("title", "")
     document = cases.attach_bytes(
@@ -162,7 +159,7 @@ def case_document(case_id: int) -> Any:
 @blueprint.post("/cases/<int:case_id>/claims")
 @needs("legal")
 def case_claim(case_id: int) -> Any:
-    reference = cases.case_by_id(store(), case_id)
+    reference = cases.case_by_id(reader(), case_id)
     data = _body()
     text = _text(data, "text")
     items = data.get("evidence", [])
@@ -190,7 +187,7 @@ def export_start() -> Any:
     job = jobs.queue_export(
         store(),
         customer=_text(data, "customer", required=case_id is None),
-        case_ref=cases.case_by_id(store(), case_id) if case_id is not None else None,
+        case_ref=cases.case_by_id(reader(), case_id) if case_id is not None else None,
         language=_text(data, "lang", required=False),
         date_from=_date(data.get("from"), "from"),
         date_to=_date(data.get("to"), "to"),
@@ -210,7 +207,7 @@ def export_start() -> Any:
 @blueprint.get("/exports/<int:job_id>")
 @needs("viewer")
 def export_status(job_id: int) -> Any:
-    return jsonify(jobs.get_job(store(), job_id).as_dict())
+    return jsonify(jobs.get_job(reader(), job_id).as_dict())
 
 
 @blueprint.get("/exports/<int:job_id>/file")
@@ -221,15 +218,12 @@ def export_file(job_id: int) -> Response:
 
 def send_job_file(job_id: int) -> Response:
     """The finished dossier of a job, its download kept in the audit log."""
-    info, path = jobs.job_file(store(), job_id)
-    log_event(
-        store(),
+    info, path = jobs.job_file(reader(), job_id)
+    audit_later(
         action="download",
         subject=f"customer {info.customer}" + (f", case {info.case}" if info.case else ""),
         output_sha256=info.sha256,
         details={"job": job_id},
-        actor=actor(),
-        checkpoint=False,
     )
     safe = (info.case or info.customer).replace("/", "-")
     return send_file(

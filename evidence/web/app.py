@@ -7,9 +7,12 @@ the CLI does; nothing here holds a rule of the store.
 
 from __future__ import annotations
 
+import atexit
 import hmac
+import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -21,7 +24,9 @@ from evidence.config import Config, load_config
 from evidence.errors import Conflict, ContentErased, EvidenceError, NotFound
 from evidence.jobs import JobNotReady
 from evidence.resources import templates_dir
-from evidence.store.db import Store, open_store
+from evidence.store import audit
+from evidence.store.db import Store, open_store, sqlite_path
+from evidence.timeutil import utcnow
 from evidence.users import Forbidden, SigninThrottled, UserInfo, get_user, user_by_name
 from evidence.web.settings import DeskSettings, desk_settings, secret_key
 
@@ -44,14 +49,67 @@ class _SessionInterface(SecureCookieSessionInterface):
         return request.is_secure
 
 
+class AuditWriter:
+    """The audit events of reading (sign-ins, page views, downloads), written by a thread of
+    this process, in order, each with the time it happened: a page never waits for the
+    writer lock, which an export holds while it gathers. :meth:`flush` writes what is
+    pending now (before the audit trail is shown, and when the process ends)."""
+
+    def __init__(self, desk: Desk) -> None:
+        self.desk = desk
+        self.pending: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.writing = threading.Lock()
+        self.wake = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def add(self, **event: Any) -> None:
+        with self.lock:
+            self.pending.append({**event, "at": utcnow()})
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="desk-audit", daemon=True)
+                self.thread.start()
+        self.wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self.wake.wait()
+            self.wake.clear()
+            try:
+                self.flush()
+            except Exception:  # kept pending; tried again at the next event or flush
+                logging.getLogger("evidence.web").exception("audit events not written yet")
+                time.sleep(1)
+
+    def flush(self) -> None:
+        with self.writing:
+            with self.lock:
+                batch, self.pending = self.pending, []
+            if not batch:
+                return
+            try:
+                with self.desk.store.writing() as session:
+                    for event in batch:
+                        audit.record(session, **event)
+            except BaseException:
+                with self.lock:
+                    self.pending[:0] = batch
+                raise
+
+
 class Desk:
-    """What the app holds for its process: the configuration and one opened store."""
+    """What the app holds for its process: the configuration, the store (for writing), a
+    store for reading (on SQLite its reads do not wait for the writer lock) and the audit
+    writer."""
 
     def __init__(self, config: Config, settings: DeskSettings) -> None:
         self.config = config
         self.settings = settings
         self._store: Store | None = None
+        self._reader: Store | None = None
         self._lock = threading.Lock()
+        self.audit = AuditWriter(self)
+        atexit.register(self.audit.flush)
 
     @property
     def store(self) -> Store:
@@ -61,10 +119,22 @@ class Desk:
                 self._store = open_store(self.config)
             return self._store
 
+    @property
+    def reader(self) -> Store:
+        if sqlite_path(self.config.database_url) is None:
+            return self.store  # PostgreSQL: readers never wait for writers
+        with self._lock:
+            if self._reader is None:
+                self._reader = open_store(self.config, reading=True)
+            return self._reader
+
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        self.audit.flush()
+        atexit.unregister(self.audit.flush)
+        for opened in (self._store, self._reader):
+            if opened is not None:
+                opened.close()
+        self._store = self._reader = None
 
 
 def desk() -> Desk:
@@ -75,7 +145,30 @@ def desk() -> Desk:
 
 
 def store() -> Store:
+    """The store, for operations that write."""
     return desk().store
+
+
+def reader() -> Store:
+    """The store, for reading only."""
+    return desk().reader
+
+
+def audit_later(
+    *,
+    action: str,
+    subject: str,
+    details: dict[str, Any] | None = None,
+    output_sha256: str | None = None,
+) -> None:
+    """Keep a reading in the audit log, naming the signed-in user (see :class:`AuditWriter`)."""
+    desk().audit.add(
+        action=action,
+        subject=subject,
+        details=details,
+        output_sha256=output_sha256,
+        actor=actor(),
+    )
 
 
 def current_user() -> UserInfo | None:
@@ -144,16 +237,16 @@ def create_app(config: Config | None = None) -> Flask:
             if header.startswith("Bearer "):
                 from evidence.users import user_for_token
 
-                g.user = user_for_token(store(), header[len("Bearer ") :].strip())
+                g.user = user_for_token(reader(), header[len("Bearer ") :].strip())
             return
         proxied = request.headers.get(settings.user_header)
         if proxied and request.remote_addr in settings.trusted_proxies:
-            g.user = user_by_name(store(), proxied.strip())
+            g.user = user_by_name(reader(), proxied.strip())
             g.via_proxy = True
             return
         uid = session.get("uid")
         if isinstance(uid, int):
-            g.user = get_user(store(), uid)
+            g.user = get_user(reader(), uid)
             if g.user is None:
                 session.clear()
 

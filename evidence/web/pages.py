@@ -31,7 +31,7 @@ from evidence.render.i18n import LANGUAGES, translations
 from evidence.store.audit import log_event
 from evidence.timeutil import format_local
 from evidence.users import Forbidden, SigninThrottled, sign_in
-from evidence.web.app import actor, csrf_token, current_user, store
+from evidence.web.app import actor, audit_later, csrf_token, current_user, desk, reader, store
 
 F = TypeVar("F", bound=Callable[..., Any])
 blueprint = Blueprint("pages", __name__)
@@ -59,7 +59,7 @@ def install(app: Flask) -> None:
     )
     app.jinja_env.globals.update(csrf_token=csrf_token, current_user=current_user, lang=language)
     app.jinja_env.autoescape = True
-    app.jinja_env.filters["localtime"] = lambda value: format_local(value, store().config.zone)
+    app.jinja_env.filters["localtime"] = lambda value: format_local(value, desk().config.zone)
 
 
 def error_page(code: int, message: str) -> Any:
@@ -94,7 +94,11 @@ def signin() -> Any:
         name = request.form.get("username", "")
         try:
             user = sign_in(
-                store(), name, request.form.get("password", ""), request.remote_addr or "-"
+                store(),
+                name,
+                request.form.get("password", ""),
+                request.remote_addr or "-",
+                reader=reader(),
             )
         except SigninThrottled:
             user, status = None, 429
@@ -104,7 +108,7 @@ def signin() -> Any:
             session["uid"] = user.id
             g.user = user
             csrf_token()
-            log_event(store(), action="sign-in", subject=f"user {user.name}", actor=actor())
+            audit_later(action="sign-in", subject=f"user {user.name}")
             target = request.args.get("next", "")
             # Only a path on this site: never an open redirect.
             if not target.startswith("/") or target.startswith("//"):
@@ -126,8 +130,8 @@ def signout() -> Response:
 def case_list() -> Any:
     from evidence.cases import case_summaries
 
-    today = dt.datetime.now(store().config.zone).date()
-    rows = case_summaries(store(), today)
+    today = dt.datetime.now(desk().config.zone).date()
+    rows = case_summaries(reader(), today)
     return render_template("cases.html.j2", cases=[r for r in rows if r.status == "open"])
 
 
@@ -162,7 +166,7 @@ def _moment(name: str, *, required: bool = False) -> dt.datetime | None:
         if required:
             raise InvalidInput(_("Give the time."))
         return None
-    return read_user_time(value).at(store().config.zone)
+    return read_user_time(value).at(desk().config.zone)
 
 
 @blueprint.post("/cases")
@@ -205,12 +209,12 @@ def _timeline_rows(
         .order_by(LedgerEntry.seq.desc())
         .limit(1)
     )
-    key = (store().config.database_url, customer_ref, date_from, date_to, language(), version)
+    key = (desk().config.database_url, customer_ref, date_from, date_to, language(), version)
     with _BUILT_LOCK:
         if key in _BUILT:
             _BUILT.move_to_end(key)
             return _BUILT[key]
-    built = customer_timeline(session, store().config, customer_ref, date_from, date_to)
+    built = customer_timeline(session, reader().config, customer_ref, date_from, date_to)
     rows = [_row(item) for item in built.items]
     found = (rows, sorted({i.kind for i in built.items}))
     with _BUILT_LOCK:
@@ -229,19 +233,16 @@ def _timeline_page(customer_ref: str) -> dict[str, Any]:
         page = max(1, int(request.args.get("page", "1")))
     except ValueError:
         page = 1
-    with store().session() as session:
+    with reader().session() as session:
         every, kinds = _timeline_rows(session, customer_ref, date_from, date_to)
     items = [r for r in every if not kind or r["kind"] == kind]
     pages = max(1, -(-len(items) // PAGE_SIZE))
     page = min(page, pages)
     rows = items[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-    log_event(
-        store(),
+    audit_later(
         action="timeline-view",
         subject=f"customer {customer_ref}",
         details={"from": date_from, "to": date_to, "kind": kind or None, "page": page},
-        actor=actor(),
-        checkpoint=False,
     )
     return {
         "customer": customer_ref,
@@ -261,7 +262,7 @@ def _row(item: Any) -> dict[str, Any]:
     from evidence.store.models import Email, Incident
     from evidence.timeutil import format_duration, format_local
 
-    zone = store().config.zone
+    zone = desk().config.zone
     record = item.record
     if isinstance(record, Email):
         summary = record.subject or _("(no subject)")
@@ -293,14 +294,18 @@ def case_page(case_id: int) -> Any:
     from evidence.jobs import list_jobs
     from evidence.store.audit import event_json, list_events
 
-    reference = case_by_id(store(), case_id)
-    today = dt.datetime.now(store().config.zone).date()
-    detail = case_detail(store(), reference, today)
+    reference = case_by_id(reader(), case_id)
+    today = dt.datetime.now(desk().config.zone).date()
+    detail = case_detail(reader(), reference, today)
     timeline = _timeline_page(detail.summary.customer)
     subjects = (f"case {reference}", f"customer {detail.summary.customer}")
-    with store().session() as session:
+    try:
+        desk().audit.flush()  # the trail shows this user's own views too
+    except Exception:  # the writer lock is busy (an export gathers): the trail shows the rest
+        pass
+    with reader().session() as session:
         trail = [
-            {**event_json(e, leaf), "at": format_local(e.at, store().config.zone)}
+            {**event_json(e, leaf), "at": format_local(e.at, desk().config.zone)}
             for e, leaf in list_events(session)
             if any(
                 e.subject == s or e.subject.startswith(s + " ") or e.subject.startswith(s + ",")
@@ -311,7 +316,7 @@ def case_page(case_id: int) -> Any:
         "case.html.j2",
         case=detail,
         timeline=timeline,
-        jobs=list_jobs(store(), case_ref=reference),
+        jobs=list_jobs(reader(), case_ref=reference),
         trail=trail[-100:],
     )
 
@@ -321,7 +326,7 @@ def case_page(case_id: int) -> Any:
 def case_claim(case_id: int) -> Response:
     from evidence.cases import add_claim, case_by_id
 
-    reference = case_by_id(store(), case_id)
+    reference = case_by_id(reader(), case_id)
     claim = add_claim(
         store(), reference, request.form.get("text", ""), request.form.getlist("evidence")
     )
@@ -340,7 +345,7 @@ def case_claim(case_id: int) -> Response:
 def case_document(case_id: int) -> Response:
     from evidence.cases import attach_bytes, case_by_id
 
-    reference = case_by_id(store(), case_id)
+    reference = case_by_id(reader(), case_id)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise InvalidInput(_("Choose a PDF file."))
@@ -369,7 +374,7 @@ def case_export(case_id: int) -> Response:
     from evidence.cases import case_by_id
     from evidence.jobs import queue_export
 
-    reference = case_by_id(store(), case_id)
+    reference = case_by_id(reader(), case_id)
     job = queue_export(
         store(),
         customer=None,
@@ -395,7 +400,7 @@ def case_export(case_id: int) -> Response:
 def export_row(job_id: int) -> Any:
     from evidence.jobs import get_job
 
-    return render_template("_export_row.html.j2", job=get_job(store(), job_id))
+    return render_template("_export_row.html.j2", job=get_job(reader(), job_id))
 
 
 @blueprint.get("/exports/<int:job_id>/file")
@@ -412,7 +417,7 @@ def customers() -> Any:
     from evidence.customers import search_customers
 
     query = request.args.get("q", "")
-    found = search_customers(store(), query) if query.strip() else []
+    found = search_customers(reader(), query) if query.strip() else []
     return render_template("customers.html.j2", query=query, found=found)
 
 
@@ -424,7 +429,7 @@ def email_body(ref: str, item_id: str) -> Any:
     from evidence.render.mailbody import extract_body
     from evidence.store.blobs import read_blob
 
-    with store().session() as session:
+    with reader().session() as session:
         every, _kinds = _timeline_rows(session, ref, None, None)
         row = next((r for r in every if r["id"] == item_id and r["raw_sha256"]), None)
         if row is None:
@@ -433,14 +438,7 @@ def email_body(ref: str, item_id: str) -> Any:
             body: Any = extract_body(read_blob(session, row["raw_sha256"]))
         except EvidenceError as exc:  # erased content: its tombstone says why
             body = str(exc)
-    log_event(
-        store(),
-        action="timeline-view",
-        subject=f"customer {ref}",
-        details={"item": item_id},
-        actor=actor(),
-        checkpoint=False,
-    )
+    audit_later(action="timeline-view", subject=f"customer {ref}", details={"item": item_id})
     return render_template("_email_body.html.j2", body=body)
 
 
@@ -455,7 +453,7 @@ def customer_page(ref: str) -> Any:
 def incidents() -> Any:
     from evidence.incidents import incident_chains
 
-    with store().session() as session:
+    with reader().session() as session:
         chains = incident_chains(session)
         rows = [
             {

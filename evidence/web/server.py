@@ -1,14 +1,18 @@
 """``evidence serve``: the desk under gunicorn (a production server), started from Python.
 
-On SQLite each server process also runs queued exports in a thread (:func:`evidence.jobs.
-run_queued`); on PostgreSQL ``evidence worker`` processes run them, so the server only
-queues them.
+On SQLite the server runs queued exports itself: it starts one ``evidence worker`` process
+beside gunicorn's (the same job code, :func:`evidence.jobs.run_queued`), which ends with the
+server. A process, not a thread of a gunicorn worker: an export's assembly holds the GIL for
+seconds, and the pages served by that worker would wait for it (measured: p95 5.5 s with a
+thread, see README "Speed"). On PostgreSQL ``evidence worker`` processes, started by the
+administrator anywhere, run them; the server only queues them.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
+import os
+import subprocess
+import sys
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -17,33 +21,21 @@ from evidence.config import Config
 from evidence.store.db import open_store, sqlite_path
 from evidence.web.settings import desk_settings
 
-log = logging.getLogger("evidence.web")
-
 
 def runs_jobs_itself(config: Config) -> bool:
     """On SQLite the server runs exports itself; on PostgreSQL, `evidence worker` does."""
     return sqlite_path(config.database_url) is not None
 
 
-def start_job_thread(config: Config) -> threading.Event:
-    """Run queued exports in a daemon thread of this process; set the event to stop."""
-    from evidence.jobs import run_queued
+def start_job_runner(config: Config) -> subprocess.Popen[bytes]:
+    """``evidence worker`` beside the server; killed when the server's process ends."""
+    from evidence.workers import die_with_parent
 
-    stop = threading.Event()
-    store = open_store(config)
-
-    def report(exc: BaseException) -> None:
-        log.error("export runner: %s: %s", type(exc).__name__, exc)
-
-    thread = threading.Thread(
-        target=run_queued,
-        args=(store, stop),
-        kwargs={"on_error": report},
-        daemon=True,
-        name="evidence-exports",
+    return subprocess.Popen(
+        [sys.executable, "-m", "evidence", "worker"],
+        env={**os.environ, "EVIDENCE_HOME": str(config.home)},
+        preexec_fn=die_with_parent,
     )
-    thread.start()
-    return stop
 
 
 class DeskServer(BaseApplication):  # type: ignore[misc]
@@ -58,7 +50,6 @@ class DeskServer(BaseApplication):  # type: ignore[misc]
             "accesslog": "-",
             "errorlog": "-",
             "forwarded_allow_ips": ",".join(desk_settings(config).trusted_proxies) or "127.0.0.1",
-            "post_worker_init": self._post_worker_init,
             "control_socket_disable": True,
         }
         super().__init__()
@@ -72,10 +63,6 @@ class DeskServer(BaseApplication):  # type: ignore[misc]
 
         return create_app(self.config_)
 
-    def _post_worker_init(self, worker: Any) -> None:
-        if runs_jobs_itself(self.config_):
-            start_job_thread(self.config_)
-
 
 def serve(config: Config, host: str, port: int, workers: int | None = None) -> None:
     # Checked before gunicorn starts: a missing store or key is one clear line, not a
@@ -84,4 +71,13 @@ def serve(config: Config, host: str, port: int, workers: int | None = None) -> N
 
     create_app(config)
     open_store(config).close()
-    DeskServer(config, host, port, workers).run()
+    runner = start_job_runner(config) if runs_jobs_itself(config) else None
+    try:
+        DeskServer(config, host, port, workers).run()
+    finally:
+        if runner is not None:
+            runner.terminate()
+            try:
+                runner.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                runner.kill()
