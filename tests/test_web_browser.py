@@ -277,6 +277,11 @@ def test_hostile_subject_is_text_and_pages_pass_axe(server: Server, browser: Any
     page.goto(f"{server.url}/customers/{MATTI}?kind=email")
     assert XSS_SUBJECT in page.inner_text("table.timeline")
     assert page.locator("table.timeline img[src=x]").count() == 0
+    # Its message is fetched when its row is opened (htmx), as text.
+    row = page.locator("table.timeline tr", has_text=XSS_SUBJECT)
+    row.locator("summary").click()
+    row.locator(".body pre.mail").wait_for()
+    assert row.locator(".body").inner_text().strip() == "hei"
     shoot(page, server, "customer-timeline")
     page.goto(f"{server.url}/customers?q=virtanen")
     shoot(page, server, "customers")
