@@ -368,3 +368,24 @@ def run_worker(store: Store, *, log: Callable[[str], None]) -> None:
     signal.signal(signal.SIGINT, finish)
     log("worker ready: running queued exports")
     run_queued(store, stop, on_error=lambda exc: log(f"export failed: {exc}"))
+
+
+def forget_exports(store: Store, customer_ref: str) -> list[int]:
+    """After an erasure (GDPR Art. 17): the desk's dossiers of the customer go with their
+    content. Their files are deleted and their jobs say why. Returns the jobs' ids."""
+    now = utcnow()
+    with store.writing() as session:
+        found = session.scalars(select(ExportJob).where(ExportJob.customer_ref == customer_ref))
+        ids = []
+        for job in found:
+            ids.append(job.id)
+            if job.status != "failed":
+                job.status = "failed"
+                job.finished_at = job.finished_at or now
+            job.error = (
+                f"the customer's content was erased on {now:%Y-%m-%d}: the dossier was deleted"
+            )
+    for job_id in ids:
+        job_path(store, job_id).unlink(missing_ok=True)
+        _remove_partial(store, job_id)
+    return ids

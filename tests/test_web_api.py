@@ -18,6 +18,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from evidence import jobs
 from evidence.config import load_config
 from evidence.jobs import claim_next, run_job
 from evidence.store.db import Store, open_store
@@ -276,3 +277,19 @@ def test_errors_are_json_never_a_trace(desk: Desk) -> None:
     assert got.headers["X-Content-Type-Options"] == "nosniff"
     assert "frame-ancestors 'none'" in got.headers["Content-Security-Policy"]
     assert "'unsafe-inline'" not in got.headers["Content-Security-Policy"]
+
+
+def test_an_erasure_deletes_the_desks_dossiers_of_the_customer(desk: Desk, cli: Cli) -> None:
+    queued = desk.call("POST", "/api/exports", json={"customer": AINO, "lang": "fi"}).get_json()
+    assert claim_next(desk.store) == queued["id"]
+    run_job(desk.store, queued["id"])
+    path = jobs.job_path(desk.store, queued["id"])
+    assert path.is_file()
+    cli("case", "close", SAMPLE_CASE, "--reason", "päätös annettu")
+    cli("customer", "erase", AINO, "--reason", "pyyntö 1.12.2026", "--yes")
+    assert not path.exists()
+    status = desk.call("GET", f"/api/exports/{queued['id']}", "viewer").get_json()
+    assert status["status"] == "failed"
+    assert "content was erased" in status["error"] and "deleted" in status["error"]
+    gone = desk.call("GET", f"/api/exports/{queued['id']}/file", "viewer")
+    assert gone.status_code == 409
