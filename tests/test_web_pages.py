@@ -234,3 +234,21 @@ def test_vendored_htmx_is_the_pinned_file() -> None:
     text = (STATIC / "VENDORED.md").read_text(encoding="utf-8")
     digest = hashlib.sha256((STATIC / "htmx.min.js").read_bytes()).hexdigest()
     assert f"| 2.0.4 | 0BSD | {digest} |" in text
+
+
+def test_legal_user_places_a_hold_and_closes_the_case(desk: Desk) -> None:
+    client = desk.client
+    sign_in(client, "legal")
+    case_id = desk.case_id()
+    token = csrf(client, "/")
+    held = client.post(f"/cases/{case_id}/hold", data={"csrf_token": token, "reason": "riita"})
+    assert held.status_code == 302
+    page = client.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "riita — legal (desk) (KKV/1234/2026)" in page
+    empty = client.post(f"/cases/{case_id}/close", data={"csrf_token": token, "reason": " "})
+    assert empty.status_code == 422
+    closed = client.post(f"/cases/{case_id}/close", data={"csrf_token": token, "reason": "ok"})
+    assert closed.status_code == 302
+    assert "KKV/1234/2026" not in client.get("/").get_data(as_text=True)  # open cases only
+    rows = desk.call("GET", "/api/cases", "viewer").get_json()
+    assert rows[0]["status"] == "closed"

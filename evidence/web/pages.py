@@ -312,9 +312,14 @@ def case_page(case_id: int) -> Any:
                 for s in subjects
             )
         ]
+    from evidence.holds import active_holds
+
+    with reader().session() as session:
+        holds = active_holds(session, detail.summary.customer)
     return render_template(
         "case.html.j2",
         case=detail,
+        holds=holds,
         timeline=timeline,
         jobs=list_jobs(reader(), case_ref=reference),
         trail=trail[-100:],
@@ -393,6 +398,27 @@ def case_export(case_id: int) -> Response:
         checkpoint=False,
     )
     return redirect(url_for(".case_page", case_id=case_id) + "#exports")
+
+
+@blueprint.post("/cases/<int:case_id>/close")
+@signed_in("legal")
+def case_close(case_id: int) -> Response:
+    from evidence.cases import case_by_id, close_case
+
+    reference = case_by_id(reader(), case_id)
+    close_case(store(), reference, reason=request.form.get("reason", ""), by=actor())
+    return redirect(url_for(".case_list"))
+
+
+@blueprint.post("/cases/<int:case_id>/hold")
+@signed_in("legal")
+def case_hold(case_id: int) -> Response:
+    from evidence.cases import case_by_id
+    from evidence.holds import add_hold
+
+    reference = case_by_id(reader(), case_id)
+    add_hold(store(), reference, reason=request.form.get("reason", ""), by=actor())
+    return redirect(url_for(".case_page", case_id=case_id) + "#holds")
 
 
 @blueprint.get("/exports/<int:job_id>/row")
