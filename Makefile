@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint dist lock system-deps postgres clean
+.PHONY: demo serve test lint dist lock system-deps postgres clean
 
 # Every dependency, build tools included, at the versions and hashes of requirements.lock:
 # the tests and the dossier's bytes (WeasyPrint, fontTools, pydyf, pikepdf decide them)
@@ -24,6 +24,10 @@ postgres:
 # The main job on the built-in sample data: writes sample-dossier.pdf.
 demo: system-deps $(STAMP)
 	EVIDENCE="$(abspath $(BIN)/evidence)" bash sample/demo.sh
+
+# The legal desk on the sample data: prints the address and a login, serves until Ctrl-C.
+serve: system-deps $(STAMP)
+	EVIDENCE="$(abspath $(BIN)/evidence)" bash sample/serve.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check evidence migrations tests benchmarks

@@ -8,6 +8,7 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pikepdf
 from sqlalchemy import select
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from evidence.authorities import authority_value, keys_help
 from evidence.customers import check_reference, load_customer
-from evidence.errors import InvalidInput, NotFound
+from evidence.errors import Conflict, InvalidInput, NotFound
 from evidence.mailfacts import MailRules
 from evidence.store import ledger
 from evidence.store.blobs import put_blob
@@ -57,7 +58,7 @@ def open_case(
     with store.writing() as session:
         customer = load_customer(session, customer_ref)
         if session.scalar(select(Case.id).where(Case.reference == reference)):
-            raise InvalidInput(f"case {reference} is already open: see `evidence case show`")
+            raise Conflict(f"case {reference} is already open: see `evidence case show`")
         case = Case(
             reference=reference,
             customer_id=customer.id,
@@ -115,14 +116,32 @@ def attach_document(
 ) -> CaseDocument:
     if not path.is_file():
         raise InvalidInput(f"{path} is not a file")
-    data = path.read_bytes()
-    check_pdf(data, path.name)
+    return attach_bytes(
+        store, reference, path.read_bytes(), path.name, title=title, document_date=document_date
+    )
+
+
+def attach_bytes(
+    store: Store,
+    reference: str,
+    data: bytes,
+    filename: str,
+    *,
+    title: str,
+    document_date: dt.date | None,
+) -> CaseDocument:
+    """Attach a PDF given as bytes (an upload); ``filename`` is only recorded, its last
+    component, never used as a path."""
+    filename = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()[:255] or "document.pdf"
+    if not title.strip():
+        raise InvalidInput("a document needs its title, e.g. the regulator's letter")
+    check_pdf(data, filename)
     with store.writing() as session:
         case = load_case(session, reference)
         document = CaseDocument(
             case_id=case.id,
             title=title,
-            filename=path.name,
+            filename=filename,
             size=len(data),
             sha256=put_blob(session, data),
             document_date=document_date,
@@ -281,3 +300,157 @@ def list_cases(store: Store, today: dt.date) -> list[CaseDue]:
         due,
         key=lambda d: (d.days_left is None, d.days_left or 0, d.case.reference),
     )
+
+
+def _iso(day: dt.date | None) -> str | None:
+    return day.isoformat() if day else None
+
+
+@dataclass(frozen=True)
+class CaseSummary:
+    """A case in the list of cases (``case list --json``, the desk, ``GET /api/cases``)."""
+
+    id: int
+    reference: str
+    customer: str
+    authority: str
+    received: dt.date | None
+    deadline: dt.date | None
+    days_left: int | None
+    period_from: dt.date | None
+    period_to: dt.date | None
+    documents: int
+    claims: int
+    closed_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, due: CaseDue) -> CaseSummary:
+        c = due.case
+        return cls(
+            c.id,
+            c.reference,
+            c.customer.ref,
+            c.authority,
+            c.received,
+            c.deadline,
+            due.days_left,
+            c.period_from,
+            c.period_to,
+            len(c.documents),
+            len(current_claims(c)),
+            c.closure.closed_at if c.closure else None,
+        )
+
+    @property
+    def overdue(self) -> bool:
+        return self.days_left is not None and self.days_left < 0
+
+    @property
+    def status(self) -> str:
+        return "closed" if self.closed_at else "open"
+
+    def authority_name(self, language: str = "en") -> str:
+        from evidence.authorities import authority_name
+
+        return authority_name(self.authority, language)
+
+    def as_dict(self) -> dict[str, Any]:
+        """As ``evidence case list --json`` prints it."""
+        from evidence.timeutil import iso_utc
+
+        return {
+            "reference": self.reference,
+            "customer": self.customer,
+            "authority": self.authority,
+            "authority_name": self.authority_name("en"),
+            "received": _iso(self.received),
+            "deadline": _iso(self.deadline),
+            "days_left": self.days_left,
+            "overdue": self.overdue,
+            "period_from": _iso(self.period_from),
+            "period_to": _iso(self.period_to),
+            "documents": self.documents,
+            "claims": self.claims,
+            "closed_at": iso_utc(self.closed_at) if self.closed_at else None,
+        }
+
+    def api_dict(self) -> dict[str, Any]:
+        """As the desk's ``GET /api/cases`` gives it."""
+        return {
+            "id": self.id,
+            "ref": self.reference,
+            "customer": self.customer,
+            "authority": self.authority,
+            "received": _iso(self.received),
+            "deadline": _iso(self.deadline),
+            "status": self.status,
+            "days_left": self.days_left,
+        }
+
+
+def case_summaries(store: Store, today: dt.date) -> list[CaseSummary]:
+    """Every case, overdue first (:func:`list_cases`)."""
+    return [CaseSummary.of(d) for d in list_cases(store, today)]
+
+
+@dataclass(frozen=True)
+class CaseDetail:
+    """A case with its documents and current claims (``case show --json``, the desk)."""
+
+    summary: CaseSummary
+    documents: list[CaseDocument]
+    claims: list[Claim]
+
+    def as_dict(self) -> dict[str, Any]:
+        """As ``evidence case show --json`` prints it."""
+        from evidence.timeutil import iso_utc
+
+        s = self.summary
+        return {
+            "reference": s.reference,
+            "customer": s.customer,
+            "authority": s.authority,
+            "authority_name": s.authority_name("en"),
+            "received": _iso(s.received),
+            "deadline": _iso(s.deadline),
+            "period_from": _iso(s.period_from),
+            "period_to": _iso(s.period_to),
+            "documents": [
+                {
+                    "title": d.title,
+                    "filename": d.filename,
+                    "size": d.size,
+                    "sha256": d.sha256,
+                    "date": _iso(d.document_date),
+                }
+                for d in self.documents
+            ],
+            "claims": [
+                {
+                    "id": c.id,
+                    "text": c.text,
+                    "evidence": c.item_ids,
+                    "recorded_at": iso_utc(c.recorded_at),
+                    "corrects": c.corrects_id,
+                }
+                for c in self.claims
+            ],
+        }
+
+
+def case_detail(store: Store, reference: str, today: dt.date | None = None) -> CaseDetail:
+    with store.session() as session:
+        case = load_case(session, reference)
+        days = (case.deadline - today).days if case.deadline and today else None
+        return CaseDetail(
+            CaseSummary.of(CaseDue(case, days)), list(case.documents), current_claims(case)
+        )
+
+
+def case_by_id(store: Store, case_id: int) -> str:
+    """The reference of case ``case_id`` (the API's ids), or :class:`NotFound`."""
+    with store.session() as session:
+        reference = session.scalar(select(Case.reference).where(Case.id == case_id))
+    if reference is None:
+        raise NotFound(f"no case {case_id}")
+    return reference

@@ -320,7 +320,9 @@ def init(company: str | None, mail_domains: tuple[str, ...], timezone: str | Non
     and --timezone are written to evidence.toml in EVIDENCE_HOME, and the
     Ed25519 key that signs the store's checkpoints is created there
     (checkpoint-key.pem, owner-only). Publish its key id: it is what a third
-    party compares with the id printed on a dossier's cover.
+    party compares with the id printed on a dossier's cover. The key that signs
+    the desk's sessions (`evidence serve`) is made there too (desk-secret.key,
+    owner-only), unless EVIDENCE_SECRET_KEY is set when serving.
 
     Nothing needs configuring: without --mail-domain every email with a
     customer's address in From, To, Cc or Bcc is in their history, its
@@ -356,6 +358,10 @@ def init(company: str | None, mail_domains: tuple[str, ...], timezone: str | Non
     note = unconfigured_note(rules)
     if note:
         click.echo(f"note: {note}", err=True)
+    from evidence.web.settings import ensure_secret_key
+
+    secret, made = ensure_secret_key(config)
+    click.echo(f"desk secret key {'created' if made else 'kept'}: {secret}")
     from evidence.store.checkpoints import ensure_signing_key
 
     key, created = ensure_signing_key(config)
@@ -1759,40 +1765,19 @@ def case_list(today: dt.date | None, as_json: bool) -> None:
         evidence case list
         evidence case list --json
     """
-    from evidence.authorities import authority_name
-    from evidence.cases import current_claims, list_cases
+    from evidence.cases import case_summaries
 
     config = _config()
     day = today or dt.datetime.now(config.zone).date()
     with _store() as store:
-        due = list_cases(store, day)
-    rows = [
-        {
-            "reference": d.case.reference,
-            "customer": d.case.customer.ref,
-            "authority": d.case.authority,
-            "authority_name": authority_name(d.case.authority, "en"),
-            "received": d.case.received.isoformat() if d.case.received else None,
-            "deadline": d.case.deadline.isoformat() if d.case.deadline else None,
-            "days_left": d.days_left,
-            "overdue": d.overdue,
-            "period_from": d.case.period_from.isoformat() if d.case.period_from else None,
-            "period_to": d.case.period_to.isoformat() if d.case.period_to else None,
-            "documents": len(d.case.documents),
-            "claims": len(current_claims(d.case)),
-            "closed_at": iso_utc(d.case.closure.closed_at) if d.case.closure else None,
-        }
-        for d in due
-    ]
+        rows = case_summaries(store, day)
     if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        click.echo(json.dumps([r.as_dict() for r in rows], ensure_ascii=False, indent=2))
         return
-    for d in due:
+    for r in rows:
         click.echo(
-            f"{d.case.reference}\t{d.case.customer.ref}\t"
-            f"{authority_name(d.case.authority, 'en')}\t"
-            f"{d.case.deadline.isoformat() if d.case.deadline else '-'}\t"
-            f"{_days_left_text(d.days_left)}"
+            f"{r.reference}\t{r.customer}\t{r.authority_name('en')}\t"
+            f"{r.deadline.isoformat() if r.deadline else '-'}\t{_days_left_text(r.days_left)}"
         )
 
 
@@ -1829,53 +1814,20 @@ def case_show(reference: str, as_json: bool) -> None:
     \b
         evidence case show ESAVI/31337/2026 --json
     """
-    from evidence.authorities import authority_name
-    from evidence.cases import current_claims, get_case
+    from evidence.cases import case_detail
 
     with _store() as store:
-        found = get_case(store, reference)
-        documents = [
-            {
-                "title": d.title,
-                "filename": d.filename,
-                "size": d.size,
-                "sha256": d.sha256,
-                "date": d.document_date.isoformat() if d.document_date else None,
-            }
-            for d in found.documents
-        ]
-        claims: list[dict[str, Any]] = [
-            {
-                "id": c.id,
-                "text": c.text,
-                "evidence": c.item_ids,
-                "recorded_at": iso_utc(c.recorded_at),
-                "corrects": c.corrects_id,
-            }
-            for c in current_claims(found)
-        ]
-        data = {
-            "reference": found.reference,
-            "customer": found.customer.ref,
-            "authority": found.authority,
-            "authority_name": authority_name(found.authority, "en"),
-            "received": found.received.isoformat() if found.received else None,
-            "deadline": found.deadline.isoformat() if found.deadline else None,
-            "period_from": found.period_from.isoformat() if found.period_from else None,
-            "period_to": found.period_to.isoformat() if found.period_to else None,
-            "documents": documents,
-            "claims": claims,
-        }
+        data = case_detail(store, reference).as_dict()
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    click.echo(f"{found.reference}: customer {found.customer.ref}, {data['authority_name']}")
+    click.echo(f"{data['reference']}: customer {data['customer']}, {data['authority_name']}")
     click.echo(f"received {data['received'] or '-'}, deadline {data['deadline'] or '-'}")
-    if found.period_from or found.period_to:
+    if data["period_from"] or data["period_to"]:
         click.echo(f"period {data['period_from'] or ''}..{data['period_to'] or ''}")
-    for doc in documents:
+    for doc in data["documents"]:
         click.echo(f"  {doc['title']}: {doc['filename']} ({doc['size']} bytes) {doc['sha256']}")
-    for claim in claims:
+    for claim in data["claims"]:
         click.echo(f"  claim #{claim['id']}: {claim['text']}")
         if claim["evidence"]:
             click.echo(f"    evidence: {', '.join(claim['evidence'])}")
@@ -1936,17 +1888,13 @@ def timeline(ref: str, date_from: dt.date | None, date_to: dt.date | None, as_js
     \b
         evidence timeline 100234 --from 2026-09-28 --to 2026-09-30 --json
     """
-    from evidence.hours import opening_hours
     from evidence.render.text import timeline_lines
-    from evidence.timeline import build_timeline, timeline_json
+    from evidence.timeline import customer_timeline, timeline_json
 
     _in_order(date_from, date_to)
     config = _config()
-    hours = opening_hours(config)
     with _store() as store, store.session() as session:
-        built = build_timeline(
-            session, ref, config.zone, date_from, date_to, hours=hours, rules=MailRules.of(config)
-        )
+        built = customer_timeline(session, config, ref, date_from, date_to)
         if as_json:
             click.echo(json.dumps(timeline_json(built), ensure_ascii=False, indent=2))
             return
@@ -2606,6 +2554,193 @@ def audit(as_json: bool) -> None:
                 f"#{event.id}\t{format_local(event.at, config.zone)}\t{event.action}\t"
                 f"{event.actor}\t{event.subject}{digest}"
             )
+
+
+# --- the legal desk ----------------------------------------------------------------
+
+
+@main.group(context_settings=CONTEXT)
+def user() -> None:
+    """Users of the legal desk (`evidence serve`) and their roles.
+
+    Roles: viewer reads timelines, cases and dossiers; agent also logs
+    incidents; legal also opens cases, attaches, claims, exports; admin also
+    manages users.
+    """
+
+
+@user.command("add", context_settings=CONTEXT)
+@click.argument("name")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["viewer", "agent", "legal", "admin"]),
+    help="What the user may do.",
+)
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from standard input (else it is asked for, hidden; without a "
+    "terminal, the user signs in only through the trusted proxy).",
+)
+@click.option(
+    "--lang",
+    "language",
+    type=click.Choice(["fi", "sv", "en"]),
+    default="fi",
+    show_default=True,
+    help="The desk's language for this user.",
+)
+@handle_errors
+def user_add(name: str, role: str, password_stdin: bool, language: str) -> None:
+    """Add a user of the desk; the password is hashed with argon2.
+
+    Example:
+
+    \b
+        evidence user add laura --role legal
+        printf '%s\\n' "$PASSWORD" | evidence user add crm --role legal --password-stdin
+    """
+    from evidence.users import add_user
+
+    password: str | None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif sys.stdin.isatty():
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = None
+    with _store() as store:
+        added = add_user(store, name, role=role, password=password, language=language)
+    click.echo(f"user {added.name} added ({added.role})")
+
+
+@user.command("list", context_settings=CONTEXT)
+@json_option
+@handle_errors
+def user_list(as_json: bool) -> None:
+    """List the desk's users and their roles.
+
+    Example:
+
+    \b
+        evidence user list --json
+    """
+    from evidence.users import list_users
+
+    with _store() as store:
+        users = list_users(store)
+    if as_json:
+        click.echo(json.dumps([u.as_dict() for u in users], ensure_ascii=False, indent=2))
+        return
+    for u in users:
+        click.echo(f"{u.name}\t{u.role}\t{u.language}" + ("\tdisabled" if u.disabled else ""))
+
+
+@user.command("disable", context_settings=CONTEXT)
+@click.argument("name")
+@handle_errors
+def user_disable(name: str) -> None:
+    """Disable a user: no more sign-in, and their API tokens stop working.
+
+    Example:
+
+    \b
+        evidence user disable laura
+    """
+    from evidence.users import disable_user
+
+    with _store() as store:
+        disable_user(store, name)
+    click.echo(f"user {name} disabled")
+
+
+@main.group(context_settings=CONTEXT)
+def token() -> None:
+    """API tokens of the desk's JSON API."""
+
+
+@token.command("create", context_settings=CONTEXT)
+@click.argument("name")
+@click.option(
+    "--expires", type=click.IntRange(min=1), help="Days until it expires (default never)."
+)
+@json_option
+@handle_errors
+def token_create(name: str, expires: int | None, as_json: bool) -> None:
+    """Make an API token for user NAME and print it once (only its hash is kept).
+
+    Example:
+
+    \b
+        evidence token create crm --expires 365
+        curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/api/cases
+    """
+    from evidence.users import create_token
+
+    with _store() as store:
+        made = create_token(store, name, expires_days=expires)
+    if as_json:
+        click.echo(json.dumps(made.as_dict(), ensure_ascii=False, indent=2))
+        return
+    click.echo(made.token)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port to listen on.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Server processes (default: [desk] workers in evidence.toml, else 2).",
+)
+@handle_errors
+def serve(host: str, port: int, workers: int | None) -> None:
+    """Serve the legal desk (web pages and JSON API) with gunicorn.
+
+    Sessions are signed with EVIDENCE_SECRET_KEY, else desk-secret.key made by
+    `evidence init`. On SQLite the server runs queued exports itself (in an
+    `evidence worker` process it starts and stops); on PostgreSQL run
+    `evidence worker` (any number, anywhere) to run them.
+    Settings: [desk] in evidence.toml (see README, "The legal desk").
+
+    Example:
+
+    \b
+        evidence serve --host 127.0.0.1 --port 8080
+    """
+    from evidence.web.server import serve as run
+
+    config = _config()
+    click.echo(f"the desk is at http://{host}:{port}/", err=True)
+    run(config, host, port, workers)
+
+
+@main.command(context_settings=CONTEXT)
+@handle_errors
+def worker() -> None:
+    """Run the desk's queued exports (PostgreSQL); stop with Ctrl-C or SIGTERM.
+
+    Any number of workers, on any machine that reaches the database (through
+    procrastinate). A job whose worker was killed is run again (3 tries) or
+    failed with the reason. Runs at a lower CPU priority (nice 10). On SQLite,
+    `evidence serve` starts one itself.
+
+    Example:
+
+    \b
+        EVIDENCE_DATABASE_URL=postgresql+psycopg://... evidence worker
+    """
+    from evidence.jobs import run_worker
+
+    with _store() as store:
+        run_worker(store, log=lambda line: click.echo(line, err=True))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -55,6 +55,7 @@ def _phone(number: str, region: str) -> tuple[IdentifierKind, str, str]:
         )
     return IdentifierKind.PHONE, e164, number
 
+
 REF_LENGTH: int = Customer.__table__.c.ref.type.length  # type: ignore[attr-defined]
 
 
@@ -371,3 +372,43 @@ def identity_json(identity: Identity) -> dict[str, Any]:
             for c in identity.changes
         ],
     }
+
+
+@dataclass(frozen=True)
+class CustomerMatch:
+    """A customer found by :func:`search_customers`."""
+
+    ref: str
+    name: str
+    emails: tuple[str, ...]
+    phones: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "name": self.name,
+            "emails": list(self.emails),
+            "phones": list(self.phones),
+        }
+
+
+def search_customers(store: Store, query: str, limit: int = 50) -> list[CustomerMatch]:
+    """Customers whose reference, name, address or number (ever held) contains ``query``,
+    case-insensitively; a number also matches when it is the same number spelt otherwise."""
+    needle = query.strip().casefold()
+    digits = "".join(c for c in needle if c.isdigit())
+    e164 = normalize_number(query, store.config.phone_region) if len(digits) >= 4 else None
+    found: list[CustomerMatch] = []
+    for customer in list_customers(store):
+        identity = identity_of(customer)
+        emails = tuple(identity.values(IdentifierKind.EMAIL))
+        phones = tuple(identity.values(IdentifierKind.PHONE))
+        texts = [customer.ref, identity.name, *emails]
+        hit = not needle or any(needle in t.casefold() for t in texts)
+        if not hit and len(digits) >= 4:
+            hit = any(digits in p or (e164 is not None and e164 == p) for p in phones)
+        if hit:
+            found.append(CustomerMatch(customer.ref, identity.name, emails, phones))
+        if len(found) >= limit:
+            break
+    return found

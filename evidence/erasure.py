@@ -431,6 +431,10 @@ def erase_customer(
     # Rendered pages are cached by the SHA-256 of their HTML, so which ones showed this
     # customer is not known: the whole cache goes (it is rebuilt by the next export).
     shutil.rmtree(store.config.home / "cache" / "render", ignore_errors=True)
+    # The legal desk's dossiers of the customer go too.
+    from evidence.jobs import forget_exports
+
+    forget_exports(store, ref)
     if is_sqlite(store.engine):
         # Old page images of the erased rows may sit in the WAL until a checkpoint.
         # Outside any transaction (the engine's "begin" would take the write lock).

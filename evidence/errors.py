@@ -27,6 +27,10 @@ class InvalidInput(EvidenceError):
     pass
 
 
+class Conflict(InvalidInput):
+    """The request clashes with what is stored (e.g. a case reference already open)."""
+
+
 class IntegrityFailure(EvidenceError):
     """Stored bytes no longer match their recorded hash."""
 

@@ -353,9 +353,7 @@ def claim_findings(
         figures = email_figures(timeline.items)
         reply_of = {r.email: r for r in figures.replies}
         inbound = tuple(i.id for i in emails if i.id in reply_of)
-        outbound = tuple(
-            i.id for i in emails if i.direction is Direction.OUTBOUND
-        )
+        outbound = tuple(i.id for i in emails if i.direction is Direction.OUTBOUND)
         if inbound:
             facts.append(Fact("emails_inbound", len(inbound), inbound))
         if outbound:

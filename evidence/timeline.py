@@ -21,6 +21,7 @@ from evidence.calls import (
     availability_at,
     calls_for_numbers,
 )
+from evidence.config import Config
 from evidence.customers import Identity, identity_of, load_customer
 from evidence.hours import HoursVerdict, OpeningHours
 from evidence.incidents import chains_overlapping, is_going_on
@@ -537,3 +538,25 @@ def erasure_item_json(erasure: Erasure) -> dict[str, Any]:
         "records": json.loads(erasure.records),
         "blobs": [b.sha256 for b in erasure.blobs],
     }
+
+
+def customer_timeline(
+    session: Session,
+    config: Config,
+    customer_ref: str,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+) -> Timeline:
+    """The customer's timeline as ``evidence timeline`` and the desk show it: in the
+    store's zone, opening hours and mail rules from its settings."""
+    from evidence.hours import opening_hours
+
+    return build_timeline(
+        session,
+        customer_ref,
+        config.zone,
+        date_from,
+        date_to,
+        hours=opening_hours(config),
+        rules=MailRules.of(config),
+    )

@@ -17,6 +17,11 @@ def _url() -> str:
     return os.environ.get("EVIDENCE_DATABASE_URL") or config.get_main_option("sqlalchemy.url") or ""
 
 
+def _ours(name: str | None, type_: str, _parent: object) -> bool:
+    """Autogenerate leaves procrastinate's tables alone (the desk's job engine, migration 0017)."""
+    return not (type_ == "table" and (name or "").startswith("procrastinate_"))
+
+
 def _configure(connection: object) -> None:
     context.configure(
         connection=connection,  # type: ignore[arg-type]
@@ -25,6 +30,7 @@ def _configure(connection: object) -> None:
         compare_server_default=True,
         transaction_per_migration=True,
         render_as_batch=True,
+        include_name=_ours,
     )
 
 

@@ -114,6 +114,11 @@ def test_the_wheel_carries_templates_migrations_and_catalogs(wheel: Path) -> Non
         "evidence/_migrations/versions/0001_initial_evidence_store.py",
         "evidence/locale/fi/LC_MESSAGES/evidence.po",
         "evidence/locale/sv/LC_MESSAGES/evidence.po",
+        # the legal desk's templates and its static files (htmx vendored, no build step)
+        "evidence/_templates/web/case.html.j2",
+        "evidence/web/static/htmx.min.js",
+        "evidence/web/static/desk.js",
+        "evidence/web/static/desk.css",
     ):
         assert name in names
     versions = {p.name for p in (ROOT / "migrations/versions").glob("*.py")}

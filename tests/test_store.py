@@ -38,10 +38,15 @@ def _incident(store: Store, title: str = "Sähkökatko") -> Incident:
 
 
 def test_models_and_migrations_agree(store: Store) -> None:
+    def ours(name: str | None, type_: str, _parent: object) -> bool:
+        # procrastinate's own tables (the desk's job engine on PostgreSQL) are its own.
+        return not (type_ == "table" and (name or "").startswith("procrastinate_"))
+
     with store.engine.connect() as conn:
-        diff = compare_metadata(
-            MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_name": ours}
         )
+        diff = compare_metadata(context, Base.metadata)
     assert diff == []
 
 

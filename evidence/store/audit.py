@@ -7,6 +7,7 @@ can quietly remove the trace of an export or of a failed verification.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -21,7 +22,22 @@ from evidence.store.db import Store
 from evidence.store.models import AuditEvent, LedgerEntry
 from evidence.timeutil import iso_utc, utcnow
 
-ACTIONS = ("export", "verify-store", "verify-dossier", "correction", "case-close")
+ACTIONS = (
+    "export",
+    "verify-store",
+    "verify-dossier",
+    "correction",
+    "case-close",
+    # the legal desk: who signed in, saw, uploaded, claimed, queued and downloaded what
+    "sign-in",
+    "timeline-view",
+    "case-open",
+    "document-upload",
+    "claim",
+    "export-queued",
+    "download",
+    "incident",
+)
 
 
 def record(
@@ -32,14 +48,16 @@ def record(
     output_sha256: str | None = None,
     details: Mapping[str, Any] | None = None,
     actor: str | None = None,
+    at: dt.datetime | None = None,
 ) -> AuditEvent:
-    """Append one event to the log (the caller holds the writer lock)."""
+    """Append one event to the log (the caller holds the writer lock); ``at``: when it
+    happened, if before now (an event written after the fact, e.g. the desk's page views)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     event = AuditEvent(
         action=action,
         actor=current_actor(actor),
-        at=utcnow(),
+        at=at or utcnow(),
         subject=subject,
         output_sha256=output_sha256,
         details=json.dumps(dict(details), sort_keys=True, separators=(",", ":"), default=str)
@@ -59,13 +77,22 @@ def log_event(
     subject: str,
     output_sha256: str | None = None,
     details: Mapping[str, Any] | None = None,
+    actor: str | None = None,
+    checkpoint: bool = True,
 ) -> AuditEvent:
-    """Record an event in its own transaction, followed by a checkpoint that covers it."""
+    """Record an event in its own transaction, followed by a checkpoint that covers it
+    (``checkpoint=False``: the next checkpoint covers it, e.g. for the desk's page views)."""
     with store.writing() as session:
         event = record(
-            session, action=action, subject=subject, output_sha256=output_sha256, details=details
+            session,
+            action=action,
+            subject=subject,
+            output_sha256=output_sha256,
+            details=details,
+            actor=actor,
         )
-        write_checkpoint(session, store.config, f"audit {action}")
+        if checkpoint:
+            write_checkpoint(session, store.config, f"audit {action}")
     return event
 
 

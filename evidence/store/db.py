@@ -37,17 +37,19 @@ SQLITE_PAGE_SIZE = 16384
 WRITER_LOCK_KEY = 0x65766964  # "evid"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine with the settings evidence needs on each database."""
+def make_engine(url: str, *, reading: bool = False) -> Engine:
+    """An engine with the settings evidence needs on each database. ``reading``: for
+    readers only (the web desk's pages): on SQLite its transactions begin deferred, so they
+    read a snapshot beside a writer (WAL) instead of waiting for the writer lock."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"timeout": 30})
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, "BEGIN" if reading else "BEGIN IMMEDIATE")
         return engine
     return create_engine(url, pool_pre_ping=True)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, begin: str = "BEGIN IMMEDIATE") -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy emit BEGIN itself (below) instead of pysqlite's deferred BEGIN.
@@ -62,8 +64,8 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # Writers take the lock up front: no deadlock between two importers that
-        # both read, then both try to write.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # both read, then both try to write. (A reading engine's begin is deferred.)
+        conn.exec_driver_sql(begin)
 
 
 def is_sqlite(engine_or_session: Engine | Session) -> bool:
@@ -179,12 +181,13 @@ def _forget_caches(session: Session) -> None:
     session.info.pop("known_blobs", None)
 
 
-def open_store(config: Config) -> Store:
-    """Open an existing store; refuse (saying what to do) when missing or outdated."""
+def open_store(config: Config, *, reading: bool = False) -> Store:
+    """Open an existing store; refuse (saying what to do) when missing or outdated.
+    ``reading``: a store for reading only (see :func:`make_engine`); never write with it."""
     db_file = sqlite_path(config.database_url)
     if db_file is not None and not db_file.exists():
         raise StoreNotInitialised(str(db_file))
-    engine = make_engine(config.database_url)
+    engine = make_engine(config.database_url, reading=reading)
     try:
         revision = current_revision(engine)
     except DBAPIError as exc:

@@ -906,3 +906,68 @@ APPEND_ONLY_TABLES = (
     "erased_blobs",
     "erased_entries",
 )
+
+
+# --- the legal desk (web app and JSON API): bookkeeping, not evidence --------------------
+# Who may sign in, their API tokens, failed sign-ins (throttling shared by every server
+# process) and queued exports. These tables are updated in place; what users do is kept in
+# the audit log, which is evidence.
+
+
+class DeskUser(Base):
+    __tablename__ = "desk_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    # argon2id hash; None: the user signs in only through the trusted proxy header
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    language: Mapped[str] = mapped_column(String(8), default="fi")
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime_utc]
+
+
+class ApiToken(Base):
+    __tablename__ = "desk_api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("desk_users.id"), index=True)
+    # SHA-256 of the token: the token is 32 random bytes, shown once and never stored
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime_utc]
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[DeskUser] = relationship()
+
+
+class SigninFailure(Base):
+    __tablename__ = "desk_signin_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), index=True)
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime_utc]
+
+
+class ExportJob(Base):
+    """An export queued by the desk; the worker that runs it updates it."""
+
+    __tablename__ = "desk_export_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_ref: Mapped[str] = mapped_column(String(100))
+    case_ref: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str | None] = mapped_column(String(8))
+    date_from: Mapped[dt.date | None] = mapped_column(Date)
+    date_to: Mapped[dt.date | None] = mapped_column(Date)
+    requested_by: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # queued|running|done|failed
+    progress: Mapped[int] = mapped_column(Integer, default=0)  # percent
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime_utc]
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    pages: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -17,8 +17,9 @@ def report_sha256(report: Report) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def record_verification(store: Store, report: Report) -> None:
-    """Log the verification; a store too damaged to log in gets a note in the report."""
+def record_verification(store: Store, report: Report, *, by: str | None = None) -> None:
+    """Log the verification (``by``: who, else :func:`evidence.store.checkpoints.actor`);
+    a store too damaged to log in gets a note in the report."""
     action = "verify-store" if report.what == "store" else "verify-dossier"
     details: dict[str, object] = {
         "intact": report.intact,
@@ -34,6 +35,7 @@ def record_verification(store: Store, report: Report) -> None:
                 subject=subject,
                 output_sha256=report_sha256(report),
                 details=details,
+                actor=by,
             )
         except IntegrityFailure:
             # The tree cannot be signed as it is; log the event without a checkpoint.
@@ -44,6 +46,7 @@ def record_verification(store: Store, report: Report) -> None:
                     subject=subject,
                     output_sha256=report_sha256(report),
                     details=details,
+                    actor=by,
                 )
     except (EvidenceError, OSError) as exc:
         report.notes.append(f"this verification could not be kept in the audit log: {exc}")
@@ -51,3 +54,21 @@ def record_verification(store: Store, report: Report) -> None:
         report.notes.append(
             f"this verification could not be kept in the audit log: {type(exc).__name__}"
         )
+
+
+def verify_uploaded_dossier(store: Store, data: bytes, name: str, *, by: str) -> Report:
+    """Check a dossier given as bytes (an upload), as ``evidence verify FILE`` does, and log
+    the verification naming ``by``. ``name`` (the uploader's file name) is only reported."""
+    import tempfile
+    from pathlib import Path
+
+    from evidence.verify.dossier import verify_dossier
+
+    shown = name.replace("\\", "/").rsplit("/", 1)[-1].strip()[:200] or "dossier.pdf"
+    with tempfile.TemporaryDirectory(prefix="evidence-verify-") as folder:
+        path = Path(folder) / "dossier.pdf"
+        path.write_bytes(data)
+        report = verify_dossier(path)
+    report.target = f"upload {shown}"
+    record_verification(store, report, by=by)
+    return report

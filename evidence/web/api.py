@@ -1,0 +1,244 @@
+"""The desk's JSON API: bearer tokens (``evidence token create``), the same library as the CLI.
+
+Errors are ``{"error": "..."}`` with 400 (malformed request), 401 (no or bad token), 403
+(role), 404, 409 (conflict, or an export not done yet), 413 (upload too large) or 422
+(refused value); never a stack trace.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Blueprint, Response, abort, jsonify, request, send_file
+
+from evidence import cases, jobs
+from evidence.errors import InvalidInput
+from evidence.store.audit import log_event
+from evidence.users import Forbidden
+from evidence.web.app import actor, audit_later, current_user, desk, reader, store
+
+F = TypeVar("F", bound=Callable[..., Any])
+blueprint = Blueprint("api", __name__, url_prefix="/api")
+
+
+def needs(role: str) -> Callable[[F], F]:
+    """A route for signed-in callers (bearer token) whose role allows ``role``."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            user = current_user()
+            if user is None:
+                abort(401, description="give an API token: Authorization: Bearer TOKEN")
+            if not user.may(role):
+                raise Forbidden(f"your role ({user.role}) may not do this; it needs {role}")
+            return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        abort(400, description="send a JSON object (Content-Type: application/json)")
+    return data
+
+
+def _text(data: dict[str, Any], key: str, *, required: bool = True) -> str | None:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise InvalidInput(f"{key} is required")
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{key} must be a string")
+    return value
+
+
+def _date(value: Any, key: str) -> dt.date | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{key} must be a date, YYYY-MM-DD")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{key} must be a date, YYYY-MM-DD (not {value!r})") from exc
+
+
+def _upload(field: str = "file") -> tuple[bytes, str]:
+    upload = request.files.get(field)
+    if upload is None:
+        raise InvalidInput(f"send the PDF as the multipart field {field!r}")
+    return upload.read(), upload.filename or "document.pdf"
+
+
+@blueprint.get("/healthz")
+def healthz() -> Any:
+    return jsonify({"status": "ok"})
+
+
+@blueprint.get("/customers/<ref>/timeline")
+@needs("viewer")
+def timeline(ref: str) -> Any:
+    from evidence.timeline import customer_timeline, timeline_json
+
+    date_from = _date(request.args.get("from"), "from")
+    date_to = _date(request.args.get("to"), "to")
+    with reader().session() as session:
+        items = timeline_json(customer_timeline(session, reader().config, ref, date_from, date_to))
+    audit_later(
+        action="timeline-view",
+        subject=f"customer {ref}",
+        details={"from": date_from, "to": date_to, "via": "api"},
+    )
+    return jsonify(items)
+
+
+@blueprint.get("/cases")
+@needs("viewer")
+def case_list() -> Any:
+    today = dt.datetime.now(desk().config.zone).date()
+    return jsonify([c.api_dict() for c in cases.case_summaries(reader(), today)])
+
+
+@blueprint.post("/cases")
+@needs("legal")
+def case_open() -> Any:
+    data = _body()
+    reference = _text(data, "ref")
+    customer = _text(data, "customer")
+    authority = _text(data, "authority")
+    assert reference is not None and customer is not None and authority is not None
+    cases.open_case(
+        store(),
+        reference,
+        customer_ref=customer,
+        authority=authority,
+        received=_date(data.get("received"), "received"),
+        deadline=_date(data.get("deadline"), "deadline"),
+    )
+    log_event(store(), action="case-open", subject=f"case {reference}", actor=actor())
+    today = dt.datetime.now(desk().config.zone).date()
+    return jsonify(cases.case_detail(store(), reference, today).summary.api_dict()), 201
+
+
+@blueprint.post("/cases/<int:case_id>/documents")
+@needs("legal")
+def case_document(case_id: int) -> Any:
+    reference = cases.case_by_id(reader(), case_id)
+    data, filename = _upload()
+    title = request.form.get("title", "")
+    document = cases.attach_bytes(
+        store(), reference, data, filename, title=title, document_date=None
+    )
+    log_event(
+        store(),
+        action="document-upload",
+        subject=f"case {reference}",
+        output_sha256=document.sha256,
+        details={"title": document.title, "size": document.size},
+        actor=actor(),
+    )
+    return jsonify(
+        {
+            "id": document.id,
+            "title": document.title,
+            "filename": document.filename,
+            "size": document.size,
+            "sha256": document.sha256,
+        }
+    ), 201
+
+
+@blueprint.post("/cases/<int:case_id>/claims")
+@needs("legal")
+def case_claim(case_id: int) -> Any:
+    reference = cases.case_by_id(reader(), case_id)
+    data = _body()
+    text = _text(data, "text")
+    items = data.get("evidence", [])
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise InvalidInput('evidence is a list of timeline item ids, e.g. ["email:12"]')
+    assert text is not None
+    claim = cases.add_claim(store(), reference, text, items)
+    log_event(
+        store(),
+        action="claim",
+        subject=f"case {reference}",
+        details={"claim": claim.id, "evidence": claim.item_ids},
+        actor=actor(),
+    )
+    return jsonify({"id": claim.id, "text": claim.text, "evidence": claim.item_ids}), 201
+
+
+@blueprint.post("/exports")
+@needs("legal")
+def export_start() -> Any:
+    data = _body()
+    case_id = data.get("case_id")
+    if case_id is not None and not isinstance(case_id, int):
+        raise InvalidInput("case_id must be a number (the id of GET /api/cases)")
+    job = jobs.queue_export(
+        store(),
+        customer=_text(data, "customer", required=case_id is None),
+        case_ref=cases.case_by_id(reader(), case_id) if case_id is not None else None,
+        language=_text(data, "lang", required=False),
+        date_from=_date(data.get("from"), "from"),
+        date_to=_date(data.get("to"), "to"),
+        by=actor(),
+    )
+    log_event(
+        store(),
+        action="export-queued",
+        subject=f"customer {job.customer}" + (f", case {job.case}" if job.case else ""),
+        details={"job": job.id},
+        actor=actor(),
+        checkpoint=False,
+    )
+    return jsonify({"id": job.id, "status": job.status}), 202
+
+
+@blueprint.get("/exports/<int:job_id>")
+@needs("viewer")
+def export_status(job_id: int) -> Any:
+    return jsonify(jobs.get_job(reader(), job_id).as_dict())
+
+
+@blueprint.get("/exports/<int:job_id>/file")
+@needs("viewer")
+def export_file(job_id: int) -> Response:
+    return send_job_file(job_id)
+
+
+def send_job_file(job_id: int) -> Response:
+    """The finished dossier of a job, its download kept in the audit log."""
+    info, path = jobs.job_file(reader(), job_id)
+    audit_later(
+        action="download",
+        subject=f"customer {info.customer}" + (f", case {info.case}" if info.case else ""),
+        output_sha256=info.sha256,
+        details={"job": job_id},
+    )
+    safe = (info.case or info.customer).replace("/", "-")
+    return send_file(
+        path,
+        mimetype="application/pdf",
+        as_attachment=True,
+        download_name=f"dossier-{safe}-{job_id}.pdf",
+    )
+
+
+@blueprint.post("/verify")
+@needs("viewer")
+def verify() -> Any:
+    from evidence.verify.audit import verify_uploaded_dossier
+
+    data, filename = _upload()
+    report = verify_uploaded_dossier(store(), data, filename, by=actor())
+    return jsonify(report.as_dict())
