@@ -57,7 +57,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from evidence.calls import ANSWERED, Availability, Call, agent_availability, calls_between
-from evidence.config import Config
+from evidence.config import DEFAULT_THRESHOLD, Config
 from evidence.errors import InvalidInput
 from evidence.hours import OpeningHours
 from evidence.incidents import chains_overlapping, is_going_on
@@ -80,7 +80,6 @@ from evidence.timeline import (
 )
 from evidence.timeutil import day_start, iso_utc, require_in_range, require_order
 
-DEFAULT_THRESHOLD = 60  # seconds
 DEFAULT_BASELINE_DAYS = 28
 CALLBACK_HORIZON = dt.timedelta(days=7)
 REPLY_HORIZON = dt.timedelta(days=14)
@@ -94,16 +93,7 @@ STATE_KEYS = {
 
 def threshold_from_config(config: Config) -> int:
     """``[reports] service_level_threshold`` in evidence.toml (seconds), default 60."""
-    section = config.extra.get("reports", {})
-    if not isinstance(section, dict):
-        raise InvalidInput(f"{config.config_path}: [reports] must be a table")
-    value = section.get("service_level_threshold", DEFAULT_THRESHOLD)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise InvalidInput(
-            f"{config.config_path}: reports.service_level_threshold must be a whole number "
-            "of seconds, e.g. 60"
-        )
-    return value
+    return config.reports.service_level_threshold
 
 
 # --- figures ----------------------------------------------------------------------------
