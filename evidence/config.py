@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from evidence.domain import CallLogFormat
 from evidence.errors import EvidenceError, InvalidInput
 from evidence.files import write_atomic
 
@@ -86,7 +87,7 @@ class CallsSource:
     """``[[sync.calls]]``: a phone system's call log."""
 
     path: Path
-    format: str
+    format: CallLogFormat
     utc: bool = False
 
 
@@ -451,15 +452,14 @@ def _sync(reader: _Reader, raw: object) -> SyncSettings:
                     MailSource(tuple(reader.path_of(p, f"{where} paths") for p in paths))
                 )
             elif kind == "calls":
-                from evidence.ingest.phonelog import FORMATS
-
                 path = reader.path_of(entry.get("path"), f"{where} path")
                 fmt = entry.get("format")
-                if fmt not in FORMATS:
+                if fmt not in list(CallLogFormat):
                     raise EvidenceError(
-                        f"evidence.toml: {where} format must be one of {', '.join(FORMATS)}"
+                        f"evidence.toml: {where} format must be one of {', '.join(CallLogFormat)}"
                     )
-                found[kind].append(CallsSource(path, fmt, bool(entry.get("utc", False))))
+                utc = bool(entry.get("utc", False))
+                found[kind].append(CallsSource(path, CallLogFormat(fmt), utc))
             elif kind == "recordings":
                 path = reader.path_of(entry.get("path"), f"{where} path")
                 pattern = entry.get("pattern")
