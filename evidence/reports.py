@@ -632,10 +632,15 @@ class CustomerAttempt:
     reply_seconds: int | None = None
 
     @property
+    def call(self) -> Call | None:
+        """The call, when the attempt is one (else it is an email)."""
+        record = self.item.record
+        return record if isinstance(record, Call) else None
+
+    @property
     def reached_nobody(self) -> bool:
         """A call that no person answered (IVR, after-hours message, abandoned, timed out)."""
-        record = self.item.record
-        return isinstance(record, Call) and record.outcome not in ANSWERED
+        return self.call is not None and self.call.outcome not in ANSWERED
 
 
 @dataclass(frozen=True)

@@ -320,10 +320,12 @@ def exhibit_numbers(items: Sequence[Item]) -> dict[str, str]:
 
 
 def _call_result(
-    attempt: CustomerAttempt, exhibit_of: dict[str, str], fmt: Formatter, _: Callable[[str], str]
+    attempt: CustomerAttempt,
+    call: Call,
+    exhibit_of: dict[str, str],
+    fmt: Formatter,
+    _: Callable[[str], str],
 ) -> tuple[str, list[str]]:
-    call = attempt.item.record
-    assert isinstance(call, Call)
     words = outcome_label(call.outcome, _)
     if call.queue_wait is not None:
         words += ", " + _("queue wait {duration}").format(duration=fmt.duration(call.queue_wait))
@@ -371,9 +373,12 @@ def reachability_view(
     attempts = []
     absence = []
     for attempt in reach.attempts:
-        item = attempt.item
-        is_call = isinstance(item.record, Call)
-        result, links = (_call_result if is_call else _email_result)(attempt, exhibit_of, fmt, _)
+        item, call = attempt.item, attempt.call
+        is_call = call is not None
+        if call is not None:
+            result, links = _call_result(attempt, call, exhibit_of, fmt, _)
+        else:
+            result, links = _email_result(attempt, exhibit_of, fmt, _)
         attempts.append(
             {
                 "exhibit": exhibit_of.get(item.id, ""),
@@ -384,9 +389,7 @@ def reachability_view(
                 "links": links,
             }
         )
-        if attempt.reached_nobody:
-            call = item.record
-            assert isinstance(call, Call)
+        if call is not None and attempt.reached_nobody:
             absence.append(
                 {
                     "exhibit": exhibit_of.get(item.id, ""),
