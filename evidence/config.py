@@ -26,6 +26,7 @@ CONFIG_FILE = "evidence.toml"
 DEFAULT_HORIZON_DAYS = 60  # planned incidents materialised this far ahead
 DEFAULT_THRESHOLD = 60  # seconds: the service level's "answered within"
 DEFAULT_HOLIDAYS = "FI"
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # the keys of [opening_hours.phone]
 CLIENT_SECRET_VARIABLE = "EVIDENCE_OAUTH_CLIENT_SECRET"
 
 
@@ -164,10 +165,11 @@ class RenderSettings:
 
 @dataclass(frozen=True)
 class ChannelHoursSettings:
-    """``[opening_hours.phone]`` or ``.email``: day ranges (``mon-thu``) to hours as written,
-    and ``exceptions``: dates to hours."""
+    """``[opening_hours.phone]`` or ``.email``: each day or range of days as written
+    (``mon-thu``), its weekdays (0 = Monday) and its hours as written; ``exceptions``: dates
+    to hours."""
 
-    weekly: tuple[tuple[str, str], ...] = ()
+    weekly: tuple[tuple[str, tuple[int, ...], str], ...] = ()
     exceptions: tuple[tuple[dt.date, str], ...] = ()
 
 
@@ -302,8 +304,9 @@ class _Reader:
         keys = KNOWN_KEYS[where]
         for key in value:
             if key not in keys:
+                place = f"in {label}" if where else "at the top level"
                 raise EvidenceError(
-                    f"{self.path}: unknown key {key!r} in {label}: "
+                    f"{self.path}: unknown key {key!r} {place}: "
                     f"the keys it knows are {', '.join(sorted(keys))}"
                 )
         return value
@@ -321,16 +324,6 @@ class _Reader:
         if not isinstance(value, str) or not value.strip():
             raise EvidenceError(f"evidence.toml: {where} {name} must be text")
         return value
-
-
-def _top_level(data: dict[str, Any], path: Path) -> None:
-    known = KNOWN_KEYS[""]
-    for key in data:
-        if key not in known:
-            raise EvidenceError(
-                f"{path}: unknown key {key!r} at the top level: "
-                f"the keys it knows are {', '.join(sorted(known))}"
-            )
 
 
 def _company(reader: _Reader, raw: object) -> CompanySettings:
@@ -483,12 +476,26 @@ def _render(reader: _Reader, raw: object) -> RenderSettings:
         raise EvidenceError(f"render limits must be numbers ({exc})") from exc
 
 
+def _day_keys(key: str, where: str) -> tuple[int, ...]:
+    low = key.strip().lower()
+    if "-" in low:
+        first, _, last = low.partition("-")
+        if first in DAYS and last in DAYS and DAYS.index(first) <= DAYS.index(last):
+            return tuple(range(DAYS.index(first), DAYS.index(last) + 1))
+    elif low in DAYS:
+        return (DAYS.index(low),)
+    raise EvidenceError(
+        f"evidence.toml: {where}.{key}: use a day (mon, tue, ..., sun), a range such as "
+        "mon-fri, or an [exceptions] table"
+    )
+
+
 def _channel_hours(raw: Mapping[str, Any], where: str) -> ChannelHoursSettings:
-    weekly: list[tuple[str, str]] = []
+    weekly: list[tuple[str, tuple[int, ...], str]] = []
     exceptions: list[tuple[dt.date, str]] = []
     for key, value in raw.items():
         if key != "exceptions":
-            weekly.append((key, str(value)))
+            weekly.append((key, _day_keys(key, where), str(value)))
             continue
         if not isinstance(value, Mapping):
             raise EvidenceError(f"evidence.toml: {where}.exceptions must be a table")
@@ -581,8 +588,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise EvidenceError(f"{path} is not valid TOML ({exc}): fix or remove it") from exc
-    _top_level(data, path)
     reader = _Reader(path, home)
+    reader.table(data, "")
     database_url = (
         env.get("EVIDENCE_DATABASE_URL")
         or str(data.get("database_url") or "")

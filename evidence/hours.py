@@ -29,10 +29,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from evidence.config import DEFAULT_HOLIDAYS, ChannelHoursSettings, Config
+from evidence.config import DAYS, DEFAULT_HOLIDAYS, ChannelHoursSettings, Config
 from evidence.errors import EvidenceError
 
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CHANNELS = ("phone", "email")
 _INTERVAL = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 
@@ -153,28 +152,14 @@ def parse_intervals(text: str, where: str) -> Intervals:
     return tuple(sorted(result))
 
 
-def _day_keys(key: str, where: str) -> list[int]:
-    low = key.strip().lower()
-    if "-" in low:
-        first, _, last = low.partition("-")
-        if first in DAYS and last in DAYS and DAYS.index(first) <= DAYS.index(last):
-            return list(range(DAYS.index(first), DAYS.index(last) + 1))
-    elif low in DAYS:
-        return [DAYS.index(low)]
-    raise EvidenceError(
-        f"evidence.toml: {where}.{key}: use a day (mon, tue, ..., sun), a range such as "
-        "mon-fri, or an [exceptions] table"
-    )
-
-
 def _channel_hours(table: ChannelHoursSettings, where: str) -> ChannelHours:
     weekly: dict[int, Intervals] = {}
     exceptions = {
         date: parse_intervals(hours, f"{where}.exceptions.{date}")
         for date, hours in table.exceptions
     }
-    for key, value in table.weekly:
-        for weekday in _day_keys(key, where):
+    for key, weekdays, value in table.weekly:
+        for weekday in weekdays:
             weekly[weekday] = parse_intervals(value, f"{where}.{key}")
     return ChannelHours(weekly, exceptions)
 

@@ -230,7 +230,7 @@ url = "http://tsa.example/tsr"
     assert (limits.max_message_bytes, limits.max_parts, limits.max_seconds) == (1000, 7, 2.0)
     hours = config.opening_hours
     assert hours is not None and (hours.holidays, hours.holiday_subdivision) == ("SE", "AB")
-    assert hours.channels["phone"].weekly == (("mon-fri", "08:00-16:00"),)
+    assert hours.channels["phone"].weekly == (("mon-fri", (0, 1, 2, 3, 4), "08:00-16:00"),)
     assert [str(d) for d, _ in hours.channels["phone"].exceptions] == ["2026-12-23"]
     assert config.reports.service_level_threshold == 30
     assert (config.render.time_limit, config.render.memory_limit_mb) == (4.0, 512)
@@ -287,3 +287,11 @@ def test_a_client_secret_in_the_file_is_refused_as_such(tmp_path: Path) -> None:
         load_config({"EVIDENCE_HOME": str(tmp_path)})
     assert "never kept in the file; set EVIDENCE_OAUTH_CLIENT_SECRET" in str(caught.value)
     assert "s3cr3t" not in str(caught.value)
+
+
+def test_a_day_that_is_not_one_is_refused_when_the_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / "evidence.toml").write_text(
+        '[opening_hours.email]\nmonday = "08:00-16:00"\n', encoding="utf-8"
+    )
+    with pytest.raises(EvidenceError, match=r"opening_hours.email.monday: use a day \(mon, tue"):
+        load_config({"EVIDENCE_HOME": str(tmp_path)})
