@@ -18,20 +18,22 @@ Meant to run unattended from cron or a systemd timer. Configured in
     path = "/var/spool/asterisk/monitor"
     # pattern = '(\\d+\\.\\d+)'
 
-    [[sync.imap]]                     # handed as is to the IMAP importer
+    [[sync.imap]]                     # handed to the IMAP importer
     name = "asiakaspalvelu"
     host = "imap.example.com"
     user = "asiakaspalvelu@example.com"
 
-    [[sync.graph]]                    # handed as is to the Graph importer
+    [[sync.graph]]                    # handed to the Graph importer
     name = "m365"
     mailbox = "asiakaspalvelu@example.com"
     tenant = "example.com"
     client_id = "5f1c..."
 
-Relative paths are read from EVIDENCE_HOME. Every importer commits in chunks
-and recognises what it already stored, so a run that is killed half-way leaves
-only whole records behind, and the next run adds exactly what is missing.
+Relative paths are read from EVIDENCE_HOME. The settings are read and checked
+by ``evidence.config`` (``Config.sync``); an unknown key is refused there.
+Every importer commits in chunks and recognises what it already stored, so a
+run that is killed half-way leaves only whole records behind, and the next run
+adds exactly what is missing.
 
 One run at a time: an flock on ``EVIDENCE_HOME/sync.lock`` and, on
 PostgreSQL, a session advisory lock (for runs from other machines or homes
