@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from evidence.domain import CallOutcome
 from evidence.phones import is_hidden
 from evidence.store.models import (
     CallRecord,
@@ -71,10 +72,16 @@ NO_QUEUE = ("", "NONE")
 INTERNAL_CONTEXTS = ("from-internal", "internal", "default")
 _CHANNEL_SUFFIX = re.compile(r"-[0-9a-f]{6,}(;\d+)?$")
 
-ANSWERED = ("answered", "transferred")
+ANSWERED = (CallOutcome.ANSWERED, CallOutcome.TRANSFERRED)
 # A caller who waited for a person and gave up, or whom the queue let go: their
 # wait is the whole call. Busy, failed, IVR and voicemail calls waited for nobody.
-GAVE_UP = ("unanswered", "abandoned", "timeout", "exit-empty", "exit-key")
+GAVE_UP = (
+    CallOutcome.UNANSWERED,
+    CallOutcome.ABANDONED,
+    CallOutcome.TIMEOUT,
+    CallOutcome.EXIT_EMPTY,
+    CallOutcome.EXIT_KEY,
+)
 
 
 @dataclass
@@ -129,7 +136,7 @@ class Call:
     ring_time_source: str | None = None
     talk_time: int | None = None
     talk_time_source: str | None = None
-    outcome: str = "unanswered"
+    outcome: str = CallOutcome.UNANSWERED
     outcome_source: str | None = None
     outcome_recorded: str | None = None
     agent: str | None = None
@@ -549,7 +556,7 @@ def _from_queue_log(call: Call, events: list[QueueEvent]) -> None:
         data = _data(event)
         name = event.event
         if name == "CONNECT":
-            call.outcome, call.outcome_source = "answered", "queue_log CONNECT"
+            call.outcome, call.outcome_source = CallOutcome.ANSWERED, "queue_log CONNECT"
             call.agent = event.agent
             hold = _int_at(data, 0)
             if hold is not None:
@@ -561,8 +568,8 @@ def _from_queue_log(call: Call, events: list[QueueEvent]) -> None:
             call.talk_time = _int_at(data, 1)
             call.talk_time_source = f"queue_log {name} calltime"
             call.agent = call.agent or event.agent
-            if call.outcome not in ("answered", "transferred"):
-                call.outcome, call.outcome_source = "answered", f"queue_log {name}"
+            if call.outcome not in (CallOutcome.ANSWERED, CallOutcome.TRANSFERRED):
+                call.outcome, call.outcome_source = CallOutcome.ANSWERED, f"queue_log {name}"
         elif name in TRANSFER_EVENTS:
             # TRANSFER/BLINDTRANSFER: extension|context|holdtime|calltime|origposition;
             # ATTENDEDTRANSFER: method|method data (one or two fields)|holdtime|calltime|...
@@ -573,7 +580,7 @@ def _from_queue_log(call: Call, events: list[QueueEvent]) -> None:
                 talk = _int_at(data, 3)
                 target = "@".join(d for d in data[:2] if d)
             call.transfers.append(Transfer(event.at, name, event.agent, target))
-            call.outcome, call.outcome_source = "transferred", f"queue_log {name}"
+            call.outcome, call.outcome_source = CallOutcome.TRANSFERRED, f"queue_log {name}"
             call.agent = call.agent or event.agent
             if talk is not None:
                 call.talk_time, call.talk_time_source = talk, f"queue_log {name} calltime"
@@ -588,15 +595,16 @@ def _from_queue_log(call: Call, events: list[QueueEvent]) -> None:
                 )
             )
         elif name in ("ABANDON", "EXITWITHTIMEOUT", "EXITEMPTY"):
-            call.outcome = {"ABANDON": "abandoned", "EXITWITHTIMEOUT": "timeout"}.get(
-                name, "exit-empty"
-            )
+            call.outcome = {
+                "ABANDON": CallOutcome.ABANDONED,
+                "EXITWITHTIMEOUT": CallOutcome.TIMEOUT,
+            }.get(name, CallOutcome.EXIT_EMPTY)
             call.outcome_source = f"queue_log {name}"
             wait = _int_at(data, 2)
             if wait is not None:
                 waits.append((wait, f"queue_log {name} waittime"))
         elif name == "EXITWITHKEY":
-            call.outcome, call.outcome_source = "exit-key", "queue_log EXITWITHKEY"
+            call.outcome, call.outcome_source = CallOutcome.EXIT_KEY, "queue_log EXITWITHKEY"
             wait = _int_at(data, 3)
             if wait is not None:
                 waits.append((wait, "queue_log EXITWITHKEY waittime"))
@@ -608,7 +616,11 @@ def _from_queue_log(call: Call, events: list[QueueEvent]) -> None:
             if len(waits) == 1
             else f"{' + '.join(s for _, s in waits)} ({len(waits)} queue visits)"
         )
-    if call.talk_time is None and call.outcome in ("answered", "transferred") and call.cdr_rows:
+    if (
+        call.talk_time is None
+        and call.outcome in (CallOutcome.ANSWERED, CallOutcome.TRANSFERRED)
+        and call.cdr_rows
+    ):
         answered = [r for r in call.cdr_rows if r.billsec]
         if answered:
             call.talk_time = answered[-1].billsec
@@ -637,7 +649,7 @@ def _cdr_wait(call: Call, rows: list[CdrRecord], *, queued: bool) -> None:
     if not queued:
         if call.direction is not Direction.INBOUND:
             return  # outbound or internal: no customer waited for us
-        if not answered and call.outcome != "unanswered":
+        if not answered and call.outcome != CallOutcome.UNANSWERED:
             return  # busy or failed: it never rang
     if answered:
         lead = first if queued else answered[0]
@@ -658,7 +670,7 @@ def _from_cdr(call: Call, rows: list[CdrRecord]) -> None:
     if app == "queue":
         call.queue = first.lastdata.split(",")[0] or None
     if answered:
-        call.outcome = "answered"
+        call.outcome = CallOutcome.ANSWERED
         call.outcome_source = "CDR disposition ANSWERED"
         if call.direction is not Direction.OUTBOUND:
             call.agent = _agent_name(answered[0].dstchannel)
@@ -667,16 +679,18 @@ def _from_cdr(call: Call, rows: list[CdrRecord]) -> None:
             "CDR billsec" if len(answered) == 1 else f"CDR billsec (sum of {len(answered)} legs)"
         )
         if len({_agent_name(r.dstchannel) for r in answered}) > 1:
-            call.outcome = "transferred"
+            call.outcome = CallOutcome.TRANSFERRED
             call.outcome_source = "CDR legs with the same linkedid"
     elif app in IVR_APPS or (app not in ("queue", "dial") and not last.dstchannel):
-        call.outcome, call.outcome_source = "ivr", f"CDR lastapp {first.lastapp}"
+        call.outcome, call.outcome_source = CallOutcome.IVR, f"CDR lastapp {first.lastapp}"
         return
     else:
         disposition = last.disposition.upper()
-        call.outcome = {"BUSY": "busy", "FAILED": "failed", "CONGESTION": "failed"}.get(
-            disposition, "unanswered"
-        )
+        call.outcome = {
+            "BUSY": CallOutcome.BUSY,
+            "FAILED": CallOutcome.FAILED,
+            "CONGESTION": CallOutcome.FAILED,
+        }.get(disposition, CallOutcome.UNANSWERED)
         call.outcome_source = f"CDR disposition {last.disposition}"
     if app != "queue":
         lead = answered[0] if answered else first
@@ -847,11 +861,13 @@ def _derive_record_call(
     if agent is None and first.format == "freeswitch-cdr":
         if direction is Direction.OUTBOUND and not first.caller_e164:
             agent = first.caller
-        elif first.outcome == "answered" and not first.callee_e164:
+        elif first.outcome == CallOutcome.ANSWERED and not first.callee_e164:
             agent = first.callee
     call.agent = agent
     call.outcome_recorded = first.outcome_recorded
-    call.outcome = first.outcome or ("unknown" if first.outcome_recorded else "unanswered")
+    call.outcome = first.outcome or (
+        CallOutcome.UNKNOWN if first.outcome_recorded else CallOutcome.UNANSWERED
+    )
     call.outcome_source = _figure_source(session, first, "outcome") or None
     if call.queue_wait is None:
         _record_wait(session, call, recs)

@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from evidence import __version__
 from evidence.config import Config, load_config, update_company_settings, write_initial_config
+from evidence.domain import CallLogFormat
 from evidence.errors import EvidenceError, InvalidInput
 from evidence.files import private_dir
 from evidence.incidents import parse_incident_id
@@ -983,7 +984,7 @@ def import_graph_cmd(
     "--format",
     "fmt",
     required=True,
-    type=click.Choice(["asterisk-cdr", "asterisk-queue-log", "freeswitch-cdr", "csv"]),
+    type=click.Choice([f.value for f in CallLogFormat]),
     help="asterisk-cdr: cdr_csv Master.csv; asterisk-queue-log: queue_log; "
     "freeswitch-cdr: mod_cdr_csv (default template); csv: any export, with --mapping.",
 )
@@ -1557,6 +1558,7 @@ def incident_list(only_open: bool, as_json: bool) -> None:
     \b
         evidence incident list --open --json
     """
+    from evidence.domain import ItemKind
     from evidence.incidents import incident_chains, is_going_on
     from evidence.timeline import Item, item_json
     from evidence.timeutil import utcnow
@@ -1569,7 +1571,11 @@ def incident_list(only_open: bool, as_json: bool) -> None:
             chains = [c for c in chains if is_going_on(c.current, now)]
         items = [
             Item(
-                "incident", c.current.start, f"incident:{c.number}", c.current, versions=c.versions
+                ItemKind.INCIDENT,
+                c.current.start,
+                f"incident:{c.number}",
+                c.current,
+                versions=c.versions,
             )
             for c in chains
         ]
@@ -1602,6 +1608,7 @@ def incident_show(number: int, as_json: bool) -> None:
     \b
         evidence incident show 7
     """
+    from evidence.domain import ItemKind
     from evidence.incidents import get_chain
     from evidence.timeline import Item, item_json
 
@@ -1610,7 +1617,7 @@ def incident_show(number: int, as_json: bool) -> None:
         chain = get_chain(session, number)
         i = chain.current
         data = item_json(
-            Item("incident", i.start, f"incident:{chain.number}", i, versions=chain.versions)
+            Item(ItemKind.INCIDENT, i.start, f"incident:{chain.number}", i, versions=chain.versions)
         )
         if as_json:
             click.echo(json.dumps(data, ensure_ascii=False, indent=2))

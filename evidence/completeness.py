@@ -38,6 +38,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from evidence.domain import CallLogFormat
 from evidence.mailfacts import MailRules, placements
 from evidence.store.models import (
     CdrRecord,
@@ -53,7 +54,7 @@ from evidence.store.models import (
 from evidence.timeutil import day_start
 
 MAIL = "mail"
-PHONE_FORMATS = ("asterisk-cdr", "asterisk-queue-log")
+PHONE_FORMATS = (CallLogFormat.CDR, CallLogFormat.QUEUE_LOG)
 _MBOX_LOCATOR = re.compile(r"^(?P<path>.*) \((?P<locator>message \d+|UID \d+|id [^()]+)\)$")
 
 

@@ -27,15 +27,12 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from evidence.config import Config
+from evidence.config import DAYS, DEFAULT_HOLIDAYS, ChannelHoursSettings, Config
 from evidence.errors import EvidenceError
 
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CHANNELS = ("phone", "email")
-DEFAULT_HOLIDAYS = "FI"
 _INTERVAL = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 
 Intervals = tuple[tuple[int, int], ...]  # minutes after local midnight, [start, end)
@@ -155,60 +152,28 @@ def parse_intervals(text: str, where: str) -> Intervals:
     return tuple(sorted(result))
 
 
-def _day_keys(key: str, where: str) -> list[int]:
-    low = key.strip().lower()
-    if "-" in low:
-        first, _, last = low.partition("-")
-        if first in DAYS and last in DAYS and DAYS.index(first) <= DAYS.index(last):
-            return list(range(DAYS.index(first), DAYS.index(last) + 1))
-    elif low in DAYS:
-        return [DAYS.index(low)]
-    raise EvidenceError(
-        f"evidence.toml: {where}.{key}: use a day (mon, tue, ..., sun), a range such as "
-        "mon-fri, or an [exceptions] table"
-    )
-
-
-def _channel_hours(table: Mapping[str, Any], where: str) -> ChannelHours:
+def _channel_hours(table: ChannelHoursSettings, where: str) -> ChannelHours:
     weekly: dict[int, Intervals] = {}
-    exceptions: dict[dt.date, Intervals] = {}
-    for key, value in table.items():
-        if key == "exceptions":
-            if not isinstance(value, Mapping):
-                raise EvidenceError(f"evidence.toml: {where}.exceptions must be a table")
-            for day, hours in value.items():
-                try:
-                    date = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
-                except ValueError as exc:
-                    raise EvidenceError(
-                        f"evidence.toml: {where}.exceptions: {day!r} is not a date (YYYY-MM-DD)"
-                    ) from exc
-                exceptions[date] = parse_intervals(str(hours), f"{where}.exceptions.{day}")
-            continue
-        for weekday in _day_keys(key, where):
-            weekly[weekday] = parse_intervals(str(value), f"{where}.{key}")
+    exceptions = {
+        date: parse_intervals(hours, f"{where}.exceptions.{date}")
+        for date, hours in table.exceptions
+    }
+    for key, weekdays, value in table.weekly:
+        for weekday in weekdays:
+            weekly[weekday] = parse_intervals(value, f"{where}.{key}")
     return ChannelHours(weekly, exceptions)
 
 
 def opening_hours(config: Config) -> OpeningHours | None:
     """The configured opening hours, or None when ``[opening_hours]`` is not set."""
-    section = config.extra.get("opening_hours")
+    section = config.opening_hours
     if section is None:
         return None
-    if not isinstance(section, Mapping):
-        raise EvidenceError("evidence.toml: [opening_hours] must be a table")
-    channels = {}
-    for key, value in section.items():
-        if key in ("holidays", "holiday_subdivision"):
-            continue
-        if key not in CHANNELS or not isinstance(value, Mapping):
-            raise EvidenceError(
-                f"evidence.toml: opening_hours.{key}: expected a table "
-                f"[opening_hours.phone] or [opening_hours.email]"
-            )
-        channels[key] = _channel_hours(value, f"opening_hours.{key}")
-    country = str(section.get("holidays", DEFAULT_HOLIDAYS) or "").strip().upper() or None
-    subdivision = str(section.get("holiday_subdivision") or "").strip() or None
+    channels = {
+        key: _channel_hours(table, f"opening_hours.{key}")
+        for key, table in section.channels.items()
+    }
+    country, subdivision = section.holidays, section.holiday_subdivision
     hours = OpeningHours(config.zone, channels, country, subdivision, config.language)
     if country:
         hours.holiday(dt.date(2000, 1, 1))  # an unknown country fails now, with its reason

@@ -20,6 +20,7 @@ from dateutil.rrule import rrule, rrulestr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from evidence.config import DEFAULT_HORIZON_DAYS
 from evidence.errors import InvalidInput
 from evidence.incidents import LOGGED, check_channels, check_fields, store_version
 from evidence.store import ledger
@@ -27,7 +28,6 @@ from evidence.store.db import Store
 from evidence.store.models import Incident, IncidentPlan
 from evidence.timeutil import resolve_local, utcnow
 
-DEFAULT_HORIZON_DAYS = 60
 # A rule that would put more occurrences than this in one materialisation is refused:
 # it is almost certainly a mistake (FREQ=MINUTELY) and would flood the timeline.
 MAX_OCCURRENCES = 1000

@@ -57,7 +57,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from evidence.calls import ANSWERED, Availability, Call, agent_availability, calls_between
-from evidence.config import Config
+from evidence.config import DEFAULT_THRESHOLD, Config
+from evidence.domain import CallOutcome, ItemKind, ServiceState
 from evidence.errors import InvalidInput
 from evidence.hours import OpeningHours
 from evidence.incidents import chains_overlapping, is_going_on
@@ -71,39 +72,23 @@ from evidence.store.models import (
     Incident,
 )
 from evidence.summary import email_figures
-from evidence.timeline import (
-    SERVICE_INCIDENT,
-    SERVICE_NORMAL,
-    SERVICE_OUTSIDE_HOURS,
-    Item,
-    period_bounds,
-)
+from evidence.timeline import Item, period_bounds
 from evidence.timeutil import day_start, iso_utc, require_in_range, require_order
 
-DEFAULT_THRESHOLD = 60  # seconds
 DEFAULT_BASELINE_DAYS = 28
 CALLBACK_HORIZON = dt.timedelta(days=7)
 REPLY_HORIZON = dt.timedelta(days=14)
 # The keys of the states in the JSON, in the order of the text table.
 STATE_KEYS = {
-    SERVICE_INCIDENT: "incident",
-    SERVICE_OUTSIDE_HOURS: "outside_hours",
-    SERVICE_NORMAL: "normal",
+    ServiceState.INCIDENT: "incident",
+    ServiceState.OUTSIDE_HOURS: "outside_hours",
+    ServiceState.NORMAL: "normal",
 }
 
 
 def threshold_from_config(config: Config) -> int:
     """``[reports] service_level_threshold`` in evidence.toml (seconds), default 60."""
-    section = config.extra.get("reports", {})
-    if not isinstance(section, dict):
-        raise InvalidInput(f"{config.config_path}: [reports] must be a table")
-    value = section.get("service_level_threshold", DEFAULT_THRESHOLD)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise InvalidInput(
-            f"{config.config_path}: reports.service_level_threshold must be a whole number "
-            "of seconds, e.g. 60"
-        )
-    return value
+    return config.reports.service_level_threshold
 
 
 # --- figures ----------------------------------------------------------------------------
@@ -271,8 +256,8 @@ def call_counts(attempts: Sequence[Attempt], threshold: int) -> CallCounts:
     answered = [c for c in calls if c.outcome in ANSWERED]
     in_time = [c for c in queued if c.outcome in ANSWERED and (c.queue_wait or 0) <= threshold]
     ivr_only = [c for c in calls if not _reached_queue(c) and c.outcome not in ANSWERED]
-    abandoned = sum(1 for c in calls if c.outcome == "abandoned")
-    timeout = sum(1 for c in calls if c.outcome == "timeout")
+    abandoned = sum(1 for c in calls if c.outcome == CallOutcome.ABANDONED)
+    timeout = sum(1 for c in calls if c.outcome == CallOutcome.TIMEOUT)
     return CallCounts(
         offered=len(calls),
         answered=len(answered),
@@ -356,12 +341,12 @@ class _States:
         verdict = self.hours.check(channel, at)
         return verdict is not None and not verdict.open
 
-    def state(self, at: dt.datetime, channel: str) -> str:
+    def state(self, at: dt.datetime, channel: str) -> ServiceState:
         if any(inc.applies_to(channel) and is_going_on(inc, at) for inc in self.incidents):
-            return SERVICE_INCIDENT
+            return ServiceState.INCIDENT
         if self.outside_hours(at, channel):
-            return SERVICE_OUTSIDE_HOURS
-        return SERVICE_NORMAL
+            return ServiceState.OUTSIDE_HOURS
+        return ServiceState.NORMAL
 
 
 def _attempts(
@@ -438,7 +423,7 @@ def _emails(
         else:
             outbound = sender not in customers and bool(recipients[email_id] & customers)
         way = Direction.OUTBOUND if outbound else Direction.INBOUND
-        item = Item("email", placed[email_id].at, f"email:{email_id}", mail, direction=way)
+        item = Item(ItemKind.EMAIL, placed[email_id].at, f"email:{email_id}", mail, direction=way)
         parties = recipients[email_id] if outbound else {sender}
         for party in parties:
             by_party[party].append(item)
@@ -647,10 +632,15 @@ class CustomerAttempt:
     reply_seconds: int | None = None
 
     @property
+    def call(self) -> Call | None:
+        """The call, when the attempt is one (else it is an email)."""
+        record = self.item.record
+        return record if isinstance(record, Call) else None
+
+    @property
     def reached_nobody(self) -> bool:
         """A call that no person answered (IVR, after-hours message, abandoned, timed out)."""
-        record = self.item.record
-        return isinstance(record, Call) and record.outcome not in ANSWERED
+        return self.call is not None and self.call.outcome not in ANSWERED
 
 
 @dataclass(frozen=True)

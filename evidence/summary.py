@@ -27,11 +27,12 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from evidence.calls import AgentPause, Call
+from evidence.domain import CallOutcome, ItemKind
 from evidence.store.models import Direction, Email, Incident
-from evidence.timeline import Item, Timeline
+from evidence.timeline import CONTACT_CHANNELS, Item, Timeline, records
 
 # Outcomes with a figure of their own; any other outcome is counted in ``other``.
-MAIN_OUTCOMES = ("answered", "abandoned", "timeout")
+MAIN_OUTCOMES = (CallOutcome.ANSWERED, CallOutcome.ABANDONED, CallOutcome.TIMEOUT)
 
 
 class ClaimLike(Protocol):
@@ -188,7 +189,8 @@ def _header_ids(mail: Email) -> list[str]:
 
 def threads(emails: Sequence[Item]) -> dict[str, int]:
     """Item id -> thread number (see the module docstring for the rule)."""
-    parent = {i.id: i.id for i in emails}
+    mails = records(emails, Email)
+    parent = {i.id: i.id for i, _ in mails}
 
     def find(x: str) -> str:
         while parent[x] != x:
@@ -202,35 +204,31 @@ def threads(emails: Sequence[Item]) -> dict[str, int]:
             parent[max(ra, rb)] = min(ra, rb)
 
     by_message_id: dict[str, list[str]] = defaultdict(list)
-    for item in emails:
-        assert isinstance(item.record, Email)
-        if item.record.message_id:
-            by_message_id[item.record.message_id].append(item.id)
+    for item, mail in mails:
+        if mail.message_id:
+            by_message_id[mail.message_id].append(item.id)
     linked: set[str] = set()
-    for item in emails:
-        assert isinstance(item.record, Email)
-        for ref in _header_ids(item.record):
+    for item, mail in mails:
+        for ref in _header_ids(mail):
             for other in by_message_id.get(ref, []):
                 if other != item.id:
                     union(item.id, other)
                     linked.update((item.id, other))
     by_subject: dict[str, list[str]] = defaultdict(list)
-    for item in emails:
-        assert isinstance(item.record, Email)
-        key = normalized_subject(item.record.subject)
+    for item, mail in mails:
+        key = normalized_subject(mail.subject)
         if key:
             by_subject[key].append(item.id)
-    for item in emails:
+    for item, mail in mails:
         if item.id in linked:
             continue
-        assert isinstance(item.record, Email)
-        for other in by_subject.get(normalized_subject(item.record.subject), []):
+        for other in by_subject.get(normalized_subject(mail.subject), []):
             union(item.id, other)
     # Threads are numbered in the order of their first email.
     number: dict[str, int] = {}
-    for item in emails:
+    for item, _ in mails:
         number.setdefault(find(item.id), len(number) + 1)
-    return {i.id: number[find(i.id)] for i in emails}
+    return {i.id: number[find(i.id)] for i, _ in mails}
 
 
 def _seconds(later: dt.datetime, earlier: dt.datetime) -> int:
@@ -284,19 +282,17 @@ def email_figures(items: Iterable[Item]) -> EmailFigures:
 
 def incident_contacts(timeline: Timeline) -> list[IncidentContacts]:
     result = []
-    for incident in timeline.of_kind("incident"):
-        assert isinstance(incident.record, Incident)
+    for incident, record in records(timeline.items, Incident):
         inside = [
             i
             for i in timeline.items
-            if i.kind in ("email", "call")
-            and any(inc.id == incident.record.id for inc in i.incidents)
+            if i.kind in CONTACT_CHANNELS and any(inc.id == record.id for inc in i.incidents)
         ]
         result.append(
             IncidentContacts(
                 incident=incident.id,
-                calls=sum(1 for i in inside if i.kind == "call"),
-                emails=sum(1 for i in inside if i.kind == "email"),
+                calls=sum(1 for i in inside if i.kind is ItemKind.CALL),
+                emails=sum(1 for i in inside if i.kind is ItemKind.EMAIL),
                 items=tuple(i.id for i in inside),
             )
         )
@@ -323,7 +319,9 @@ def claim_findings(
     calls = [i for i in chosen if isinstance(i.record, Call)]
     if calls:
         ids = tuple(i.id for i in calls)
-        answered = tuple(i.id for i in calls if getattr(i.record, "outcome", "") == "answered")
+        answered = tuple(
+            i.id for i in calls if getattr(i.record, "outcome", "") == CallOutcome.ANSWERED
+        )
         facts.append(Fact("calls", len(calls), ids))
         facts.append(Fact("calls_answered", len(answered), answered))
         facts.append(
@@ -395,8 +393,7 @@ def summarize(
         outside = tuple(
             i.id
             for i in timeline.items
-            if i.kind in ("email", "call")
-            and not is_open(i.at, "phone" if i.kind == "call" else "email")
+            if i.kind in CONTACT_CHANNELS and not is_open(i.at, CONTACT_CHANNELS[i.kind])
         )
     return Summary(
         calls=call_figures(timeline.items),

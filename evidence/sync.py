@@ -18,20 +18,22 @@ Meant to run unattended from cron or a systemd timer. Configured in
     path = "/var/spool/asterisk/monitor"
     # pattern = '(\\d+\\.\\d+)'
 
-    [[sync.imap]]                     # handed as is to the IMAP importer
+    [[sync.imap]]                     # handed to the IMAP importer
     name = "asiakaspalvelu"
     host = "imap.example.com"
     user = "asiakaspalvelu@example.com"
 
-    [[sync.graph]]                    # handed as is to the Graph importer
+    [[sync.graph]]                    # handed to the Graph importer
     name = "m365"
     mailbox = "asiakaspalvelu@example.com"
     tenant = "example.com"
     client_id = "5f1c..."
 
-Relative paths are read from EVIDENCE_HOME. Every importer commits in chunks
-and recognises what it already stored, so a run that is killed half-way leaves
-only whole records behind, and the next run adds exactly what is missing.
+Relative paths are read from EVIDENCE_HOME. The settings are read and checked
+by ``evidence.config`` (``Config.sync``); an unknown key is refused there.
+Every importer commits in chunks and recognises what it already stored, so a
+run that is killed half-way leaves only whole records behind, and the next run
+adds exactly what is missing.
 
 One run at a time: an flock on ``EVIDENCE_HOME/sync.lock`` and, on
 PostgreSQL, a session advisory lock (for runs from other machines or homes
@@ -47,26 +49,31 @@ import functools
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from evidence.config import Config
+from evidence.config import (
+    CallsSource,
+    Config,
+    GraphSource,
+    ImapSource,
+    MailSource,
+    RecordingsSource,
+)
 from evidence.errors import EvidenceError, SyncAlreadyRunning
 from evidence.ingest import ImportReport
-from evidence.plans import DEFAULT_HORIZON_DAYS, materialise_plans
+from evidence.plans import materialise_plans
 from evidence.store.db import Store, is_sqlite, safe_detail
 from evidence.store.models import SyncResult, SyncRun
 from evidence.timeutil import iso_utc, utcnow
 
 LOCK_FILE = "sync.lock"
 SYNC_LOCK_KEY = 0x65767379  # "evsy"; beside db.WRITER_LOCK_KEY
-SOURCE_KINDS = ("mail", "calls", "recordings", "imap", "graph")
 EXIT_OK, EXIT_ERROR, EXIT_QUARANTINED = 0, 1, 3
 
 
@@ -74,7 +81,7 @@ EXIT_OK, EXIT_ERROR, EXIT_QUARANTINED = 0, 1, 3
 class SyncSource:
     kind: str  # mail, calls, recordings, imap, graph
     label: str  # what the log line and `evidence status` call it
-    settings: Mapping[str, Any]
+    settings: MailSource | CallsSource | RecordingsSource | ImapSource | GraphSource
 
 
 @dataclass
@@ -122,76 +129,25 @@ class SyncOutcome:
 # --- configuration --------------------------------------------------------------
 
 
-def _section(config: Config) -> Mapping[str, Any]:
-    section = config.extra.get("sync", {})
-    if not isinstance(section, Mapping):
-        raise EvidenceError("evidence.toml: [sync] must be a table")
-    return section
-
-
 def horizon_days(config: Config) -> int:
-    value = _section(config).get("horizon_days", DEFAULT_HORIZON_DAYS)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 3660:
-        raise EvidenceError("evidence.toml: sync.horizon_days must be a whole number of days")
-    return value
-
-
-def _path(config: Config, value: object, where: str) -> Path:
-    if not isinstance(value, str) or not value.strip():
-        raise EvidenceError(f"evidence.toml: {where} must be a path")
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else config.home / path
+    return config.sync.horizon_days
 
 
 def configured_sources(config: Config) -> list[SyncSource]:
-    """The sources in ``[sync]``, checked, in the order they run."""
-    section = _section(config)
-    unknown = set(section) - {*SOURCE_KINDS, "horizon_days"}
-    if unknown:
-        raise EvidenceError(
-            f"evidence.toml: unknown [sync] setting {sorted(unknown)[0]!r}: "
-            f"use {', '.join(SOURCE_KINDS)} or horizon_days"
-        )
-    sources = []
-    for kind in SOURCE_KINDS:
-        entries = section.get(kind, [])
-        if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
-            raise EvidenceError(f"evidence.toml: write each source as [[sync.{kind}]]")
-        for number, entry in enumerate(entries, start=1):
-            where = f"sync.{kind} #{number}"
-            if kind == "mail":
-                raw = entry.get("paths", [entry["path"]] if "path" in entry else [])
-                if not isinstance(raw, list) or not raw:
-                    raise EvidenceError(f"evidence.toml: {where} needs path or paths")
-                paths = [_path(config, p, f"{where} paths") for p in raw]
-                sources.append(SyncSource(kind, ", ".join(map(str, paths)), {"paths": paths}))
-            elif kind == "calls":
-                from evidence.ingest.phonelog import FORMATS
-
-                path = _path(config, entry.get("path"), f"{where} path")
-                fmt = entry.get("format")
-                if fmt not in FORMATS:
-                    raise EvidenceError(
-                        f"evidence.toml: {where} format must be one of {', '.join(FORMATS)}"
-                    )
-                settings = {"path": path, "format": fmt, "utc": bool(entry.get("utc", False))}
-                sources.append(SyncSource(kind, str(path), settings))
-            elif kind == "recordings":
-                path = _path(config, entry.get("path"), f"{where} path")
-                pattern = entry.get("pattern")
-                sources.append(SyncSource(kind, str(path), {"path": path, "pattern": pattern}))
-            else:
-                label = str(
-                    entry.get("name") or entry.get("host") or entry.get("mailbox") or f"#{number}"
-                )
-                sources.append(SyncSource(kind, label, dict(entry)))
+    """The sources in ``[sync]`` (checked when the settings were read), in the order they run."""
+    sync = config.sync
+    sources = [SyncSource("mail", ", ".join(map(str, s.paths)), s) for s in sync.mail]
+    sources += [SyncSource("calls", str(s.path), s) for s in sync.calls]
+    sources += [SyncSource("recordings", str(s.path), s) for s in sync.recordings]
+    sources += [SyncSource("imap", s.name or s.host or f"#{s.number}", s) for s in sync.imap]
+    sources += [SyncSource("graph", s.name or s.mailbox or f"#{s.number}", s) for s in sync.graph]
     return sources
 
 
 # --- running --------------------------------------------------------------------
 
 
-def import_imap_account(store: Store, account: Mapping[str, Any]) -> ImportReport:
+def import_imap_account(store: Store, account: ImapSource) -> ImportReport:
     """Run the IMAP importer (as `evidence import imap`) for one ``[[sync.imap]]`` entry.
 
     Keys: ``host``, ``user`` (required; ``host`` may be left out with a
@@ -207,39 +163,26 @@ def import_imap_account(store: Store, account: Mapping[str, Any]) -> ImportRepor
     from evidence.ingest.oauth import OAuthOptions
     from evidence.timeutil import parse_user_date
 
-    host, user = account.get("host"), account.get("user")
-    auth = account.get("auth", "password")
-    if auth not in ("password", "oauth2"):
-        raise EvidenceError('evidence.toml: [[sync.imap]] auth must be "password" or "oauth2"')
-    oauth = OAuthOptions.from_settings(account, "[[sync.imap]]") if auth == "oauth2" else None
-    if (host is not None and not isinstance(host, str)) or not isinstance(user, str):
-        raise EvidenceError("evidence.toml: [[sync.imap]] needs host and user")
-    if host is None and (oauth is None or oauth.provider is None):
-        raise EvidenceError("evidence.toml: [[sync.imap]] needs host and user")
-    port = account.get("port")
-    cafile = account.get("cafile")
+    assert account.user is not None  # checked when the settings were read
+    oauth = OAuthOptions.from_settings(account.oauth) if account.auth == "oauth2" else None
     imap, credential = imap_login(
-        host=host,
-        user=user,
-        port=int(port) if port is not None else None,
-        security=str(account["security"]) if account.get("security") else None,
-        cafile=Path(str(cafile)).expanduser() if cafile else None,
+        host=account.host,
+        user=account.user,
+        port=account.port,
+        security=account.security,
+        cafile=account.cafile,
         oauth=oauth,
     )
-    folders = account.get("folders") or ["INBOX"]
-    if isinstance(folders, str):
-        folders = [folders]
-    since = account.get("since")
     return import_imap(
         store,
         imap,
         credential,
-        [str(f) for f in folders],
-        since=parse_user_date(str(since)) if since else None,
+        list(account.folders),
+        since=parse_user_date(account.since) if account.since else None,
     )
 
 
-def import_graph_mailbox(store: Store, entry: Mapping[str, Any]) -> ImportReport:
+def import_graph_mailbox(store: Store, entry: GraphSource) -> ImportReport:
     """Run the Graph importer (as `evidence import graph`) for one ``[[sync.graph]]`` entry.
 
     Keys: ``mailbox`` (required), ``folders`` (default inbox), ``since``,
@@ -251,47 +194,39 @@ def import_graph_mailbox(store: Store, entry: Mapping[str, Any]) -> ImportReport
     from evidence.ingest.oauth import OAuthOptions
     from evidence.timeutil import parse_user_date
 
-    mailbox = entry.get("mailbox")
-    if not isinstance(mailbox, str) or not mailbox:
-        raise EvidenceError("evidence.toml: [[sync.graph]] needs mailbox")
-    options = OAuthOptions.from_settings(entry, "[[sync.graph]]")
-    options = dataclasses.replace(options, provider="microsoft")
-    folders = entry.get("folders") or ["inbox"]
-    if isinstance(folders, str):
-        folders = [folders]
-    since = entry.get("since")
+    assert entry.mailbox is not None  # checked when the settings were read
+    options = dataclasses.replace(OAuthOptions.from_settings(entry.oauth), provider="microsoft")
     return import_graph(
         store,
-        mailbox,
-        [str(f) for f in folders],
+        entry.mailbox,
+        list(entry.folders),
         graph_tokens(options),
-        graph_url=str(entry.get("graph_url") or GRAPH_URL),
-        since=parse_user_date(str(since)) if since else None,
+        graph_url=entry.graph_url or GRAPH_URL,
+        since=parse_user_date(entry.since) if entry.since else None,
     )
 
 
 def run_source(store: Store, source: SyncSource) -> ImportReport:
     settings = source.settings
-    if source.kind == "mail":
+    if isinstance(settings, MailSource):
         from evidence.ingest.mail import import_mail
 
-        paths: list[Path] = settings["paths"]
+        paths = list(settings.paths)
         for path in paths:
             if not path.exists():
                 raise EvidenceError(f"{path} does not exist")
         return import_mail(store, paths)
-    if source.kind == "calls":
+    if isinstance(settings, CallsSource):
         from evidence.ingest.asterisk import import_calls
 
-        path = settings["path"]
-        if not path.is_file():
-            raise EvidenceError(f"{path} is not a file")
-        return import_calls(store, path, settings["format"], utc=settings["utc"])
-    if source.kind == "recordings":
+        if not settings.path.is_file():
+            raise EvidenceError(f"{settings.path} is not a file")
+        return import_calls(store, settings.path, settings.format, utc=settings.utc)
+    if isinstance(settings, RecordingsSource):
         from evidence.ingest.recordings import import_recordings
 
-        return import_recordings(store, settings["path"], settings["pattern"])
-    if source.kind == "graph":
+        return import_recordings(store, settings.path, settings.pattern)
+    if isinstance(settings, GraphSource):
         return import_graph_mailbox(store, settings)
     return import_imap_account(store, settings)
 

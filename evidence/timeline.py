@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -23,6 +24,7 @@ from evidence.calls import (
 )
 from evidence.config import Config
 from evidence.customers import Identity, identity_of, load_customer
+from evidence.domain import ItemKind, ServiceState
 from evidence.hours import HoursVerdict, OpeningHours
 from evidence.incidents import chains_overlapping, is_going_on
 from evidence.mailfacts import MailRules, Placement, direction, placement
@@ -37,20 +39,19 @@ from evidence.store.models import (
 )
 from evidence.timeutil import day_start, iso_utc, require_in_range, require_order
 
-KIND_ORDER = {"incident": 0, "agent_pause": 1, "agent_availability": 1, "email": 2, "call": 2}
-CONTACT_CHANNELS = {"email": "email", "call": "phone"}
-
-# A contact's service state: inside an incident that applies to its channel,
-# else outside the channel's opening hours, else normal service.
-SERVICE_INCIDENT = "incident"
-SERVICE_OUTSIDE_HOURS = "outside-hours"
-SERVICE_NORMAL = "normal"
-SERVICE_STATES = (SERVICE_INCIDENT, SERVICE_OUTSIDE_HOURS, SERVICE_NORMAL)
+KIND_ORDER = {
+    ItemKind.INCIDENT: 0,
+    ItemKind.AGENT_PAUSE: 1,
+    ItemKind.AGENT_AVAILABILITY: 1,
+    ItemKind.EMAIL: 2,
+    ItemKind.CALL: 2,
+}
+CONTACT_CHANNELS = {ItemKind.EMAIL: "email", ItemKind.CALL: "phone"}
 
 
 @dataclass
 class Item:
-    kind: str
+    kind: ItemKind
     at: dt.datetime
     id: str
     record: Email | Call | Incident | AgentPause
@@ -62,14 +63,14 @@ class Item:
     placement: Placement | None = None  # emails: where ``at`` came from
 
     @property
-    def service_state(self) -> str | None:
+    def service_state(self) -> ServiceState | None:
         if self.kind not in CONTACT_CHANNELS:
             return None
         if self.incidents:
-            return SERVICE_INCIDENT
+            return ServiceState.INCIDENT
         if self.hours is not None and not self.hours.open:
-            return SERVICE_OUTSIDE_HOURS
-        return SERVICE_NORMAL
+            return ServiceState.OUTSIDE_HOURS
+        return ServiceState.NORMAL
 
     def service_detail(self) -> str | None:
         """The state in words (English), naming the incidents and the opening hours."""
@@ -82,6 +83,14 @@ class Item:
 
     def sort_key(self) -> tuple[dt.datetime, int, str]:
         return (self.at, KIND_ORDER[self.kind], self.id)
+
+
+R = TypeVar("R", Email, Call, Incident, AgentPause)
+
+
+def records(items: Iterable[Item], kind: type[R]) -> list[tuple[Item, R]]:
+    """The items whose record is a ``kind``, each with its record so typed."""
+    return [(item, item.record) for item in items if isinstance(item.record, kind)]
 
 
 @dataclass
@@ -97,12 +106,12 @@ class Timeline:
     # The customer's erasures (GDPR Art. 17): their content is gone, the tombstones stay.
     erasures: list[Erasure] = field(default_factory=list)
 
-    def of_kind(self, kind: str) -> list[Item]:
+    def of_kind(self, kind: ItemKind) -> list[Item]:
         return [i for i in self.items if i.kind == kind]
 
     def service_counts(self) -> dict[str, int]:
         """How many contacts (emails and calls) were in each service state."""
-        counts = dict.fromkeys(SERVICE_STATES, 0)
+        counts: dict[str, int] = dict.fromkeys(ServiceState, 0)
         for item in self.items:
             state = item.service_state
             if state is not None:
@@ -111,7 +120,7 @@ class Timeline:
 
     @property
     def span(self) -> tuple[dt.datetime | None, dt.datetime | None]:
-        contacts = [i.at for i in self.items if i.kind in ("email", "call")]
+        contacts = [i.at for i in self.items if i.kind in CONTACT_CHANNELS]
         return (
             self.start or (min(contacts) if contacts else None),
             self.end or (max(contacts) if contacts else None),
@@ -222,7 +231,7 @@ def build_timeline(
             mail = found.email
             items.append(
                 Item(
-                    "email",
+                    ItemKind.EMAIL,
                     found.placement.at,
                     f"email:{mail.id}",
                     mail,
@@ -234,7 +243,11 @@ def build_timeline(
         if in_period(call.started_at):
             items.append(
                 Item(
-                    "call", call.started_at, f"call:{call.uniqueid}", call, direction=call.direction
+                    ItemKind.CALL,
+                    call.started_at,
+                    f"call:{call.uniqueid}",
+                    call,
+                    direction=call.direction,
                 )
             )
 
@@ -252,7 +265,7 @@ def build_timeline(
     for chain in chains:
         items.append(
             Item(
-                "incident",
+                ItemKind.INCIDENT,
                 chain.current.start,
                 f"incident:{chain.number}",
                 chain.current,
@@ -262,11 +275,13 @@ def build_timeline(
     availability: list[Availability] = []
     if lo and hi:
         for pause in agent_pauses(session, lo, hi):
-            items.append(Item("agent_pause", pause.start, f"agent_pause:{pause.event_id}", pause))
+            items.append(
+                Item(ItemKind.AGENT_PAUSE, pause.start, f"agent_pause:{pause.event_id}", pause)
+            )
         availability = agent_availability(session, lo, hi)
 
     for item in items:
-        if item.kind == "call":
+        if item.kind is ItemKind.CALL:
             item.availability = availability_at(availability, item.at)
         channel = CONTACT_CHANNELS.get(item.kind)
         if channel is None:
@@ -517,7 +532,7 @@ def timeline_json(timeline: Timeline) -> list[dict[str, Any]]:
         (item.sort_key(), item_json(item)) for item in timeline.items
     ]
     merged += [
-        ((a.at, KIND_ORDER["agent_availability"], a.id), availability_json(a))
+        ((a.at, KIND_ORDER[ItemKind.AGENT_AVAILABILITY], a.id), availability_json(a))
         for a in timeline.availability
     ]
     merged += [

@@ -349,7 +349,7 @@ def test_holidays_and_exceptions(cli: Cli, env: Env, store: Store, tmp_path: Pat
         ('[opening_hours.phone]\nmon = "8-16"', 'write hours as "08:00-16:00"'),
         ('[opening_hours.phone]\nmon = "16:00-08:00"', "must end after it starts"),
         ('[opening_hours.phone]\nmonday = "08:00-16:00"', "use a day (mon, tue"),
-        ('[opening_hours.fax]\nmon = "08:00-16:00"', "[opening_hours.phone] or"),
+        ('[opening_hours.fax]\nmon = "08:00-16:00"', "unknown key 'fax' in [opening_hours]"),
         ('[opening_hours]\nholidays = "XX"', "not a country the holidays package knows"),
     ],
 )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from evidence.domain import CallLogFormat
 from evidence.ingest.phonelog import LineError, csv_row, import_calls
 from evidence.phones import NumberCache
 from evidence.store.models import Base, CdrRecord, QueueEvent
@@ -27,8 +28,8 @@ from evidence.timeutil import (
 
 __all__ = ["CdrParser", "LineError", "QueueLogParser", "import_calls", "uniqueid_epoch"]
 
-FORMAT_CDR = "asterisk-cdr"
-FORMAT_QUEUE_LOG = "asterisk-queue-log"
+FORMAT_CDR = CallLogFormat.CDR
+FORMAT_QUEUE_LOG = CallLogFormat.QUEUE_LOG
 
 CDR_BASE = (
     "accountcode",

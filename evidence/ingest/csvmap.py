@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from evidence.domain import CallLogFormat, CallOutcome
 from evidence.errors import InvalidInput
 from evidence.ingest.phonelog import LineError, csv_row
 from evidence.phones import NumberCache
 from evidence.store.models import Base, CallRecord
 from evidence.timeutil import UTC, resolve_local
 
-FORMAT_CSV = "csv"
+FORMAT_CSV = CallLogFormat.CSV
 FIELDS = (
     "start",
     "caller",
@@ -47,17 +48,17 @@ REQUIRED = ("start", "caller")
 FIGURES = ("queue_wait", "ring_time", "talk_time", "duration")
 DIRECTIONS = ("inbound", "outbound", "internal")
 OUTCOMES = (
-    "answered",
-    "abandoned",
-    "timeout",
-    "exit-empty",
-    "exit-key",
-    "ivr",
-    "unanswered",
-    "busy",
-    "failed",
-    "transferred",
-    "voicemail",
+    CallOutcome.ANSWERED,
+    CallOutcome.ABANDONED,
+    CallOutcome.TIMEOUT,
+    CallOutcome.EXIT_EMPTY,
+    CallOutcome.EXIT_KEY,
+    CallOutcome.IVR,
+    CallOutcome.UNANSWERED,
+    CallOutcome.BUSY,
+    CallOutcome.FAILED,
+    CallOutcome.TRANSFERRED,
+    CallOutcome.VOICEMAIL,
 )
 DURATION_FORMATS = ("seconds", "milliseconds", "hh:mm:ss")
 _CLOCK = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{1,2})(?:[.,]\d+)?")

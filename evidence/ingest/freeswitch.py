@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from evidence.domain import CallLogFormat, CallOutcome
 from evidence.ingest.asterisk import _int, _naive, resolve_record_times
 from evidence.ingest.phonelog import LineError, csv_row
 from evidence.phones import NumberCache
 from evidence.store.models import Base, CallRecord
 
-FORMAT_FREESWITCH = "freeswitch-cdr"
+FORMAT_FREESWITCH = CallLogFormat.FREESWITCH
 COLUMNS = (
     "caller_id_name",
     "caller_id_number",
@@ -66,13 +67,13 @@ INBOUND_CONTEXTS = frozenset({"public"})
 
 def outcome_of(hangup_cause: str, answered: bool) -> str:
     if answered:
-        return "answered"
+        return CallOutcome.ANSWERED
     cause = hangup_cause.strip().upper()
     if cause in BUSY_CAUSES:
-        return "busy"
+        return CallOutcome.BUSY
     if cause in UNANSWERED_CAUSES:
-        return "unanswered"
-    return "failed"
+        return CallOutcome.UNANSWERED
+    return CallOutcome.FAILED
 
 
 @dataclass

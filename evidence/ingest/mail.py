@@ -43,7 +43,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from evidence.config import Config
-from evidence.errors import EvidenceError, InvalidInput
+from evidence.errors import InvalidInput
 from evidence.ingest import ImportReport, quarantine, start_run
 from evidence.ingest.mime import (
     BOM,
@@ -113,13 +113,7 @@ class RawMessage:
 
 def mail_limits(config: Config) -> MailLimits:
     """The limits from ``[mail.limits]`` in evidence.toml, or the defaults."""
-    section = config.extra.get("mail", {})
-    try:
-        return MailLimits.from_settings(
-            section.get("limits") if isinstance(section, dict) else None
-        )
-    except ValueError as exc:
-        raise EvidenceError(f"{config.config_path}: {exc}") from exc
+    return config.mail.limits
 
 
 # --- finding messages ---------------------------------------------------------

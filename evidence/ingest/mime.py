@@ -22,46 +22,14 @@ import mimetypes
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+
+from evidence.config import MailLimits as MailLimits  # at home there, read from [mail.limits]
 
 MB = 1024 * 1024
 
 
 class LimitExceeded(ValueError):
     """The message is past one of the configured limits; the text says which."""
-
-
-@dataclass(frozen=True)
-class MailLimits:
-    """Limits for hostile input; ``[mail.limits]`` in evidence.toml overrides them."""
-
-    max_message_bytes: int = 50 * MB
-    max_header_bytes: int = 256 * 1024  # one header section
-    max_header_line: int = 32 * 1024  # one physical header line
-    max_parts: int = 1_000
-    max_depth: int = 50  # MIME nesting, multiparts and attached messages together
-    max_seconds: float = 10.0  # wall time to read one message
-
-    @classmethod
-    def from_settings(cls, settings: object) -> MailLimits:
-        """Build from the ``[mail.limits]`` table (unknown keys are an error)."""
-        if not settings:
-            return cls()
-        if not isinstance(settings, dict):
-            raise ValueError("[mail.limits] must be a table")
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown setting(s) in [mail.limits]: {', '.join(unknown)} "
-                f"(known: {', '.join(sorted(known))})"
-            )
-        values: dict[str, Any] = {}
-        for key, value in settings.items():
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ValueError(f"[mail.limits] {key} must be a positive number")
-            values[key] = float(value) if key == "max_seconds" else int(value)
-        return cls(**values)
 
 
 # --- header fields ----------------------------------------------------------------

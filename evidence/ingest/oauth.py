@@ -34,9 +34,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from evidence.config import CLIENT_SECRET_VARIABLE, OAuthSettings
 from evidence.errors import EvidenceError, InvalidInput
 
-CLIENT_SECRET_VARIABLE = "EVIDENCE_OAUTH_CLIENT_SECRET"
 PROVIDERS = ("microsoft", "google")
 MICROSOFT_IMAP_HOST = "outlook.office365.com"
 GOOGLE_IMAP_HOST = "imap.gmail.com"
@@ -97,34 +97,16 @@ class OAuthOptions:
     scope: str | None = None
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any], where: str) -> OAuthOptions:
-        """From a ``[[sync.imap]]`` or ``[[sync.graph]]`` entry's keys."""
-
-        def text(name: str) -> str | None:
-            value = settings.get(name)
-            if value is None:
-                return None
-            if not isinstance(value, str) or not value.strip():
-                raise EvidenceError(f"evidence.toml: {where} {name} must be text")
-            return value
-
-        def path(name: str) -> Path | None:
-            value = text(name)
-            return Path(value).expanduser() if value else None
-
-        if "client_secret" in settings:
-            raise EvidenceError(
-                f"evidence.toml: {where}: a client secret is never kept in the file; "
-                f"set {CLIENT_SECRET_VARIABLE}"
-            )
+    def from_settings(cls, settings: OAuthSettings) -> OAuthOptions:
+        """From a ``[[sync.imap]]`` or ``[[sync.graph]]`` entry's keys (read by evidence.config)."""
         return cls(
-            provider=text("provider"),
-            tenant=text("tenant"),
-            client_id=text("client_id"),
-            certificate=path("client_certificate"),
-            service_account=path("service_account"),
-            token_url=text("token_url"),
-            scope=text("scope"),
+            provider=settings.provider,
+            tenant=settings.tenant,
+            client_id=settings.client_id,
+            certificate=settings.client_certificate,
+            service_account=settings.service_account,
+            token_url=settings.token_url,
+            scope=settings.scope,
         )
 
 

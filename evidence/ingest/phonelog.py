@@ -35,12 +35,12 @@ from typing import Any, Protocol
 from sqlalchemy import BigInteger, Integer, String, select, text
 from sqlalchemy.orm import Session
 
+from evidence.domain import CallLogFormat
 from evidence.errors import InvalidInput
 from evidence.ingest import ImportReport, quarantine, start_run
 from evidence.ingest.sniff import (
     FORMAT_CDR,
     FORMAT_CSV,
-    FORMAT_FREESWITCH,
     FORMAT_QUEUE_LOG,
     sniff_file,
 )
@@ -523,7 +523,7 @@ def import_lines(
 # --- formats, sniffing and the import itself -------------------------------------
 
 
-FORMATS = (FORMAT_CDR, FORMAT_QUEUE_LOG, FORMAT_FREESWITCH, FORMAT_CSV)
+FORMATS = tuple(CallLogFormat)
 HEADER_FORMAT = "csv-header"
 
 

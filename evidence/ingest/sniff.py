@@ -13,12 +13,14 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from evidence.domain import CallLogFormat
+
 HEAD_BYTES = 64 * 1024  # read this much of a file to tell what it is
 
-FORMAT_CDR = "asterisk-cdr"
-FORMAT_QUEUE_LOG = "asterisk-queue-log"
-FORMAT_FREESWITCH = "freeswitch-cdr"
-FORMAT_CSV = "csv"
+FORMAT_CDR = CallLogFormat.CDR
+FORMAT_QUEUE_LOG = CallLogFormat.QUEUE_LOG
+FORMAT_FREESWITCH = CallLogFormat.FREESWITCH
+FORMAT_CSV = CallLogFormat.CSV
 
 _QUEUE_LOG_LINE = re.compile(rb"^\d{9,11}(\.\d+)?\|[^|]*\|[^|]*\|[^|]*\|[A-Z][A-Z_]*(\||$)")
 _STAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
@@ -78,7 +80,7 @@ _MAGIC: tuple[tuple[bytes, str, str], ...] = (
 # 0xFFEx: 0xFF 0xFE is the byte-order mark of UTF-16 text.
 _MP3_FRAME = (b"\xff\xfb", b"\xff\xfa", b"\xff\xf3", b"\xff\xf2", b"\xff\xe3", b"\xff\xe2")
 _GSM_FRAME = 33  # raw GSM 06.10: 33-byte frames, each starting with the nibble 0xD
-_FORMATS = {
+_FORMATS: dict[str, str] = {
     FORMAT_CDR: "an Asterisk CDR (Master.csv)",
     FORMAT_QUEUE_LOG: "an Asterisk queue_log",
     FORMAT_FREESWITCH: "a FreeSWITCH CDR (mod_cdr_csv)",

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from evidence.calls import AgentPause, Call
 from evidence.store.models import Direction, Email, Incident
-from evidence.timeline import Timeline
+from evidence.timeline import Timeline, records
 from evidence.timeutil import day_start
 
 
@@ -276,8 +276,8 @@ def timeline_chart(
     top = y + 3.5
 
     domain = _domain(timeline, zone)
-    calls = [i for i in timeline.items if isinstance(i.record, Call)]
-    emails = [i for i in timeline.items if isinstance(i.record, Email)]
+    calls = records(timeline.items, Call)
+    emails = [item for item, _ in records(timeline.items, Email)]
     pauses = [i.record for i in timeline.items if isinstance(i.record, AgentPause)]
     incidents = [i.record for i in timeline.items if isinstance(i.record, Incident)]
     agents = sorted({p.agent for p in pauses})
@@ -329,7 +329,6 @@ def timeline_chart(
             return True
 
         for item in emails:
-            assert isinstance(item.record, Email)
             cx, cy = xat(item.at), email_y + MARK_LANE / 2
             if item.direction is Direction.INBOUND:
                 if first_in_bin("email inbound", cx):
@@ -337,20 +336,18 @@ def timeline_chart(
             elif first_in_bin("email outbound", cx):
                 body.rect(cx - 1.0, cy - 1.0, 2.0, 2.0, "email outbound", fill="#ffffff",
                           stroke=EMAIL, stroke_width="0.35")  # fmt: skip
-        longest = max((c.record.queue_wait or 0 for c in calls if isinstance(c.record, Call)),
-                      default=0)  # fmt: skip
+        longest = max((call.queue_wait or 0 for _, call in calls), default=0)
         scale = _wait_scale(longest)
         bars: dict[int, tuple[float, int]] = {}
-        for item in calls:
-            assert isinstance(item.record, Call)
+        for item, call in calls:
             cx, cy = xat(item.at), call_y + MARK_LANE / 2
-            if item.record.direction is Direction.OUTBOUND:
+            if call.direction is Direction.OUTBOUND:
                 if first_in_bin("call outbound", cx):
                     body.circle(cx, cy, 1.0, "call outbound", fill="#ffffff", stroke=CALL,
                                 stroke_width="0.35")  # fmt: skip
             elif first_in_bin("call inbound", cx):
                 body.circle(cx, cy, 1.15, "call inbound", fill=CALL)
-            wait = item.record.queue_wait
+            wait = call.queue_wait
             if wait:
                 column = round(cx / BIN)
                 if column not in bars or wait > bars[column][1]:

@@ -35,6 +35,7 @@ from evidence import __version__
 from evidence.authorities import authority_name
 from evidence.cases import current_claims, load_case
 from evidence.completeness import completeness
+from evidence.domain import ItemKind
 from evidence.erasure import refuse_if_erased
 from evidence.errors import EvidenceError, InvalidInput
 from evidence.exports import ProvedAgainst, check_output, file_digest, record_export
@@ -668,7 +669,8 @@ def _common(
 ) -> dict[str, Any]:
     """What every part's template is given (the cover's own views are added to it)."""
     customer = timeline.customer
-    counts = {k: len(timeline.of_kind(k)) for k in ("email", "call", "incident", "agent_pause")}
+    kinds = (ItemKind.EMAIL, ItemKind.CALL, ItemKind.INCIDENT, ItemKind.AGENT_PAUSE)
+    counts = {k: len(timeline.of_kind(k)) for k in kinds}
     if timeline.start or timeline.end:
         last = timeline.end - dt.timedelta(seconds=1) if timeline.end else None
         period = (

@@ -18,6 +18,7 @@ from babel.numbers import format_decimal
 from evidence.calls import ANSWERED, Call
 from evidence.completeness import Completeness, Reconciliation
 from evidence.customers import Identity, Period
+from evidence.domain import outcome_label, service_state_label
 from evidence.mailfacts import MailRules, describe_rules
 from evidence.render.chart import (
     ChartLabels,
@@ -318,37 +319,14 @@ def exhibit_numbers(items: Sequence[Item]) -> dict[str, str]:
 # --- Reachability and evidence of absence ------------------------------------------------
 
 
-def _outcome_word(outcome: str, _: Callable[[str], str]) -> str:
-    return {
-        "answered": _("answered"),
-        "abandoned": _("caller hung up in the queue"),
-        "timeout": _("queue time limit reached"),
-        "exit-empty": _("left the queue: no agents"),
-        "exit-key": _("left the queue by key press"),
-        "ivr": _("ended in the phone menu or an announcement (no agent)"),
-        "unanswered": _("not answered"),
-        "transferred": _("answered and transferred"),
-        "voicemail": _("voicemail"),
-        "unknown": _("outcome not known (see the source)"),
-        "busy": _("busy"),
-        "failed": _("failed"),
-    }.get(outcome, outcome)
-
-
-def _state_word(state: str | None, _: Callable[[str], str]) -> str:
-    return {
-        "incident": _("during an incident"),
-        "outside-hours": _("outside opening hours"),
-        "normal": _("normal service"),
-    }.get(state or "", "")
-
-
 def _call_result(
-    attempt: CustomerAttempt, exhibit_of: dict[str, str], fmt: Formatter, _: Callable[[str], str]
+    attempt: CustomerAttempt,
+    call: Call,
+    exhibit_of: dict[str, str],
+    fmt: Formatter,
+    _: Callable[[str], str],
 ) -> tuple[str, list[str]]:
-    call = attempt.item.record
-    assert isinstance(call, Call)
-    words = _outcome_word(call.outcome, _)
+    words = outcome_label(call.outcome, _)
     if call.queue_wait is not None:
         words += ", " + _("queue wait {duration}").format(duration=fmt.duration(call.queue_wait))
     if call.outcome in ANSWERED and call.agent:
@@ -395,28 +373,29 @@ def reachability_view(
     attempts = []
     absence = []
     for attempt in reach.attempts:
-        item = attempt.item
-        is_call = isinstance(item.record, Call)
-        result, links = (_call_result if is_call else _email_result)(attempt, exhibit_of, fmt, _)
+        item, call = attempt.item, attempt.call
+        is_call = call is not None
+        if call is not None:
+            result, links = _call_result(attempt, call, exhibit_of, fmt, _)
+        else:
+            result, links = _email_result(attempt, exhibit_of, fmt, _)
         attempts.append(
             {
                 "exhibit": exhibit_of.get(item.id, ""),
                 "time": fmt.local(item.at),
                 "channel": _("Call") if is_call else _("Email"),
-                "state": _state_word(item.service_state, _),
+                "state": service_state_label(item.service_state, _),
                 "result": result,
                 "links": links,
             }
         )
-        if attempt.reached_nobody:
-            call = item.record
-            assert isinstance(call, Call)
+        if call is not None and attempt.reached_nobody:
             absence.append(
                 {
                     "exhibit": exhibit_of.get(item.id, ""),
                     "time": fmt.local(item.at),
-                    "what": _outcome_word(call.outcome, _),
-                    "state": _state_word(item.service_state, _),
+                    "what": outcome_label(call.outcome, _),
+                    "state": service_state_label(item.service_state, _),
                     "source": ", ".join(
                         s for s in (call.outcome_source, call.outcome_recorded) if s
                     ),

@@ -52,18 +52,14 @@ def render_limits(config: Config, environ: dict[str, str] | None = None) -> Rend
     """``[render] time_limit`` / ``memory_limit_mb`` in evidence.toml, or the
     ``EVIDENCE_RENDER_TIME_LIMIT`` / ``EVIDENCE_RENDER_MEMORY_MB`` variables."""
     env = os.environ if environ is None else environ
-    section = config.extra.get("render", {})
-    if not isinstance(section, dict):
-        raise EvidenceError(f"{config.config_path}: [render] must be a table")
+    section = config.render
     default = RenderLimits()
     try:
         seconds = float(
-            env.get("EVIDENCE_RENDER_TIME_LIMIT") or section.get("time_limit") or default.seconds
+            env.get("EVIDENCE_RENDER_TIME_LIMIT") or section.time_limit or default.seconds
         )
         memory = int(
-            env.get("EVIDENCE_RENDER_MEMORY_MB")
-            or section.get("memory_limit_mb")
-            or default.memory_mb
+            env.get("EVIDENCE_RENDER_MEMORY_MB") or section.memory_limit_mb or default.memory_mb
         )
     except (TypeError, ValueError) as exc:
         raise EvidenceError(f"render limits must be numbers ({exc})") from exc

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
 from evidence.calls import AgentPause, Call
+from evidence.domain import outcome_label
 from evidence.store.models import Direction, Email, Incident
 from evidence.timeline import Timeline
 from evidence.timeutil import format_duration, format_local
@@ -34,7 +35,7 @@ def timeline_lines(timeline: Timeline, zone: ZoneInfo) -> Iterator[str]:
             talk = format_duration(record.talk_time)
             yield (
                 f"{when}  call {record.direction.value} {record.number or record.number_raw}: "
-                f"{record.outcome}, queue {wait}, talk {talk}"
+                f"{outcome_label(record.outcome)}, queue {wait}, talk {talk}"
                 + (f", agent {record.agent}" if record.agent else "")
                 + (f" ({record.time_flag})" if record.time_flag else "")
                 + flag

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from evidence.calls import AgentPause, Call
+from evidence.domain import outcome_label, service_state_label
 from evidence.errors import IntegrityFailure
 from evidence.ingest.mime import MailLimits
 from evidence.mailfacts import Placement
@@ -148,21 +149,7 @@ class ViewBuilder:
         ]
 
     def outcome(self, value: str) -> str:
-        _ = self._
-        return {
-            "answered": _("answered"),
-            "abandoned": _("caller hung up in the queue"),
-            "timeout": _("queue time limit reached"),
-            "exit-empty": _("left the queue: no agents"),
-            "exit-key": _("left the queue by key press"),
-            "ivr": _("ended in the phone menu or an announcement (no agent)"),
-            "unanswered": _("not answered"),
-            "transferred": _("answered and transferred"),
-            "voicemail": _("voicemail"),
-            "unknown": _("outcome not known (see the source)"),
-            "busy": _("busy"),
-            "failed": _("failed"),
-        }.get(value, value)
+        return outcome_label(value, self._)
 
     def time_flag(self, call: Call) -> str | None:
         _ = self._
@@ -494,11 +481,6 @@ class ViewBuilder:
         state = item.service_state
         if state is None:
             return None
-        labels = {
-            "incident": _("during an incident"),
-            "outside-hours": _("outside opening hours"),
-            "normal": _("normal service"),
-        }
         details = [f"#{inc.number} {inc.title}" for inc in item.incidents]
         verdict = item.hours
         if verdict is not None:
@@ -517,7 +499,8 @@ class ViewBuilder:
                 verdict.channel, verdict.channel
             )
             details.append(f"{channel}: {day} {hours}")
-        return {"state": state, "label": labels.get(state, state), "detail": "; ".join(details)}
+        label = service_state_label(state, _)
+        return {"state": state, "label": label, "detail": "; ".join(details)}
 
     def pause(self, pause: AgentPause) -> dict[str, Any]:
         return {
@@ -547,7 +530,6 @@ class ViewBuilder:
                 title = f"{_('Incident')}: {record.title}"
                 view["when"] = f"{view['start']} – {view['end']}"
             else:
-                assert isinstance(record, AgentPause)
                 view = self.pause(record)
                 title = f"{_('Agent pause')}: {record.agent}"
                 view["when"] = f"{view['start']} – {view['end']}"

@@ -87,21 +87,8 @@ def load_public_pem(pem: str) -> Ed25519PublicKey:
     return key
 
 
-def _section(config: Config, name: str) -> dict[str, object]:
-    section = config.extra.get(name, {})
-    if not isinstance(section, dict):
-        raise EvidenceError(f"{config.config_path}: [{name}] must be a table")
-    return section
-
-
-def _path(config: Config, value: object) -> Path:
-    path = Path(str(value)).expanduser()
-    return path if path.is_absolute() else config.home / path
-
-
 def key_path(config: Config) -> Path:
-    configured = _section(config, "checkpoints").get("key")
-    return _path(config, configured) if configured else config.home / KEY_FILE
+    return config.checkpoints.key or config.home / KEY_FILE
 
 
 def ensure_signing_key(config: Config) -> tuple[SigningKey, bool]:
@@ -145,11 +132,7 @@ def trusted_key_ids(config: Config) -> dict[str, str]:
     own = key_path(config)
     if own.exists():
         trusted[load_signing_key(own).key_id] = str(own)
-    listed = _section(config, "checkpoints").get("trusted_keys", [])
-    if not isinstance(listed, list):
-        raise EvidenceError(f"{config.config_path}: checkpoints.trusted_keys must be a list")
-    for item in listed:
-        path = _path(config, item)
+    for path in config.checkpoints.trusted_keys:
         try:
             trusted[key_id(load_public_pem(path.read_text(encoding="ascii")))] = str(path)
         except OSError as exc:
@@ -284,7 +267,7 @@ def write_checkpoint(
         public_key=key.public_pem,
         frontier=json.dumps(frontier.to_hex()),
     )
-    url = tsa.tsa_url(config.extra)
+    url = config.timestamping.url
     if url:
         try:
             checkpoint.timestamp_token = tsa.timestamp(url, body.encode("utf-8"))

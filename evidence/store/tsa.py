@@ -10,22 +10,12 @@ import asyncio
 import hashlib
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
 
 from evidence.errors import EvidenceError
 
 
 class TimestampFailed(EvidenceError):
     pass
-
-
-def tsa_url(settings: Mapping[str, object]) -> str | None:
-    """``[timestamping] url`` from evidence.toml, or None when timestamping is off."""
-    section = settings.get("timestamping")
-    if not isinstance(section, dict):
-        return None
-    url = section.get("url")
-    return str(url) if url else None
 
 
 def make_timestamper(url: str, timeout: float = 10) -> object:

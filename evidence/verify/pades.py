@@ -22,50 +22,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evidence.config import Config
+from evidence.config import Config, SigningSettings
 from evidence.errors import EvidenceError
-from evidence.store.tsa import make_timestamper, tsa_url
+from evidence.store.tsa import make_timestamper
 
 FIELD_NAME = "EvidenceDossier"
 
 
-def _signing_section(config: Config) -> dict[str, Any] | None:
-    section = config.extra.get("signing")
-    if section is None:
-        return None
-    if not isinstance(section, dict):
-        raise EvidenceError(f"{config.config_path}: [signing] must be a table")
-    return section if section else None
-
-
-def _path(config: Config, value: object) -> Path:
-    path = Path(str(value)).expanduser()
-    return path if path.is_absolute() else config.home / path
-
-
 def signing_configured(config: Config) -> bool:
-    return _signing_section(config) is not None
+    return config.signing is not None
 
 
-def _signer(config: Config, section: dict[str, Any]) -> Any:
+def _signer(config: Config, section: SigningSettings) -> Any:
     from pyhanko.sign import signers
 
-    env_name = str(section.get("passphrase_env") or "EVIDENCE_SIGNING_PASSPHRASE")
+    env_name = section.passphrase_env
     secret = os.environ.get(env_name)
     passphrase = secret.encode("utf-8") if secret else None
-    chain = [str(_path(config, c)) for c in section.get("chain", [])]
+    chain = [str(c) for c in section.chain]
     for chain_file in chain:
         if not Path(chain_file).is_file():
             raise EvidenceError(f"[signing] chain: {chain_file} is not a file")
-    if section.get("pkcs12"):
-        source = _path(config, section["pkcs12"])
+    if section.pkcs12:
+        source = section.pkcs12
         if not source.is_file():
             raise EvidenceError(f"[signing] pkcs12: {source} is not a file")
         signer = signers.SimpleSigner.load_pkcs12(  # type: ignore[no-untyped-call]
             str(source), ca_chain_files=chain or None, passphrase=passphrase
         )
-    elif section.get("key") and section.get("certificate"):
-        key, cert = _path(config, section["key"]), _path(config, section["certificate"])
+    elif section.key and section.certificate:
+        key, cert = section.key, section.certificate
         for item in (key, cert):
             if not item.is_file():
                 raise EvidenceError(f"[signing]: {item} is not a file")
@@ -91,14 +77,14 @@ def sign_pdf(pdf: bytes, config: Config, *, reason: str, location: str | None = 
 
     Returns ``pdf`` unchanged when no [signing] is configured.
     """
-    section = _signing_section(config)
+    section = config.signing
     if section is None:
         return pdf
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
 
     signer = _signer(config, section)
-    url = tsa_url(config.extra)
+    url = config.timestamping.url
     meta = signers.PdfSignatureMetadata(
         field_name=FIELD_NAME,
         md_algorithm="sha256",

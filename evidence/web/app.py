@@ -20,7 +20,7 @@ from flask import Flask, Response, abort, g, jsonify, request, session
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
-from evidence.config import Config, load_config
+from evidence.config import Config, DeskSettings, load_config
 from evidence.errors import Conflict, ContentErased, EvidenceError, NotFound
 from evidence.jobs import JobNotReady
 from evidence.resources import templates_dir
@@ -28,7 +28,7 @@ from evidence.store import audit
 from evidence.store.db import Store, open_store, sqlite_path
 from evidence.timeutil import utcnow
 from evidence.users import Forbidden, SigninThrottled, UserInfo, get_user, user_by_name
-from evidence.web.settings import DeskSettings, desk_settings, secret_key
+from evidence.web.settings import desk_settings, secret_key
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -216,7 +216,7 @@ def _timeline_rows(
             return _BUILT[key]
     built = customer_timeline(session, reader().config, customer_ref, date_from, date_to)
     rows = [_row(item) for item in built.items]
-    found = (rows, sorted({i.kind for i in built.items}))
+    found = (rows, sorted({str(i.kind) for i in built.items}))
     with _BUILT_LOCK:
         _BUILT[key] = found
         while len(_BUILT) > _BUILT_KEEP:
