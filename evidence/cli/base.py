@@ -256,6 +256,11 @@ def live_counts(label: str, total: int | None = None) -> Iterator[LiveCounts | N
         live.close()
 
 
+def echo_json(data: object) -> None:
+    """What ``--json`` prints: the value as indented JSON, non-ASCII as it is."""
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 attach_option = click.option(
     "--attach",

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -13,12 +11,14 @@ from evidence.cli.base import (
     DATE,
     PERIOD,
     current_config,
+    echo_json,
     in_order,
     json_option,
     main,
-    opened_store,
 )
-from evidence.timeutil import DATE_FORMS, iso_utc
+from evidence.service import cases
+from evidence.service.result import as_list
+from evidence.timeutil import DATE_FORMS
 
 
 @main.group()
@@ -69,21 +69,18 @@ def case_open(
             --authority lvv --received 2026-10-20 \\
             --deadline 2026-11-03 --period 2026-09-28..2026-09-30
     """
-    from evidence.cases import open_case
-
     in_order(received, deadline, "--received", "--deadline")
     period_from, period_to = period or (None, None)
-    with opened_store() as store:
-        opened = open_case(
-            store,
-            reference,
-            customer_ref=customer_ref,
-            authority=authority,
-            received=received,
-            deadline=deadline,
-            period_from=period_from,
-            period_to=period_to,
-        )
+    opened = cases.open_case(
+        current_config(),
+        reference,
+        customer_ref=customer_ref,
+        authority=authority,
+        received=received,
+        deadline=deadline,
+        period_from=period_from,
+        period_to=period_to,
+    )
     click.echo(f"case {opened.reference} opened")
 
 
@@ -102,11 +99,8 @@ def case_close(reference: str, reason: str, by: str | None) -> None:
     \b
         evidence case close ESAVI/31337/2026 --reason "AVI decision of 2026-12-01 received"
     """
-    from evidence.cases import close_case
-
-    with opened_store() as store:
-        closed = close_case(store, reference, reason=reason, by=by)
-    click.echo(f"case {closed.reference} closed")
+    closed = cases.close_case(current_config(), reference, reason=reason, by=by)
+    click.echo(f"case {closed} closed")
 
 
 def _days_left_text(days_left: int | None) -> str:
@@ -135,40 +129,15 @@ def case_list(today: dt.date | None, as_json: bool) -> None:
         evidence case list
         evidence case list --json
     """
-    from evidence.authorities import authority_name
-    from evidence.cases import current_claims, list_cases
-
-    config = current_config()
-    day = today or dt.datetime.now(config.zone).date()
-    with opened_store() as store:
-        due = list_cases(store, day)
-    rows = [
-        {
-            "reference": d.case.reference,
-            "customer": d.case.customer.ref,
-            "authority": d.case.authority,
-            "authority_name": authority_name(d.case.authority, "en"),
-            "received": d.case.received.isoformat() if d.case.received else None,
-            "deadline": d.case.deadline.isoformat() if d.case.deadline else None,
-            "days_left": d.days_left,
-            "overdue": d.overdue,
-            "period_from": d.case.period_from.isoformat() if d.case.period_from else None,
-            "period_to": d.case.period_to.isoformat() if d.case.period_to else None,
-            "documents": len(d.case.documents),
-            "claims": len(current_claims(d.case)),
-            "closed_at": iso_utc(d.case.closure.closed_at) if d.case.closure else None,
-        }
-        for d in due
-    ]
+    rows = cases.list_cases(current_config(), today=today)
     if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        echo_json(as_list(rows))
         return
-    for d in due:
+    for row in rows:
         click.echo(
-            f"{d.case.reference}\t{d.case.customer.ref}\t"
-            f"{authority_name(d.case.authority, 'en')}\t"
-            f"{d.case.deadline.isoformat() if d.case.deadline else '-'}\t"
-            f"{_days_left_text(d.days_left)}"
+            f"{row.reference}\t{row.customer}\t{row.authority_name}\t"
+            f"{row.deadline.isoformat() if row.deadline else '-'}\t"
+            f"{_days_left_text(row.days_left)}"
         )
 
 
@@ -185,10 +154,9 @@ def case_attach(reference: str, file: Path, title: str, document_date: dt.date |
     \b
         evidence case attach ESAVI/31337/2026 selvityspyynto.pdf --title "Selvityspyyntö"
     """
-    from evidence.cases import attach_document
-
-    with opened_store() as store:
-        document = attach_document(store, reference, file, title=title, document_date=document_date)
+    document = cases.attach_document(
+        current_config(), reference, file, title=title, document_date=document_date
+    )
     click.echo(f"attached {document.filename} to {reference} (SHA-256 {document.sha256})")
 
 
@@ -203,56 +171,21 @@ def case_show(reference: str, as_json: bool) -> None:
     \b
         evidence case show ESAVI/31337/2026 --json
     """
-    from evidence.authorities import authority_name
-    from evidence.cases import current_claims, get_case
-
-    with opened_store() as store:
-        found = get_case(store, reference)
-        documents = [
-            {
-                "title": d.title,
-                "filename": d.filename,
-                "size": d.size,
-                "sha256": d.sha256,
-                "date": d.document_date.isoformat() if d.document_date else None,
-            }
-            for d in found.documents
-        ]
-        claims: list[dict[str, Any]] = [
-            {
-                "id": c.id,
-                "text": c.text,
-                "evidence": c.item_ids,
-                "recorded_at": iso_utc(c.recorded_at),
-                "corrects": c.corrects_id,
-            }
-            for c in current_claims(found)
-        ]
-        data = {
-            "reference": found.reference,
-            "customer": found.customer.ref,
-            "authority": found.authority,
-            "authority_name": authority_name(found.authority, "en"),
-            "received": found.received.isoformat() if found.received else None,
-            "deadline": found.deadline.isoformat() if found.deadline else None,
-            "period_from": found.period_from.isoformat() if found.period_from else None,
-            "period_to": found.period_to.isoformat() if found.period_to else None,
-            "documents": documents,
-            "claims": claims,
-        }
+    found = cases.show_case(current_config(), reference)
+    data = found.as_dict()
     if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        echo_json(data)
         return
-    click.echo(f"{found.reference}: customer {found.customer.ref}, {data['authority_name']}")
+    click.echo(f"{found.reference}: customer {found.customer}, {found.authority_name}")
     click.echo(f"received {data['received'] or '-'}, deadline {data['deadline'] or '-'}")
     if found.period_from or found.period_to:
         click.echo(f"period {data['period_from'] or ''}..{data['period_to'] or ''}")
-    for doc in documents:
-        click.echo(f"  {doc['title']}: {doc['filename']} ({doc['size']} bytes) {doc['sha256']}")
-    for claim in claims:
-        click.echo(f"  claim #{claim['id']}: {claim['text']}")
-        if claim["evidence"]:
-            click.echo(f"    evidence: {', '.join(claim['evidence'])}")
+    for doc in found.documents:
+        click.echo(f"  {doc.title}: {doc.filename} ({doc.size} bytes) {doc.sha256}")
+    for claim in found.claims:
+        click.echo(f"  claim #{claim.id}: {claim.text}")
+        if claim.evidence:
+            click.echo(f"    evidence: {', '.join(claim.evidence)}")
 
 
 @case.command("claim")
@@ -278,14 +211,8 @@ def case_claim(reference: str, text: str, items: tuple[str, ...], corrects: int 
         evidence case claim ESAVI/31337/2026 --text "queued at least half an hour" \\
             --evidence call:1790579705.312 --evidence call:1790581330.313
     """
-    from evidence.cases import add_claim
-
-    with opened_store() as store:
-        claim = add_claim(store, reference, text, list(items), corrects=corrects)
-    count = len(claim.item_ids)
+    claim = cases.add_claim(current_config(), reference, text, list(items), corrects=corrects)
+    count = len(claim.evidence)
     click.echo(
         f"claim #{claim.id} recorded on {reference} ({count} item{'' if count == 1 else 's'})"
     )
-
-
-# --- reading --------------------------------------------------------------------

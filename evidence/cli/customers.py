@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import click
 
-from evidence.cli.base import MOMENT, current_config, json_option, main, opened_store
-from evidence.mailfacts import MailRules
+from evidence.cli.base import MOMENT, current_config, echo_json, json_option, main
+from evidence.service import customers
+from evidence.service.result import as_list
 from evidence.timeutil import DATE_FORMS, TIME_FORMS, UserTime, format_local
 
 
@@ -36,12 +36,11 @@ def customer_add(
         evidence customer add 100234 --name "Matti Virtanen" \\
             --email matti.virtanen@example.net --phone "040 123 4567"
     """
-    from evidence.customers import add_customer
-
-    with opened_store() as store:
-        added = add_customer(store, ref, name, list(emails), list(phones))
-        ids = ", ".join(i.value for i in added.identifiers) or "no identifiers yet"
-        click.echo(f"customer {added.ref} ({added.name}): {ids}")
+    added = customers.add_customer(
+        current_config(), ref, name=name, emails=list(emails), phones=list(phones)
+    )
+    ids = ", ".join(added.identifiers) or "no identifiers yet"
+    click.echo(f"customer {added.ref} ({added.name}): {ids}")
 
 
 @customer.command("update")
@@ -92,22 +91,19 @@ def customer_update(
         evidence customer update 100777 --add-phone "040 123 4567" \\
             --from "2026-10-01 00:00" --reason "new subscriber of the number"
     """
-    from evidence.customers import update_customer
-
     config = current_config()
-    with opened_store() as store:
-        change = update_customer(
-            store,
-            ref,
-            valid_from=valid_from.at(config.zone),
-            reason=reason,
-            name=name,
-            add_emails=list(add_emails),
-            add_phones=list(add_phones),
-            remove_emails=list(remove_emails),
-            remove_phones=list(remove_phones),
-            by=by,
-        )
+    change = customers.update_customer(
+        config,
+        ref,
+        valid_from=valid_from.at(config.zone),
+        reason=reason,
+        name=name,
+        add_emails=add_emails,
+        add_phones=add_phones,
+        remove_emails=remove_emails,
+        remove_phones=remove_phones,
+        by=by,
+    )
     what = ", ".join(f"{i.action} {i.value}" for i in change.identifiers)
     if change.name:
         what = ", ".join(filter(None, [what, f"name {change.name!r}"]))
@@ -128,13 +124,10 @@ def customer_show(ref: str, as_json: bool) -> None:
     \b
         evidence customer show 100234 --json
     """
-    from evidence.customers import get_identity, identity_json
-
     config = current_config()
-    with opened_store() as store:
-        data = identity_json(get_identity(store, ref))
+    data = customers.show_customer(config, ref)
     if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        echo_json(data)
         return
     click.echo(f"{data['ref']}\t{data['name']}")
 
@@ -168,25 +161,9 @@ def customer_list(as_json: bool) -> None:
     \b
         evidence customer list --json
     """
-    from evidence.customers import identity_of, list_customers
-    from evidence.store.models import IdentifierKind
-
-    with opened_store() as store:
-        rows = []
-        for c in list_customers(store):
-            identity = identity_of(c)
-            rows.append(
-                {
-                    "ref": c.ref,
-                    "name": identity.name,
-                    "identifiers": [
-                        *identity.current(IdentifierKind.EMAIL),
-                        *identity.current(IdentifierKind.PHONE),
-                    ],
-                }
-            )
+    rows = as_list(customers.list_customers(current_config()))
     if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        echo_json(rows)
         return
     for row in rows:
         click.echo(f"{row['ref']}\t{row['name']}\t{', '.join(row['identifiers'])}")
@@ -214,26 +191,20 @@ def customer_erase(ref: str, reason: str, yes: bool, by: str | None) -> None:
     \b
         evidence customer erase 100234 --reason "erasure request of 2026-11-20" --yes
     """
-    from evidence.erasure import erase_customer, plan_erasure
-
-    with opened_store() as store:
-        if not yes:
-            with store.session() as session:
-                plan = plan_erasure(session, ref, MailRules.of(store.config))
-            click.echo(
-                f"customer {ref}: {len(plan.emails)} emails, {len(plan.recordings)} "
-                f"recordings and {len(plan.lines)} call-log lines erased, {len(plan.blobs)} "
-                f"blobs removed; kept as shared with other customers: "
-                f"{len(plan.shared_emails)} emails, {len(plan.shared_recordings)} recordings, "
-                f"{len(plan.shared_lines)} call-log lines, {len(plan.shared_blobs)} blobs"
-            )
-            click.confirm("This cannot be undone. Erase?", abort=True)
-        erasure, plan = erase_customer(store, ref, reason=reason, by=by)
+    config = current_config()
+    if not yes:
+        plan = customers.plan_erasure(config, ref)
+        click.echo(
+            f"customer {ref}: {plan.emails} emails, {plan.recordings} "
+            f"recordings and {plan.lines} call-log lines erased, {plan.blobs} "
+            f"blobs removed; kept as shared with other customers: "
+            f"{plan.shared_emails} emails, {plan.shared_recordings} recordings, "
+            f"{plan.shared_lines} call-log lines, {plan.shared_blobs} blobs"
+        )
+        click.confirm("This cannot be undone. Erase?", abort=True)
+    done = customers.erase_customer(config, ref, reason=reason, by=by)
     click.echo(
-        f"erased customer {ref}: {len(plan.emails)} emails, {len(plan.recordings)} recordings, "
-        f"{len(plan.lines)} call-log lines, {len(plan.blobs)} blobs "
-        f"(erasure #{erasure.id}, chained; {len(plan.shared_blobs)} shared blobs kept)"
+        f"erased customer {ref}: {done.emails} emails, {done.recordings} recordings, "
+        f"{done.lines} call-log lines, {done.blobs} blobs "
+        f"(erasure #{done.erasure}, chained; {done.shared_blobs} shared blobs kept)"
     )
-
-
-# --- legal holds -------------------------------------------------------------------

@@ -171,6 +171,3 @@ def exports_list(as_json: bool) -> None:
             f"{r.case_ref or r.customer_ref or '-'}\t{r.format}\t{r.size} bytes\t{r.sha256}"
             f"\t{r.output}"
         )
-
-
-# --- scheduled logging -----------------------------------------------------------

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from evidence.cli.base import json_option, main, opened_store
-from evidence.timeutil import iso_utc
+from evidence.cli.base import current_config, echo_json, json_option, main
+from evidence.service import holds
+from evidence.service.result import as_list
 
 
 @main.group()
@@ -30,14 +29,11 @@ def hold_add(ref: str, reason: str, by: str | None) -> None:
     \b
         evidence hold add 100234 --reason "court summons of 2026-11-20"
     """
-    from evidence.holds import add_hold
-
-    with opened_store() as store:
-        placed = add_hold(store, ref, reason=reason, by=by)
+    placed = holds.add_hold(current_config(), ref, reason=reason, by=by)
     on = (
-        f"case {placed.case_ref} (customer {placed.customer_ref})"
-        if placed.case_ref
-        else (f"customer {placed.customer_ref}")
+        f"case {placed.case} (customer {placed.customer})"
+        if placed.case
+        else (f"customer {placed.customer}")
     )
     click.echo(f"legal hold #{placed.id} on {on}")
 
@@ -54,12 +50,8 @@ def hold_release(ref: str, reason: str, by: str | None) -> None:
     \b
         evidence hold release 100234 --reason "proceedings ended 2026-12-15"
     """
-    from evidence.holds import release_hold
-
-    with opened_store() as store:
-        releases = release_hold(store, ref, reason=reason, by=by)
-    for release in releases:
-        click.echo(f"legal hold #{release.releases_id} released (record #{release.id})")
+    for release in holds.release_hold(current_config(), ref, reason=reason, by=by):
+        click.echo(f"legal hold #{release.releases} released (record #{release.id})")
 
 
 @hold.command("list")
@@ -72,32 +64,10 @@ def hold_list(as_json: bool) -> None:
     \b
         evidence hold list --json
     """
-    from evidence.holds import list_holds
-
-    with opened_store() as store:
-        states = list_holds(store)
-    rows = [
-        {
-            "id": s.hold.id,
-            "ref": s.ref,
-            "customer": s.hold.customer_ref,
-            "case": s.hold.case_ref,
-            "reason": s.hold.reason,
-            "held_by": s.hold.actor,
-            "held_at": iso_utc(s.hold.at),
-            "active": s.active,
-            "released_at": iso_utc(s.release.at) if s.release else None,
-            "released_by": s.release.actor if s.release else None,
-            "release_reason": s.release.reason if s.release else None,
-        }
-        for s in states
-    ]
+    rows = as_list(holds.list_holds(current_config()))
     if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        echo_json(rows)
         return
     for row in rows:
         state = "active" if row["active"] else f"released {row['released_at']}"
         click.echo(f"#{row['id']}\t{row['ref']}\t{state}\t{row['held_at']}\t{row['reason']}")
-
-
-# --- imports --------------------------------------------------------------------

@@ -394,6 +394,3 @@ def import_recordings_cmd(directory: Path, pattern: str | None, as_json: bool) -
     if report.unmatched:
         click.echo(f"{len(report.unmatched)} recording(s) match no call in the store", err=True)
     finish_import(report, as_json)
-
-
-# --- receivers --------------------------------------------------------------------

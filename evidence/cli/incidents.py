@@ -386,6 +386,3 @@ def _say_recorded(incident: Incident, zone: ZoneInfo, claimed: dt.datetime | Non
             f"note: entered {format_local(incident.recorded_at, zone)}; "
             "the dossier shows that it was recorded afterwards"
         )
-
-
-# --- cases ----------------------------------------------------------------------

@@ -131,6 +131,3 @@ def quarantine_dismiss(item_id: int, reason: str, by: str | None) -> None:
         f"quarantine #{item_id} dismissed by {found.dismissal.dismissed_by} "
         f"(kept, with its bytes: `evidence quarantine show {item_id}`)"
     )
-
-
-# --- incidents ------------------------------------------------------------------

@@ -89,6 +89,3 @@ def receive_smtp_cmd(
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
         click.echo(f"stopped: {report.summary()}")
-
-
-# --- quarantine -----------------------------------------------------------------

@@ -70,6 +70,3 @@ def init(company: str | None, mail_domains: tuple[str, ...], timezone: str | Non
     click.echo(
         f"checkpoint key {'created' if created else 'kept'}: {key.path} (key id {key.key_id})"
     )
-
-
-# --- customers ------------------------------------------------------------------

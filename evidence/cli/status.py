@@ -158,6 +158,3 @@ def status(as_json: bool) -> None:
         click.echo(f"store: {verdict}, {chain['entries']} ledger entries, head {chain['head']}")
     if not chain["ok"]:
         sys.exit(IntegrityFailure.exit_code)
-
-
-# --- verification and audit -------------------------------------------------------
