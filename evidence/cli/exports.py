@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 import click
@@ -13,12 +12,14 @@ from evidence.cli.base import (
     TIME,
     at_zone,
     current_config,
+    echo_json,
     in_order,
     json_option,
     main,
-    opened_store,
     progress_bar,
 )
+from evidence.service import exports
+from evidence.service.result import as_list
 from evidence.timeutil import DATE_FORMS, TIME_FORMS, UserTime, format_local
 
 
@@ -103,31 +104,27 @@ def export(
         evidence export 100234 --case ESAVI/31337/2026 -o dossier.pdf
         evidence export 100234 -o dossier.pdf --force --by "Laura Lakimies"
     """
-    from evidence.render.dossier import export_dossier
-
     if ref is None and case_ref is None:
         raise click.UsageError("give a customer REF or --case REFERENCE")
     in_order(date_from, date_to)
     config = current_config()
-    pinned = at_zone(generated_at, config.zone)
-    with opened_store() as store, progress_bar("rendering") as progress:
-        result = export_dossier(
-            store,
-            customer_ref=ref,
-            output=output,
-            date_from=date_from,
-            date_to=date_to,
-            case_ref=case_ref,
-            generated_at=pinned,
-            language=language,
-            jobs=jobs,
-            use_cache=not no_cache,
-            progress=progress,
-            fmt=fmt,
-            force=force,
-            by=by,
-            as_given={"generated_at": generated_at.text if generated_at else None},
-        )
+    request = exports.ExportRequest(
+        output=output,
+        customer_ref=ref,
+        case_ref=case_ref,
+        date_from=date_from,
+        date_to=date_to,
+        generated_at=at_zone(generated_at, config.zone),
+        generated_at_text=generated_at.text if generated_at else None,
+        language=language,
+        jobs=jobs,
+        use_cache=not no_cache,
+        fmt=fmt,
+        force=force,
+        by=by,
+    )
+    with progress_bar("rendering") as progress:
+        result = exports.export(config, request, progress=progress)
     for placeholder in result.placeholders:
         click.echo(
             f"warning: exhibit {placeholder.describe()}; a placeholder page stands in for it",
@@ -142,12 +139,12 @@ def export(
     )
 
 
-@main.group()
-def exports() -> None:
+@main.group("exports")
+def exports_group() -> None:
     """The record of every dossier exported from this store."""
 
 
-@exports.command("list")
+@exports_group.command("list")
 @json_option
 def exports_list(as_json: bool) -> None:
     """List every export: when, by whom, arguments, size and SHA-256 of the output.
@@ -157,17 +154,14 @@ def exports_list(as_json: bool) -> None:
     \b
         evidence exports list --json
     """
-    from evidence.exports import export_json, list_exports
-
     config = current_config()
-    with opened_store() as store:
-        rows = list_exports(store)
+    rows = exports.list_exports(config)
     if as_json:
-        click.echo(json.dumps([export_json(r) for r in rows], ensure_ascii=False, indent=2))
+        echo_json(as_list(rows))
         return
     for r in rows:
         click.echo(
             f"#{r.id}\t{format_local(r.exported_at, config.zone)}\t{r.exported_by}\t"
-            f"{r.case_ref or r.customer_ref or '-'}\t{r.format}\t{r.size} bytes\t{r.sha256}"
+            f"{r.case or r.customer or '-'}\t{r.format}\t{r.size} bytes\t{r.sha256}"
             f"\t{r.output}"
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,16 +15,17 @@ from evidence.cli.base import (
     attach_option,
     channel_option,
     current_config,
+    echo_json,
     json_option,
     main,
-    opened_store,
 )
+from evidence.service import incidents
+from evidence.service.incidents import IncidentVersion
+from evidence.service.result import as_list
 from evidence.timeutil import TIME_FORMS, UserTime, format_local
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
-
-    from evidence.store.models import Incident
 
 
 @main.group()
@@ -83,22 +83,19 @@ def incident_add(
             --logged-by "Kaisa Lehtonen (esihenkilö)" --logged-at "2026-09-28 14:25" \\
             --attach poliisin-maarays.pdf
     """
-    from evidence.incidents import add_incident
-
     config = current_config()
     zone = config.zone
-    with opened_store() as store:
-        created = add_incident(
-            store,
-            title=title,
-            start=start.at(zone),
-            end=at_zone(end, zone),
-            channels=list(channels),
-            note=note,
-            logged_by=logged_by,
-            logged_at=at_zone(logged_at, zone),
-            attachments=attachments,
-        )
+    created = incidents.add_incident(
+        config,
+        title=title,
+        start=start.at(zone),
+        end=at_zone(end, zone),
+        channels=channels,
+        note=note,
+        logged_by=logged_by,
+        logged_at=at_zone(logged_at, zone),
+        attachments=attachments,
+    )
     click.echo(
         f"incident #{created.number}: {created.title}, {format_local(created.start, zone)}"
         f" - {format_local(created.end, zone)}"
@@ -127,18 +124,16 @@ def incident_start(
         evidence incident start --title "Puhelinjärjestelmä ei vastaa" --channel phone \\
             --logged-by "Kaisa Lehtonen (esihenkilö)"
     """
-    from evidence.incidents import start_incident
-
-    zone = current_config().zone
-    with opened_store() as store:
-        created = start_incident(
-            store,
-            title=title,
-            channels=list(channels),
-            note=note,
-            logged_by=logged_by,
-            attachments=attachments,
-        )
+    config = current_config()
+    zone = config.zone
+    created = incidents.start_incident(
+        config,
+        title=title,
+        channels=channels,
+        note=note,
+        logged_by=logged_by,
+        attachments=attachments,
+    )
     click.echo(
         f"incident #{created.number} started {format_local(created.start, zone)}: {created.title}"
     )
@@ -164,17 +159,15 @@ def incident_end(
     \b
         evidence incident end 7 --at "2026-09-28 14:11" --by "Kaisa Lehtonen"
     """
-    from evidence.incidents import end_incident
-
-    zone = current_config().zone
-    with opened_store() as store:
-        ended = end_incident(
-            store,
-            number,
-            at=at_zone(at, zone),
-            by=by,
-            attachments=attachments,
-        )
+    config = current_config()
+    zone = config.zone
+    ended = incidents.end_incident(
+        config,
+        number,
+        at=at_zone(at, zone),
+        by=by,
+        attachments=attachments,
+    )
     click.echo(f"incident #{ended.number} ended {format_local(ended.end, zone)}: {ended.title}")
     _say_recorded(ended, zone, ended.end)
 
@@ -213,25 +206,23 @@ def incident_correct(
         evidence incident correct 7 --end "2026-09-28 14:31" \\
             --reason "Henkilöstö palasi vasta 14.31" --by "Kaisa Lehtonen"
     """
-    from evidence.incidents import correct_incident
-
-    zone = current_config().zone
-    with opened_store() as store:
-        corrected = correct_incident(
-            store,
-            number,
-            reason=reason,
-            by=by,
-            start=at_zone(start, zone),
-            end=at_zone(end, zone),
-            title=title,
-            channels=list(channels) or None,
-            note=note,
-            attachments=attachments,
-        )
+    config = current_config()
+    zone = config.zone
+    corrected = incidents.correct_incident(
+        config,
+        number,
+        reason=reason,
+        by=by,
+        start=at_zone(start, zone),
+        end=at_zone(end, zone),
+        title=title,
+        channels=channels or None,
+        note=note,
+        attachments=attachments,
+    )
     click.echo(
         f"incident #{corrected.number} corrected (version {corrected.id} replaces "
-        f"{corrected.corrects_id}): {format_local(corrected.start, zone)} - "
+        f"{corrected.corrects}): {format_local(corrected.start, zone)} - "
         f"{format_local(corrected.end, zone)}"
     )
 
@@ -267,26 +258,21 @@ def incident_plan(
             --end "2026-10-02 16:00" --rrule "FREQ=WEEKLY;BYDAY=FR" --channel phone \\
             --logged-by "Kaisa Lehtonen"
     """
-    from evidence.plans import plan_incident
-    from evidence.sync import horizon_days
-
     config = current_config()
     zone = config.zone
-    with opened_store() as store:
-        plan, created = plan_incident(
-            store,
-            title=title,
-            start=start.at(zone),
-            end=end.at(zone),
-            rrule_text=rrule_text,
-            channels=list(channels),
-            note=note,
-            logged_by=logged_by,
-            horizon_days=horizon_days(config),
-        )
+    plan = incidents.plan_incident(
+        config,
+        title=title,
+        start=start.at(zone),
+        end=end.at(zone),
+        rrule_text=rrule_text,
+        channels=channels,
+        note=note,
+        logged_by=logged_by,
+    )
     click.echo(
-        f"plan #{plan.id}: {plan.title}, {created} occurrence(s) stored up to "
-        f"{horizon_days(config)} days ahead"
+        f"plan #{plan.id}: {plan.title}, {plan.occurrences} occurrence(s) stored up to "
+        f"{plan.horizon_days} days ahead"
     )
 
 
@@ -301,33 +287,18 @@ def incident_list(only_open: bool, as_json: bool) -> None:
     \b
         evidence incident list --open --json
     """
-    from evidence.incidents import incident_chains, is_going_on
-    from evidence.timeline import Item, item_json
-    from evidence.timeutil import utcnow
-
     config = current_config()
-    now = utcnow()
-    with opened_store() as store, store.session() as session:
-        chains = incident_chains(session)
-        if only_open:
-            chains = [c for c in chains if is_going_on(c.current, now)]
-        items = [
-            Item(
-                "incident", c.current.start, f"incident:{c.number}", c.current, versions=c.versions
-            )
-            for c in chains
-        ]
-        payload = [item_json(item) for item in items]
+    views = incidents.list_incidents(config, only_open=only_open)
     if as_json:
-        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        echo_json(as_list(views))
         return
-    for c in chains:
-        i = c.current
-        marks = ("  (planned)" if i.plan_id else "") + (
-            "  (corrected)" if any(v.change == "corrected" for v in c.versions) else ""
+    for view in views:
+        i = view.current
+        marks = ("  (planned)" if view.planned else "") + (
+            "  (corrected)" if any(v.change == "corrected" for v in view.versions) else ""
         )
         click.echo(
-            f"#{c.number}\t{format_local(i.start, config.zone)} - "
+            f"#{i.number}\t{format_local(i.start, config.zone)} - "
             f"{format_local(i.end, config.zone)}\t{i.title}{marks}"
         )
 
@@ -345,40 +316,36 @@ def incident_show(number: int, as_json: bool) -> None:
     \b
         evidence incident show 7
     """
-    from evidence.incidents import get_chain
-    from evidence.timeline import Item, item_json
-
-    zone = current_config().zone
-    with opened_store() as store, store.session() as session:
-        chain = get_chain(session, number)
-        i = chain.current
-        data = item_json(
-            Item("incident", i.start, f"incident:{chain.number}", i, versions=chain.versions)
+    config = current_config()
+    zone = config.zone
+    view = incidents.show_incident(config, number)
+    if as_json:
+        echo_json(view.as_dict())
+        return
+    i = view.current
+    click.echo(f"incident #{i.number}: {i.title}")
+    click.echo(f"  period: {format_local(i.start, zone)} - {format_local(i.end, zone)}")
+    click.echo(f"  channels: {', '.join(view.channels)}")
+    if view.planned is not None:
+        click.echo(f"  planned: {view.planned}")
+    if view.note:
+        click.echo(f"  note: {view.note}")
+    click.echo(f"  logged by {i.logged_by} at {format_local(i.logged_at, zone)}")
+    click.echo("  versions:")
+    for v in view.versions:
+        click.echo(
+            f"    {v.id} {v.change}, recorded {format_local(v.recorded_at, zone)}"
+            + (f" by {v.changed_by}" if v.changed_by else "")
+            + f": {format_local(v.start, zone)} - {format_local(v.end, zone)}"
+            + (f"; reason: {v.correction_reason}" if v.correction_reason else "")
         )
-        if as_json:
-            click.echo(json.dumps(data, ensure_ascii=False, indent=2))
-            return
-        click.echo(f"incident #{chain.number}: {i.title}")
-        click.echo(f"  period: {format_local(i.start, zone)} - {format_local(i.end, zone)}")
-        click.echo(f"  channels: {', '.join(data['channels'])}")
-        if i.plan is not None:
-            click.echo(f"  planned: plan #{i.plan.id} ({i.plan.rrule or 'once'})")
-        if i.note:
-            click.echo(f"  note: {i.note}")
-        click.echo(f"  logged by {i.logged_by} at {format_local(i.logged_at, zone)}")
-        click.echo("  versions:")
-        for v in chain.versions:
-            click.echo(
-                f"    {v.id} {v.change}, recorded {format_local(v.recorded_at, zone)}"
-                + (f" by {v.changed_by}" if v.changed_by else "")
-                + f": {format_local(v.start, zone)} - {format_local(v.end, zone)}"
-                + (f"; reason: {v.correction_reason}" if v.correction_reason else "")
-            )
-        for a in chain.attachments:
-            click.echo(f"  attached: {a.filename} ({a.size} bytes) SHA-256 {a.sha256}")
+    for a in view.attachments:
+        click.echo(f"  attached: {a.filename} ({a.size} bytes) SHA-256 {a.sha256}")
 
 
-def _say_recorded(incident: Incident, zone: ZoneInfo, claimed: dt.datetime | None = None) -> None:
+def _say_recorded(
+    incident: IncidentVersion, zone: ZoneInfo, claimed: dt.datetime | None = None
+) -> None:
     """Say so when what was typed is earlier than now: nothing is back-dated silently."""
     claimed = claimed or incident.logged_at
     if incident.recorded_at - claimed > dt.timedelta(minutes=10):
