@@ -5,11 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from evidence.cli.base import current_config, json_option, main, opened_store
 from evidence.timeutil import format_local
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 
 @main.command()
@@ -71,90 +76,104 @@ def status(as_json: bool) -> None:
     from evidence.errors import IntegrityFailure
     from evidence.status import store_status
 
-    zone = current_config().zone
-
-    def local(value: str | None) -> str:
-        return format_local(dt.datetime.fromisoformat(value), zone) if value else "never"
-
     with opened_store() as store:
         data = store_status(store)
     chain = data["chain"]
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
     else:
-        click.echo(f"store: {data['database']}")
-        last = data["last_sync"]
-        if last is None:
-            click.echo("last sync: never")
-        else:
-            click.echo(
-                f"last sync: #{last['id']} started {local(last['started_at'])}, {last['state']}"
-                + (f", exit {last['exit_code']}" if last["exit_code"] is not None else "")
-            )
-        for src in data["sources"]:
-            head = f"  {src['kind']} {src['source']}".rstrip()
-            if src["last_synced_at"]:
-                head += (
-                    f": synced {local(src['last_synced_at'])}: imported {src['imported']}, "
-                    f"duplicates {src['duplicates']}, quarantined {src['quarantined']}"
-                )
-            else:
-                head += ": never synced"
-            if src["last_error"]:
-                head += (
-                    f"; last attempt {local(src['last_attempt_at'])} FAILED: {src['last_error']}"
-                )
-            elif src["interrupted"]:
-                head += f"; last attempt {local(src['last_attempt_at'])} was interrupted"
-            click.echo(head)
-        click.echo(f"open incidents: {len(data['open_incidents'])}")
-        for inc in data["open_incidents"]:
-            click.echo(
-                f"  #{inc['number']} since {local(inc['start'])}: {inc['title']}"
-                + (" (planned)" if inc["planned"] else "")
-            )
-        quarantine = data["quarantine"]
-        kinds = ", ".join(f"{k} {n}" for k, n in quarantine["by_kind"].items())
-        click.echo(
-            f"quarantined items: {quarantine['total']}"
-            + (f" ({kinds})" if kinds else "")
-            + (f"; {quarantine['dismissed']} dismissed" if quarantine["dismissed"] else "")
-        )
-        for folder in data["reconciliation"]:
-            gap = folder["difference"]
-            verdict = (
-                "matches"
-                if gap == 0
-                else f"{gap} not in the store"
-                if gap > 0
-                else f"{-gap} more in the store than on the server (deleted there?)"
-            )
-            click.echo(
-                f"mailbox {folder['mailbox']}: server {folder['server_count']}, "
-                f"store {folder['in_store']} at {local(folder['counted_at'])}: {verdict}"
-            )
-        mail = data["mail"]
-        click.echo(
-            f"mail domains: {', '.join(mail['domains']) or 'none'}; receiving hosts: "
-            f"{', '.join(mail['receiving_hosts']) or 'none (the topmost Received: line)'}"
-        )
-        if mail["note"]:
-            click.echo(f"  note: {mail['note']}")
-        click.echo("store checks (those of `evidence verify` except reading the blobs' bytes):")
-        for line in chain["checks"]:
-            click.echo(f"  ok    {line}")
-        for line in chain["not_checked"]:
-            click.echo(f"  not checked  {line}")
-        for line in chain["notes"]:
-            click.echo(f"  note  {line}")
-        for problem in chain["problems"]:
-            click.echo(f"  FAIL  {problem['subject']}: {problem['problem']}")
-        n = len(chain["problems"])
-        verdict = (
-            "verifies as far as checked"
-            if chain["ok"]
-            else f"DOES NOT VERIFY ({n} problem{'s' if n != 1 else ''})"
-        )
-        click.echo(f"store: {verdict}, {chain['entries']} ledger entries, head {chain['head']}")
+        _say_status(data, current_config().zone)
     if not chain["ok"]:
         sys.exit(IntegrityFailure.exit_code)
+
+
+def _say_status(data: dict[str, Any], zone: ZoneInfo) -> None:
+    """`evidence status` for a person: sync, sources, incidents, quarantine, mail, checks."""
+
+    def local(value: str | None) -> str:
+        return format_local(dt.datetime.fromisoformat(value), zone) if value else "never"
+
+    click.echo(f"store: {data['database']}")
+    last = data["last_sync"]
+    if last is None:
+        click.echo("last sync: never")
+    else:
+        click.echo(
+            f"last sync: #{last['id']} started {local(last['started_at'])}, {last['state']}"
+            + (f", exit {last['exit_code']}" if last["exit_code"] is not None else "")
+        )
+    for src in data["sources"]:
+        click.echo(_source_line(src, local))
+    click.echo(f"open incidents: {len(data['open_incidents'])}")
+    for inc in data["open_incidents"]:
+        click.echo(
+            f"  #{inc['number']} since {local(inc['start'])}: {inc['title']}"
+            + (" (planned)" if inc["planned"] else "")
+        )
+    quarantine = data["quarantine"]
+    kinds = ", ".join(f"{k} {n}" for k, n in quarantine["by_kind"].items())
+    click.echo(
+        f"quarantined items: {quarantine['total']}"
+        + (f" ({kinds})" if kinds else "")
+        + (f"; {quarantine['dismissed']} dismissed" if quarantine["dismissed"] else "")
+    )
+    for folder in data["reconciliation"]:
+        click.echo(_folder_line(folder, local))
+    mail = data["mail"]
+    click.echo(
+        f"mail domains: {', '.join(mail['domains']) or 'none'}; receiving hosts: "
+        f"{', '.join(mail['receiving_hosts']) or 'none (the topmost Received: line)'}"
+    )
+    if mail["note"]:
+        click.echo(f"  note: {mail['note']}")
+    _say_checks(data["chain"])
+
+
+def _source_line(src: dict[str, Any], local: Callable[[str | None], str]) -> str:
+    head = f"  {src['kind']} {src['source']}".rstrip()
+    if src["last_synced_at"]:
+        head += (
+            f": synced {local(src['last_synced_at'])}: imported {src['imported']}, "
+            f"duplicates {src['duplicates']}, quarantined {src['quarantined']}"
+        )
+    else:
+        head += ": never synced"
+    if src["last_error"]:
+        head += f"; last attempt {local(src['last_attempt_at'])} FAILED: {src['last_error']}"
+    elif src["interrupted"]:
+        head += f"; last attempt {local(src['last_attempt_at'])} was interrupted"
+    return head
+
+
+def _folder_line(folder: dict[str, Any], local: Callable[[str | None], str]) -> str:
+    gap = folder["difference"]
+    verdict = (
+        "matches"
+        if gap == 0
+        else f"{gap} not in the store"
+        if gap > 0
+        else f"{-gap} more in the store than on the server (deleted there?)"
+    )
+    return (
+        f"mailbox {folder['mailbox']}: server {folder['server_count']}, "
+        f"store {folder['in_store']} at {local(folder['counted_at'])}: {verdict}"
+    )
+
+
+def _say_checks(chain: dict[str, Any]) -> None:
+    click.echo("store checks (those of `evidence verify` except reading the blobs' bytes):")
+    for line in chain["checks"]:
+        click.echo(f"  ok    {line}")
+    for line in chain["not_checked"]:
+        click.echo(f"  not checked  {line}")
+    for line in chain["notes"]:
+        click.echo(f"  note  {line}")
+    for problem in chain["problems"]:
+        click.echo(f"  FAIL  {problem['subject']}: {problem['problem']}")
+    n = len(chain["problems"])
+    verdict = (
+        "verifies as far as checked"
+        if chain["ok"]
+        else f"DOES NOT VERIFY ({n} problem{'s' if n != 1 else ''})"
+    )
+    click.echo(f"store: {verdict}, {chain['entries']} ledger entries, head {chain['head']}")
