@@ -181,7 +181,7 @@ def at_zone(value: UserTime | None, zone: ZoneInfo) -> dt.datetime | None:
 
 def finish_import(report: ImportReport, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        echo_json(report.as_dict())
     else:
         for line in report.messages:
             click.echo(f"  {line}", err=True)
@@ -256,9 +256,9 @@ def live_counts(label: str, total: int | None = None) -> Iterator[LiveCounts | N
         live.close()
 
 
-def echo_json(data: object) -> None:
+def echo_json(data: object, *, sort_keys: bool = False) -> None:
     """What ``--json`` prints: the value as indented JSON, non-ASCII as it is."""
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    click.echo(json.dumps(data, sort_keys=sort_keys, ensure_ascii=False, indent=2))
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +12,7 @@ import click
 
 from evidence.cli.base import (
     DATE,
+    echo_json,
     finish_import,
     json_option,
     live_counts,
@@ -385,7 +385,7 @@ def import_recordings_cmd(directory: Path, pattern: str | None, as_json: bool) -
         report = import_recordings(store, directory, pattern)
     if as_json:
         data = {**report.as_dict(), "unmatched_recordings": report.unmatched}
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        echo_json(data)
         if report.quarantined:
             raise InputQuarantined
         return

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from evidence.cli.base import current_config, json_option, main, opened_store
+from evidence.cli.base import current_config, echo_json, json_option, main, opened_store
 from evidence.errors import IntegrityFailure
 from evidence.store.db import open_store
 from evidence.timeutil import format_local
@@ -70,7 +69,7 @@ def verify(
         _record_if_store(report)
     if as_json:
         # Sorted keys: the SHA-256 of this output is the one the audit log records.
-        click.echo(json.dumps(report.as_dict(), sort_keys=True, ensure_ascii=False, indent=2))
+        echo_json(report.as_dict(), sort_keys=True)
     else:
         for line in report.lines():
             click.echo(line)
@@ -105,7 +104,7 @@ def backup(dest: Path, force: bool, as_json: bool) -> None:
 
     result = backup_store(current_config(), dest, force=force)
     if as_json:
-        click.echo(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
+        echo_json(result.as_dict())
     else:
         data = result.as_dict()
         others = ", ".join(result.files[1:])
@@ -172,7 +171,7 @@ def audit(as_json: bool) -> None:
         events = list_events(session)
         rows = [event_json(e, leaf) for e, leaf in events]
         if as_json:
-            click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+            echo_json(rows)
             return
         for event, _leaf in events:
             digest = f"  SHA-256 {event.output_sha256}" if event.output_sha256 else ""

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING
 
 import click
 
-from evidence.cli.base import current_config, json_option, main, opened_store
+from evidence.cli.base import current_config, echo_json, json_option, main, opened_store
 from evidence.timeutil import format_local
 
 if TYPE_CHECKING:
@@ -46,7 +45,7 @@ def quarantine_list(kind: str | None, only_open: bool, as_json: bool) -> None:
         when = [format_local(q.item.quarantined_at, config.zone) for q in items]
         gone = [_dismissed_text(q.dismissal, config.zone) for q in items]
     if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        echo_json(rows)
         return
     for row, at, dismissed in zip(rows, when, gone, strict=True):
         where = f"{row['source']}:{row['locator']}" if row["locator"] else row["source"]
@@ -89,7 +88,7 @@ def quarantine_show(item_id: int, raw: bool, as_json: bool) -> None:
         sys.stdout.buffer.flush()
         return
     if as_json:
-        click.echo(json.dumps(row, ensure_ascii=False, indent=2))
+        echo_json(row)
         return
     where = f"{row['source']} ({row['locator']})" if row["locator"] else row["source"]
     click.echo(f"quarantine #{row['id']} ({row['kind']}), {at}")

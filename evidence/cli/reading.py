@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import click
 
-from evidence.cli.base import DATE, current_config, in_order, json_option, main, opened_store
+from evidence.cli.base import (
+    DATE,
+    current_config,
+    echo_json,
+    in_order,
+    json_option,
+    main,
+    opened_store,
+)
 from evidence.mailfacts import MailRules
 from evidence.timeutil import DATE_FORMS, format_local
 
@@ -41,7 +48,7 @@ def timeline(ref: str, date_from: dt.date | None, date_to: dt.date | None, as_js
             session, ref, config.zone, date_from, date_to, hours=hours, rules=MailRules.of(config)
         )
         if as_json:
-            click.echo(json.dumps(timeline_json(built), ensure_ascii=False, indent=2))
+            echo_json(timeline_json(built))
             return
         for line in timeline_lines(built, config.zone):
             click.echo(line)
@@ -83,7 +90,7 @@ def agents(date_from: dt.date, date_to: dt.date | None, as_json: bool) -> None:
         changes = agent_availability(session, start, end)
         rows = [availability_json(change) for change in changes]
     if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        echo_json(rows)
         return
     for change in changes:
         what = (
@@ -171,7 +178,7 @@ def report_service(
             rules=MailRules.of(config),
         )
     if as_json:
-        click.echo(json.dumps(built.json(), ensure_ascii=False, indent=2))
+        echo_json(built.json())
         return
     for line in report_text(built):
         click.echo(line)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 
 import click
 
-from evidence.cli.base import json_option, main, opened_store
+from evidence.cli.base import echo_json, json_option, main, opened_store
 from evidence.errors import InvalidInput
 
 
@@ -86,6 +85,6 @@ def receive_smtp_cmd(
     with opened_store() as store:
         report = receive_smtp(store, settings, ready=ready, receiver=on_signals)
     if as_json:
-        click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        echo_json(report.as_dict())
     else:
         click.echo(f"stopped: {report.summary()}")

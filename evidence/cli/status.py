@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from evidence.cli.base import current_config, json_option, main, opened_store
+from evidence.cli.base import current_config, echo_json, json_option, main, opened_store
 from evidence.timeutil import format_local
 
 if TYPE_CHECKING:
@@ -48,7 +47,7 @@ def sync(as_json: bool) -> None:
         for message in result.report.messages if result.report else []:
             click.echo(f"  {message}", err=True)
     if as_json:
-        click.echo(json.dumps(outcome.as_dict(), ensure_ascii=False, indent=2))
+        echo_json(outcome.as_dict())
     if outcome.exit_code:
         sys.exit(outcome.exit_code)
 
@@ -80,7 +79,7 @@ def status(as_json: bool) -> None:
         data = store_status(store)
     chain = data["chain"]
     if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        echo_json(data)
     else:
         _say_status(data, current_config().zone)
     if not chain["ok"]:

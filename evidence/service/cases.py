@@ -18,15 +18,19 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class CaseRecord(Result):
-    """What a case is: who asks, about whom, for which days and by when."""
-
+class _CaseHead(Result):
     reference: str
     customer: str
     authority: str
     authority_name: str
     received: dt.date | None
     deadline: dt.date | None
+
+
+@dataclass(frozen=True)
+class CaseRecord(_CaseHead):
+    """What a case is: who asks, about whom, for which days and by when."""
+
     period_from: dt.date | None
     period_to: dt.date | None
 
@@ -49,15 +53,9 @@ def _record_fields(case: Case) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class CaseRow(Result):
+class CaseRow(_CaseHead):
     """One line of `case list`: the case, the days left to its deadline and what it holds."""
 
-    reference: str
-    customer: str
-    authority: str
-    authority_name: str
-    received: dt.date | None
-    deadline: dt.date | None
     days_left: int | None  # negative: overdue by that many days; None: no deadline
     overdue: bool
     period_from: dt.date | None
