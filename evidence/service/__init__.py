@@ -3,5 +3,5 @@
 Each operation takes the store's ``Config`` and typed arguments, opens the store and its own
 transaction, applies every rule (erasure, holds, deadlines, the audit log with the actor), and
 returns a frozen dataclass whose ``as_dict()`` is what ``--json`` prints. One module per domain:
-``cases``, ``customers``, ``holds``, ``exports``. Nothing here imports click.
+``cases``, ``customers``, ``holds``, ``incidents``, ``exports``. Nothing here imports click.
 """
