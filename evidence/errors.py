@@ -37,6 +37,16 @@ class IntegrityFailure(EvidenceError):
     exit_code = 5
 
 
+class InputQuarantined(EvidenceError):
+    """The run is done and its report printed, but some input was quarantined
+    (`evidence quarantine list`): nothing more to say, exit 3."""
+
+    exit_code = 3
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+
 class SyncAlreadyRunning(EvidenceError):
     """Another ``evidence sync`` holds the lock; this run did nothing."""
 

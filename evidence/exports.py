@@ -170,24 +170,3 @@ def list_exports(store: Store) -> list[ExportRecord]:
     """Every recorded export, oldest first."""
     with store.session() as session:
         return list(session.scalars(select(ExportRecord).order_by(ExportRecord.id)))
-
-
-def export_json(record: ExportRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "exported_at": iso_utc(record.exported_at),
-        "exported_by": record.exported_by,
-        "customer": record.customer_ref,
-        "case": record.case_ref,
-        "format": record.format,
-        "output": record.output,
-        "size": record.size,
-        "sha256": record.sha256,
-        "arguments": json.loads(record.arguments),
-        "program_version": record.program_version,
-        "chain_seq": record.chain_seq,
-        "chain_head": record.chain_head,
-        "checkpoint_id": record.checkpoint_id,
-        "checkpoint_tree_size": record.checkpoint_tree_size,
-        "checkpoint_root": record.checkpoint_root,
-    }

@@ -171,10 +171,10 @@ def test_import_mail_summary_and_json(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_live_counts_line_has_progress_counts_and_rate(capsys: pytest.CaptureFixture[str]) -> None:
-    from evidence.cli import _LiveCounts
+    from evidence.cli.base import LiveCounts
     from evidence.ingest import ImportReport
 
-    live = _LiveCounts("importing mail", total=1000)
+    live = LiveCounts("importing mail", total=1000)
     live(250, ImportReport(imported=200, duplicates=40, quarantined=10))
     live.close()
     line = capsys.readouterr().err

@@ -1,0 +1,7 @@
+"""The operations of evidence, typed, for every face of it (the CLI today, the web desk next).
+
+Each operation takes the store's ``Config`` and typed arguments, opens the store and its own
+transaction, applies every rule (erasure, holds, deadlines, the audit log with the actor), and
+returns a frozen dataclass whose ``as_dict()`` is what ``--json`` prints. One module per domain:
+``cases``, ``customers``, ``holds``, ``incidents``, ``exports``. Nothing here imports click.
+"""

@@ -1,0 +1,248 @@
+"""Incidents: log one, start and end one, correct one, plan recurring ones, list, show."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from evidence import incidents
+from evidence.service.result import Result, opened
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from evidence.config import Config
+    from evidence.store.models import Incident
+
+
+@dataclass(frozen=True)
+class IncidentVersion(Result):
+    """One version of an incident as stored: what it says, who logged it and when it was
+    recorded (later than ``logged_at`` when entered afterwards)."""
+
+    number: int
+    id: int
+    change: str  # logged, ended, corrected
+    title: str
+    start: dt.datetime
+    end: dt.datetime | None
+    logged_by: str
+    logged_at: dt.datetime
+    recorded_at: dt.datetime
+    changed_by: str | None
+    corrects: int | None
+    correction_reason: str | None
+
+    @classmethod
+    def of(cls, incident: Incident) -> IncidentVersion:
+        return cls(
+            number=incident.number,
+            id=incident.id,
+            change=incident.change,
+            title=incident.title,
+            start=incident.start,
+            end=incident.end,
+            logged_by=incident.logged_by,
+            logged_at=incident.logged_at,
+            recorded_at=incident.recorded_at,
+            changed_by=incident.changed_by,
+            corrects=incident.corrects_id,
+            correction_reason=incident.correction_reason,
+        )
+
+
+def add_incident(
+    config: Config,
+    *,
+    title: str,
+    start: dt.datetime,
+    end: dt.datetime | None,
+    channels: Sequence[str],
+    note: str | None,
+    logged_by: str,
+    logged_at: dt.datetime | None = None,
+    attachments: Sequence[Path] = (),
+) -> IncidentVersion:
+    """Log an incident that happened (or goes on: ``end`` None), with supporting files."""
+    with opened(config) as store:
+        created = incidents.add_incident(
+            store,
+            title=title,
+            start=start,
+            end=end,
+            channels=list(channels),
+            note=note,
+            logged_by=logged_by,
+            logged_at=logged_at,
+            attachments=attachments,
+        )
+        return IncidentVersion.of(created)
+
+
+def start_incident(
+    config: Config,
+    *,
+    title: str,
+    channels: Sequence[str],
+    note: str | None,
+    logged_by: str,
+    attachments: Sequence[Path] = (),
+) -> IncidentVersion:
+    """Open an incident now."""
+    with opened(config) as store:
+        created = incidents.start_incident(
+            store,
+            title=title,
+            channels=list(channels),
+            note=note,
+            logged_by=logged_by,
+            attachments=attachments,
+        )
+        return IncidentVersion.of(created)
+
+
+def end_incident(
+    config: Config,
+    number: int,
+    *,
+    at: dt.datetime | None = None,
+    by: str | None = None,
+    attachments: Sequence[Path] = (),
+) -> IncidentVersion:
+    """End an incident that goes on (now, or ``at``): a new version."""
+    with opened(config) as store:
+        ended = incidents.end_incident(store, number, at=at, by=by, attachments=attachments)
+        return IncidentVersion.of(ended)
+
+
+def correct_incident(
+    config: Config,
+    number: int,
+    *,
+    reason: str,
+    by: str,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    title: str | None = None,
+    channels: Sequence[str] | None = None,
+    note: str | None = None,
+    attachments: Sequence[Path] = (),
+) -> IncidentVersion:
+    """Correct an incident: a new version naming the reason; the old one stays."""
+    with opened(config) as store:
+        corrected = incidents.correct_incident(
+            store,
+            number,
+            reason=reason,
+            by=by,
+            start=start,
+            end=end,
+            title=title,
+            channels=channels,
+            note=note,
+            attachments=attachments,
+        )
+        return IncidentVersion.of(corrected)
+
+
+@dataclass(frozen=True)
+class PlanMade(Result):
+    id: int
+    title: str
+    occurrences: int  # stored now, up to ``horizon_days`` ahead
+    horizon_days: int
+
+
+def plan_incident(
+    config: Config,
+    *,
+    title: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    rrule_text: str | None,
+    channels: Sequence[str],
+    note: str | None,
+    logged_by: str,
+) -> PlanMade:
+    """Plan an incident, once or recurring (RFC 5545), and store its coming occurrences."""
+    from evidence.plans import plan_incident as make_plan
+    from evidence.sync import horizon_days
+
+    days = horizon_days(config)
+    with opened(config) as store:
+        plan, created = make_plan(
+            store,
+            title=title,
+            start=start,
+            end=end,
+            rrule_text=rrule_text,
+            channels=list(channels),
+            note=note,
+            logged_by=logged_by,
+            horizon_days=days,
+        )
+    return PlanMade(id=plan.id, title=plan.title, occurrences=created, horizon_days=days)
+
+
+@dataclass(frozen=True)
+class Attached(Result):
+    filename: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class IncidentView(Result):
+    """An incident's current version, every version and its files; ``as_dict()`` is the
+    incident as the timeline's JSON gives it."""
+
+    current: IncidentVersion
+    channels: tuple[str, ...]
+    note: str | None
+    planned: str | None  # "plan #3 (FREQ=WEEKLY;BYDAY=FR)", or None when logged by hand
+    versions: tuple[IncidentVersion, ...]
+    attachments: tuple[Attached, ...]
+    item: dict[str, Any] = field(repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.item
+
+
+def _view(chain: incidents.IncidentChain) -> IncidentView:
+    from evidence.domain import ItemKind
+    from evidence.timeline import Item, item_json
+
+    i = chain.current
+    item = item_json(
+        Item(ItemKind.INCIDENT, i.start, f"incident:{chain.number}", i, versions=chain.versions)
+    )
+    return IncidentView(
+        current=IncidentVersion.of(i),
+        channels=tuple(item["channels"]),
+        note=i.note,
+        planned=f"plan #{i.plan.id} ({i.plan.rrule or 'once'})" if i.plan is not None else None,
+        versions=tuple(IncidentVersion.of(v) for v in chain.versions),
+        attachments=tuple(Attached(a.filename, a.size, a.sha256) for a in chain.attachments),
+        item=item,
+    )
+
+
+def list_incidents(config: Config, *, only_open: bool = False) -> tuple[IncidentView, ...]:
+    """Every incident (current versions), planned occurrences included; ``only_open``: those
+    going on now."""
+    from evidence.timeutil import utcnow
+
+    now = utcnow()
+    with opened(config) as store, store.session() as session:
+        chains = incidents.incident_chains(session)
+        if only_open:
+            chains = [c for c in chains if incidents.is_going_on(c.current, now)]
+        return tuple(_view(c) for c in chains)
+
+
+def show_incident(config: Config, number: int) -> IncidentView:
+    """An incident with every version and its attached files."""
+    with opened(config) as store, store.session() as session:
+        return _view(incidents.get_chain(session, number))

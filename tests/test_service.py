@@ -1,0 +1,99 @@
+"""The service layer (issue #20): the operations a second face (the web desk) calls, with no
+click in sight, give what the CLI prints: `as_dict()` is the command's `--json`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from evidence.config import load_config
+from evidence.errors import ErasureRefused
+from evidence.service import cases, customers, holds, incidents
+from evidence.store.db import Store, open_store
+from tests.conftest import Cli, Env, run_evidence
+from tests.samples import AINO, SAMPLE_TOML, load_sample
+
+CASE = "KKV/77/2026"
+
+
+@pytest.fixture
+def sample_store(env: Env) -> Iterator[Store]:
+    env.write_config(SAMPLE_TOML)
+    opened = open_store(load_config())
+    load_sample(opened)
+    yield opened
+    opened.close()
+
+
+def _json(cli: Cli, *args: str) -> object:
+    return json.loads(cli(*args, "--json").output)
+
+
+def test_operations_give_what_the_cli_prints(sample_store: Store, cli: Cli, env: Env) -> None:
+    config = load_config(env.vars)
+    opened = cases.open_case(
+        config,
+        CASE,
+        customer_ref=AINO,
+        authority="kkv",
+        received=dt.date(2026, 10, 1),
+        deadline=dt.date(2026, 10, 15),
+    )
+    assert (opened.customer, opened.deadline) == (AINO, dt.date(2026, 10, 15))
+    claim = cases.add_claim(config, CASE, "waited an hour", ["incident:1"])
+    assert claim.evidence == ("incident:1",)
+    placed = holds.add_hold(config, CASE, reason="court summons", by="tester")
+    assert (placed.customer, placed.case) == (AINO, CASE)
+
+    shown = cases.show_case(config, CASE).as_dict()
+    assert shown == _json(cli, "case", "show", CASE)
+    assert shown["claims"][0]["evidence"] == ["incident:1"]
+    rows = cases.list_cases(config, today=dt.date(2026, 10, 20))
+    assert [r.as_dict() for r in rows] == _json(cli, "case", "list", "--today", "2026-10-20")
+    assert (rows[0].days_left, rows[0].overdue) == (-5, True)
+    assert [h.as_dict() for h in holds.list_holds(config)] == _json(cli, "hold", "list")
+    listed = [c.as_dict() for c in customers.list_customers(config)]
+    assert listed == _json(cli, "customer", "list")
+    views = incidents.list_incidents(config)
+    assert [v.as_dict() for v in views] == _json(cli, "incident", "list")
+    assert incidents.show_incident(config, 1).as_dict() == _json(cli, "incident", "show", "1")
+
+    # The erasure rule is the operation's, not the command's: refused while held.
+    with pytest.raises(ErasureRefused):
+        customers.plan_erasure(config, AINO)
+    with pytest.raises(ErasureRefused):
+        customers.erase_customer(config, AINO, reason="request", by="tester")
+    released = holds.release_hold(config, CASE, reason="proceedings ended", by="tester")
+    assert [r.releases for r in released] == [placed.id]
+    assert cases.close_case(config, CASE, reason="settled", by="tester") == CASE
+    plan = customers.plan_erasure(config, AINO)
+    done = customers.erase_customer(config, AINO, reason="request", by="tester")
+    assert done.erasure is not None and done.emails == plan.emails > 0
+
+
+@pytest.mark.parametrize("env", ["sqlite"], indirect=True)
+def test_the_service_layer_does_not_import_click(env: Env) -> None:
+    code = (
+        "import sys, evidence.service.cases, evidence.service.customers, "
+        "evidence.service.exports, evidence.service.holds, evidence.service.incidents; "
+        "print('click' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("env", ["sqlite"], indirect=True)
+def test_quarantine_exit_code_comes_from_the_error_class(env: Env, tmp_path: Path) -> None:
+    """Exit 3 is carried by errors.InputQuarantined: the report is printed, no error line."""
+    notes = tmp_path / "muistiinpanot.txt"
+    notes.write_text("Soita Ainolle takaisin huomenna klo 9.\n", encoding="utf-8")
+    proc = run_evidence(env, "import", "mail", str(notes), check_code=3)
+    assert "quarantined 1" in proc.stdout
+    assert "(quarantine #1)" in proc.stderr
+    assert "evidence:" not in proc.stderr
