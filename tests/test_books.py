@@ -111,6 +111,20 @@ def test_a_changed_customer_or_case_is_found(
     assert "the row was changed" in failures[named]
 
 
+def test_no_dossier_is_made_from_an_altered_store(env: Env, tmp_path: Path) -> None:
+    """A forged row would be printed on the pages while the manifest proves the ledger's
+    version, and the dossier would verify INTACT: the export refuses, naming the row, and
+    writes nothing."""
+    _matti(env)
+    _attack(env, "customers", "UPDATE customers SET name = 'Joku Muu'")
+    out = tmp_path / "dossier.pdf"
+    refused = run_evidence(env, "export", "--case", CASE, "-o", str(out), check_code=5)
+    [line] = refused.stderr.splitlines()
+    assert "the store does not verify" in line and "customers/1" in line
+    assert "the row was changed" in line and "evidence verify" in line
+    assert not out.exists()
+
+
 def test_the_dossier_proves_which_records_selected_its_items(env: Env, tmp_path: Path) -> None:
     _matti(env, calls=True)
     run_evidence(

@@ -382,27 +382,45 @@ def _rewrite_first_ledger_entry(env: Env, store: Store) -> None:
 
 
 def test_export_refuses_when_an_earlier_dossiers_log_was_rewritten(
-    env: Env, company_store: Store, dossier: Path, tmp_path: Path
+    env: Env,
+    company_store: Store,
+    dossier: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from evidence.errors import IntegrityFailure
+    from evidence.render import dossier as dossier_module
 
     # Something new, so that the next dossier is proved against a later checkpoint, whose
     # log records the export of the earlier one.
     _log_another_incident(company_store)
     _rewrite_first_ledger_entry(env, company_store)
+    with pytest.raises(IntegrityFailure, match="the store does not verify"):
+        export(company_store, tmp_path / "again.pdf")
+    # Behind that first refusal, the proofs' own check refuses too.
+    monkeypatch.setattr(dossier_module, "refuse_an_altered_store", lambda store: None)
     with pytest.raises(IntegrityFailure, match="printed on an earlier dossier, no longer matches"):
         export(company_store, tmp_path / "again.pdf")
     assert not (tmp_path / "again.pdf").exists()
 
 
 def test_export_refuses_when_its_checkpoints_log_was_rewritten(
-    env: Env, company_store: Store, dossier: Path, tmp_path: Path
+    env: Env,
+    company_store: Store,
+    dossier: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The same evidence again: proved against the earlier dossier's checkpoint, which no
     longer matches the log."""
     from evidence.errors import IntegrityFailure
+    from evidence.render import dossier as dossier_module
 
     _rewrite_first_ledger_entry(env, company_store)
+    with pytest.raises(IntegrityFailure, match="the store does not verify"):
+        export(company_store, tmp_path / "again.pdf")
+    # Behind that first refusal, the proofs' own check refuses too.
+    monkeypatch.setattr(dossier_module, "refuse_an_altered_store", lambda store: None)
     with pytest.raises(IntegrityFailure, match="the ledger was altered after it was signed"):
         export(company_store, tmp_path / "again.pdf")
     assert not (tmp_path / "again.pdf").exists()

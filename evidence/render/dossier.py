@@ -37,7 +37,7 @@ from evidence.cases import current_claims, load_case
 from evidence.completeness import completeness
 from evidence.domain import ItemKind
 from evidence.erasure import refuse_if_erased
-from evidence.errors import EvidenceError, InvalidInput
+from evidence.errors import EvidenceError, IntegrityFailure, InvalidInput
 from evidence.exports import ProvedAgainst, check_output, file_digest, record_export
 from evidence.files import private_dir, replace_synced, write_atomic
 from evidence.hours import OpeningHours, opening_hours
@@ -189,6 +189,27 @@ class Context:
     outline_titles: dict[str, str]
 
 
+def refuse_an_altered_store(store: Store) -> None:
+    """A dossier shows the records as they are stored and proves them by the ledger: from a
+    store whose rows no longer match their ledger entries it would show what the proofs do
+    not hold, and still verify. So the store is checked first with the checks of ``evidence
+    status`` (all of ``verify`` but re-reading every blob's bytes: each original the dossier
+    embeds is checked against its SHA-256 when it is read), and an altered store is refused
+    (``IntegrityFailure``, exit 5), naming the first problem."""
+    from evidence.verify.store import verify_store
+
+    report = verify_store(store, read_blobs=False)
+    if report.intact:
+        return
+    first = report.failures[0]
+    raise IntegrityFailure(
+        f"the store does not verify ({len(report.failures)} problem(s); the first: "
+        f"{first.subject} {first.problem}): no dossier is made from an altered store. "
+        "Run `evidence verify` to see every problem, and restore the last good backup "
+        "(README, \"Backups and restore\")"
+    )
+
+
 def export_dossier(
     store: Store,
     *,
@@ -220,6 +241,7 @@ def export_dossier(
     ``generated_at``), kept instead of their parsed values.
     """
     check_output(output, fmt=fmt, force=force)
+    refuse_an_altered_store(store)
     arguments = {
         "customer": customer_ref,
         "case": case_ref,
