@@ -401,3 +401,23 @@ def test_a_truncated_dossier_is_called_incomplete_in_clean_words(
         [failure] = _fails(proc)
         assert failure.startswith("PDF: not a complete PDF: "), failure
         assert "0x" not in proc.stdout and "BytesIO" not in proc.stdout
+
+
+@pytest.mark.parametrize("env", ["sqlite"], indirect=True)
+def test_a_truncated_uncompressed_dossier_is_damage_not_a_bug(
+    env: Env, dossier: Path, tmp_path: Path
+) -> None:
+    """qpdf reconstructs a cut file written with --qdf (no object streams) far enough to
+    open it, and then fails reading the embedded files: a damaged dossier (exit 5) in clean
+    words, never "this is a bug" (exit 1)."""
+    qdf = tmp_path / "qdf.pdf"
+    subprocess.run(
+        ["qpdf", "--qdf", "--object-streams=disable", str(dossier), str(qdf)], check=True
+    )
+    data = qdf.read_bytes()
+    for part in range(1, 9):  # the first fifth: where qpdf reconstructs and then fails
+        cut = tmp_path / "cut.pdf"
+        cut.write_bytes(data[: len(data) * part // 41])
+        proc = _verify(env, cut, code=5)
+        assert "bug" not in proc.stderr and proc.stdout.splitlines()[-1].startswith("NOT INTACT")
+        assert "0x" not in proc.stdout and "BytesIO" not in proc.stdout

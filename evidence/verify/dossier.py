@@ -60,12 +60,17 @@ def verify_dossier(
         return report
     shown: list[str] | None = None
     with pdf:
-        problems = [str(p) for p in pdf.check_pdf_syntax()]
+        problems = [_clean(str(p)) for p in pdf.check_pdf_syntax()]
         if problems:
             report.fail("PDF", "structure damaged: " + "; ".join(problems[:3]))
         else:
             report.checks.append("PDF structure readable")
-        files = {name: spec.get_file().read_bytes() for name, spec in pdf.attachments.items()}
+        try:
+            files = {name: spec.get_file().read_bytes() for name, spec in pdf.attachments.items()}
+        except pikepdf.PdfError as exc:
+            damaged = f"{_reason(exc)} (a truncated or damaged file)"
+            report.fail("PDF", f"embedded files cannot be read: {damaged}")
+            return report
         try:
             shown = page_digests(pdf)
         except (
@@ -149,6 +154,11 @@ def _check_keys(
             "this id with the one the company publishes ties the dossier to the company "
             "(give it with --key-id to check)"
         )
+
+
+def _clean(message: str) -> str:
+    """A qpdf warning without the name it gave the file read from memory."""
+    return re.sub(r"(stream )?<_io\.BytesIO object at 0x[0-9a-f]+>:\s*", "", message).strip()
 
 
 def _reason(exc: Exception) -> str:
