@@ -421,3 +421,24 @@ def test_a_truncated_uncompressed_dossier_is_damage_not_a_bug(
         proc = _verify(env, cut, code=5)
         assert "bug" not in proc.stderr and proc.stdout.splitlines()[-1].startswith("NOT INTACT")
         assert "0x" not in proc.stdout and "BytesIO" not in proc.stdout
+
+
+@pytest.mark.parametrize("env", ["sqlite"], indirect=True)
+def test_a_dossier_is_checked_on_its_own_beside_a_damaged_store(
+    env: Env, company_store: Store, dossier: Path
+) -> None:
+    """`verify DOSSIER.pdf` needs no store: a damaged one in EVIDENCE_HOME (or a settings
+    file it cannot read) only keeps the check out of the audit log, and says so."""
+    company_store.engine.dispose()  # the last connection folds the WAL into the file
+    db = env.home / "evidence.db"
+    data = bytearray(db.read_bytes())
+    data[0] ^= 0xFF  # "SQLite format 3\0" no more
+    db.write_bytes(bytes(data))
+    proc = run_evidence(env, "verify", str(dossier), check_code=0)
+    assert proc.stdout.splitlines()[-1] == "INTACT: every check passed"
+    [note] = proc.stderr.splitlines()
+    assert note.startswith("note: this check of the dossier is not in the audit log: ")
+    assert "damaged" in note
+    (env.home / "evidence.toml").write_text("[reports]\nservice_level_treshold = 30\n")
+    proc = run_evidence(env, "verify", str(dossier), check_code=0)
+    assert "unknown key 'service_level_treshold'" in proc.stderr

@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from evidence.cli.base import current_config, echo_json, json_option, main, opened_store
-from evidence.errors import IntegrityFailure
-from evidence.store.db import open_store
+from evidence.errors import EvidenceError, IntegrityFailure
+from evidence.store.db import database_failure, open_store
 from evidence.timeutil import format_local
 
 
@@ -174,12 +174,19 @@ def _record_if_store(report: Any) -> None:
 
     try:
         store = open_store(current_config())
+        try:
+            record_verification(store, report)
+        finally:
+            store.close()
     except (StoreNotInitialised, StoreOutdated):
         return
-    try:
-        record_verification(store, report)
-    finally:
-        store.close()
+    except Exception as exc:  # the dossier's report stands on its own; only the log failed
+        why = database_failure(exc) if not isinstance(exc, EvidenceError) else exc
+        click.echo(
+            f"note: this check of the dossier is not in the audit log: the local store could "
+            f"not record it ({why or type(exc).__name__})",
+            err=True,
+        )
 
 
 @main.command()
