@@ -34,6 +34,16 @@ LOGGED, ENDED, CORRECTED = "logged", "ended", "corrected"
 END_SLACK = dt.timedelta(minutes=1)
 
 
+def refuse_a_future_end(end: dt.datetime) -> None:
+    """An incident ends when it is over (ending it, or correcting its end): a break still to
+    come is a plan."""
+    if end > utcnow() + END_SLACK:
+        raise InvalidInput(
+            "an incident cannot end in the future: end it when it is over, "
+            "or record a planned break with `evidence incident plan`"
+        )
+
+
 @dataclass
 class IncidentChain:
     """Every version of one incident, oldest first."""
@@ -212,13 +222,8 @@ def end_incident(
 ) -> Incident:
     """Close an open incident at ``at`` (default: now), as a new version."""
     files = read_attachments(attachments)
-    now = utcnow()
-    end = at or now
-    if end > now + END_SLACK:
-        raise InvalidInput(
-            "an incident cannot end in the future: end it when it is over, "
-            "or record a planned break with `evidence incident plan`"
-        )
+    end = at or utcnow()
+    refuse_a_future_end(end)
     with store.writing() as session:
         current = get_incident(session, number)
         if current.end is not None:
@@ -265,6 +270,7 @@ def correct_incident(
         if start is not None:
             version.start = start
         if end is not None:
+            refuse_a_future_end(end)
             version.end = end
         if title is not None:
             version.title = title.strip()

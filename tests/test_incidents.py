@@ -30,6 +30,7 @@ from evidence.store.blobs import read_blob
 from evidence.store.db import Store
 from evidence.store.models import Incident, IncidentAttachment, IncidentPlan, LedgerEntry
 from evidence.timeline import build_timeline, timeline_json
+from evidence.timeutil import utcnow
 from evidence.verify.store import verify_store
 from tests.conftest import Cli, Env, pdf_text, run_evidence
 from tests.contacts import (
@@ -136,6 +137,11 @@ def test_end_is_refused_twice_and_in_the_future(store: Store) -> None:
         end_incident(store, started.number)
     with pytest.raises(InvalidInput, match="nothing to correct"):
         correct_incident(store, 1, reason="r", by="b")
+    # Nor corrected to end later than now: it would be open again, with a promised end.
+    with pytest.raises(InvalidInput, match="cannot end in the future"):
+        correct_incident(
+            store, 1, reason="r", by="b", end=utcnow() + dt.timedelta(minutes=10)
+        )
     with store.session() as session:
         assert session.scalar(select(func.count()).select_from(Incident)) == 2
 
