@@ -119,6 +119,7 @@ def test_a_new_store_is_the_owners_alone(tmp_path: Path) -> None:
         "evidence.toml": 0o600,
         "checkpoint-key.pem": 0o600,
         "checkpoint-key.pub.pem": 0o644,  # the public half is meant to be handed out
+        "desk-secret.key": 0o600,  # signs the desk's sessions
     }
 
 
