@@ -140,6 +140,18 @@ def company_store(env: Env) -> Iterator[Store]:
     opened.close()
 
 
+@pytest.fixture
+def sample_store(env: Env) -> Iterator[Store]:
+    """The built-in sample's store (tests/samples.py: its settings, mail, calls, case)."""
+    from tests.samples import SAMPLE_TOML, load_sample
+
+    env.write_config(SAMPLE_TOML)
+    opened = open_store(load_config())
+    load_sample(opened)
+    yield opened
+    opened.close()
+
+
 class Cli:
     """Runs the real command in-process, as a user would type it."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pikepdf
@@ -13,24 +12,14 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DatabaseError
 
-from evidence.config import load_config
 from evidence.store.blobs import read_blob
-from evidence.store.db import Store, open_store
+from evidence.store.db import Store
 from evidence.store.ledger import chain_head
 from evidence.store.models import CaseDocument, Claim, ClaimEvidence, ExportRecord, LedgerEntry
 from tests.conftest import Cli, Env, pdf_text
-from tests.samples import AINO, SAMPLE_TOML, load_sample
+from tests.samples import AINO
 
 CASE = "KKV/1234/2026"
-
-
-@pytest.fixture
-def sample_store(env: Env) -> Iterator[Store]:
-    env.write_config(SAMPLE_TOML)
-    opened = open_store(load_config())
-    load_sample(opened)
-    yield opened
-    opened.close()
 
 
 def _open(cli: Cli, *extra: str) -> None:

@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,20 +14,11 @@ import pytest
 from evidence.config import load_config
 from evidence.errors import ErasureRefused
 from evidence.service import cases, customers, holds, incidents
-from evidence.store.db import Store, open_store
+from evidence.store.db import Store
 from tests.conftest import Cli, Env, run_evidence
-from tests.samples import AINO, SAMPLE_TOML, load_sample
+from tests.samples import AINO
 
 CASE = "KKV/77/2026"
-
-
-@pytest.fixture
-def sample_store(env: Env) -> Iterator[Store]:
-    env.write_config(SAMPLE_TOML)
-    opened = open_store(load_config())
-    load_sample(opened)
-    yield opened
-    opened.close()
 
 
 def _json(cli: Cli, *args: str) -> object:
