@@ -180,17 +180,24 @@ def running_token_server() -> Iterator[TokenServer]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = int(server.server_address[1])
+    with serving(Handler) as port:
+        state.port = port
+        yield state
+
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """A threaded HTTP server on a free port of 127.0.0.1 (yielded), stopped on the way out."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield state
+        yield int(server.server_address[1])
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
-
 
 def make_certificate(common_name: str) -> tuple[bytes, x509.Certificate]:
     """A self-signed certificate and its key, in one PEM (as --client-certificate reads)."""
