@@ -326,23 +326,15 @@ def database_failure(exc: BaseException, where: str = "") -> EvidenceError | Non
 
 
 def _is_driver_error(exc: BaseException) -> bool:
-    if isinstance(exc, sqlite3.Error):
-        return True
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - installed with the package
-        return False
-    return isinstance(exc, psycopg.Error)
+    import psycopg  # a dependency; imported when a failure is classified, not at start-up
+
+    return isinstance(exc, sqlite3.Error | psycopg.Error)
 
 
 def _is_operational(orig: BaseException) -> bool:
-    if isinstance(orig, sqlite3.OperationalError):
-        return True
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - installed with the package
-        return False
-    return isinstance(orig, psycopg.OperationalError)
+    import psycopg
+
+    return isinstance(orig, sqlite3.OperationalError | psycopg.OperationalError)
 
 
 def write_failure(exc: BaseException) -> StoreWriteFailed:
