@@ -53,9 +53,9 @@ def _body(rng: random.Random, lines: int) -> str:
 
 def build_store(home: Path, items: int, seed: int = 7) -> None:
     from evidence.config import load_config
-    from evidence.customers import add_customer
     from evidence.ingest.asterisk import import_calls
     from evidence.ingest.mail import import_mail
+    from evidence.records.customers import add_customer
     from evidence.store.db import open_store, upgrade
 
     env = {"EVIDENCE_HOME": str(home)}
@@ -129,12 +129,12 @@ def _peak() -> dict[str, float]:
 def phase_baseline(home: Path, out: Path) -> dict[str, object]:
     """All exhibits in one HTML document and one write_pdf: the naive exporter."""
     from evidence.config import load_config
-    from evidence.mailfacts import MailRules
     from evidence.render.dossier import _environment, render_pdf
     from evidence.render.i18n import Formatter, translations
     from evidence.render.views import ViewBuilder
     from evidence.store.db import open_store
-    from evidence.timeline import build_timeline
+    from evidence.timeline.history import build_timeline
+    from evidence.timeline.mailfacts import MailRules
 
     os.environ["EVIDENCE_HOME"] = str(home)
     config = load_config()

@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evidence.config import load_config
+from evidence.ingest.sync import run_sync
 from evidence.store.db import open_store, upgrade
-from evidence.sync import run_sync
 from evidence.verify.store import verify_store
 from tests.contacts import cdr_row, eml
 

@@ -15,13 +15,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from evidence.errors import EvidenceError
-from evidence.incidents import open_incidents
-from evidence.mailfacts import MailRules, describe_rules, unconfigured_note
+from evidence.ingest.sync import configured_sources, run_state
+from evidence.records.incidents import open_incidents
 from evidence.store.checkpoints import key_path, load_signing_key
 from evidence.store.db import Store
 from evidence.store.ledger import chain_head
 from evidence.store.models import QuarantineDismissal, QuarantineItem, SyncResult, SyncRun
-from evidence.sync import configured_sources, run_state
+from evidence.timeline.mailfacts import MailRules, describe_rules, unconfigured_note
 from evidence.timeutil import iso_utc, utcnow
 from evidence.verify.report import Report
 
@@ -117,7 +117,7 @@ def _sources(session: Session, store: Store) -> list[dict[str, Any]]:
 
 def _reconciliation(session: Session) -> list[dict[str, Any]]:
     """Each hosted folder: the server's count at the last run and what the store holds."""
-    from evidence.completeness import reconciliations
+    from evidence.timeline.completeness import reconciliations
 
     return [
         {

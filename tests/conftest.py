@@ -25,8 +25,8 @@ from sqlalchemy.engine import make_url
 
 from evidence.cli import main
 from evidence.config import load_config
-from evidence.mailfacts import MailRules, unconfigured_note
 from evidence.store.db import Store, open_store, upgrade
+from evidence.timeline.mailfacts import MailRules, unconfigured_note
 
 PG_ADMIN_URL = os.environ.get(
     "EVIDENCE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

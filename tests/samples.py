@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from evidence.cases import attach_document, open_case
-from evidence.customers import add_customer
-from evidence.incidents import add_incident
 from evidence.ingest.asterisk import import_calls
 from evidence.ingest.mail import import_mail
 from evidence.ingest.recordings import import_recordings
+from evidence.records.cases import attach_document, open_case
+from evidence.records.customers import add_customer
+from evidence.records.incidents import add_incident
 from evidence.store.db import Store
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample"

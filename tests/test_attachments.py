@@ -12,8 +12,8 @@ import pikepdf
 import pytest
 from PIL import Image
 
-from evidence.customers import add_customer
 from evidence.ingest.mail import import_mail
+from evidence.records.customers import add_customer
 from evidence.render.attachments import show
 from evidence.render.dossier import export_dossier
 from evidence.store.db import Store

@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from evidence.config import load_config
-from evidence.customers import add_customer
 from evidence.ingest.asterisk import import_calls
 from evidence.ingest.mail import import_mail
 from evidence.ingest.recordings import import_recordings
+from evidence.records.customers import add_customer
 from evidence.store.db import open_store
 from tests.conftest import COMPANY_TOML, Env, _pg_admin, pg_url, run_evidence
 from tests.contacts import cdr_row

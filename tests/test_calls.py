@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from evidence.calls import calls_for_numbers
 from evidence.errors import InvalidInput
 from evidence.ingest.asterisk import import_calls
 from evidence.store.blobs import read_blob
 from evidence.store.db import Store
 from evidence.store.models import QuarantineItem, SourceLine
+from evidence.timeline.calls import calls_for_numbers
 from evidence.timeutil import FLAG_AMBIGUOUS, FLAG_RESOLVED_BY_UNIQUEID
 
 BASE16 = (

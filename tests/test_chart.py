@@ -13,11 +13,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from evidence.config import load_config
-from evidence.customers import identity_of
-from evidence.mailfacts import MailRules
+from evidence.records.customers import identity_of
 from evidence.render.chart import WAIT_LANE, ChartLabels, timeline_chart
 from evidence.store.db import open_store
-from evidence.timeline import Item, Timeline, build_timeline
+from evidence.timeline.history import Item, Timeline, build_timeline
+from evidence.timeline.mailfacts import MailRules
 from tests.conftest import Env
 from tests.samples import AINO, SAMPLE_TOML, load_sample
 
@@ -132,8 +132,8 @@ def test_chart_of_nothing_is_still_a_chart() -> None:
 
 
 def test_marks_closer_than_print_can_show_are_drawn_once() -> None:
-    from evidence.calls import Call
     from evidence.store.models import Customer, Direction
+    from evidence.timeline.calls import Call
 
     start = dt.datetime(2026, 9, 28, 7, 0, tzinfo=dt.UTC)
 

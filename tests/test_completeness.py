@@ -8,13 +8,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from evidence.completeness import Gap, completeness, mail_source
 from evidence.ingest.asterisk import import_calls
 from evidence.ingest.mail import import_mail
-from evidence.mailfacts import MailRules
 from evidence.store.db import Store
 from evidence.store.models import ImportRun
-from evidence.timeline import period_bounds
+from evidence.timeline.completeness import Gap, completeness, mail_source
+from evidence.timeline.history import period_bounds
+from evidence.timeline.mailfacts import MailRules
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 RULES = MailRules(domains=("aurora-energia.example",))

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import text
 
 from evidence.config import load_config
-from evidence.customers import add_customer
 from evidence.ingest.asterisk import import_calls
 from evidence.ingest.mail import import_mail
+from evidence.records.customers import add_customer
 from evidence.store.db import open_store
 from tests.conftest import Cli, Env, run_evidence
 

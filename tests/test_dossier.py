@@ -14,15 +14,15 @@ import pikepdf
 import pytest
 from pikepdf import NameTree, pdfa
 
-from evidence.cases import add_claim, attach_document, open_case
-from evidence.customers import add_customer
-from evidence.incidents import add_incident
 from evidence.ingest.asterisk import import_calls
 from evidence.ingest.mail import import_mail
 from evidence.ingest.recordings import import_recordings
+from evidence.proofs.pages import PAGE_FILES
+from evidence.records.cases import add_claim, attach_document, open_case
+from evidence.records.customers import add_customer
+from evidence.records.incidents import add_incident
 from evidence.render.dossier import export_dossier
 from evidence.store.db import Store
-from evidence.verify.pages import PAGE_FILES
 from tests.conftest import Env, page_texts, pdf_text
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample"

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from evidence.customers import add_customer
 from evidence.ingest.asterisk import import_calls
 from evidence.ingest.mail import import_mail
 from evidence.ingest.recordings import import_recordings
+from evidence.records.customers import add_customer
 from evidence.store.db import Store, sqlite_path
 from evidence.store.guards import ERASURE_PATHS
 from evidence.store.models import (
@@ -297,7 +297,7 @@ def test_the_database_allows_only_the_erasure_path(env: Env, two_customers: Stor
             with store.engine.begin() as conn:
                 conn.execute(text(sql), params)
 
-    from evidence.erasure import erase_customer
+    from evidence.records.erasure import erase_customer
 
     erase_customer(store, ANNA, reason="request")
     with store.session() as session:
@@ -319,7 +319,7 @@ def test_the_database_allows_only_the_erasure_path(env: Env, two_customers: Stor
 def test_verify_finds_a_widened_erasure_path_and_a_forged_redaction(
     env: Env, two_customers: Store
 ) -> None:
-    from evidence.erasure import erase_customer
+    from evidence.records.erasure import erase_customer
 
     store = two_customers
     erase_customer(store, ANNA, reason="request")

@@ -29,10 +29,10 @@ from pathlib import Path
 import pikepdf
 import pytest
 
-from evidence.cases import close_case, open_case
-from evidence.customers import add_customer
-from evidence.erasure import erase_customer, erasures_of
 from evidence.errors import ContentErased, EvidenceError
+from evidence.records.cases import close_case, open_case
+from evidence.records.customers import add_customer
+from evidence.records.erasure import erase_customer, erasures_of
 from evidence.render.dossier import export_dossier
 from evidence.store import checkpoints
 from evidence.store.db import Store

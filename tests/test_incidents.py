@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 
 from evidence.config import load_config
 from evidence.errors import EvidenceError, InvalidInput
-from evidence.hours import opening_hours
-from evidence.incidents import (
+from evidence.ingest.asterisk import import_calls
+from evidence.ingest.mail import import_mail
+from evidence.records.incidents import (
     add_incident,
     correct_incident,
     current_incidents,
@@ -22,14 +23,13 @@ from evidence.incidents import (
     get_chain,
     start_incident,
 )
-from evidence.ingest.asterisk import import_calls
-from evidence.ingest.mail import import_mail
-from evidence.mailfacts import MailRules
-from evidence.plans import materialise_plans, plan_incident
+from evidence.records.plans import materialise_plans, plan_incident
 from evidence.store.blobs import read_blob
 from evidence.store.db import Store
 from evidence.store.models import Incident, IncidentAttachment, IncidentPlan, LedgerEntry
-from evidence.timeline import build_timeline, timeline_json
+from evidence.timeline.history import build_timeline, timeline_json
+from evidence.timeline.hours import opening_hours
+from evidence.timeline.mailfacts import MailRules
 from evidence.timeutil import utcnow
 from evidence.verify.store import verify_store
 from tests.conftest import Cli, Env, pdf_text, run_evidence

@@ -558,9 +558,9 @@ _DIRECTION_MAILS = {
 def _directions(store: Store, tmp_path: Path) -> dict[str, str]:
     from zoneinfo import ZoneInfo
 
-    from evidence.customers import add_customer
-    from evidence.mailfacts import MailRules
-    from evidence.timeline import build_timeline
+    from evidence.records.customers import add_customer
+    from evidence.timeline.history import build_timeline
+    from evidence.timeline.mailfacts import MailRules
 
     add_customer(store, "7", "Matti", ["matti@example.net"], [])
     for name, data in _DIRECTION_MAILS.items():

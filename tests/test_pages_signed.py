@@ -20,9 +20,9 @@ import pikepdf
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from evidence.proofs.pages import page_digests, seal_pages
 from evidence.store.checkpoints import key_id, public_pem
 from evidence.store.db import Store
-from evidence.verify.pages import page_digests, seal_pages
 from tests.conftest import Env, page_texts, pdf_text, run_evidence
 from tests.test_verify_dossier import export, fill_sample
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from evidence.calls import agent_availability, assemble_calls, calls_for_numbers
 from evidence.errors import InvalidInput
 from evidence.ingest.phonelog import BulkOptions, import_calls
 from evidence.ingest.recordings import gsm_duration, import_recordings, mp3_duration
@@ -30,6 +29,7 @@ from evidence.store.models import (
     QueueEvent,
     SourceLine,
 )
+from evidence.timeline.calls import agent_availability, assemble_calls, calls_for_numbers
 from evidence.timeutil import (
     FLAG_AMBIGUOUS,
     FLAG_RESOLVED_BY_DURATION,

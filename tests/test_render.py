@@ -13,13 +13,13 @@ from pathlib import Path
 import pikepdf
 import pytest
 
-from evidence.customers import add_customer
 from evidence.ingest.mail import import_mail
+from evidence.proofs.manifest import VERIFICATION_FILES
+from evidence.proofs.pages import PAGE_FILES
+from evidence.records.customers import add_customer
 from evidence.render.dossier import export_dossier
 from evidence.render.mailbody import sanitize_html
 from evidence.store.db import Store
-from evidence.verify.manifest import VERIFICATION_FILES
-from evidence.verify.pages import PAGE_FILES
 from tests.conftest import pdf_text
 
 

@@ -19,8 +19,8 @@ from click.testing import CliRunner
 
 from evidence.cli import main
 from evidence.config import load_config
-from evidence.customers import add_customer
 from evidence.ingest.mail import import_mail
+from evidence.records.customers import add_customer
 from evidence.render.dossier import export_dossier
 from evidence.store.db import Store
 from tests.conftest import Env, pdf_text

@@ -378,7 +378,7 @@ def test_authority_free_text_and_presets(env: Env, cli: Cli) -> None:
 
 
 def test_authority_names() -> None:
-    from evidence.authorities import AUTHORITIES, authority_name, authority_value
+    from evidence.records.authorities import AUTHORITIES, authority_name, authority_value
 
     assert authority_value(" Traficom ") == "traficom"
     assert authority_value("Etelä-Suomen AVI") == "Etelä-Suomen AVI"
@@ -392,7 +392,7 @@ def test_authority_names() -> None:
 
 
 def test_percentile_is_nearest_rank() -> None:
-    from evidence.reports import _p90
+    from evidence.timeline.reports import _p90
 
     assert _p90([]) is None
     assert _p90([5]) == 5

@@ -24,11 +24,11 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 from sqlalchemy import select
 
-from evidence.incidents import add_incident
+from evidence.records.incidents import add_incident
 from evidence.store.db import Store
 from evidence.store.models import Checkpoint
 from evidence.verify.dossier import verify_dossier
-from evidence.verify.pades import _load_certs
+from evidence.verify.signatures import _load_certs
 from tests.conftest import COMPANY_TOML, Cli, Env, run_evidence
 from tests.pki import LocalTsa, issue, local_tsa, make_ca, write_pkcs12
 from tests.test_verify_dossier import export, fill_sample

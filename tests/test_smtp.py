@@ -34,11 +34,11 @@ from evidence.ingest.smtp import (
     peer_address,
     receiver_settings,
 )
-from evidence.mailfacts import MailRules, placements
 from evidence.store.blobs import read_blob
 from evidence.store.db import open_store
 from evidence.store.guards import trigger_names
 from evidence.store.models import Email, ImportRun, LedgerEntry, ReceivedSource, SmtpDelivery
+from evidence.timeline.mailfacts import MailRules, placements
 from evidence.timeutil import utcnow
 from tests.conftest import Env, pdf_text, run_evidence
 

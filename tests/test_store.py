@@ -14,7 +14,7 @@ from sqlalchemy.exc import DatabaseError
 
 from evidence.config import load_config
 from evidence.errors import IntegrityFailure, StoreNotInitialised
-from evidence.incidents import add_incident
+from evidence.records.incidents import add_incident
 from evidence.store import ledger
 from evidence.store.blobs import put_blob, read_blob
 from evidence.store.db import Store, open_store, upgrade
@@ -329,8 +329,8 @@ def _found(store: Store) -> dict[str, str]:
 
 
 def test_the_verifier_passes_on_an_intact_store(store: Store, tmp_path) -> None:
-    from evidence.incidents import correct_incident
     from evidence.ingest.mail import import_mail
+    from evidence.records.incidents import correct_incident
     from evidence.verify.store import verify_store
     from tests.contacts import at_local, eml
 

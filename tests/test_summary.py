@@ -9,12 +9,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from evidence.cases import add_claim, current_claims, load_case, open_case
 from evidence.config import load_config
-from evidence.mailfacts import MailRules
+from evidence.records.cases import add_claim, current_claims, load_case, open_case
 from evidence.store.db import Store, open_store
 from evidence.store.models import Direction, Email
-from evidence.summary import (
+from evidence.timeline.history import Item, Timeline, build_timeline
+from evidence.timeline.mailfacts import MailRules
+from evidence.timeline.summary import (
     ClaimFindings,
     Fact,
     IncidentContacts,
@@ -25,7 +26,6 @@ from evidence.summary import (
     summarize,
     threads,
 )
-from evidence.timeline import Item, Timeline, build_timeline
 from tests.conftest import COMPANY_TOML, SCENARIO, Env, need_shared
 from tests.samples import AINO, MATTI, SAMPLE_TOML, load_sample, load_scenario
 

@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Engine
 
 from evidence.config import load_config
+from evidence.ingest.sync import sync_lock
 from evidence.store.db import open_store
 from evidence.store.models import (
     CdrRecord,
@@ -28,7 +29,6 @@ from evidence.store.models import (
     SyncResult,
     SyncRun,
 )
-from evidence.sync import sync_lock
 from evidence.verify.store import verify_store
 from tests.conftest import SCENARIO, Cli, Env, need_shared, run_evidence
 from tests.contacts import HELSINKI, cdr_row, eml

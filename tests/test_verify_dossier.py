@@ -19,11 +19,11 @@ from pathlib import Path
 import pikepdf
 import pytest
 
-from evidence.customers import add_customer
-from evidence.incidents import add_incident
 from evidence.ingest.asterisk import import_calls
 from evidence.ingest.mail import import_mail
 from evidence.ingest.recordings import import_recordings
+from evidence.records.customers import add_customer
+from evidence.records.incidents import add_incident
 from evidence.render.dossier import export_dossier
 from evidence.store import merkle
 from evidence.store.audit import list_events
@@ -459,7 +459,7 @@ def test_manifest_is_written_one_exhibit_at_a_time_as_json_dumps_would() -> None
     hundreds of MB of objects); the bytes are those of one ``json.dumps``."""
     import json
 
-    from evidence.verify.manifest import manifest_json
+    from evidence.proofs.manifest import manifest_json
 
     top = {"format": "f", "checkpoint": {"text": "a\nb"}, "consistency": [], "zz": "ä"}
     exhibits = [

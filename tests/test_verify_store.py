@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from evidence.customers import add_customer
-from evidence.incidents import add_incident
 from evidence.ingest.asterisk import import_calls
 from evidence.ingest.mail import import_mail
 from evidence.ingest.recordings import import_recordings
+from evidence.records.customers import add_customer
+from evidence.records.incidents import add_incident
 from evidence.store import ledger, merkle
 from evidence.store.checkpoints import signature_valid
 from evidence.store.db import Store

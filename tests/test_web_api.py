@@ -21,8 +21,8 @@ from flask.testing import FlaskClient
 from evidence import jobs
 from evidence.config import load_config
 from evidence.jobs import claim_next, run_job
+from evidence.records.users import add_user, create_token, disable_user
 from evidence.store.db import Store, open_store
-from evidence.users import add_user, create_token, disable_user
 from evidence.web.app import create_app
 from evidence.web.settings import ensure_secret_key
 from tests.conftest import Cli, Env

@@ -24,11 +24,11 @@ from typing import Any
 
 import pytest
 
-from evidence.cases import open_case
 from evidence.config import load_config
 from evidence.ingest.mail import import_mail
+from evidence.records.cases import open_case
+from evidence.records.users import add_user, create_token
 from evidence.store.db import open_store
-from evidence.users import add_user, create_token
 from evidence.web.settings import ensure_secret_key
 from tests.conftest import COMPANY_TOML, SCENARIO, Env, need_shared
 from tests.samples import MATTI, load_scenario

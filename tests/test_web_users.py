@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 from evidence.config import load_config
+from evidence.records.users import user_for_token
 from evidence.store.db import open_store
-from evidence.users import user_for_token
 from tests.conftest import Env
 
 

@@ -23,9 +23,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from evidence import __version__
 from evidence.config import Config, load_config
 from evidence.errors import EvidenceError, InputQuarantined, InvalidInput
-from evidence.incidents import parse_incident_id
 from evidence.ingest import ImportReport
 from evidence.known_warnings import silence_known_warnings
+from evidence.records.incidents import parse_incident_id
 from evidence.store.db import Store, database_failure, open_store, write_failure
 from evidence.timeutil import (
     UserTime,

@@ -50,7 +50,7 @@ def user_add(name: str, role: str, password_stdin: bool, language: str) -> None:
         evidence user add laura --role legal
         printf '%s\\n' "$PASSWORD" | evidence user add crm --role legal --password-stdin
     """
-    from evidence.users import add_user
+    from evidence.records.users import add_user
 
     password: str | None
     if password_stdin:
@@ -74,7 +74,7 @@ def user_list(as_json: bool) -> None:
     \b
         evidence user list --json
     """
-    from evidence.users import list_users
+    from evidence.records.users import list_users
 
     with opened_store() as store:
         users = list_users(store)
@@ -95,7 +95,7 @@ def user_disable(name: str) -> None:
     \b
         evidence user disable laura
     """
-    from evidence.users import disable_user
+    from evidence.records.users import disable_user
 
     with opened_store() as store:
         disable_user(store, name)
@@ -122,7 +122,7 @@ def token_create(name: str, expires: int | None, as_json: bool) -> None:
         evidence token create crm --expires 365
         curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/api/cases
     """
-    from evidence.users import create_token
+    from evidence.records.users import create_token
 
     with opened_store() as store:
         made = create_token(store, name, expires_days=expires)

@@ -131,7 +131,7 @@ def backup(dest: Path, force: bool, as_json: bool) -> None:
         evidence backup /mnt/backup/evidence-2026-12-06
         evidence backup /mnt/backup/evidence-latest --force --json
     """
-    from evidence.backup import backup_store
+    from evidence.store.backup import backup_store
 
     result = backup_store(current_config(), dest, force=force)
     if as_json:

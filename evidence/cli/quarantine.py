@@ -36,7 +36,7 @@ def quarantine_list(kind: str | None, only_open: bool, as_json: bool) -> None:
     \b
         evidence quarantine list --kind mail --json
     """
-    from evidence.quarantine import list_quarantine
+    from evidence.records.quarantine import list_quarantine
 
     config = current_config()
     with opened_store() as store, store.session() as session:
@@ -75,7 +75,7 @@ def quarantine_show(item_id: int, raw: bool, as_json: bool) -> None:
         evidence quarantine show 17
         evidence quarantine show 17 --raw > message-17.eml
     """
-    from evidence.quarantine import get_quarantined
+    from evidence.records.quarantine import get_quarantined
 
     config = current_config()
     with opened_store() as store, store.session() as session:
@@ -121,7 +121,7 @@ def quarantine_dismiss(item_id: int, reason: str, by: str | None) -> None:
     \b
         evidence quarantine dismiss 17 --reason "Master.csv imported as mail by mistake"
     """
-    from evidence.quarantine import dismiss
+    from evidence.records.quarantine import dismiss
 
     with opened_store() as store:
         found = dismiss(store, item_id, reason=reason, by=by)

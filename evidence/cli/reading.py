@@ -15,7 +15,7 @@ from evidence.cli.base import (
     main,
     opened_store,
 )
-from evidence.mailfacts import MailRules
+from evidence.timeline.mailfacts import MailRules
 from evidence.timeutil import DATE_FORMS, format_local
 
 
@@ -37,7 +37,7 @@ def timeline(ref: str, date_from: dt.date | None, date_to: dt.date | None, as_js
         evidence timeline 100234 --from 2026-09-28 --to 2026-09-30 --json
     """
     from evidence.render.text import timeline_lines
-    from evidence.timeline import customer_timeline, timeline_json
+    from evidence.timeline.history import customer_timeline, timeline_json
 
     in_order(date_from, date_to)
     config = current_config()
@@ -76,8 +76,8 @@ def agents(date_from: dt.date, date_to: dt.date | None, as_json: bool) -> None:
     \b
         evidence agents --from 2026-09-28 --json
     """
-    from evidence.calls import agent_availability
-    from evidence.timeline import availability_json, period_bounds
+    from evidence.timeline.calls import agent_availability
+    from evidence.timeline.history import availability_json, period_bounds
 
     in_order(date_from, date_to)
     config = current_config()
@@ -154,8 +154,8 @@ def report_service(
         evidence report service --from 2026-09-28 --to 2026-09-28
         evidence report service --from 2026-09-28 --json --by hour --threshold 30
     """
-    from evidence.hours import opening_hours
-    from evidence.reports import report_text, service_report, threshold_from_config
+    from evidence.timeline.hours import opening_hours
+    from evidence.timeline.reports import report_text, service_report, threshold_from_config
 
     in_order(date_from, date_to)
     in_order(baseline_from, baseline_to, "--baseline-from", "--baseline-to")

@@ -7,8 +7,8 @@ import click
 from evidence.cli.base import current_config, main
 from evidence.config import update_company_settings, write_initial_config
 from evidence.files import private_dir
-from evidence.mailfacts import MailRules, unconfigured_note
 from evidence.store.db import upgrade
+from evidence.timeline.mailfacts import MailRules, unconfigured_note
 
 
 @main.command()

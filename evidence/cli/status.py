@@ -34,7 +34,7 @@ def sync(as_json: bool) -> None:
     \b
         */15 * * * *  EVIDENCE_HOME=/srv/evidence evidence sync >> /srv/evidence/sync.log 2>&1
     """
-    from evidence.sync import run_sync
+    from evidence.ingest.sync import run_sync
     from evidence.timeutil import iso_utc, utcnow
 
     def log(line: str) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from evidence.quarantine import log_safe
+from evidence.records.quarantine import log_safe
 from evidence.store import ledger
 from evidence.store.blobs import put_blob, sha256_hex
 from evidence.store.models import ImportRun, QuarantineItem

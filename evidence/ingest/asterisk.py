@@ -3,7 +3,7 @@
 Every line is kept byte-exact (``SourceLine``) with its file and line number,
 and parsed into a ``CdrRecord`` or ``QueueEvent`` (the bulk work is done by
 ``evidence.ingest.phonelog``). Calls are derived from these when read (see
-``evidence.calls``), so the order in which the two files arrive does not matter.
+``evidence.timeline.calls``), so the order in which the two files arrive does not matter.
 """
 
 from __future__ import annotations

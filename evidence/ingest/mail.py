@@ -60,7 +60,6 @@ from evidence.ingest.mime import (
     top_charset,
 )
 from evidence.ingest.sniff import HEAD_BYTES, Sniffed, by_content, by_lines, is_log_line
-from evidence.mailfacts import Hop, MailRules, choose, unconfigured_note
 from evidence.store import bulk, ledger
 from evidence.store.blobs import put_blobs, sha256_hex
 from evidence.store.checkpoints import write_checkpoint
@@ -73,6 +72,7 @@ from evidence.store.models import (
     EmailReceived,
     ImportRun,
 )
+from evidence.timeline.mailfacts import Hop, MailRules, choose, unconfigured_note
 from evidence.timeutil import UTC, utcnow
 from evidence.workers import die_with_parent
 
@@ -838,7 +838,7 @@ def _insert_emails(
         raw_sha = parsed.raw_sha256
         blobs[raw_sha] = item.raw
         # Both as derived now, kept as a record of the import; readers derive them
-        # again under the configuration in force (evidence.mailfacts).
+        # again under the configuration in force (evidence.timeline.mailfacts).
         direction = Direction.OUTBOUND if rules.is_own(parsed.from_addr) else Direction.INBOUND
         placed = choose(
             parsed.received,

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
-from evidence.calls import AgentPause, Call
 from evidence.store.models import Direction, Email, Incident
-from evidence.timeline import Timeline, records
+from evidence.timeline.calls import AgentPause, Call
+from evidence.timeline.history import Timeline, records
 from evidence.timeutil import day_start
 
 

@@ -32,17 +32,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from evidence import __version__
-from evidence.authorities import authority_name
-from evidence.cases import current_claims, load_case
-from evidence.completeness import completeness
 from evidence.domain import ItemKind
-from evidence.erasure import refuse_if_erased
 from evidence.errors import EvidenceError, IntegrityFailure, InvalidInput
-from evidence.exports import ProvedAgainst, check_output, file_digest, record_export
 from evidence.files import private_dir, replace_synced, write_atomic
-from evidence.hours import OpeningHours, opening_hours
 from evidence.ingest.mail import mail_limits
-from evidence.mailfacts import MailRules
+from evidence.proofs.manifest import MANIFEST_NAME, prepare_dossier_proofs, selection_records
+from evidence.proofs.pages import page_digests, seal_pages
+from evidence.proofs.signing import sign_pdf, signing_configured
+from evidence.records.authorities import authority_name
+from evidence.records.cases import current_claims, load_case
+from evidence.records.erasure import refuse_if_erased
+from evidence.records.exports import ProvedAgainst, check_output, file_digest, record_export
 from evidence.render import assemble, front
 from evidence.render.i18n import Formatter, check_language, translations
 from evidence.render.package import package_zip
@@ -60,18 +60,18 @@ from evidence.render.pool import (
 )
 from evidence.render.software import dossier_software
 from evidence.render.views import Embedded, Exhibit, Insert, ViewBuilder
-from evidence.reports import customer_reachability, threshold_from_config
 from evidence.resources import templates_dir
 from evidence.store.blobs import read_blob
 from evidence.store.checkpoints import ensure_signing_key, write_checkpoint
 from evidence.store.db import Store
 from evidence.store.models import Case, CaseDocument, IdentifierKind, ReceivedSource
-from evidence.summary import summarize
-from evidence.timeline import Timeline, build_timeline
+from evidence.timeline.completeness import completeness
+from evidence.timeline.history import Timeline, build_timeline
+from evidence.timeline.hours import OpeningHours, opening_hours
+from evidence.timeline.mailfacts import MailRules
+from evidence.timeline.reports import customer_reachability, threshold_from_config
+from evidence.timeline.summary import summarize
 from evidence.timeutil import iso_utc, utcnow
-from evidence.verify.manifest import MANIFEST_NAME, prepare_dossier_proofs, selection_records
-from evidence.verify.pades import sign_pdf, signing_configured
-from evidence.verify.pages import page_digests, seal_pages
 
 CHUNK_ITEMS = 40
 # Index rows have a fixed height: this many fit on its first page and on the others.
@@ -231,7 +231,7 @@ def export_dossier(
     """Write the dossier of a customer (or of a case's customer) to ``output`` and record it.
 
     Before anything is rendered it refuses an ``output`` that exists (unless ``force``) or
-    that cannot be written (:func:`evidence.exports.check_output`), and, under the writer
+    that cannot be written (:func:`evidence.records.exports.check_output`), and, under the writer
     lock, a customer whose content was erased (``ContentErased``). ``fmt="zip"`` writes the
     BagIt ZIP of :mod:`evidence.render.package`; its PDF is made in a scratch folder under
     EVIDENCE_HOME/cache that goes whatever happens. The export is recorded (audit event
@@ -550,7 +550,7 @@ def _render_dossier(
         del results, chunk_pdfs, front_groups
         _give_back_memory()
         # The pages as written are signed with the store's key (pages.json, pages.sig),
-        # before any PAdES signature: see evidence/verify/pages.py.
+        # before any PAdES signature: see evidence/proofs/pages.py.
         page_seal = _page_seal(
             ensure_signing_key(config)[0].private,
             manifest_sha256=next(f.sha256 for f in proofs.files if f.name == MANIFEST_NAME),

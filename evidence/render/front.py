@@ -1,8 +1,8 @@
 """The front matter after the cover: claims, summary (with the chart), reachability (with
 the evidence of absence) and completeness.
 
-The figures come from ``evidence.summary`` and ``evidence.completeness`` as numbers
-and item ids; this module turns them into sentences in the dossier's language, with
+The figures come from ``evidence.timeline.summary`` and ``evidence.timeline.completeness``
+as numbers and item ids; this module turns them into sentences in the dossier's language, with
 the item ids turned into exhibit numbers that link to the exhibits.
 """
 
@@ -15,11 +15,8 @@ from typing import Any
 
 from babel.numbers import format_decimal
 
-from evidence.calls import ANSWERED, Call
-from evidence.completeness import Completeness, Reconciliation
-from evidence.customers import Identity, Period
 from evidence.domain import outcome_label, service_state_label
-from evidence.mailfacts import MailRules, describe_rules
+from evidence.records.customers import Identity, Period
 from evidence.render.chart import (
     ChartLabels,
     HourBar,
@@ -29,10 +26,13 @@ from evidence.render.chart import (
 )
 from evidence.render.i18n import Formatter
 from evidence.render.views import exhibit_number
-from evidence.reports import CustomerAttempt, CustomerReachability, Figures
 from evidence.store.models import Claim, IdentifierKind
-from evidence.summary import Fact, Summary
-from evidence.timeline import Item, Timeline
+from evidence.timeline.calls import ANSWERED, Call
+from evidence.timeline.completeness import Completeness, Reconciliation
+from evidence.timeline.history import Item, Timeline
+from evidence.timeline.mailfacts import MailRules, describe_rules
+from evidence.timeline.reports import CustomerAttempt, CustomerReachability, Figures
+from evidence.timeline.summary import Fact, Summary
 
 MAX_LINKS = 12
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
-from evidence.calls import AgentPause, Call
 from evidence.domain import outcome_label
 from evidence.store.models import Direction, Email, Incident
-from evidence.timeline import Timeline
+from evidence.timeline.calls import AgentPause, Call
+from evidence.timeline.history import Timeline
 from evidence.timeutil import format_duration, format_local
 
 

@@ -14,11 +14,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from evidence.calls import AgentPause, Call
 from evidence.domain import outcome_label, service_state_label
 from evidence.errors import IntegrityFailure
 from evidence.ingest.mime import MailLimits
-from evidence.mailfacts import Placement
 from evidence.render.attachments import show
 from evidence.render.i18n import Formatter
 from evidence.render.mailbody import Body, extract_body
@@ -30,7 +28,9 @@ from evidence.store.models import (
     ReceivedSource,
     SmtpDelivery,
 )
-from evidence.timeline import Item, Timeline
+from evidence.timeline.calls import AgentPause, Call
+from evidence.timeline.history import Item, Timeline
+from evidence.timeline.mailfacts import Placement
 
 Translate = Callable[[str], str]
 

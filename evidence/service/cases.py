@@ -6,8 +6,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from evidence import cases
-from evidence.authorities import authority_name
+from evidence.records import cases
+from evidence.records.authorities import authority_name
 from evidence.service.result import Result, opened
 
 if TYPE_CHECKING:

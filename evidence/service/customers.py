@@ -6,11 +6,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from evidence import customers
-from evidence import erasure as erasing
-from evidence.mailfacts import MailRules
+from evidence.records import customers
+from evidence.records import erasure as erasing
 from evidence.service.result import Result, opened
 from evidence.store.models import IdentifierKind
+from evidence.timeline.mailfacts import MailRules
 
 if TYPE_CHECKING:
     from evidence.config import Config

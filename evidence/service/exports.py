@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evidence import exports
+from evidence.records import exports
 from evidence.service.result import Result, opened
 
 if TYPE_CHECKING:

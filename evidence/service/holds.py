@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from evidence import holds
+from evidence.records import holds
 from evidence.service.result import Result, opened
 
 if TYPE_CHECKING:

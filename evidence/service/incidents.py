@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from evidence import incidents
+from evidence.records import incidents
 from evidence.service.result import Result, opened
 
 if TYPE_CHECKING:
@@ -167,8 +167,8 @@ def plan_incident(
     logged_by: str,
 ) -> PlanMade:
     """Plan an incident, once or recurring (RFC 5545), and store its coming occurrences."""
-    from evidence.plans import plan_incident as make_plan
-    from evidence.sync import horizon_days
+    from evidence.ingest.sync import horizon_days
+    from evidence.records.plans import plan_incident as make_plan
 
     days = horizon_days(config)
     with opened(config) as store:
@@ -212,7 +212,7 @@ class IncidentView(Result):
 
 def _view(chain: incidents.IncidentChain) -> IncidentView:
     from evidence.domain import ItemKind
-    from evidence.timeline import Item, item_json
+    from evidence.timeline.history import Item, item_json
 
     i = chain.current
     item = item_json(

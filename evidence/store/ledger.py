@@ -96,7 +96,7 @@ def row_fields(
     hash to it, and otherwise replaced by what they do hash to, so a changed
     byte shows as a changed digest. ``legacy`` encodes such a row as entries
     written before that rule did (the bytes in base64). ``erased``: the row's entry
-    was redacted by an erasure (``evidence.erasure``), which empties the bytes but
+    was redacted by an erasure (``evidence.records.erasure``), which empties the bytes but
     keeps their digest, so empty bytes stand for the digest as recorded.
     """
     table, keys = _column_keys(model)

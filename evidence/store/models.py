@@ -57,7 +57,7 @@ class Direction(enum.StrEnum):
 
 
 class ReceivedSource(enum.StrEnum):
-    """Where the time an email is placed at came from (see ``evidence.mailfacts``)."""
+    """Where the time an email is placed at came from (see ``evidence.timeline.mailfacts``)."""
 
     RECEIVED_HEADER = "received-header"  # a Received: line: the last hop into the mailbox
     OWN_DATE = "own-date"  # our own outgoing mail (company domain): its Date is our clock
@@ -129,7 +129,7 @@ class CustomerChange(Base):
     Never updated: a later change is a new row. The identifiers given when the
     customer was added are theirs since ever unless a change removes them; an
     email or call belongs to the customer when one of its addresses or numbers was
-    the customer's at its time (``evidence.customers.Identity``).
+    the customer's at its time (``evidence.records.customers.Identity``).
     """
 
     __tablename__ = "customer_changes"
@@ -293,7 +293,7 @@ class Email(Base):
     date_header_raw: Mapped[str | None] = mapped_column(Text)
     # As derived at import (kept, chained, never updated). The time and direction a
     # reader sees are derived again when the store is read, from the kept headers
-    # and the configuration in force: ``evidence.mailfacts``. Do not read these two
+    # and the configuration in force: ``evidence.timeline.mailfacts``. Do not read these two
     # for that; ``received_at`` still bounds queries (see ``mailfacts.emails_between``).
     received_at: Mapped[datetime_utc] = mapped_column(index=True)
     received_source: Mapped[ReceivedSource] = mapped_column(
@@ -319,7 +319,7 @@ class EmailReceived(Base):
     Position 0 is the topmost line, added by the last hop (the one into the mailbox).
     ``received_at`` is None when the line's date does not parse. The receive time an
     email is placed at is chosen from these when the store is read, under the
-    configuration in force (``evidence.mailfacts``), not frozen at import.
+    configuration in force (``evidence.timeline.mailfacts``), not frozen at import.
     """
 
     __tablename__ = "email_received"
@@ -365,7 +365,7 @@ class SmtpDelivery(Base):
     reply) adds nothing; the same message with another envelope (a second recipient's
     copy) adds a delivery, never a second email. ``rcpt_to`` is the RCPT TO addresses in
     the order given, one a line. The earliest delivery's ``received_at`` is the email's
-    receive time (``evidence.mailfacts``).
+    receive time (``evidence.timeline.mailfacts``).
     """
 
     __tablename__ = "smtp_deliveries"

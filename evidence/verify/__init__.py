@@ -1,4 +1,5 @@
-"""Verification: prove that the store and the dossiers made from it are untouched.
+"""Verification (checkers only): prove that the store and the dossiers made from it are
+untouched. The proofs a dossier carries are made by :mod:`evidence.proofs`.
 
 ``verify_store`` recomputes everything the store claims (blob hashes, the
 ledger's hash chain and Merkle tree, each record against its ledger entry, the

@@ -4,7 +4,7 @@ What holds when it passes: every embedded original has the SHA-256 the manifest
 gives; each is cited by a ledger entry (its leaf) whose inclusion proof leads to
 the root of the signed checkpoint printed on the cover (with its key id); the
 checkpoint's Ed25519 signature holds; every page shows what ``pages.json``, signed
-with the store's key, says it shows (evidence/verify/pages.py); and, when the PDF
+with the store's key, says it shows (evidence/proofs/pages.py); and, when the PDF
 is signed, its PAdES signature covers the whole file. Who holds the key is a separate
 question: compare the key id with the one the company publishes (``--key-id``, see
 VERIFYING.md).
@@ -23,9 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evidence.store import merkle
-from evidence.store.checkpoints import key_id, load_public_pem, parse_body, signature_valid
-from evidence.verify.manifest import (
+from evidence.proofs.manifest import (
     CHECKPOINT_KEY,
     CHECKPOINT_SIGNATURE,
     CHECKPOINT_TEXT,
@@ -34,9 +32,12 @@ from evidence.verify.manifest import (
     MANIFEST_NAME,
     VERIFICATION_FILES,
 )
-from evidence.verify.pades import check_signatures
-from evidence.verify.pages import PAGE_FILES, check_pages, page_digests
+from evidence.proofs.pages import PAGE_FILES, page_digests
+from evidence.store import merkle
+from evidence.store.checkpoints import key_id, load_public_pem, parse_body, signature_valid
+from evidence.verify.pages import check_pages
 from evidence.verify.report import Report
+from evidence.verify.signatures import check_signatures
 from evidence.verify.store import token_imprint
 
 

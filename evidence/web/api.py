@@ -14,10 +14,11 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Response, abort, jsonify, request, send_file
 
-from evidence import cases, jobs
+from evidence import jobs
 from evidence.errors import InvalidInput
+from evidence.records import cases
+from evidence.records.users import Forbidden
 from evidence.store.audit import log_event
-from evidence.users import Forbidden
 from evidence.web.app import actor, audit_later, current_user, desk, reader, store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -86,7 +87,7 @@ def healthz() -> Any:
 @blueprint.get("/customers/<ref>/timeline")
 @needs("viewer")
 def timeline(ref: str) -> Any:
-    from evidence.timeline import customer_timeline, timeline_json
+    from evidence.timeline.history import customer_timeline, timeline_json
 
     date_from = _date(request.args.get("from"), "from")
     date_to = _date(request.args.get("to"), "to")

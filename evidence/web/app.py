@@ -1,7 +1,7 @@
 """The desk's Flask application: sign-in, sessions, CSRF, security headers and errors.
 
 Routes live in :mod:`evidence.web.api` (JSON, bearer tokens) and :mod:`evidence.web.pages`
-(HTML for people). Both call the library (``evidence.cases``, ``evidence.jobs``, ...), as
+(HTML for people). Both call the library (``evidence.records.cases``, ``evidence.jobs``, ...), as
 the CLI does; nothing here holds a rule of the store.
 """
 
@@ -23,11 +23,11 @@ from werkzeug.exceptions import HTTPException
 from evidence.config import Config, DeskSettings, load_config
 from evidence.errors import Conflict, ContentErased, EvidenceError, NotFound
 from evidence.jobs import JobNotReady
+from evidence.records.users import Forbidden, SigninThrottled, UserInfo, get_user, user_by_name
 from evidence.resources import templates_dir
 from evidence.store import audit
 from evidence.store.db import Store, open_store, sqlite_path
 from evidence.timeutil import utcnow
-from evidence.users import Forbidden, SigninThrottled, UserInfo, get_user, user_by_name
 from evidence.web.settings import desk_settings, secret_key
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -235,7 +235,7 @@ def create_app(config: Config | None = None) -> Flask:
         if _is_api():
             header = request.headers.get("Authorization", "")
             if header.startswith("Bearer "):
-                from evidence.users import user_for_token
+                from evidence.records.users import user_for_token
 
                 g.user = user_for_token(reader(), header[len("Bearer ") :].strip())
             return

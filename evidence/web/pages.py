@@ -27,10 +27,10 @@ from flask import (
 from werkzeug.wrappers import Response
 
 from evidence.errors import EvidenceError, InvalidInput
+from evidence.records.users import Forbidden, SigninThrottled, sign_in
 from evidence.render.i18n import LANGUAGES, translations
 from evidence.store.audit import log_event
 from evidence.timeutil import format_local
-from evidence.users import Forbidden, SigninThrottled, sign_in
 from evidence.web.app import actor, audit_later, csrf_token, current_user, desk, reader, store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -128,7 +128,7 @@ def signout() -> Response:
 @blueprint.get("/")
 @signed_in()
 def case_list() -> Any:
-    from evidence.cases import case_summaries
+    from evidence.records.cases import case_summaries
 
     today = dt.datetime.now(desk().config.zone).date()
     rows = case_summaries(reader(), today)
@@ -138,7 +138,7 @@ def case_list() -> Any:
 @blueprint.post("/language")
 @signed_in()
 def language_set() -> Response:
-    from evidence.users import set_language
+    from evidence.records.users import set_language
 
     user = current_user()
     assert user is not None
@@ -172,7 +172,7 @@ def _moment(name: str, *, required: bool = False) -> dt.datetime | None:
 @blueprint.post("/cases")
 @signed_in("legal")
 def case_open() -> Response:
-    from evidence.cases import case_detail, open_case
+    from evidence.records.cases import case_detail, open_case
 
     reference = request.form.get("ref", "").strip()
     open_case(
@@ -201,7 +201,7 @@ def _timeline_rows(
     from sqlalchemy import select
 
     from evidence.store.models import LedgerEntry
-    from evidence.timeline import customer_timeline
+    from evidence.timeline.history import customer_timeline
 
     version = session.scalar(
         select(LedgerEntry.seq)
@@ -290,8 +290,8 @@ def _row(item: Any) -> dict[str, Any]:
 @blueprint.get("/cases/<int:case_id>")
 @signed_in()
 def case_page(case_id: int) -> Any:
-    from evidence.cases import case_by_id, case_detail
     from evidence.jobs import list_jobs
+    from evidence.records.cases import case_by_id, case_detail
     from evidence.store.audit import event_json, list_events
 
     reference = case_by_id(reader(), case_id)
@@ -312,7 +312,7 @@ def case_page(case_id: int) -> Any:
                 for s in subjects
             )
         ]
-    from evidence.holds import active_holds
+    from evidence.records.holds import active_holds
 
     with reader().session() as session:
         holds = active_holds(session, detail.summary.customer)
@@ -329,7 +329,7 @@ def case_page(case_id: int) -> Any:
 @blueprint.post("/cases/<int:case_id>/claims")
 @signed_in("legal")
 def case_claim(case_id: int) -> Response:
-    from evidence.cases import add_claim, case_by_id
+    from evidence.records.cases import add_claim, case_by_id
 
     reference = case_by_id(reader(), case_id)
     claim = add_claim(
@@ -348,7 +348,7 @@ def case_claim(case_id: int) -> Response:
 @blueprint.post("/cases/<int:case_id>/documents")
 @signed_in("legal")
 def case_document(case_id: int) -> Response:
-    from evidence.cases import attach_bytes, case_by_id
+    from evidence.records.cases import attach_bytes, case_by_id
 
     reference = case_by_id(reader(), case_id)
     upload = request.files.get("file")
@@ -376,8 +376,8 @@ def case_document(case_id: int) -> Response:
 @blueprint.post("/cases/<int:case_id>/exports")
 @signed_in("legal")
 def case_export(case_id: int) -> Response:
-    from evidence.cases import case_by_id
     from evidence.jobs import queue_export
+    from evidence.records.cases import case_by_id
 
     reference = case_by_id(reader(), case_id)
     job = queue_export(
@@ -403,7 +403,7 @@ def case_export(case_id: int) -> Response:
 @blueprint.post("/cases/<int:case_id>/close")
 @signed_in("legal")
 def case_close(case_id: int) -> Response:
-    from evidence.cases import case_by_id, close_case
+    from evidence.records.cases import case_by_id, close_case
 
     reference = case_by_id(reader(), case_id)
     close_case(store(), reference, reason=request.form.get("reason", ""), by=actor())
@@ -413,8 +413,8 @@ def case_close(case_id: int) -> Response:
 @blueprint.post("/cases/<int:case_id>/hold")
 @signed_in("legal")
 def case_hold(case_id: int) -> Response:
-    from evidence.cases import case_by_id
-    from evidence.holds import add_hold
+    from evidence.records.cases import case_by_id
+    from evidence.records.holds import add_hold
 
     reference = case_by_id(reader(), case_id)
     add_hold(store(), reference, reason=request.form.get("reason", ""), by=actor())
@@ -440,7 +440,7 @@ def export_file(job_id: int) -> Response:
 @blueprint.get("/customers")
 @signed_in()
 def customers() -> Any:
-    from evidence.customers import search_customers
+    from evidence.records.customers import search_customers
 
     query = request.args.get("q", "")
     found = search_customers(reader(), query) if query.strip() else []
@@ -477,7 +477,7 @@ def customer_page(ref: str) -> Any:
 @blueprint.get("/incidents")
 @signed_in()
 def incidents() -> Any:
-    from evidence.incidents import incident_chains
+    from evidence.records.incidents import incident_chains
 
     with reader().session() as session:
         chains = incident_chains(session)
@@ -499,8 +499,8 @@ def incidents() -> Any:
 @blueprint.post("/incidents")
 @signed_in("agent")
 def incident_action() -> Response:
-    from evidence import incidents as lib
-    from evidence.plans import plan_incident
+    from evidence.records import incidents as lib
+    from evidence.records.plans import plan_incident
 
     action = request.form.get("action", "")
     who = actor()

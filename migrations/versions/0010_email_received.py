@@ -10,7 +10,7 @@ so mail delivered by Google Workspace or Microsoft 365 (and any mail imported
 before the domains were configured) was placed at its import time. From this
 revision every ``Received:`` line is kept as a row of ``email_received`` (its
 ``by`` host and its time) and the time is chosen when the store is read
-(``evidence.mailfacts``).
+(``evidence.timeline.mailfacts``).
 
 For the emails already stored, the lines are read again from their kept raw
 bytes and each row is chained in the ledger as a record of its own. The emails

@@ -39,7 +39,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from evidence.domain import CallLogFormat
-from evidence.mailfacts import MailRules, placements
 from evidence.store.models import (
     CdrRecord,
     Email,
@@ -51,6 +50,7 @@ from evidence.store.models import (
     QueueEvent,
     SourceLine,
 )
+from evidence.timeline.mailfacts import MailRules, placements
 from evidence.timeutil import day_start
 
 MAIL = "mail"

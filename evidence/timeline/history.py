@@ -13,21 +13,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from evidence.calls import (
-    AgentPause,
-    Availability,
-    Call,
-    agent_availability,
-    agent_pauses,
-    availability_at,
-    calls_for_numbers,
-)
 from evidence.config import Config
-from evidence.customers import Identity, identity_of, load_customer
 from evidence.domain import ItemKind, ServiceState
-from evidence.hours import HoursVerdict, OpeningHours
-from evidence.incidents import chains_overlapping, is_going_on
-from evidence.mailfacts import MailRules, Placement, direction, placement
+from evidence.records.customers import Identity, identity_of, load_customer
+from evidence.records.incidents import chains_overlapping, is_going_on
 from evidence.store.models import (
     Customer,
     Direction,
@@ -37,6 +26,17 @@ from evidence.store.models import (
     IdentifierKind,
     Incident,
 )
+from evidence.timeline.calls import (
+    AgentPause,
+    Availability,
+    Call,
+    agent_availability,
+    agent_pauses,
+    availability_at,
+    calls_for_numbers,
+)
+from evidence.timeline.hours import HoursVerdict, OpeningHours
+from evidence.timeline.mailfacts import MailRules, Placement, direction, placement
 from evidence.timeutil import day_start, iso_utc, require_in_range, require_order
 
 KIND_ORDER = {
@@ -157,7 +157,7 @@ def customer_emails(
     the address was theirs; each with its attachments and Received: lines, and its
     addresses unless ``with_addresses`` is false (then they are read when asked for: a
     dossier never asks, and 10,000 emails' are 15 MB). Configuration decides only the
-    time and the direction (``evidence.mailfacts``), never whether an email is shown."""
+    time and the direction (``evidence.timeline.mailfacts``), never whether an email is shown."""
     addresses = identity.values(IdentifierKind.EMAIL)
     matched: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for start in range(0, len(addresses), 500):
@@ -214,7 +214,7 @@ def build_timeline(
     rules: MailRules,
     with_addresses: bool = True,
 ) -> Timeline:
-    """The customer's items; ``hours`` (``evidence.hours.opening_hours``) flags contacts
+    """The customer's items; ``hours`` (``evidence.timeline.hours.opening_hours``) flags contacts
     outside opening hours; ``rules`` (``MailRules.of(config)``) derive the emails' times and
     directions. ``with_addresses``: see :func:`customer_emails`."""
     require_in_range(date_from, date_to)
@@ -564,7 +564,7 @@ def customer_timeline(
 ) -> Timeline:
     """The customer's timeline as ``evidence timeline`` and the desk show it: in the
     store's zone, opening hours and mail rules from its settings."""
-    from evidence.hours import opening_hours
+    from evidence.timeline.hours import opening_hours
 
     return build_timeline(
         session,

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from evidence.calls import AgentPause, Call
 from evidence.domain import CallOutcome, ItemKind
 from evidence.store.models import Direction, Email, Incident
-from evidence.timeline import CONTACT_CHANNELS, Item, Timeline, records
+from evidence.timeline.calls import AgentPause, Call
+from evidence.timeline.history import CONTACT_CHANNELS, Item, Timeline, records
 
 # Outcomes with a figure of their own; any other outcome is counted in ``other``.
 MAIN_OUTCOMES = (CallOutcome.ANSWERED, CallOutcome.ABANDONED, CallOutcome.TIMEOUT)

@@ -25,10 +25,9 @@ from sqlalchemy import String, cast, select
 from sqlalchemy.orm import Session
 
 from evidence import __version__
-from evidence.calls import AgentPause, Call
 from evidence.config import Config
-from evidence.customers import Identity
 from evidence.errors import IntegrityFailure
+from evidence.records.customers import Identity
 from evidence.store import merkle
 from evidence.store.checkpoints import iter_leaf_hashes, write_checkpoint
 from evidence.store.models import (
@@ -40,6 +39,7 @@ from evidence.store.models import (
     LedgerEntry,
     QueueEvent,
 )
+from evidence.timeline.calls import AgentPause, Call
 from evidence.timeutil import format_local, iso_utc
 
 MANIFEST_NAME = "manifest.json"

@@ -14,10 +14,9 @@ import pikepdf
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from evidence.authorities import authority_value, keys_help
-from evidence.customers import check_reference, load_customer
 from evidence.errors import Conflict, InvalidInput, NotFound
-from evidence.mailfacts import MailRules
+from evidence.records.authorities import authority_value, keys_help
+from evidence.records.customers import check_reference, load_customer
 from evidence.store import ledger
 from evidence.store.blobs import put_blob
 from evidence.store.checkpoints import write_checkpoint
@@ -30,6 +29,7 @@ from evidence.store.models import (
     ClaimEvidence,
     Incident,
 )
+from evidence.timeline.mailfacts import MailRules
 from evidence.timeutil import require_in_range, require_order, utcnow
 
 REFERENCE_LENGTH: int = Case.__table__.c.reference.type.length  # type: ignore[attr-defined]
@@ -155,7 +155,7 @@ def attach_bytes(
 
 
 def close_case(store: Store, reference: str, *, reason: str, by: str | None = None) -> Case:
-    """Close a case: its customer's data is no longer held for it (see ``evidence.erasure``).
+    """Close a case: its customer's data is no longer held for it (``evidence.records.erasure``).
 
     The closing is a record of its own (cases are never updated), chained, and it is also
     in the audit log.
@@ -225,7 +225,7 @@ def add_claim(
 
     Each item must be in the case customer's timeline (incidents: any logged incident).
     """
-    from evidence.timeline import build_timeline
+    from evidence.timeline.history import build_timeline
 
     if not text.strip():
         raise InvalidInput("a claim needs its --text, e.g. --text 'queued at least half an hour'")
@@ -350,7 +350,7 @@ class CaseSummary:
         return "closed" if self.closed_at else "open"
 
     def authority_name(self, language: str = "en") -> str:
-        from evidence.authorities import authority_name
+        from evidence.records.authorities import authority_name
 
         return authority_name(self.authority, language)
 

@@ -67,7 +67,7 @@ from evidence.config import (
 )
 from evidence.errors import EvidenceError, SyncAlreadyRunning
 from evidence.ingest import ImportReport
-from evidence.plans import materialise_plans
+from evidence.records.plans import materialise_plans
 from evidence.store.db import Store, is_sqlite, safe_detail
 from evidence.store.models import SyncResult, SyncRun
 from evidence.timeutil import iso_utc, utcnow

@@ -33,11 +33,9 @@ from typing import Any
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
-from evidence.calls import Call
-from evidence.customers import Identity, identity_of, load_customer
 from evidence.errors import ContentErased, ErasureRefused, InvalidInput
-from evidence.holds import active_holds
-from evidence.mailfacts import MailRules
+from evidence.records.customers import Identity, identity_of, load_customer
+from evidence.records.holds import active_holds
 from evidence.store import ledger, merkle
 from evidence.store.checkpoints import actor as current_actor
 from evidence.store.checkpoints import write_checkpoint
@@ -70,7 +68,9 @@ from evidence.store.models import (
     SmtpDelivery,
     SourceLine,
 )
-from evidence.timeline import customer_calls, customer_emails
+from evidence.timeline.calls import Call
+from evidence.timeline.history import customer_calls, customer_emails
+from evidence.timeline.mailfacts import MailRules
 from evidence.timeutil import utcnow
 
 LEGAL_BASIS = "GDPR Art. 17(3)(e)"

@@ -35,7 +35,7 @@ The rules, in one place:
   and no callback.
 - **Email**: an inbound email is answered by the first outbound email after it
   in its thread with the same correspondent (References/In-Reply-To, then
-  subject: ``evidence.summary``);
+  subject: ``evidence.timeline.summary``);
   ``first_reply_median`` and ``first_reply_max`` in seconds from our receive
   time; ``unanswered``: inbound emails without such a reply (within
   ``REPLY_HORIZON`` after the period).
@@ -56,13 +56,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from evidence.calls import ANSWERED, Availability, Call, agent_availability, calls_between
 from evidence.config import DEFAULT_THRESHOLD, Config
 from evidence.domain import CallOutcome, ItemKind, ServiceState
 from evidence.errors import InvalidInput
-from evidence.hours import OpeningHours
-from evidence.incidents import chains_overlapping, is_going_on
-from evidence.mailfacts import MailRules, emails_between, placements
+from evidence.records.incidents import chains_overlapping, is_going_on
 from evidence.store.models import (
     CustomerChangeIdentifier,
     CustomerIdentifier,
@@ -71,8 +68,11 @@ from evidence.store.models import (
     EmailAddress,
     Incident,
 )
-from evidence.summary import email_figures
-from evidence.timeline import Item, period_bounds
+from evidence.timeline.calls import ANSWERED, Availability, Call, agent_availability, calls_between
+from evidence.timeline.history import Item, period_bounds
+from evidence.timeline.hours import OpeningHours
+from evidence.timeline.mailfacts import MailRules, emails_between, placements
+from evidence.timeline.summary import email_figures
 from evidence.timeutil import day_start, iso_utc, require_in_range, require_order
 
 DEFAULT_BASELINE_DAYS = 28
@@ -393,7 +393,7 @@ def _emails(
 
     Threads are found per correspondent (the inbound sender; an outbound email's To and
     Cc), so two customers who both write "Lasku" are never one thread by subject.
-    Times and directions are derived as for a timeline (``evidence.mailfacts``); without
+    Times and directions are derived as for a timeline (``evidence.timeline.mailfacts``); without
     company mail domains an email from a customer's address is inbound, one to a
     customer's address outbound, and any other one inbound (it is in our mailbox)."""
     ids = emails_between(session, start, end + REPLY_HORIZON, rules)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from evidence.config import DEFAULT_HORIZON_DAYS
 from evidence.errors import InvalidInput
-from evidence.incidents import LOGGED, check_channels, check_fields, store_version
+from evidence.records.incidents import LOGGED, check_channels, check_fields, store_version
 from evidence.store import ledger
 from evidence.store.db import Store
 from evidence.store.models import Incident, IncidentPlan
