@@ -634,8 +634,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
+        source = "EVIDENCE_TIMEZONE" if env.get("EVIDENCE_TIMEZONE") else f"timezone in {path}"
         raise EvidenceError(
-            f"unknown time zone {timezone!r}: use an IANA name such as Europe/Helsinki"
+            f"unknown time zone {timezone!r} ({source}): use an IANA name such as Europe/Helsinki"
         ) from exc
     hours = data.get("opening_hours")
     signing = data.get("signing")

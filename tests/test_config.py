@@ -280,6 +280,18 @@ def test_environment_variables_override_the_file(tmp_path: Path) -> None:
     assert (config.timezone, config.database_url) == ("Europe/Helsinki", "sqlite:////b.db")
 
 
+def test_an_unknown_time_zone_names_where_it_was_set(tmp_path: Path) -> None:
+    (tmp_path / "evidence.toml").write_text('timezone = "Europe/Helsingfors"\n', encoding="utf-8")
+    with pytest.raises(EvidenceError) as caught:
+        load_config({"EVIDENCE_HOME": str(tmp_path)})
+    assert str(caught.value) == (
+        f"unknown time zone 'Europe/Helsingfors' (timezone in {tmp_path / 'evidence.toml'}): "
+        "use an IANA name such as Europe/Helsinki"
+    )
+    with pytest.raises(EvidenceError, match=r"'Mars/Olympus' \(EVIDENCE_TIMEZONE\)"):
+        load_config({"EVIDENCE_HOME": str(tmp_path), "EVIDENCE_TIMEZONE": "Mars/Olympus"})
+
+
 def test_a_client_secret_in_the_file_is_refused_as_such(tmp_path: Path) -> None:
     (tmp_path / "evidence.toml").write_text(
         '[[sync.graph]]\nmailbox = "m"\nclient_secret = "s3cr3t"\n', encoding="utf-8"

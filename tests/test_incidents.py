@@ -30,7 +30,7 @@ from evidence.store.models import Incident, IncidentAttachment, IncidentPlan, Le
 from evidence.timeline.history import build_timeline, timeline_json
 from evidence.timeline.hours import opening_hours
 from evidence.timeline.mailfacts import MailRules
-from evidence.timeutil import utcnow
+from evidence.timeutil import format_local, utcnow
 from evidence.verify.store import verify_store
 from tests.conftest import Cli, Env, pdf_text, run_evidence
 from tests.contacts import (
@@ -132,6 +132,15 @@ def test_end_is_refused_twice_and_in_the_future(store: Store) -> None:
     started = start_incident(store, title="x", channels=[], note=None, logged_by="k")
     with pytest.raises(InvalidInput, match="cannot end in the future"):
         end_incident(store, started.number, at=started.start + dt.timedelta(hours=2))
+    # An end before the start is named in local time, as the user typed it.
+    with pytest.raises(InvalidInput) as caught:
+        end_incident(store, started.number, at=started.start - dt.timedelta(hours=1))
+    zone = store.config.zone
+    assert str(caught.value) == (
+        f"incident #1 started at {format_local(started.start, zone)}: it cannot end at "
+        f"{format_local(started.start - dt.timedelta(hours=1), zone)}; give a later --at"
+    )
+    assert "(UTC+" in str(caught.value)
     end_incident(store, started.number)
     with pytest.raises(InvalidInput, match="already ended.*incident correct 1"):
         end_incident(store, started.number)

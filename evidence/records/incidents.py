@@ -26,7 +26,7 @@ from evidence.store.blobs import put_blob
 from evidence.store.checkpoints import write_checkpoint
 from evidence.store.db import Store
 from evidence.store.models import Incident, IncidentAttachment
-from evidence.timeutil import utcnow
+from evidence.timeutil import format_local, utcnow
 
 CHANNELS = ("phone", "email", "all")
 LOGGED, ENDED, CORRECTED = "logged", "ended", "corrected"
@@ -232,7 +232,11 @@ def end_incident(
                 f"`evidence incident correct {current.number} --end TIME --reason ... --by ...`"
             )
         if end <= current.start:
-            raise InvalidInput(f"incident #{current.number} started after {end.isoformat()}")
+            zone = store.config.zone
+            raise InvalidInput(
+                f"incident #{current.number} started at {format_local(current.start, zone)}: "
+                f"it cannot end at {format_local(end, zone)}; give a later --at"
+            )
         version = _next_version(current, ENDED, by.strip() if by else None, None)
         version.end = end
         store_version(session, version, files)
