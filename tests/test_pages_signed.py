@@ -123,7 +123,15 @@ def test_a_page_removed_added_or_reordered_is_named(
     reordered = tmp_path / "reordered.pdf"
     _qpdf(str(dossier), "--pages", str(dossier), "1,3,2,4-z", "--", str(reordered))
     assert _fails(_verify(env, reordered, code=5)) == [
-        "page 2: is signed page 3: the pages were reordered (or a page repeated)"
+        "page 2: is signed page 3: the pages were reordered (or a page repeated)",
+        "page 3: is signed page 2: the pages were reordered (or a page repeated)",
+    ]
+    # Two pages swapped across one that stays: both are named, the one in place is not.
+    swapped = tmp_path / "swapped.pdf"
+    _qpdf(str(dossier), "--pages", str(dossier), "1,4,3,2,5-z", "--", str(swapped))
+    assert _fails(_verify(env, swapped, code=5)) == [
+        "page 2: is signed page 4: the pages were reordered (or a page repeated)",
+        "page 4: is signed page 2: the pages were reordered (or a page repeated)",
     ]
 
 

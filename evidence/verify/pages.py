@@ -78,19 +78,32 @@ def _compare(signed: list[str], shown: list[str], report: Report) -> None:
             f"the dossier has {len(shown)} pages, {len(signed)} were signed: pages were {change}",
         )
     signed_at = {digest: n for n, digest in enumerate(signed, start=1)}
+    if sorted(shown) == sorted(signed):  # the same pages in another order: name each moved one
+        for j, digest in enumerate(shown):
+            if digest != signed[j]:
+                report.fail(
+                    f"page {j + 1}",
+                    f"is signed page {signed_at[digest]}: the pages were reordered "
+                    "(or a page repeated)",
+                )
+        return
     present = set(shown)
     matcher = difflib.SequenceMatcher(None, signed, shown, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             continue
+        changed: set[int] = set()  # signed pages shown changed: named once, as changed
         for j in range(j1, j2):
             was = signed_at.get(shown[j])
+            if was == j + 1:
+                continue  # in its own place, though the pages around it moved
             if was is not None:
                 report.fail(
                     f"page {j + 1}",
                     f"is signed page {was}: the pages were reordered (or a page repeated)",
                 )
             elif tag == "replace" and j - j1 < i2 - i1:
+                changed.add(i1 + j - j1)
                 report.fail(
                     f"page {j + 1}",
                     f"shows something other than signed page {i1 + j - j1 + 1}: it was changed",
@@ -98,6 +111,6 @@ def _compare(signed: list[str], shown: list[str], report: Report) -> None:
             else:
                 report.fail(f"page {j + 1}", "is not a signed page: it was added")
         for i in range(i1, i2):
-            if signed[i] in present or (tag == "replace" and i - i1 < j2 - j1):
+            if signed[i] in present or i in changed:
                 continue  # moved or changed: named above
             report.fail(f"signed page {i + 1}", "is not in the dossier: it was removed")
