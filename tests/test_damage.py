@@ -109,6 +109,31 @@ def test_a_flipped_byte_in_the_btree_is_damage(sqlite_env: Env) -> None:
     _assert_damage_reported(sqlite_env, "verify")
 
 
+@pytest.mark.parametrize("command", ["status", "verify"])
+def test_a_flipped_byte_in_an_index_page_is_damage_in_one_line(
+    sqlite_env: Env, command: str
+) -> None:
+    """SQLite's check reports such a page on two lines ("*** in database main ***", then
+    the page): the message is still one line, naming the page."""
+    db = sqlite_env.home / "evidence.db"
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        root = conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'ix_emails_from_addr'"
+        ).fetchone()[0]
+    finally:
+        conn.close()
+    _flip(db, (root - 1) * page_size)  # the page type byte
+    _assert_damage_reported(sqlite_env, command)
+    proc = run_evidence(sqlite_env, command, check_code=DAMAGED)
+    assert "***" not in proc.stderr
+    if command == "status":  # the quick check lists the page (verify's full check stops first)
+        assert f"the first: Page {root}: btreeInitPage() returns error code 11)" in proc.stderr
+
+
 def _drop_a_column(env: Env) -> None:
     store = open_store(load_config())
     try:

@@ -131,7 +131,10 @@ def _verify_database(session: Session, store: Store, report: Report, *, full: bo
     pragma = "integrity_check" if full else "quick_check"
     problems = [str(row[0]) for row in session.execute(text(f"PRAGMA {pragma}"))]
     if problems != ["ok"]:
-        first = problems[0].split("'", 1)[0].split('"', 1)[0].strip()
+        # Cut before any quoted value (stored content); SQLite heads a page's problem with
+        # "*** in database main ***" on a line of its own: one line, without the heading.
+        first = problems[0].split("'", 1)[0].split('"', 1)[0]
+        first = " ".join(first.replace("*** in database main ***", "").split())
         raise StoreDamaged(
             f"SQLite's {pragma.replace('_', ' ')} found {len(problems)} "
             f"problem{'s' if len(problems) != 1 else ''}, the first: {first}",
