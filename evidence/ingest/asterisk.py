@@ -157,19 +157,46 @@ def resolve_record_times(
 
 
 @dataclass
-class CdrParser:
-    """cdr_csv rows, in the layout given by their width (16, 18 or 21 columns)."""
+class WallClockRows:
+    """What a parser of a phone system's CSV rows with wall-clock times shares: the zone
+    the times are in (or UTC) and the region its numbers are dialled in."""
 
     zone_key: str
     utc: bool
     region: str
-    format: str = FORMAT_CDR
-    encoding: str = "utf-8"
-    multiline: bool = True
     numbers: NumberCache = field(init=False)
 
     def __post_init__(self) -> None:
         self.numbers = NumberCache(self.region)
+
+    def times(
+        self,
+        start: dt.datetime,
+        answer: dt.datetime | None,
+        end: dt.datetime | None,
+        *,
+        hint_epoch: float | None,
+        duration: int | None,
+        billsec: int | None,
+    ) -> LocalTimes:
+        return resolve_record_times(
+            start,
+            answer,
+            end,
+            zone=None if self.utc else ZoneInfo(self.zone_key),
+            hint_epoch=hint_epoch,
+            duration=duration,
+            billsec=billsec,
+        )
+
+
+@dataclass
+class CdrParser(WallClockRows):
+    """cdr_csv rows, in the layout given by their width (16, 18 or 21 columns)."""
+
+    format: str = FORMAT_CDR
+    encoding: str = "utf-8"
+    multiline: bool = True
 
     def parse(self, text: str) -> tuple[type[Base], dict[str, Any]]:
         row = csv_row(text)
@@ -185,11 +212,10 @@ class CdrParser:
         duration = _int(f["duration"], "duration")
         billsec = _int(f["billsec"], "billsec")
         uniqueid = f.get("uniqueid") or None
-        times = resolve_record_times(
+        times = self.times(
             start,
             _naive(f["answer"], "answer"),
             _naive(f["end"], "end"),
-            zone=None if self.utc else ZoneInfo(self.zone_key),
             hint_epoch=uniqueid_epoch(uniqueid),
             duration=duration,
             billsec=billsec,

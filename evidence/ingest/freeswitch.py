@@ -18,14 +18,12 @@ mapping.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from evidence.domain import CallLogFormat, CallOutcome
-from evidence.ingest.asterisk import _int, _naive, resolve_record_times
+from evidence.ingest.asterisk import WallClockRows, _int, _naive
 from evidence.ingest.phonelog import LineError, csv_row
-from evidence.phones import NumberCache
 from evidence.store.models import Base, CallRecord
 
 FORMAT_FREESWITCH = CallLogFormat.FREESWITCH
@@ -77,17 +75,10 @@ def outcome_of(hangup_cause: str, answered: bool) -> str:
 
 
 @dataclass
-class FreeswitchParser:
-    zone_key: str
-    utc: bool
-    region: str
+class FreeswitchParser(WallClockRows):
     format: str = FORMAT_FREESWITCH
     encoding: str = "utf-8"
     multiline: bool = True
-    numbers: NumberCache = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.numbers = NumberCache(self.region)
 
     def parse(self, text: str) -> tuple[type[Base], dict[str, Any]]:
         row = csv_row(text)
@@ -104,11 +95,10 @@ class FreeswitchParser:
         duration = _int(f["duration"], "duration")
         billsec = _int(f["billsec"], "billsec")
         answer = _naive(f["answer_stamp"], "answer_stamp")
-        times = resolve_record_times(
+        times = self.times(
             start,
             answer,
             _naive(f["end_stamp"], "end_stamp"),
-            zone=None if self.utc else ZoneInfo(self.zone_key),
             hint_epoch=None,
             duration=duration,
             billsec=billsec,
