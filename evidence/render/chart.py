@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from evidence.store.models import Direction, Email, Incident
 from evidence.timeline.calls import AgentPause, Call
-from evidence.timeline.history import Timeline, records
+from evidence.timeline.history import Item, Timeline, records
 from evidence.timeutil import day_start
 
 
@@ -252,15 +252,111 @@ def _legend(
     return y
 
 
+@dataclass(frozen=True)
+class _TimeAxis:
+    """Where a time falls on a chart: ``[lo, hi]`` from ``x0`` to ``x1`` (mm); times outside
+    it are drawn at its ends."""
+
+    lo: dt.datetime
+    hi: dt.datetime
+    x0: float
+    x1: float
+
+    @property
+    def width(self) -> float:
+        return self.x1 - self.x0
+
+    def x(self, at: dt.datetime) -> float:
+        span = (self.hi - self.lo).total_seconds() or 1.0
+        clamped = min(max(at, self.lo), self.hi)
+        return self.x0 + (clamped - self.lo).total_seconds() / span * self.width
+
+
+@dataclass(frozen=True)
+class _Lanes:
+    """The timeline chart's lanes, top to bottom (y of each lane's top, in mm)."""
+
+    top: float
+    email: float
+    call: float
+    wait: float
+    pause: float
+    bottom: float
+
+    @classmethod
+    def below(cls, top: float, agents: int) -> _Lanes:
+        email = top + LANE_TITLE
+        call = email + MARK_LANE + LANE_TITLE
+        wait = call + MARK_LANE + LANE_TITLE
+        pause = wait + WAIT_LANE + LANE_TITLE
+        return cls(top, email, call, wait, pause, pause + max(1, agents) * PAUSE_ROW + 1.0)
+
+
+class _Bins:
+    """Marks closer than the print can tell apart are drawn once: a long history stays a
+    small SVG that lays out quickly."""
+
+    def __init__(self) -> None:
+        self.drawn: set[tuple[str, int]] = set()
+
+    def first(self, kind: str, x: float) -> bool:
+        """True for the first mark of ``kind`` in the bin at ``x``."""
+        key = (kind, round(x / BIN))
+        if key in self.drawn:
+            return False
+        self.drawn.add(key)
+        return True
+
+
 def timeline_chart(
     timeline: Timeline, zone: ZoneInfo, labels: ChartLabels, *, width_mm: float = 170.0
 ) -> str:
     """The chart as a standalone SVG document (a string), ``width_mm`` wide."""
     svg = _Svg()
     x0, x1 = LABEL_COLUMN, width_mm - RIGHT
-    plot_width = x1 - x0
+    y = _timeline_legend(svg, labels, width_mm)
+    domain = _domain(timeline, zone)
+    calls = records(timeline.items, Call)
+    emails = [item for item, _ in records(timeline.items, Email)]
+    pauses = [i.record for i in timeline.items if isinstance(i.record, AgentPause)]
+    incidents = [i.record for i in timeline.items if isinstance(i.record, Incident)]
+    agents = sorted({p.agent for p in pauses})
+    lanes = _Lanes.below(y + 3.5, len(agents))
 
-    # Legend, flowed into rows.
+    body = _Svg()
+    if domain is not None:
+        axis = _TimeAxis(*domain, x0, x1)
+        for incident in incidents:
+            left, right = axis.x(incident.start), axis.x(incident.end or axis.hi)
+            body.rect(left, lanes.top, max(right - left, 0.3), lanes.bottom - lanes.top,
+                      "incident", fill=INCIDENT)  # fmt: skip
+        _draw_time_ticks(body, axis, zone, labels, lanes)
+        bins = _Bins()
+        _draw_emails(body, axis, emails, lanes, bins)
+        scale = _wait_scale(max((call.queue_wait or 0 for _, call in calls), default=0))
+        _draw_calls(body, axis, calls, lanes, bins, scale)
+        _draw_pauses(body, axis, agents, pauses, lanes)
+        svg.text(x0 - 1.0, lanes.wait + WAIT_LANE, "0", SMALL, "end")
+        svg.text(x0 - 1.0, lanes.wait + SMALL * 0.8, f"{scale} {labels.minutes}", SMALL, "end")
+        svg.line(x0, lanes.wait, x1, lanes.wait, GRID, 0.15)
+
+    # Lane titles and frame.
+    for title, lane_top in (
+        (labels.emails, lanes.email),
+        (labels.calls, lanes.call),
+        (labels.queue_waits, lanes.wait),
+        (labels.agent_pauses, lanes.pause),
+    ):
+        svg.text(x0, lane_top - 0.8, title, SMALL)
+    svg.line(x0, lanes.bottom, x1, lanes.bottom, INK, 0.25)
+    svg.line(x0, lanes.wait + WAIT_LANE, x1, lanes.wait + WAIT_LANE, INK, 0.15)
+    height = lanes.bottom + (10.5 if labels.axis_title else 8.0)
+    _axis_title(svg, x0, x1, height, labels.axis_title)
+    return _document(width_mm, height, body, svg)
+
+
+def _timeline_legend(svg: _Svg, labels: ChartLabels, width_mm: float) -> float:
+    """The timeline chart's legend, flowed into rows; returns the last row's y."""
     legend = [
         ("email-in", labels.email_inbound),
         ("email-out", labels.email_outbound),
@@ -270,116 +366,96 @@ def timeline_chart(
         ("incident", labels.incident),
         ("pause", labels.agent_pause),
     ]
-    y = _legend(
+    return _legend(
         svg, legend, width_mm, 4.5, lambda key, x, y: _legend_symbol(svg, key, x + 1.5, y - 0.9)
     )
-    top = y + 3.5
 
-    domain = _domain(timeline, zone)
-    calls = records(timeline.items, Call)
-    emails = [item for item, _ in records(timeline.items, Email)]
-    pauses = [i.record for i in timeline.items if isinstance(i.record, AgentPause)]
-    incidents = [i.record for i in timeline.items if isinstance(i.record, Incident)]
-    agents = sorted({p.agent for p in pauses})
 
-    lanes_top = top
-    email_y = lanes_top + LANE_TITLE
-    call_y = email_y + MARK_LANE + LANE_TITLE
-    wait_y = call_y + MARK_LANE + LANE_TITLE
-    pause_y = wait_y + WAIT_LANE + LANE_TITLE
-    pause_h = max(1, len(agents)) * PAUSE_ROW
-    bottom = pause_y + pause_h + 1.0
+def _draw_time_ticks(
+    body: _Svg, axis: _TimeAxis, zone: ZoneInfo, labels: ChartLabels, lanes: _Lanes
+) -> None:
+    """Grid lines and the local time (and day) under the lanes."""
+    x0, bottom = axis.x0, lanes.bottom
+    ticks = _ticks(axis.lo, axis.hi, zone, axis.width, labels)
+    if not ticks or axis.x(ticks[0].at) - x0 > 12.0:
+        # Say where the axis starts when no tick is near its left end.
+        start = axis.lo.astimezone(zone)
+        body.text(x0, bottom + 3.6, labels.format_day(start.date()), SMALL, "middle")
+    for tick in ticks:
+        tx = axis.x(tick.at)
+        body.line(tx, lanes.top, tx, bottom, GRID, 0.15)
+        body.line(tx, bottom, tx, bottom + 1.0, INK, 0.2)
+        if tick.clock is not None:
+            body.text(tx, bottom + 3.6, tick.clock, SMALL, "middle")
+        if tick.day is not None:
+            row = 6.6 if tick.clock is not None else 3.6
+            body.text(tx, bottom + row, tick.day, SMALL, "middle")
 
-    body = _Svg()
-    if domain is not None:
-        lo, hi = domain
-        span = (hi - lo).total_seconds() or 1.0
 
-        def xat(at: dt.datetime) -> float:
-            clamped = min(max(at, lo), hi)
-            return x0 + (clamped - lo).total_seconds() / span * plot_width
+def _draw_emails(
+    body: _Svg, axis: _TimeAxis, emails: list[Item], lanes: _Lanes, bins: _Bins
+) -> None:
+    """Squares in the email lane: filled from the customer, hollow to them."""
+    for item in emails:
+        cx, cy = axis.x(item.at), lanes.email + MARK_LANE / 2
+        if item.direction is Direction.INBOUND:
+            if bins.first("email inbound", cx):
+                body.rect(cx - 1.1, cy - 1.1, 2.2, 2.2, "email inbound", fill=EMAIL)
+        elif bins.first("email outbound", cx):
+            body.rect(cx - 1.0, cy - 1.0, 2.0, 2.0, "email outbound", fill="#ffffff",
+                      stroke=EMAIL, stroke_width="0.35")  # fmt: skip
 
-        for incident in incidents:
-            left, right = xat(incident.start), xat(incident.end or hi)
-            body.rect(left, lanes_top, max(right - left, 0.3), bottom - lanes_top, "incident",
-                      fill=INCIDENT)  # fmt: skip
-        ticks = _ticks(lo, hi, zone, plot_width, labels)
-        if not ticks or xat(ticks[0].at) - x0 > 12.0:
-            # Say where the axis starts when no tick is near its left end.
-            start = lo.astimezone(zone)
-            body.text(x0, bottom + 3.6, labels.format_day(start.date()), SMALL, "middle")
-        for tick in ticks:
-            tx = xat(tick.at)
-            body.line(tx, lanes_top, tx, bottom, GRID, 0.15)
-            body.line(tx, bottom, tx, bottom + 1.0, INK, 0.2)
-            if tick.clock is not None:
-                body.text(tx, bottom + 3.6, tick.clock, SMALL, "middle")
-            if tick.day is not None:
-                row = 6.6 if tick.clock is not None else 3.6
-                body.text(tx, bottom + row, tick.day, SMALL, "middle")
-        # Marks closer than the print can tell apart are drawn once (the longest wait of
-        # such bars): a long history stays a small SVG that lays out quickly.
-        drawn: set[tuple[str, int]] = set()
 
-        def first_in_bin(kind: str, x: float) -> bool:
-            key = (kind, round(x / BIN))
-            if key in drawn:
-                return False
-            drawn.add(key)
-            return True
+def _draw_calls(
+    body: _Svg,
+    axis: _TimeAxis,
+    calls: list[tuple[Item, Call]],
+    lanes: _Lanes,
+    bins: _Bins,
+    scale: int,
+) -> None:
+    """Circles in the call lane (filled inbound, hollow outbound), then each call's queue wait
+    as a bar on a scale of ``scale`` minutes (the longest wait of the calls in one bin)."""
+    bars: dict[int, tuple[float, int]] = {}
+    for item, call in calls:
+        cx, cy = axis.x(item.at), lanes.call + MARK_LANE / 2
+        if call.direction is Direction.OUTBOUND:
+            if bins.first("call outbound", cx):
+                body.circle(cx, cy, 1.0, "call outbound", fill="#ffffff", stroke=CALL,
+                            stroke_width="0.35")  # fmt: skip
+        elif bins.first("call inbound", cx):
+            body.circle(cx, cy, 1.15, "call inbound", fill=CALL)
+        wait = call.queue_wait
+        if wait:
+            column = round(cx / BIN)
+            if column not in bars or wait > bars[column][1]:
+                bars[column] = (bars.get(column, (cx, 0))[0], wait)
+    for cx, wait in bars.values():
+        height = WAIT_LANE * wait / (scale * 60)
+        body.rect(cx - 0.45, lanes.wait + WAIT_LANE - height, 0.9, height, "wait", fill=WAIT)
 
-        for item in emails:
-            cx, cy = xat(item.at), email_y + MARK_LANE / 2
-            if item.direction is Direction.INBOUND:
-                if first_in_bin("email inbound", cx):
-                    body.rect(cx - 1.1, cy - 1.1, 2.2, 2.2, "email inbound", fill=EMAIL)
-            elif first_in_bin("email outbound", cx):
-                body.rect(cx - 1.0, cy - 1.0, 2.0, 2.0, "email outbound", fill="#ffffff",
-                          stroke=EMAIL, stroke_width="0.35")  # fmt: skip
-        longest = max((call.queue_wait or 0 for _, call in calls), default=0)
-        scale = _wait_scale(longest)
-        bars: dict[int, tuple[float, int]] = {}
-        for item, call in calls:
-            cx, cy = xat(item.at), call_y + MARK_LANE / 2
-            if call.direction is Direction.OUTBOUND:
-                if first_in_bin("call outbound", cx):
-                    body.circle(cx, cy, 1.0, "call outbound", fill="#ffffff", stroke=CALL,
-                                stroke_width="0.35")  # fmt: skip
-            elif first_in_bin("call inbound", cx):
-                body.circle(cx, cy, 1.15, "call inbound", fill=CALL)
-            wait = call.queue_wait
-            if wait:
-                column = round(cx / BIN)
-                if column not in bars or wait > bars[column][1]:
-                    bars[column] = (bars.get(column, (cx, 0))[0], wait)
-        for cx, wait in bars.values():
-            height = WAIT_LANE * wait / (scale * 60)
-            body.rect(cx - 0.45, wait_y + WAIT_LANE - height, 0.9, height, "wait", fill=WAIT)
-        for row, agent in enumerate(agents):
-            ry = pause_y + row * PAUSE_ROW
-            for pause in (p for p in pauses if p.agent == agent):
-                left, right = xat(pause.start), xat(pause.end or hi)
-                body.rect(left, ry + 0.4, max(right - left, 0.3), PAUSE_ROW - 0.8, "pause",
-                          fill=PAUSE)  # fmt: skip
-            body.text(x0 - 1.0, ry + PAUSE_ROW - 0.9, _fit(agent, SMALL, x0 - 2.0), SMALL, "end")
-        svg.text(x0 - 1.0, wait_y + WAIT_LANE, "0", SMALL, "end")
-        svg.text(x0 - 1.0, wait_y + SMALL * 0.8, f"{scale} {labels.minutes}", SMALL, "end")
-        svg.line(x0, wait_y, x1, wait_y, GRID, 0.15)
 
-    # Lane titles and frame.
-    for title, lane_top in (
-        (labels.emails, email_y),
-        (labels.calls, call_y),
-        (labels.queue_waits, wait_y),
-        (labels.agent_pauses, pause_y),
-    ):
-        svg.text(x0, lane_top - 0.8, title, SMALL)
-    svg.line(x0, bottom, x1, bottom, INK, 0.25)
-    svg.line(x0, wait_y + WAIT_LANE, x1, wait_y + WAIT_LANE, INK, 0.15)
-    height = bottom + (10.5 if labels.axis_title else 8.0)
-    if labels.axis_title:
-        svg.text((x0 + x1) / 2, height - 1.0, labels.axis_title, SMALL, "middle")
+def _draw_pauses(
+    body: _Svg, axis: _TimeAxis, agents: list[str], pauses: list[AgentPause], lanes: _Lanes
+) -> None:
+    """One row an agent in the pause lane, named at its left, with a band a pause."""
+    x0 = axis.x0
+    for row, agent in enumerate(agents):
+        ry = lanes.pause + row * PAUSE_ROW
+        for pause in (p for p in pauses if p.agent == agent):
+            left, right = axis.x(pause.start), axis.x(pause.end or axis.hi)
+            body.rect(left, ry + 0.4, max(right - left, 0.3), PAUSE_ROW - 0.8, "pause",
+                      fill=PAUSE)  # fmt: skip
+        body.text(x0 - 1.0, ry + PAUSE_ROW - 0.9, _fit(agent, SMALL, x0 - 2.0), SMALL, "end")
 
+
+def _axis_title(svg: _Svg, x0: float, x1: float, height: float, title: str) -> None:
+    if title:
+        svg.text((x0 + x1) / 2, height - 1.0, title, SMALL, "middle")
+
+
+def _document(width_mm: float, height: float, body: _Svg, svg: _Svg) -> str:
+    """A standalone SVG: the plot's ``body`` under the legend, labels and frame of ``svg``."""
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_n(width_mm)}mm" '
         f'height="{_n(height)}mm" viewBox="0 0 {_n(width_mm)} {_n(height)}" '
@@ -451,92 +527,119 @@ def service_chart(
     ``start``. A standalone SVG; the same input gives the same bytes."""
     svg = _Svg()
     x0, x1 = LABEL_COLUMN, width_mm - RIGHT
-    plot_width = x1 - x0
     legend = [
         ("offered", labels.offered),
         ("answered", labels.answered),
         ("agents", labels.agents),
         ("incident", labels.incident),
     ]
-
-    def symbol(key: str, x: float, y: float) -> None:
-        cx, cy = x + 2.0, y - 0.9
-        if key == "agents":
-            svg.line(cx - 2.0, cy, cx + 2.0, cy, AVAILABLE, 0.5)
-        else:
-            fill = {"offered": OFFERED, "answered": CALL}.get(key, INCIDENT)
-            svg.rect(cx - 1.5, cy - 1.3, 3.0, 2.6, "legend", fill=fill)
-
-    y = _legend(svg, legend, width_mm, 5.5, symbol)
+    y = _legend(
+        svg, legend, width_mm, 5.5, lambda key, x, y: _service_legend_symbol(svg, key, x, y)
+    )
     top = y + 5.0
-    bottom = top + SERVICE_PLOT
-    span = (end - start).total_seconds() or 1.0
-
-    def xat(at: dt.datetime) -> float:
-        clamped = min(max(at, start), end)
-        return x0 + (clamped - start).total_seconds() / span * plot_width
-
-    agents_in_day = [n for at, n in available if at < end]
-    highest = max([b.offered for b in bars] + agents_in_day + [1])
-    step = 1 if highest <= 6 else 2 if highest <= 12 else 5 if highest <= 30 else 10
-    # Headroom above the highest bar or agent count, so the line never runs on the frame.
-    scale = (highest // step + 1) * step
-
-    def yat(value: float) -> float:
-        return bottom - SERVICE_PLOT * value / scale
+    axis = _TimeAxis(start, end, x0, x1)
+    counts = _CountAxis.of(top, [b.offered for b in bars] + [n for at, n in available if at < end])
 
     body = _Svg()
     for inc_start, inc_end in incidents:
-        left, right = xat(inc_start), xat(inc_end or end)
+        left, right = axis.x(inc_start), axis.x(inc_end or end)
         if right > left:
             body.rect(left, top, right - left, SERVICE_PLOT, "incident", fill=INCIDENT)
-    for value in range(0, scale + 1, step):
-        body.line(x0, yat(value), x1, yat(value), GRID, 0.15)
-        svg.text(x0 - 1.0, yat(value) + 0.8, str(value), SMALL, "end")
+    for value in range(0, counts.scale + 1, counts.step):
+        body.line(x0, counts.y(value), x1, counts.y(value), GRID, 0.15)
+        svg.text(x0 - 1.0, counts.y(value) + 0.8, str(value), SMALL, "end")
     for bar in bars:
-        left, right = xat(bar.start), xat(bar.end)
-        width = (right - left) * 0.8
-        pad = (right - left - width) / 2
-        if bar.offered:
-            body.rect(left + pad, yat(bar.offered), width, bottom - yat(bar.offered),
-                      "offered", fill=OFFERED)  # fmt: skip
-        if bar.answered:
-            inner = width * 0.55
-            body.rect(left + pad + (width - inner) / 2, yat(bar.answered), inner,
-                      bottom - yat(bar.answered), "answered", fill=CALL)  # fmt: skip
-    # Agents available: a step line from each change to the next.
+        _draw_hour_bar(body, axis, counts, bar)
     if available:
-        changes = sorted(available)
-        level = next((c for at, c in reversed(changes) if at <= start), 0)
-        path = [(x0, yat(level))]
-        for at, count in changes:
-            if start < at < end:
-                path += [(xat(at), yat(level)), (xat(at), yat(count))]
-                level = count
-        path.append((x1, yat(level)))
-        body.parts.append(
-            f'<polyline class="agents" fill="none" stroke="{AVAILABLE}" stroke-width="0.5" '
-            'points="' + " ".join(f"{_n(px)},{_n(py)}" for px, py in path) + '"/>'
-        )
-    # Hour ticks every 2 hours (local clock), across DST days too.
-    at = start
+        body.parts.append(_agents_line(axis, counts, available))
+    _draw_hour_ticks(body, axis, zone, labels, counts.bottom)
+    bottom = counts.bottom
+    svg.text(0.0, top + (bottom - top) / 2, _fit(labels.calls, SMALL, x0 - 7.0), SMALL)
+    svg.line(x0, bottom, x1, bottom, INK, 0.25)
+    svg.line(x0, top, x0, bottom, INK, 0.2)
+    height = bottom + (10.5 if labels.axis_title else 6.5)
+    _axis_title(svg, x0, x1, height, labels.axis_title)
+    return _document(width_mm, height, body, svg)
+
+
+def _service_legend_symbol(svg: _Svg, key: str, x: float, y: float) -> None:
+    cx, cy = x + 2.0, y - 0.9
+    if key == "agents":
+        svg.line(cx - 2.0, cy, cx + 2.0, cy, AVAILABLE, 0.5)
+    else:
+        fill = {"offered": OFFERED, "answered": CALL}.get(key, INCIDENT)
+        svg.rect(cx - 1.5, cy - 1.3, 3.0, 2.6, "legend", fill=fill)
+
+
+@dataclass(frozen=True)
+class _CountAxis:
+    """The calls-per-hour chart's vertical scale: 0..``scale`` over the plot's height, with a
+    grid line every ``step``."""
+
+    top: float
+    scale: int
+    step: int
+
+    @property
+    def bottom(self) -> float:
+        return self.top + SERVICE_PLOT
+
+    @classmethod
+    def of(cls, top: float, values: list[int]) -> _CountAxis:
+        highest = max([*values, 1])
+        step = 1 if highest <= 6 else 2 if highest <= 12 else 5 if highest <= 30 else 10
+        # Headroom above the highest bar or agent count, so the line never runs on the frame.
+        return cls(top, (highest // step + 1) * step, step)
+
+    def y(self, value: float) -> float:
+        return self.bottom - SERVICE_PLOT * value / self.scale
+
+
+def _draw_hour_bar(body: _Svg, axis: _TimeAxis, counts: _CountAxis, bar: HourBar) -> None:
+    """An hour's calls offered, with the answered ones as a narrower bar inside."""
+    left, right = axis.x(bar.start), axis.x(bar.end)
+    width = (right - left) * 0.8
+    pad = (right - left - width) / 2
+    bottom = counts.bottom
+    if bar.offered:
+        body.rect(left + pad, counts.y(bar.offered), width, bottom - counts.y(bar.offered),
+                  "offered", fill=OFFERED)  # fmt: skip
+    if bar.answered:
+        inner = width * 0.55
+        body.rect(left + pad + (width - inner) / 2, counts.y(bar.answered), inner,
+                  bottom - counts.y(bar.answered), "answered", fill=CALL)  # fmt: skip
+
+
+def _agents_line(
+    axis: _TimeAxis, counts: _CountAxis, available: list[tuple[dt.datetime, int]]
+) -> str:
+    """Agents available: a step line from each change to the next, across the whole plot."""
+    start, end = axis.lo, axis.hi
+    changes = sorted(available)
+    level = next((c for at, c in reversed(changes) if at <= start), 0)
+    path = [(axis.x0, counts.y(level))]
+    for at, count in changes:
+        if start < at < end:
+            path += [(axis.x(at), counts.y(level)), (axis.x(at), counts.y(count))]
+            level = count
+    path.append((axis.x1, counts.y(level)))
+    return (
+        f'<polyline class="agents" fill="none" stroke="{AVAILABLE}" stroke-width="0.5" '
+        'points="' + " ".join(f"{_n(px)},{_n(py)}" for px, py in path) + '"/>'
+    )
+
+
+def _draw_hour_ticks(
+    body: _Svg, axis: _TimeAxis, zone: ZoneInfo, labels: ServiceChartLabels, bottom: float
+) -> None:
+    """Hour ticks, labelled every 2 hours (local clock), across DST days too."""
+    at = axis.lo
     n = 0
-    while at <= end:
-        tx = xat(at)
+    while at <= axis.hi:
+        tx = axis.x(at)
         body.line(tx, bottom, tx, bottom + 1.0, INK, 0.2)
         if n % 2 == 0:
             body.text(tx, bottom + 3.6, labels.format_clock(at.astimezone(zone).time()), SMALL,
                       "middle")  # fmt: skip
         at += dt.timedelta(hours=1)
         n += 1
-    svg.text(0.0, top + (bottom - top) / 2, _fit(labels.calls, SMALL, x0 - 7.0), SMALL)
-    svg.line(x0, bottom, x1, bottom, INK, 0.25)
-    svg.line(x0, top, x0, bottom, INK, 0.2)
-    height = bottom + (10.5 if labels.axis_title else 6.5)
-    if labels.axis_title:
-        svg.text((x0 + x1) / 2, height - 1.0, labels.axis_title, SMALL, "middle")
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_n(width_mm)}mm" '
-        f'height="{_n(height)}mm" viewBox="0 0 {_n(width_mm)} {_n(height)}" '
-        'font-family="sans-serif">' + "".join(body.parts) + "".join(svg.parts) + "</svg>"
-    )

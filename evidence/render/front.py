@@ -32,7 +32,7 @@ from evidence.timeline.completeness import Completeness, Reconciliation
 from evidence.timeline.history import Item, Timeline
 from evidence.timeline.mailfacts import MailRules, describe_rules
 from evidence.timeline.reports import CustomerAttempt, CustomerReachability, Figures
-from evidence.timeline.summary import Fact, Summary
+from evidence.timeline.summary import CallFigures, EmailFigures, Fact, Summary
 
 MAX_LINKS = 12
 
@@ -104,9 +104,25 @@ def summary_view(
     fmt: Formatter,
     _: Callable[[str], str],
 ) -> dict[str, Any]:
-    calls, emails = summary.calls, summary.emails
-    waits = calls.queue_wait
-    rows: list[tuple[str, str, list[str]]] = [
+    rows = (
+        _call_rows(summary.calls, exhibit_of, fmt, _)
+        + _email_rows(summary.emails, exhibit_of, fmt, _)
+        + _incident_and_hours_rows(summary, exhibit_of, _)
+    )
+    return {
+        "rows": [{"label": a, "value": b, "links": c} for a, b, c in rows],
+        "chart": timeline_chart(timeline, fmt.zone, _timeline_chart_labels(fmt, _)),
+    }
+
+
+# A Summary row: the label, the value, and the exhibits it links to.
+_Row = tuple[str, str, list[str]]
+
+
+def _call_rows(
+    calls: CallFigures, exhibit_of: dict[str, str], fmt: Formatter, _: Callable[[str], str]
+) -> list[_Row]:
+    rows: list[_Row] = [
         (_("Calls"), str(calls.total), []),
         (_("answered"), str(calls.answered), []),
         (_("caller hung up in the queue"), str(calls.abandoned), []),
@@ -114,6 +130,7 @@ def summary_view(
     ]
     for outcome, count in sorted(calls.other.items()):
         rows.append((_("other outcome") + f" ({outcome})", str(count), []))
+    waits = calls.queue_wait
     if waits.count:
         rows.append(
             (
@@ -123,8 +140,16 @@ def summary_view(
                 _links(waits.longest, exhibit_of)[:MAX_LINKS],
             )
         )
-    rows.append((_("Emails from the customer"), str(emails.inbound), []))
-    rows.append((_("Emails to the customer"), str(emails.outbound), []))
+    return rows
+
+
+def _email_rows(
+    emails: EmailFigures, exhibit_of: dict[str, str], fmt: Formatter, _: Callable[[str], str]
+) -> list[_Row]:
+    rows: list[_Row] = [
+        (_("Emails from the customer"), str(emails.inbound), []),
+        (_("Emails to the customer"), str(emails.outbound), []),
+    ]
     if emails.first_reply is not None:
         first = emails.first_reply
         rows.append(
@@ -142,18 +167,25 @@ def summary_view(
                 _links(emails.unanswered, exhibit_of)[:MAX_LINKS],
             )
         )
-    for contacts in summary.incidents:
-        rows.append(
-            (
-                _("Contacts during incident {incident}").format(
-                    incident=exhibit_of.get(contacts.incident, contacts.incident)
-                ),
-                _("{calls} calls, {emails} emails").format(
-                    calls=contacts.calls, emails=contacts.emails
-                ),
-                _links(contacts.items, exhibit_of)[:MAX_LINKS],
-            )
+    return rows
+
+
+def _incident_and_hours_rows(
+    summary: Summary, exhibit_of: dict[str, str], _: Callable[[str], str]
+) -> list[_Row]:
+    """The contacts made during each incident, and those outside opening hours."""
+    rows: list[_Row] = [
+        (
+            _("Contacts during incident {incident}").format(
+                incident=exhibit_of.get(contacts.incident, contacts.incident)
+            ),
+            _("{calls} calls, {emails} emails").format(
+                calls=contacts.calls, emails=contacts.emails
+            ),
+            _links(contacts.items, exhibit_of)[:MAX_LINKS],
         )
+        for contacts in summary.incidents
+    ]
     if summary.outside_hours is not None:
         rows.append(
             (
@@ -162,7 +194,16 @@ def summary_view(
                 _links(summary.outside_hours, exhibit_of)[:MAX_LINKS],
             )
         )
-    labels = ChartLabels(
+    return rows
+
+
+def _chart_clock(fmt: Formatter) -> Callable[[dt.time], str]:
+    """A chart's axis times, written as the dossier writes a local time of day."""
+    return lambda clock: fmt.clock(dt.datetime.combine(dt.date(2026, 1, 1), clock, tzinfo=fmt.zone))
+
+
+def _timeline_chart_labels(fmt: Formatter, _: Callable[[str], str]) -> ChartLabels:
+    return ChartLabels(
         email_inbound=_("email from the customer"),
         email_outbound=_("email to the customer"),
         call_inbound=_("call from the customer"),
@@ -176,14 +217,8 @@ def summary_view(
         agent_pauses=_("Agent pauses"),
         axis_title=_("Time, {zone}").format(zone=fmt.zone.key),
         format_day=fmt.day,
-        format_clock=lambda clock: fmt.clock(
-            dt.datetime.combine(dt.date(2026, 1, 1), clock, tzinfo=fmt.zone)
-        ),
+        format_clock=_chart_clock(fmt),
     )
-    return {
-        "rows": [{"label": a, "value": b, "links": c} for a, b, c in rows],
-        "chart": timeline_chart(timeline, fmt.zone, labels),
-    }
 
 
 def completeness_view(
@@ -370,48 +405,6 @@ def reachability_view(
     days against the baseline, a chart per day, and the evidence of absence."""
     if reach is None:
         return None
-    attempts = []
-    absence = []
-    for attempt in reach.attempts:
-        item, call = attempt.item, attempt.call
-        is_call = call is not None
-        if call is not None:
-            result, links = _call_result(attempt, call, exhibit_of, fmt, _)
-        else:
-            result, links = _email_result(attempt, exhibit_of, fmt, _)
-        attempts.append(
-            {
-                "exhibit": exhibit_of.get(item.id, ""),
-                "time": fmt.local(item.at),
-                "channel": _("Call") if is_call else _("Email"),
-                "state": service_state_label(item.service_state, _),
-                "result": result,
-                "links": links,
-            }
-        )
-        if call is not None and attempt.reached_nobody:
-            absence.append(
-                {
-                    "exhibit": exhibit_of.get(item.id, ""),
-                    "time": fmt.local(item.at),
-                    "what": outcome_label(call.outcome, _),
-                    "state": service_state_label(item.service_state, _),
-                    "source": ", ".join(
-                        s for s in (call.outcome_source, call.outcome_recorded) if s
-                    ),
-                    "lines": [
-                        {
-                            "ref": _("{file}, line {line}").format(
-                                file=Path(line.source).name or line.source,
-                                line=line.line_number,
-                            ),
-                            "text": _line_text(line.raw),
-                        }
-                        for line in call.source_lines
-                    ],
-                }
-            )
-
     base = reach.baseline
     columns = [fmt.day(d.day) for d in reach.days]
     columns.append(
@@ -419,30 +412,78 @@ def reachability_view(
             first=fmt.day(base.date_from), last=fmt.day(base.date_to)
         )
     )
+    return {
+        "attempts": [_attempt_row(a, exhibit_of, fmt, _) for a in reach.attempts],
+        "absence": [
+            _absence_entry(a.item, a.call, exhibit_of, fmt, _)
+            for a in reach.attempts
+            if a.call is not None and a.reached_nobody
+        ],
+        "columns": columns,
+        "rows": _figure_rows(reach, fmt, _),
+        "charts": _day_charts(reach, fmt, _),
+        "threshold": reach.threshold,
+        "more_days": reach.more_days,
+        "baseline_empty": not (base.total.calls.offered or base.total.email.inbound),
+    }
 
-    def share(value: float | None) -> str:
-        return f"{fmt.number(round(value * 100))} %" if value is not None else "–"
 
-    def duration(value: float | None) -> str:
-        return fmt.duration(value) if value is not None else "–"
+def _attempt_row(
+    attempt: CustomerAttempt,
+    exhibit_of: dict[str, str],
+    fmt: Formatter,
+    _: Callable[[str], str],
+) -> dict[str, Any]:
+    """One of the customer's attempts: when, how, in which service state, and what came of it."""
+    item, call = attempt.item, attempt.call
+    if call is not None:
+        result, links = _call_result(attempt, call, exhibit_of, fmt, _)
+    else:
+        result, links = _email_result(attempt, exhibit_of, fmt, _)
+    return {
+        "exhibit": exhibit_of.get(item.id, ""),
+        "time": fmt.local(item.at),
+        "channel": _("Call") if call is not None else _("Email"),
+        "state": service_state_label(item.service_state, _),
+        "result": result,
+        "links": links,
+    }
 
-    total, days = base.total, base.days
+
+def _absence_entry(
+    item: Item,
+    call: Call,
+    exhibit_of: dict[str, str],
+    fmt: Formatter,
+    _: Callable[[str], str],
+) -> dict[str, Any]:
+    """A call no person answered, with the phone system's own lines that show it."""
+    return {
+        "exhibit": exhibit_of.get(item.id, ""),
+        "time": fmt.local(item.at),
+        "what": outcome_label(call.outcome, _),
+        "state": service_state_label(item.service_state, _),
+        "source": ", ".join(s for s in (call.outcome_source, call.outcome_recorded) if s),
+        "lines": [
+            {
+                "ref": _("{file}, line {line}").format(
+                    file=Path(line.source).name or line.source,
+                    line=line.line_number,
+                ),
+                "text": _line_text(line.raw),
+            }
+            for line in call.source_lines
+        ],
+    }
+
+
+def _figure_rows(
+    reach: CustomerReachability, fmt: Formatter, _: Callable[[str], str]
+) -> list[dict[str, Any]]:
+    """The company's figures on each day in question and in the baseline, one row a figure."""
 
     def row(label: str, figure: Callable[[Figures], Any], kind: str) -> dict[str, Any]:
-        """One figure for each day and for the baseline: a count is shown as a mean per
-        day of the baseline, a share or a duration as the baseline's own."""
-        formats: dict[str, Callable[[Any], str]] = {
-            "count": str,
-            "share": share,
-            "duration": duration,
-        }
-        show = formats[kind]
-        values = [show(figure(d.report.period.total)) for d in reach.days]
-        if kind == "count":
-            values.append(_mean_per_day(figure(total), days, fmt))
-        else:
-            values.append(show(figure(total)))
-        return {"label": label, "values": values}
+        return _figure_row(label, figure, kind, reach, fmt)
 
     threshold = _("Answered within {seconds} s").format(seconds=reach.threshold)
     rows = [
@@ -471,6 +512,7 @@ def reachability_view(
         row(_("First reply: longest"), lambda f: f.email.first_reply_max, "duration"),
         row(_("Emails without a reply"), lambda f: f.email.unanswered, "count"),
     ]
+    base = reach.baseline
     incident = [d.report.period.states["incident"].calls for d in reach.days]
     if any(c.offered for c in incident):
         rows.insert(
@@ -478,9 +520,44 @@ def reachability_view(
             {
                 "label": _("of which during an incident"),
                 "values": [str(c.offered) for c in incident]
-                + [_mean_per_day(base.states["incident"].calls.offered, days, fmt)],
+                + [_mean_per_day(base.states["incident"].calls.offered, base.days, fmt)],
             },
         )
+    return rows
+
+
+def _figure_row(
+    label: str,
+    figure: Callable[[Figures], Any],
+    kind: str,
+    reach: CustomerReachability,
+    fmt: Formatter,
+) -> dict[str, Any]:
+    """One figure for each day and for the baseline: a count is shown as a mean per
+    day of the baseline, a share or a duration as the baseline's own."""
+
+    def share(value: float | None) -> str:
+        return f"{fmt.number(round(value * 100))} %" if value is not None else "–"
+
+    def duration(value: float | None) -> str:
+        return fmt.duration(value) if value is not None else "–"
+
+    formats: dict[str, Callable[[Any], str]] = {"count": str, "share": share, "duration": duration}
+    show = formats[kind]
+    base = reach.baseline
+    values = [show(figure(d.report.period.total)) for d in reach.days]
+    if kind == "count":
+        values.append(_mean_per_day(figure(base.total), base.days, fmt))
+    else:
+        values.append(show(figure(base.total)))
+    return {"label": label, "values": values}
+
+
+def _day_charts(
+    reach: CustomerReachability, fmt: Formatter, _: Callable[[str], str]
+) -> list[dict[str, Any]]:
+    """A chart of each day in question that had calls: calls offered and answered an hour,
+    the incidents, and the agents available."""
     labels = ServiceChartLabels(
         offered=_("calls offered"),
         answered=_("answered"),
@@ -488,9 +565,7 @@ def reachability_view(
         agents=_("agents available (logged in, not paused)"),
         calls=_("calls"),
         axis_title=_("Time, {zone}").format(zone=fmt.zone.key),
-        format_clock=lambda clock: fmt.clock(
-            dt.datetime.combine(dt.date(2026, 1, 1), clock, tzinfo=fmt.zone)
-        ),
+        format_clock=_chart_clock(fmt),
     )
     charts = []
     for day in reach.days:
@@ -512,13 +587,4 @@ def reachability_view(
                 ),
             }
         )
-    return {
-        "attempts": attempts,
-        "absence": absence,
-        "columns": columns,
-        "rows": rows,
-        "charts": charts,
-        "threshold": reach.threshold,
-        "more_days": reach.more_days,
-        "baseline_empty": not (base.total.calls.offered or base.total.email.inbound),
-    }
+    return charts

@@ -354,25 +354,7 @@ class ViewBuilder:
             f"{number}: phone-system lines of call {call.uniqueid}",
             number,
         )
-        recordings = []
-        for rec in call.recordings:
-            data = read_blob(self.session, rec.sha256)
-            rec_name = self.embed_blob(
-                f"{number}-{safe_name(rec.filename)}",
-                rec.sha256,
-                data,
-                rec.content_type,
-                f"{number}: recording of call {call.uniqueid}",
-                number,
-            )
-            recordings.append(
-                {
-                    "filename": rec.filename,
-                    "sha256": rec.sha256,
-                    "duration": self.fmt.duration(rec.duration) if rec.duration else None,
-                    "embedded_name": rec_name,
-                }
-            )
+        recordings = self.recordings(number, call)
         return {
             "direction": self.direction(call.direction.value),
             "number": call.number or call.number_raw or _("hidden number"),
@@ -412,17 +394,65 @@ class ViewBuilder:
             "lines_name": lines_name,
         }
 
+    def recordings(self, number: str, call: Call) -> list[dict[str, Any]]:
+        """The call's recordings, each embedded."""
+        recordings = []
+        for rec in call.recordings:
+            data = read_blob(self.session, rec.sha256)
+            rec_name = self.embed_blob(
+                f"{number}-{safe_name(rec.filename)}",
+                rec.sha256,
+                data,
+                rec.content_type,
+                f"{number}: recording of call {call.uniqueid}",
+                number,
+            )
+            recordings.append(
+                {
+                    "filename": rec.filename,
+                    "sha256": rec.sha256,
+                    "duration": self.fmt.duration(rec.duration) if rec.duration else None,
+                    "embedded_name": rec_name,
+                }
+            )
+        return recordings
+
     def incident(self, number: str, item: Item, incident: Incident) -> dict[str, Any]:
         _ = self._
         names = {"phone": _("phone"), "email": _("email"), "all": _("all channels")}
+        versions = item.versions or [incident]
+        first = versions[0]
+        history = self.incident_history(versions)
+        attachments = self.incident_attachments(number, versions)
+        entered_late = first.recorded_at > (first.end or first.start) + dt.timedelta(hours=1)
+        return {
+            "number": incident.number,
+            "planned": incident.plan_id is not None,
+            "rrule": incident.plan.rrule if incident.plan is not None else None,
+            "corrected": any(v.change == "corrected" for v in versions),
+            "history": history if len(history) > 1 else [],
+            "attachments": attachments,
+            "entered_late": entered_late and incident.plan_id is None,
+            "title": incident.title,
+            "start": self.fmt.local(incident.start),
+            "end": self.fmt.local(incident.end) if incident.end else _("ongoing"),
+            "channels": ", ".join(names.get(c, c) for c in incident.channel_names),
+            "logged_by": incident.logged_by,
+            "logged_at": self.fmt.local(incident.logged_at),
+            "recorded_at": self.fmt.local(incident.recorded_at),
+            "recorded_later": incident.recorded_at - incident.logged_at > dt.timedelta(minutes=10),
+            "note": incident.note,
+        }
+
+    def incident_history(self, versions: list[Incident]) -> list[dict[str, Any]]:
+        """Every version of an incident, oldest first: what changed, when, by whom and why."""
+        _ = self._
         changes = {
             "logged": _("logged"),
             "ended": _("end logged"),
             "corrected": _("corrected"),
         }
-        versions = item.versions or [incident]
-        first = versions[0]
-        history = [
+        return [
             {
                 "id": version.id,
                 "kind": changes.get(version.change, version.change),
@@ -435,6 +465,9 @@ class ViewBuilder:
             }
             for version in versions
         ]
+
+    def incident_attachments(self, number: str, versions: list[Incident]) -> list[dict[str, Any]]:
+        """The files attached to any version of an incident, each embedded."""
         attachments = []
         for version in versions:
             for a in version.attachments:
@@ -455,25 +488,7 @@ class ViewBuilder:
                         ),
                     }
                 )
-        entered_late = first.recorded_at > (first.end or first.start) + dt.timedelta(hours=1)
-        return {
-            "number": incident.number,
-            "planned": incident.plan_id is not None,
-            "rrule": incident.plan.rrule if incident.plan is not None else None,
-            "corrected": any(v.change == "corrected" for v in versions),
-            "history": history if len(history) > 1 else [],
-            "attachments": attachments,
-            "entered_late": entered_late and incident.plan_id is None,
-            "title": incident.title,
-            "start": self.fmt.local(incident.start),
-            "end": self.fmt.local(incident.end) if incident.end else _("ongoing"),
-            "channels": ", ".join(names.get(c, c) for c in incident.channel_names),
-            "logged_by": incident.logged_by,
-            "logged_at": self.fmt.local(incident.logged_at),
-            "recorded_at": self.fmt.local(incident.recorded_at),
-            "recorded_later": incident.recorded_at - incident.logged_at > dt.timedelta(minutes=10),
-            "note": incident.note,
-        }
+        return attachments
 
     def service(self, item: Item) -> dict[str, str] | None:
         """A contact's service state in words: during an incident, outside hours, normal."""

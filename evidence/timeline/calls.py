@@ -82,6 +82,13 @@ GAVE_UP = (
     CallOutcome.EXIT_EMPTY,
     CallOutcome.EXIT_KEY,
 )
+# The caller left the queue unanswered: the outcome, and where the event gives the waittime.
+LEFT_QUEUE = {
+    "ABANDON": (CallOutcome.ABANDONED, 2),
+    "EXITWITHTIMEOUT": (CallOutcome.TIMEOUT, 2),
+    "EXITEMPTY": (CallOutcome.EXIT_EMPTY, 2),
+    "EXITWITHKEY": (CallOutcome.EXIT_KEY, 3),
+}
 
 
 @dataclass
@@ -216,7 +223,7 @@ def calls_for_numbers(
     wanted = sorted(set(numbers))
     if not wanted:
         return []
-    cdr_rows = {
+    own_rows = {
         r.id: r
         for r in session.scalars(
             select(CdrRecord).where(
@@ -224,19 +231,28 @@ def calls_for_numbers(
             )
         )
     }
-    entered = list(
-        session.scalars(
-            select(QueueEvent).where(
-                QueueEvent.event == "ENTERQUEUE", QueueEvent.caller_e164.in_(wanted)
-            )
+    queued = session.scalars(
+        select(QueueEvent).where(
+            QueueEvent.event == "ENTERQUEUE", QueueEvent.caller_e164.in_(wanted)
         )
     )
-    uniqueids = {r.uniqueid for r in cdr_rows.values() if r.uniqueid} | {
-        e.uniqueid for e in entered
-    }
-    linkedids = {r.linkedid for r in cdr_rows.values() if r.linkedid}
+    cdr_rows, events = _linked_rows_and_events(session, own_rows, {e.uniqueid for e in queued})
+    records = _call_records_for(session, wanted)
+    return assemble_calls(
+        session, list(cdr_rows.values()), list(events.values()), set(wanted), records, zone
+    )
+
+
+def _linked_rows_and_events(
+    session: Session, cdr_rows: dict[int, CdrRecord], queued: set[str]
+) -> tuple[dict[int, CdrRecord], dict[int, QueueEvent]]:
+    """The customer's own CDR rows and queued calls (by uniqueid), followed to every row and
+    queue event of the same calls: legs -> their uniqueids -> queue events -> agents' legs."""
+    rows = dict(cdr_rows)
+    uniqueids = {r.uniqueid for r in rows.values() if r.uniqueid} | queued
+    linkedids = {r.linkedid for r in rows.values() if r.linkedid}
     events: dict[int, QueueEvent] = {}
-    for _ in range(3):  # legs -> their uniqueids -> queue events -> agents' legs
+    for _ in range(3):
         if not (uniqueids or linkedids):
             break
         more = select(CdrRecord).where(
@@ -246,9 +262,9 @@ def calls_for_numbers(
             )
         )
         for row in session.scalars(more):
-            cdr_rows.setdefault(row.id, row)
-        uniqueids |= {r.uniqueid for r in cdr_rows.values() if r.uniqueid}
-        linkedids |= {r.linkedid for r in cdr_rows.values() if r.linkedid}
+            rows.setdefault(row.id, row)
+        uniqueids |= {r.uniqueid for r in rows.values() if r.uniqueid}
+        linkedids |= {r.linkedid for r in rows.values() if r.linkedid}
         for event in session.scalars(
             select(QueueEvent).where(
                 QueueEvent.uniqueid.in_(sorted(uniqueids | linkedids)),
@@ -262,10 +278,7 @@ def calls_for_numbers(
         if bridged <= uniqueids:
             break
         uniqueids |= bridged
-    records = _call_records_for(session, wanted)
-    return assemble_calls(
-        session, list(cdr_rows.values()), list(events.values()), set(wanted), records, zone
-    )
+    return rows, events
 
 
 def calls_between(
@@ -349,46 +362,16 @@ def assemble_calls(
     *,
     details: bool = True,
 ) -> list[Call]:
-    groups = _Groups()
-    for row in cdr_rows:
-        own = row.uniqueid or f"cdr-{row.id}"
-        groups.find(own)
-        if row.linkedid:
-            groups.union(own, row.linkedid)
-    for event in events:
-        groups.find(event.uniqueid)
-        data = _data(event)
-        if event.event == "CONNECT" and len(data) > 1 and data[1]:
-            groups.union(event.uniqueid, data[1])
-    rows_by_group: dict[str, list[CdrRecord]] = defaultdict(list)
-    for row in cdr_rows:
-        rows_by_group[groups.find(row.uniqueid or f"cdr-{row.id}")].append(row)
-    events_by_group: dict[str, list[QueueEvent]] = defaultdict(list)
-    for event in events:
-        events_by_group[groups.find(event.uniqueid)].append(event)
-
-    other = _Groups()
-    for rec in records or []:
-        own = rec.call_id or f"{rec.format}-{rec.id}"
-        other.find(own)
-        if rec.linked_id:
-            other.union(own, rec.linked_id)
-    records_by_group: dict[str, list[CallRecord]] = defaultdict(list)
-    for rec in records or []:
-        records_by_group[other.find(rec.call_id or f"{rec.format}-{rec.id}")].append(rec)
-
+    records = records or []
+    rows_by_group, events_by_group = _asterisk_groups(cdr_rows, events)
+    records_by_group = _record_groups(records)
     line_ids = (
         [r.source_line_id for r in cdr_rows]
         + [e.source_line_id for e in events]
-        + [r.source_line_id for r in records or []]
-        + [r.header_line_id for r in records or [] if r.header_line_id]
+        + [r.source_line_id for r in records]
+        + [r.header_line_id for r in records if r.header_line_id]
     )
-    lines: dict[int, SourceLine] = {}
-    for start in range(0, len(line_ids) if details else 0, 5000):
-        part = line_ids[start : start + 5000]
-        for line in session.scalars(select(SourceLine).where(SourceLine.id.in_(part))):
-            lines[line.id] = line
-
+    lines = _source_lines(session, line_ids if details else [])
     calls = []
     for group in sorted(set(rows_by_group) | set(events_by_group)):
         rows = sorted(rows_by_group.get(group, []), key=lambda r: (r.started_at, r.id))
@@ -408,6 +391,61 @@ def assemble_calls(
     if details:
         _attach_recordings(session, calls)
     return sorted(calls, key=lambda c: (c.started_at, c.uniqueid))
+
+
+def _cdr_id(row: CdrRecord) -> str:
+    return row.uniqueid or f"cdr-{row.id}"
+
+
+def _record_id(record: CallRecord) -> str:
+    return record.call_id or f"{record.format}-{record.id}"
+
+
+def _asterisk_groups(
+    cdr_rows: list[CdrRecord], events: list[QueueEvent]
+) -> tuple[dict[str, list[CdrRecord]], dict[str, list[QueueEvent]]]:
+    """CDR rows and queue events by the call they belong to: rows that share a linkedid,
+    and the agent's leg that a queue's CONNECT names."""
+    groups = _Groups()
+    for row in cdr_rows:
+        groups.find(_cdr_id(row))
+        if row.linkedid:
+            groups.union(_cdr_id(row), row.linkedid)
+    for event in events:
+        groups.find(event.uniqueid)
+        data = _data(event)
+        if event.event == "CONNECT" and len(data) > 1 and data[1]:
+            groups.union(event.uniqueid, data[1])
+    rows_by_group: dict[str, list[CdrRecord]] = defaultdict(list)
+    for row in cdr_rows:
+        rows_by_group[groups.find(_cdr_id(row))].append(row)
+    events_by_group: dict[str, list[QueueEvent]] = defaultdict(list)
+    for event in events:
+        events_by_group[groups.find(event.uniqueid)].append(event)
+    return rows_by_group, events_by_group
+
+
+def _record_groups(records: list[CallRecord]) -> dict[str, list[CallRecord]]:
+    """FreeSWITCH and CSV rows by the call they belong to (a call id, or the B leg's A leg)."""
+    groups = _Groups()
+    for rec in records:
+        groups.find(_record_id(rec))
+        if rec.linked_id:
+            groups.union(_record_id(rec), rec.linked_id)
+    by_group: dict[str, list[CallRecord]] = defaultdict(list)
+    for rec in records:
+        by_group[groups.find(_record_id(rec))].append(rec)
+    return by_group
+
+
+def _source_lines(session: Session, ids: list[int]) -> dict[int, SourceLine]:
+    """The log lines of these ids, read 5,000 at a time."""
+    lines: dict[int, SourceLine] = {}
+    for start in range(0, len(ids), 5000):
+        part = ids[start : start + 5000]
+        for line in session.scalars(select(SourceLine).where(SourceLine.id.in_(part))):
+            lines[line.id] = line
+    return lines
 
 
 def _attach_recordings(session: Session, calls: list[Call]) -> None:
@@ -457,7 +495,7 @@ def _direction(
 
 def _leg(row: CdrRecord, lines: dict[int, SourceLine]) -> CallLeg:
     return CallLeg(
-        id=row.uniqueid or f"cdr-{row.id}",
+        id=_cdr_id(row),
         caller=row.channel,
         callee=row.dstchannel,
         app=row.lastapp or None,
@@ -551,80 +589,87 @@ def _resolve_from_queue_log(
 
 def _from_queue_log(call: Call, events: list[QueueEvent]) -> None:
     call.queue = next((e.queue for e in events if e.queue not in NO_QUEUE), None)
-    waits: list[tuple[int, str]] = []
-    for event in events:
-        data = _data(event)
-        name = event.event
-        if name == "CONNECT":
-            call.outcome, call.outcome_source = CallOutcome.ANSWERED, "queue_log CONNECT"
-            call.agent = event.agent
-            hold = _int_at(data, 0)
-            if hold is not None:
-                waits.append((hold, "queue_log CONNECT holdtime"))
-            ring = _int_at(data, 2)
-            if ring is not None:
-                call.ring_time, call.ring_time_source = ring, "queue_log CONNECT ringtime"
-        elif name in ("COMPLETECALLER", "COMPLETEAGENT"):
-            call.talk_time = _int_at(data, 1)
-            call.talk_time_source = f"queue_log {name} calltime"
-            call.agent = call.agent or event.agent
-            if call.outcome not in (CallOutcome.ANSWERED, CallOutcome.TRANSFERRED):
-                call.outcome, call.outcome_source = CallOutcome.ANSWERED, f"queue_log {name}"
-        elif name in TRANSFER_EVENTS:
-            # TRANSFER/BLINDTRANSFER: extension|context|holdtime|calltime|origposition;
-            # ATTENDEDTRANSFER: method|method data (one or two fields)|holdtime|calltime|...
-            if name == "ATTENDEDTRANSFER":
-                talk = _int_at(data, len(data) - 2) if len(data) >= 4 else None
-                target = "|".join(data[:-3]) if len(data) >= 4 else "|".join(data)
-            else:
-                talk = _int_at(data, 3)
-                target = "@".join(d for d in data[:2] if d)
-            call.transfers.append(Transfer(event.at, name, event.agent, target))
-            call.outcome, call.outcome_source = CallOutcome.TRANSFERRED, f"queue_log {name}"
-            call.agent = call.agent or event.agent
-            if talk is not None:
-                call.talk_time, call.talk_time_source = talk, f"queue_log {name} calltime"
-        elif name in ("RINGNOANSWER", "RINGCANCELED"):
-            millis = _int_at(data, 0)
-            call.ring_attempts.append(
-                RingAttempt(
-                    event.at,
-                    event.agent,
-                    millis / 1000 if millis is not None else None,
-                    "no-answer" if name == "RINGNOANSWER" else "canceled",
-                )
-            )
-        elif name in ("ABANDON", "EXITWITHTIMEOUT", "EXITEMPTY"):
-            call.outcome = {
-                "ABANDON": CallOutcome.ABANDONED,
-                "EXITWITHTIMEOUT": CallOutcome.TIMEOUT,
-            }.get(name, CallOutcome.EXIT_EMPTY)
-            call.outcome_source = f"queue_log {name}"
-            wait = _int_at(data, 2)
-            if wait is not None:
-                waits.append((wait, f"queue_log {name} waittime"))
-        elif name == "EXITWITHKEY":
-            call.outcome, call.outcome_source = CallOutcome.EXIT_KEY, "queue_log EXITWITHKEY"
-            wait = _int_at(data, 3)
-            if wait is not None:
-                waits.append((wait, "queue_log EXITWITHKEY waittime"))
+    waits = [wait for event in events if (wait := _apply_queue_event(call, event)) is not None]
     if waits:
-        call.queue_wait = sum(w for w, _ in waits)
-        sources = sorted({s for _, s in waits})
-        call.queue_wait_source = (
-            sources[0]
-            if len(waits) == 1
-            else f"{' + '.join(s for _, s in waits)} ({len(waits)} queue visits)"
-        )
-    if (
-        call.talk_time is None
-        and call.outcome in (CallOutcome.ANSWERED, CallOutcome.TRANSFERRED)
-        and call.cdr_rows
-    ):
+        call.queue_wait, call.queue_wait_source = _total_wait(waits)
+    if call.talk_time is None and call.outcome in ANSWERED and call.cdr_rows:
         answered = [r for r in call.cdr_rows if r.billsec]
         if answered:
             call.talk_time = answered[-1].billsec
             call.talk_time_source = "CDR billsec"
+
+
+def _apply_queue_event(call: Call, event: QueueEvent) -> tuple[int, str] | None:
+    """What one queue_log event of the caller's says of the call; the wait it gives, if any."""
+    data = _data(event)
+    name = event.event
+    if name == "CONNECT":
+        return _connected(call, event, data)
+    if name in ("COMPLETECALLER", "COMPLETEAGENT"):
+        call.talk_time = _int_at(data, 1)
+        call.talk_time_source = f"queue_log {name} calltime"
+        call.agent = call.agent or event.agent
+        if call.outcome not in ANSWERED:
+            call.outcome, call.outcome_source = CallOutcome.ANSWERED, f"queue_log {name}"
+    elif name in TRANSFER_EVENTS:
+        _transferred(call, event, data)
+    elif name in ("RINGNOANSWER", "RINGCANCELED"):
+        millis = _int_at(data, 0)
+        call.ring_attempts.append(
+            RingAttempt(
+                event.at,
+                event.agent,
+                millis / 1000 if millis is not None else None,
+                "no-answer" if name == "RINGNOANSWER" else "canceled",
+            )
+        )
+    elif name in LEFT_QUEUE:
+        return _left_queue(call, name, data)
+    return None
+
+
+def _connected(call: Call, event: QueueEvent, data: list[str]) -> tuple[int, str] | None:
+    """CONNECT (holdtime|bridged uniqueid|ringtime): an agent answered; the caller's hold."""
+    call.outcome, call.outcome_source = CallOutcome.ANSWERED, "queue_log CONNECT"
+    call.agent = event.agent
+    ring = _int_at(data, 2)
+    if ring is not None:
+        call.ring_time, call.ring_time_source = ring, "queue_log CONNECT ringtime"
+    hold = _int_at(data, 0)
+    return (hold, "queue_log CONNECT holdtime") if hold is not None else None
+
+
+def _transferred(call: Call, event: QueueEvent, data: list[str]) -> None:
+    # TRANSFER/BLINDTRANSFER: extension|context|holdtime|calltime|origposition;
+    # ATTENDEDTRANSFER: method|method data (one or two fields)|holdtime|calltime|...
+    name = event.event
+    if name == "ATTENDEDTRANSFER":
+        talk = _int_at(data, len(data) - 2) if len(data) >= 4 else None
+        target = "|".join(data[:-3]) if len(data) >= 4 else "|".join(data)
+    else:
+        talk = _int_at(data, 3)
+        target = "@".join(d for d in data[:2] if d)
+    call.transfers.append(Transfer(event.at, name, event.agent, target))
+    call.outcome, call.outcome_source = CallOutcome.TRANSFERRED, f"queue_log {name}"
+    call.agent = call.agent or event.agent
+    if talk is not None:
+        call.talk_time, call.talk_time_source = talk, f"queue_log {name} calltime"
+
+
+def _left_queue(call: Call, name: str, data: list[str]) -> tuple[int, str] | None:
+    call.outcome, at = LEFT_QUEUE[name]
+    call.outcome_source = f"queue_log {name}"
+    wait = _int_at(data, at)
+    return (wait, f"queue_log {name} waittime") if wait is not None else None
+
+
+def _total_wait(waits: list[tuple[int, str]]) -> tuple[int, str]:
+    """A caller who queued more than once waited for all the visits together."""
+    if len(waits) == 1:
+        return waits[0]
+    return sum(
+        w for w, _ in waits
+    ), f"{' + '.join(s for _, s in waits)} ({len(waits)} queue visits)"
 
 
 def _answered_legs(rows: list[CdrRecord]) -> list[CdrRecord]:
@@ -820,24 +865,7 @@ def _derive_record_call(
     lines: dict[int, SourceLine],
 ) -> Call:
     first = recs[0]
-    number: str | None
-    if first.caller_e164 and first.caller_e164 in customer_numbers:
-        direction, number, raw = Direction.INBOUND, first.caller_e164, first.caller
-    elif first.callee_e164 and first.callee_e164 in customer_numbers:
-        direction, number, raw = Direction.OUTBOUND, first.callee_e164, first.callee
-    elif first.direction:
-        direction = Direction(first.direction)
-        outbound = direction is Direction.OUTBOUND
-        number = first.callee_e164 if outbound else first.caller_e164
-        raw = first.callee if outbound else first.caller
-    elif first.caller_e164:
-        direction, number, raw = Direction.INBOUND, first.caller_e164, first.caller
-    elif first.callee_e164:
-        direction, number, raw = Direction.OUTBOUND, first.callee_e164, first.callee
-    elif is_hidden(first.caller):
-        direction, number, raw = Direction.INBOUND, None, first.caller
-    else:
-        direction, number, raw = Direction.INTERNAL, None, first.caller
+    direction, number, raw = _record_direction(first, customer_numbers)
     call = Call(
         uniqueid=first.call_id or group,
         started_at=first.started_at,
@@ -857,13 +885,7 @@ def _derive_record_call(
             setattr(call, name, getattr(holder, name))
             setattr(call, f"{name}_source", _figure_source(session, holder, name))
     call.queue = next((r.queue for r in recs if r.queue), None)
-    agent = next((r.agent for r in recs if r.agent), None)
-    if agent is None and first.format == "freeswitch-cdr":
-        if direction is Direction.OUTBOUND and not first.caller_e164:
-            agent = first.caller
-        elif first.outcome == CallOutcome.ANSWERED and not first.callee_e164:
-            agent = first.callee
-    call.agent = agent
+    call.agent = _record_agent(recs, direction)
     call.outcome_recorded = first.outcome_recorded
     call.outcome = first.outcome or (
         CallOutcome.UNKNOWN if first.outcome_recorded else CallOutcome.UNANSWERED
@@ -871,25 +893,61 @@ def _derive_record_call(
     call.outcome_source = _figure_source(session, first, "outcome") or None
     if call.queue_wait is None:
         _record_wait(session, call, recs)
-    call.legs = [
-        CallLeg(
-            id=r.call_id or f"{r.format}-{r.id}",
-            caller=r.caller,
-            callee=r.callee,
-            app=r.context,
-            disposition=r.outcome_recorded or "",
-            started_at=r.started_at,
-            answered_at=r.answered_at,
-            ended_at=r.ended_at,
-            duration=r.duration,
-            billsec=r.talk_time,
-            line=lines.get(r.source_line_id),
-        )
-        for r in recs
-    ]
+    call.legs = [_record_leg(r, lines) for r in recs]
     headers = sorted({r.header_line_id for r in recs if r.header_line_id})
     call.source_lines = [lines[i] for i in headers + [r.source_line_id for r in recs] if i in lines]
     return call
+
+
+def _record_direction(
+    first: CallRecord, customer_numbers: set[str]
+) -> tuple[Direction, str | None, str]:
+    """Inbound, outbound or internal, and the other party, from a call's first record: the
+    customer's side when known, else the record's own direction, else the external side."""
+    if first.caller_e164 and first.caller_e164 in customer_numbers:
+        return Direction.INBOUND, first.caller_e164, first.caller
+    if first.callee_e164 and first.callee_e164 in customer_numbers:
+        return Direction.OUTBOUND, first.callee_e164, first.callee
+    if first.direction:
+        direction = Direction(first.direction)
+        if direction is Direction.OUTBOUND:
+            return direction, first.callee_e164, first.callee
+        return direction, first.caller_e164, first.caller
+    if first.caller_e164:
+        return Direction.INBOUND, first.caller_e164, first.caller
+    if first.callee_e164:
+        return Direction.OUTBOUND, first.callee_e164, first.callee
+    if is_hidden(first.caller):
+        return Direction.INBOUND, None, first.caller
+    return Direction.INTERNAL, None, first.caller
+
+
+def _record_agent(recs: list[CallRecord], direction: Direction) -> str | None:
+    """The agent a record names; for FreeSWITCH, else the internal party of the call."""
+    agent = next((r.agent for r in recs if r.agent), None)
+    first = recs[0]
+    if agent is None and first.format == "freeswitch-cdr":
+        if direction is Direction.OUTBOUND and not first.caller_e164:
+            agent = first.caller
+        elif first.outcome == CallOutcome.ANSWERED and not first.callee_e164:
+            agent = first.callee
+    return agent
+
+
+def _record_leg(record: CallRecord, lines: dict[int, SourceLine]) -> CallLeg:
+    return CallLeg(
+        id=_record_id(record),
+        caller=record.caller,
+        callee=record.callee,
+        app=record.context,
+        disposition=record.outcome_recorded or "",
+        started_at=record.started_at,
+        answered_at=record.answered_at,
+        ended_at=record.ended_at,
+        duration=record.duration,
+        billsec=record.talk_time,
+        line=lines.get(record.source_line_id),
+    )
 
 
 # --- agents --------------------------------------------------------------------------

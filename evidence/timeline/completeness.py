@@ -171,26 +171,67 @@ def completeness(
     With no period, gaps are looked for over each source's own span.
     """
     sources: dict[tuple[str, str], SourceCompleteness] = {}
+    for found in _mail_coverage(session, rules, zone, start, end) + _phone_log_coverage(
+        session, zone, start, end
+    ):
+        sources[(found.kind, found.source)] = found
+    listed, not_sources = _quarantine_by_source(session)
+    for kind, key, quarantined in listed:
+        _entry(sources, kind, key).quarantined.append(quarantined)
+    for key, reconciled in reconciliations(session).items():
+        _entry(sources, MAIL, key).reconciliation = reconciled
+    runs = list(session.scalars(select(ImportRun).order_by(ImportRun.id)))
+    _add_imported_without_items(sources, runs, not_sources)
+    for found in sources.values():
+        found.last_imported = _last_imported(found, runs)
+    ordered = sorted(sources.values(), key=lambda s: (s.kind != MAIL, s.kind, s.source))
+    return Completeness(start=start, end=end, sources=ordered)
 
-    def entry(kind: str, source: str) -> SourceCompleteness:
-        return sources.setdefault((kind, source), SourceCompleteness(kind, source))
 
-    def in_period(t: dt.datetime) -> bool:
-        return (start is None or t >= start) and (end is None or t < end)
+def _entry(
+    sources: dict[tuple[str, str], SourceCompleteness], kind: str, source: str
+) -> SourceCompleteness:
+    return sources.setdefault((kind, source), SourceCompleteness(kind, source))
 
-    # Mail: one source string per message, so the mailbox is worked out here.
+
+def _mail_coverage(
+    session: Session,
+    rules: MailRules,
+    zone: ZoneInfo,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+) -> list[SourceCompleteness]:
+    """Each mailbox's items, span and gaps. An email carries one source string, so the
+    mailbox is worked out here."""
     mail_times: dict[str, list[dt.datetime]] = defaultdict(list)
     placed = placements(session, rules)
     for email_id, source in session.execute(select(Email.id, Email.source)):
         mail_times[mail_source(source)].append(placed[email_id].at)
+    found = []
     for source, values in mail_times.items():
         values.sort()
-        found = entry(MAIL, source)
-        found.items, found.first, found.last = len(values), values[0], values[-1]
-        found.items_in_period = sum(1 for t in values if in_period(t))
-        found.gaps = _gaps(values, values[0], values[-1], start, end, zone)
+        found.append(
+            SourceCompleteness(
+                MAIL,
+                source,
+                items=len(values),
+                first=values[0],
+                last=values[-1],
+                items_in_period=sum(
+                    1 for t in values if (start is None or t >= start) and (end is None or t < end)
+                ),
+                gaps=_gaps(values, values[0], values[-1], start, end, zone),
+            )
+        )
+    return found
 
-    # Phone logs: counted in the database; only the period's times are read.
+
+def _phone_log_coverage(
+    session: Session, zone: ZoneInfo, start: dt.datetime | None, end: dt.datetime | None
+) -> list[SourceCompleteness]:
+    """Each CDR and queue_log file's items, span and gaps: counted in the database; only the
+    period's times are read."""
+    found = []
     for model, column in ((CdrRecord, CdrRecord.started_at), (QueueEvent, QueueEvent.at)):
         joined = (SourceLine.format, SourceLine.source)
         aggregate = (
@@ -199,8 +240,6 @@ def completeness(
             .group_by(*joined)
         )
         for fmt, source, count, first, last in session.execute(aggregate):
-            found = entry(fmt, source)
-            found.items, found.first, found.last = count, first, last
             window = (
                 select(column)
                 .join(SourceLine, model.source_line_id == SourceLine.id)
@@ -212,12 +251,29 @@ def completeness(
             if end is not None:
                 window = window.where(column < end)
             values = list(session.scalars(window))
-            found.items_in_period = len(values)
-            found.gaps = _gaps(values, first, last, start, end, zone)
+            found.append(
+                SourceCompleteness(
+                    fmt,
+                    source,
+                    items=count,
+                    first=first,
+                    last=last,
+                    items_in_period=len(values),
+                    gaps=_gaps(values, first, last, start, end, zone),
+                )
+            )
+    return found
 
+
+def _quarantine_by_source(
+    session: Session,
+) -> tuple[list[tuple[str, str, Quarantined]], set[tuple[str, str]]]:
+    """Every quarantined item not dismissed, as (kind, source, item), each bad input once;
+    and the files quarantined whole and then dismissed, which are no sources at all."""
+    listed: list[tuple[str, str, Quarantined]] = []
     seen: set[tuple[str, str, str | None, str]] = set()
     dismissed = set(session.scalars(select(QuarantineDismissal.quarantine_id)))
-    not_sources: set[tuple[str, str]] = set()  # files quarantined whole, then dismissed
+    not_sources: set[tuple[str, str]] = set()
     for item in session.scalars(select(QuarantineItem).order_by(QuarantineItem.id)):
         if item.id in dismissed:
             if item.locator is None:
@@ -234,16 +290,19 @@ def completeness(
             key = item.source
         else:  # e.g. a recording: one file in the folder that was imported
             key = posixpath.dirname(item.source) or item.source
-        entry(item.kind, key).quarantined.append(
-            Quarantined(item.id, item.locator, item.reason, item.quarantined_at)
+        listed.append(
+            (item.kind, key, Quarantined(item.id, item.locator, item.reason, item.quarantined_at))
         )
+    return listed, not_sources
 
-    for key, reconciled in reconciliations(session).items():
-        entry(MAIL, key).reconciliation = reconciled
 
-    runs = list(session.scalars(select(ImportRun).order_by(ImportRun.id)))
-    # A mailbox or log that was imported but brought nothing new (every message already
-    # in the store from another file) is still a source the reader should see.
+def _add_imported_without_items(
+    sources: dict[tuple[str, str], SourceCompleteness],
+    runs: list[ImportRun],
+    not_sources: set[tuple[str, str]],
+) -> None:
+    """A mailbox or log that was imported but brought nothing new (every message already
+    in the store from another file) is still a source the reader should see."""
     for run in runs:
         if run.kind != MAIL and run.kind not in PHONE_FORMATS:
             continue
@@ -252,17 +311,20 @@ def completeness(
                 continue
             source = mail_source(path) if run.kind == MAIL and path.endswith(".eml") else path
             if not any(k == run.kind and _covers(source, s) for k, s in sources):
-                entry(run.kind, source)
-    for found in sources.values():
-        for run in runs:
-            if run.kind != found.kind:
-                continue
-            if any(_covers(path, found.source) for path in _run_paths(run)):
-                when = run.finished_at or run.started_at
-                if found.last_imported is None or when > found.last_imported:
-                    found.last_imported = when
-    ordered = sorted(sources.values(), key=lambda s: (s.kind != MAIL, s.kind, s.source))
-    return Completeness(start=start, end=end, sources=ordered)
+                _entry(sources, run.kind, source)
+
+
+def _last_imported(found: SourceCompleteness, runs: list[ImportRun]) -> dt.datetime | None:
+    """When the latest import run that read this source ended (or began, if unfinished)."""
+    last: dt.datetime | None = None
+    for run in runs:
+        if run.kind != found.kind:
+            continue
+        if any(_covers(path, found.source) for path in _run_paths(run)):
+            when = run.finished_at or run.started_at
+            if last is None or when > last:
+                last = when
+    return last
 
 
 def reconciliations(session: Session) -> dict[str, Reconciliation]:

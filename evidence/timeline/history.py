@@ -16,20 +16,24 @@ from sqlalchemy.orm import Session, selectinload
 from evidence.config import Config
 from evidence.domain import ItemKind, ServiceState
 from evidence.records.customers import Identity, identity_of, load_customer
-from evidence.records.incidents import chains_overlapping, is_going_on
+from evidence.records.incidents import IncidentChain, chains_overlapping, is_going_on
 from evidence.store.models import (
     Customer,
     Direction,
     Email,
     EmailAddress,
+    EmailAttachment,
     Erasure,
     IdentifierKind,
     Incident,
+    IncidentAttachment,
+    SmtpDelivery,
 )
 from evidence.timeline.calls import (
     AgentPause,
     Availability,
     Call,
+    CallLeg,
     agent_availability,
     agent_pauses,
     availability_at,
@@ -221,65 +225,102 @@ def build_timeline(
     customer = load_customer(session, customer_ref)
     identity = identity_of(customer)
     start, end = period_bounds(date_from, date_to, zone)
-
-    def in_period(at: dt.datetime) -> bool:
-        return (start is None or at >= start) and (end is None or at < end)
-
-    items: list[Item] = []
-    for found in customer_emails(session, identity, rules, with_addresses=with_addresses):
-        if in_period(found.placement.at):
-            mail = found.email
-            items.append(
-                Item(
-                    ItemKind.EMAIL,
-                    found.placement.at,
-                    f"email:{mail.id}",
-                    mail,
-                    direction=found.direction,
-                    placement=found.placement,
-                )
-            )
-    for call in customer_calls(session, identity, zone):
-        if in_period(call.started_at):
-            items.append(
-                Item(
-                    ItemKind.CALL,
-                    call.started_at,
-                    f"call:{call.uniqueid}",
-                    call,
-                    direction=call.direction,
-                )
-            )
-
+    items = [
+        item
+        for item in _contact_items(session, identity, zone, rules, with_addresses=with_addresses)
+        if (start is None or item.at >= start) and (end is None or item.at < end)
+    ]
     # Incidents and pauses are shown for the requested period, or for the local
     # days the customer's contacts span.
-    contacts = [i.at for i in items]
+    lo, hi = _days_shown(start, end, [i.at for i in items], zone)
+    chains = chains_overlapping(session, lo, hi) if (lo and hi) else []
+    items += [_incident_item(chain) for chain in chains]
+    availability: list[Availability] = []
+    if lo and hi:
+        items += [_pause_item(pause) for pause in agent_pauses(session, lo, hi)]
+        availability = agent_availability(session, lo, hi)
+    _flag_contacts(items, [chain.current for chain in chains], availability, hours)
+    items.sort(key=Item.sort_key)
+    return Timeline(
+        customer=customer,
+        identity=identity,
+        rules=rules,
+        start=start,
+        end=end,
+        items=items,
+        availability=availability,
+        erasures=_customer_erasures(session, customer),
+    )
+
+
+def _contact_items(
+    session: Session,
+    identity: Identity,
+    zone: ZoneInfo,
+    rules: MailRules,
+    *,
+    with_addresses: bool = True,
+) -> list[Item]:
+    """The customer's emails, then calls, as timeline items (not yet flagged)."""
+    items = [
+        Item(
+            ItemKind.EMAIL,
+            found.placement.at,
+            f"email:{found.email.id}",
+            found.email,
+            direction=found.direction,
+            placement=found.placement,
+        )
+        for found in customer_emails(session, identity, rules, with_addresses=with_addresses)
+    ]
+    items += [
+        Item(
+            ItemKind.CALL, call.started_at, f"call:{call.uniqueid}", call, direction=call.direction
+        )
+        for call in customer_calls(session, identity, zone)
+    ]
+    return items
+
+
+def _days_shown(
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    contacts: list[dt.datetime],
+    zone: ZoneInfo,
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The requested period, or else the whole local days from the first contact to the last."""
     lo = start or (day_start(min(contacts).astimezone(zone).date(), zone) if contacts else None)
     hi = end or (
         day_start(max(contacts).astimezone(zone).date() + dt.timedelta(days=1), zone)
         if contacts
         else None
     )
-    chains = chains_overlapping(session, lo, hi) if (lo and hi) else []
-    incidents = [chain.current for chain in chains]
-    for chain in chains:
-        items.append(
-            Item(
-                ItemKind.INCIDENT,
-                chain.current.start,
-                f"incident:{chain.number}",
-                chain.current,
-                versions=chain.versions,
-            )
-        )
-    availability: list[Availability] = []
-    if lo and hi:
-        for pause in agent_pauses(session, lo, hi):
-            items.append(
-                Item(ItemKind.AGENT_PAUSE, pause.start, f"agent_pause:{pause.event_id}", pause)
-            )
-        availability = agent_availability(session, lo, hi)
+    return lo, hi
 
+
+def _incident_item(chain: IncidentChain) -> Item:
+    """An incident as it stands now, with its versions."""
+    return Item(
+        ItemKind.INCIDENT,
+        chain.current.start,
+        f"incident:{chain.number}",
+        chain.current,
+        versions=chain.versions,
+    )
+
+
+def _pause_item(pause: AgentPause) -> Item:
+    return Item(ItemKind.AGENT_PAUSE, pause.start, f"agent_pause:{pause.event_id}", pause)
+
+
+def _flag_contacts(
+    items: list[Item],
+    incidents: list[Incident],
+    availability: list[Availability],
+    hours: OpeningHours | None,
+) -> None:
+    """Set each contact's service flags: the incidents going on for its channel, the opening
+    hours' verdict; and each call's agents' state when it started."""
     for item in items:
         if item.kind is ItemKind.CALL:
             item.availability = availability_at(availability, item.at)
@@ -290,24 +331,17 @@ def build_timeline(
         item.incidents = [
             inc for inc in incidents if inc.applies_to(channel) and is_going_on(inc, item.at)
         ]
-    items.sort(key=Item.sort_key)
-    erasures = list(
+
+
+def _customer_erasures(session: Session, customer: Customer) -> list[Erasure]:
+    """The customer's erasures, oldest first, each with the blobs it removed."""
+    return list(
         session.scalars(
             select(Erasure)
             .where(Erasure.customer_ref == customer.ref)
             .options(selectinload(Erasure.blobs))
             .order_by(Erasure.id)
         )
-    )
-    return Timeline(
-        customer=customer,
-        identity=identity,
-        rules=rules,
-        start=start,
-        end=end,
-        items=items,
-        availability=availability,
-        erasures=erasures,
     )
 
 
@@ -361,139 +395,11 @@ def item_json(item: Item) -> dict[str, Any]:
     base: dict[str, Any] = {"kind": item.kind, "at": iso_utc(item.at), "id": item.id}
     record = item.record
     if isinstance(record, Email):
-        placed = item.placement
-        assert placed is not None and item.direction is not None
-        base.update(
-            direction=item.direction.value,
-            message_id=record.message_id,
-            message_id_reused=record.message_id_reused,
-            **{"from": record.from_addr},
-            from_display=record.from_display,
-            to=record.to_display,
-            cc=record.cc_display,
-            subject=record.subject,
-            date_header=_offset_iso(record.date_header, record.date_header_offset),
-            date_header_raw=record.date_header_raw,
-            received_at=iso_utc(placed.at),
-            received_source=placed.source.value,
-            received_by=placed.host,
-            sha256=record.raw_sha256,
-            attachments=[
-                {
-                    "filename": a.filename,
-                    "content_type": a.content_type,
-                    "size": a.size,
-                    "sha256": a.sha256,
-                }
-                for a in record.attachments
-            ],
-        )
-        if record.deliveries:  # taken by `evidence receive smtp`: its envelope(s)
-            base["smtp_deliveries"] = [
-                {
-                    "received_at": iso_utc(d.received_at),
-                    "mail_from": d.mail_from,
-                    "rcpt_to": d.rcpt_to.splitlines(),
-                    "peer": d.peer,
-                    "helo": d.helo,
-                    "tls": d.tls,
-                    "listener": d.listener,
-                }
-                for d in record.deliveries
-            ]
+        base.update(_email_json(record, item))
     elif isinstance(record, Call):
-        base.update(
-            direction=record.direction.value,
-            number=record.number,
-            number_raw=record.number_raw,
-            queue=record.queue,
-            queue_wait=record.queue_wait,
-            queue_wait_source=record.queue_wait_source,
-            talk_time=record.talk_time,
-            talk_time_source=record.talk_time_source,
-            outcome=record.outcome,
-            agent=record.agent,
-            uniqueid=record.uniqueid,
-            local_time=record.start_local,
-            time_flag=record.time_flag,
-            recording_sha256=record.recordings[0].sha256 if record.recordings else None,
-            source_lines=[
-                {"source": line.source, "line": line.line_number, "format": line.format}
-                for line in record.source_lines
-            ],
-            number_hidden=record.number_hidden,
-            system=record.system,
-            ring_time=record.ring_time,
-            ring_time_source=record.ring_time_source,
-            outcome_source=record.outcome_source,
-            outcome_recorded=record.outcome_recorded,
-            ended_at=iso_utc(record.ended_at),
-            recordings=[
-                {"filename": r.filename, "sha256": r.sha256, "duration": r.duration}
-                for r in record.recordings
-            ],
-            legs=[
-                {
-                    "id": leg.id,
-                    "from": leg.caller,
-                    "to": leg.callee,
-                    "app": leg.app,
-                    "disposition": leg.disposition,
-                    "started_at": iso_utc(leg.started_at),
-                    "answered_at": iso_utc(leg.answered_at),
-                    "ended_at": iso_utc(leg.ended_at),
-                    "duration": leg.duration,
-                    "billsec": leg.billsec,
-                    "line": _line_ref(leg.line),
-                }
-                for leg in record.legs
-            ],
-            ring_attempts=[
-                {
-                    "at": iso_utc(r.at),
-                    "agent": r.agent,
-                    "ring_time": r.ring_time,
-                    "result": r.result,
-                }
-                for r in record.ring_attempts
-            ],
-            transfers=[
-                {"at": iso_utc(t.at), "kind": t.kind, "agent": t.agent, "target": t.target}
-                for t in record.transfers
-            ],
-            agents_at_start=_availability_summary(item.availability),
-        )
+        base.update(_call_json(record, item.availability))
     elif isinstance(record, Incident):
-        versions = item.versions or [record]
-        base.update(
-            start=iso_utc(record.start),
-            end=iso_utc(record.end),
-            title=record.title,
-            channels=record.channel_names,
-            note=record.note,
-            logged_by=record.logged_by,
-            logged_at=iso_utc(record.logged_at),
-            recorded_at=iso_utc(record.recorded_at),
-            corrects=record.corrects_id,
-            number=record.number,
-            record_id=record.id,
-            planned=record.plan_id is not None,
-            plan_id=record.plan_id,
-            rrule=record.plan.rrule if record.plan is not None else None,
-            corrected=any(v.change == "corrected" for v in versions),
-            versions=[incident_version_json(v) for v in versions],
-            attachments=[
-                {
-                    "filename": a.filename,
-                    "content_type": a.content_type,
-                    "size": a.size,
-                    "sha256": a.sha256,
-                    "record_id": v.id,
-                }
-                for v in versions
-                for a in v.attachments
-            ],
-        )
+        base.update(_incident_json(record, item.versions or [record]))
     elif isinstance(record, AgentPause):
         base.update(
             agent=record.agent,
@@ -507,6 +413,137 @@ def item_json(item: Item) -> dict[str, Any]:
         base["service_state"] = item.service_state
         base["service_detail"] = item.service_detail()
     return base
+
+
+def _attachment_json(attachment: EmailAttachment | IncidentAttachment) -> dict[str, Any]:
+    return {
+        "filename": attachment.filename,
+        "content_type": attachment.content_type,
+        "size": attachment.size,
+        "sha256": attachment.sha256,
+    }
+
+
+def _email_json(email: Email, item: Item) -> dict[str, Any]:
+    """An email's headers, where its time came from, and its SMTP envelopes if it was received."""
+    placed = item.placement
+    assert placed is not None and item.direction is not None
+    data: dict[str, Any] = {
+        "direction": item.direction.value,
+        "message_id": email.message_id,
+        "message_id_reused": email.message_id_reused,
+        "from": email.from_addr,
+        "from_display": email.from_display,
+        "to": email.to_display,
+        "cc": email.cc_display,
+        "subject": email.subject,
+        "date_header": _offset_iso(email.date_header, email.date_header_offset),
+        "date_header_raw": email.date_header_raw,
+        "received_at": iso_utc(placed.at),
+        "received_source": placed.source.value,
+        "received_by": placed.host,
+        "sha256": email.raw_sha256,
+        "attachments": [_attachment_json(a) for a in email.attachments],
+    }
+    if email.deliveries:  # taken by `evidence receive smtp`: its envelope(s)
+        data["smtp_deliveries"] = [_delivery_json(d) for d in email.deliveries]
+    return data
+
+
+def _delivery_json(delivery: SmtpDelivery) -> dict[str, Any]:
+    return {
+        "received_at": iso_utc(delivery.received_at),
+        "mail_from": delivery.mail_from,
+        "rcpt_to": delivery.rcpt_to.splitlines(),
+        "peer": delivery.peer,
+        "helo": delivery.helo,
+        "tls": delivery.tls,
+        "listener": delivery.listener,
+    }
+
+
+def _call_json(call: Call, agents_at_start: Availability | None) -> dict[str, Any]:
+    """A call's figures, each with its source, and the logs' lines and legs it was built from."""
+    return {
+        "direction": call.direction.value,
+        "number": call.number,
+        "number_raw": call.number_raw,
+        "queue": call.queue,
+        "queue_wait": call.queue_wait,
+        "queue_wait_source": call.queue_wait_source,
+        "talk_time": call.talk_time,
+        "talk_time_source": call.talk_time_source,
+        "outcome": call.outcome,
+        "agent": call.agent,
+        "uniqueid": call.uniqueid,
+        "local_time": call.start_local,
+        "time_flag": call.time_flag,
+        "recording_sha256": call.recordings[0].sha256 if call.recordings else None,
+        "source_lines": [_line_ref(line) for line in call.source_lines],
+        "number_hidden": call.number_hidden,
+        "system": call.system,
+        "ring_time": call.ring_time,
+        "ring_time_source": call.ring_time_source,
+        "outcome_source": call.outcome_source,
+        "outcome_recorded": call.outcome_recorded,
+        "ended_at": iso_utc(call.ended_at),
+        "recordings": [
+            {"filename": r.filename, "sha256": r.sha256, "duration": r.duration}
+            for r in call.recordings
+        ],
+        "legs": [_leg_json(leg) for leg in call.legs],
+        "ring_attempts": [
+            {"at": iso_utc(r.at), "agent": r.agent, "ring_time": r.ring_time, "result": r.result}
+            for r in call.ring_attempts
+        ],
+        "transfers": [
+            {"at": iso_utc(t.at), "kind": t.kind, "agent": t.agent, "target": t.target}
+            for t in call.transfers
+        ],
+        "agents_at_start": _availability_summary(agents_at_start),
+    }
+
+
+def _leg_json(leg: CallLeg) -> dict[str, Any]:
+    """One CDR leg of a call."""
+    return {
+        "id": leg.id,
+        "from": leg.caller,
+        "to": leg.callee,
+        "app": leg.app,
+        "disposition": leg.disposition,
+        "started_at": iso_utc(leg.started_at),
+        "answered_at": iso_utc(leg.answered_at),
+        "ended_at": iso_utc(leg.ended_at),
+        "duration": leg.duration,
+        "billsec": leg.billsec,
+        "line": _line_ref(leg.line),
+    }
+
+
+def _incident_json(incident: Incident, versions: list[Incident]) -> dict[str, Any]:
+    """An incident as it stands now, with every version and the files attached to each."""
+    return {
+        "start": iso_utc(incident.start),
+        "end": iso_utc(incident.end),
+        "title": incident.title,
+        "channels": incident.channel_names,
+        "note": incident.note,
+        "logged_by": incident.logged_by,
+        "logged_at": iso_utc(incident.logged_at),
+        "recorded_at": iso_utc(incident.recorded_at),
+        "corrects": incident.corrects_id,
+        "number": incident.number,
+        "record_id": incident.id,
+        "planned": incident.plan_id is not None,
+        "plan_id": incident.plan_id,
+        "rrule": incident.plan.rrule if incident.plan is not None else None,
+        "corrected": any(v.change == "corrected" for v in versions),
+        "versions": [incident_version_json(v) for v in versions],
+        "attachments": [
+            {**_attachment_json(a), "record_id": v.id} for v in versions for a in v.attachments
+        ],
+    }
 
 
 def incident_version_json(version: Incident) -> dict[str, Any]:

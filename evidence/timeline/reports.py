@@ -462,6 +462,27 @@ def _period(
     )
 
 
+def _period_between(
+    session: Session,
+    date_from: dt.date,
+    date_to: dt.date,
+    states: _States,
+    threshold: int,
+    zone: ZoneInfo,
+    rules: MailRules,
+) -> PeriodFigures:
+    """The company-wide figures of the local days ``date_from``..``date_to`` (inclusive)."""
+    start, end = _bounds(date_from, date_to, zone)
+    return _period(
+        _attempts(session, start, end, zone, states),
+        _emails(session, start, end, states, rules),
+        date_from,
+        date_to,
+        threshold,
+        zone,
+    )
+
+
 def _bounds(
     date_from: dt.date, date_to: dt.date, zone: ZoneInfo
 ) -> tuple[dt.datetime, dt.datetime]:
@@ -596,14 +617,7 @@ def service_report_data(
     emails = _emails(session, start, end, states, rules)
     base = None
     if baseline:
-        base = _period(
-            _attempts(session, b_start, b_end, zone, states),
-            _emails(session, b_start, b_end, states, rules),
-            baseline_from,
-            baseline_to,
-            threshold,
-            zone,
-        )
+        base = _period_between(session, baseline_from, baseline_to, states, threshold, zone, rules)
     report = ServiceReport(
         threshold=threshold,
         zone=zone,
@@ -692,43 +706,9 @@ def customer_reachability(
     """The customer's own attempts (from their timeline ``items``) and what happened to
     each, with the company-wide figures of the days they fall on and a baseline of the
     28 days before the first of them. None when the customer made no attempt."""
-    contacts = [
-        i for i in items if isinstance(i.record, Call | Email) and i.direction is Direction.INBOUND
-    ]
-    if not contacts:
+    attempts = _customer_attempts(items)
+    if not attempts:
         return None
-    replies = {r.email: r for r in email_figures(items).replies}
-    by_id = {i.id: i for i in items}
-    outbound_calls = [
-        i for i in items if isinstance(i.record, Call) and i.record.direction is Direction.OUTBOUND
-    ]
-    attempts = []
-    for item in contacts:
-        record = item.record
-        if isinstance(record, Call):
-            callback = None
-            if record.outcome not in ANSWERED:
-                callback = next(
-                    (
-                        o
-                        for o in outbound_calls
-                        if item.at < o.at <= item.at + CALLBACK_HORIZON
-                        and isinstance(o.record, Call)
-                        and record.number is not None
-                        and o.record.number == record.number
-                    ),
-                    None,
-                )
-            attempts.append(CustomerAttempt(item, callback=callback))
-        else:
-            reply = replies.get(item.id)
-            attempts.append(
-                CustomerAttempt(
-                    item,
-                    reply=by_id.get(reply.reply) if reply and reply.reply else None,
-                    reply_seconds=reply.seconds if reply else None,
-                )
-            )
     all_days = sorted({a.item.at.astimezone(zone).date() for a in attempts})
     shown = all_days[:MAX_DAYS]
     days = []
@@ -747,20 +727,57 @@ def customer_reachability(
     b_from, b_to = default_baseline(all_days[0])
     b_start, b_end = _bounds(b_from, b_to, zone)
     states = _States([c.current for c in chains_overlapping(session, b_start, b_end)], hours)
-    baseline = _period(
-        _attempts(session, b_start, b_end, zone, states),
-        _emails(session, b_start, b_end, states, rules),
-        b_from,
-        b_to,
-        threshold,
-        zone,
-    )
     return CustomerReachability(
         attempts=attempts,
         days=days,
         more_days=len(all_days) - len(shown),
-        baseline=baseline,
+        baseline=_period_between(session, b_from, b_to, states, threshold, zone, rules),
         threshold=threshold,
+    )
+
+
+def _customer_attempts(items: Sequence[Item]) -> list[CustomerAttempt]:
+    """The customer's inbound calls and emails: each unanswered call with its callback, each
+    email with its first reply."""
+    replies = {r.email: r for r in email_figures(items).replies}
+    by_id = {i.id: i for i in items}
+    outbound_calls = [
+        i for i in items if isinstance(i.record, Call) and i.record.direction is Direction.OUTBOUND
+    ]
+    attempts = []
+    for item in items:
+        record = item.record
+        if not isinstance(record, Call | Email) or item.direction is not Direction.INBOUND:
+            continue
+        if isinstance(record, Call):
+            callback = _callback(item, record, outbound_calls)
+            attempts.append(CustomerAttempt(item, callback=callback))
+        else:
+            reply = replies.get(item.id)
+            attempts.append(
+                CustomerAttempt(
+                    item,
+                    reply=by_id.get(reply.reply) if reply and reply.reply else None,
+                    reply_seconds=reply.seconds if reply else None,
+                )
+            )
+    return attempts
+
+
+def _callback(item: Item, call: Call, outbound_calls: list[Item]) -> Item | None:
+    """For a call no person answered: the first outbound call to the same number within
+    the callback horizon."""
+    if call.outcome in ANSWERED or call.number is None:
+        return None
+    return next(
+        (
+            o
+            for o in outbound_calls
+            if item.at < o.at <= item.at + CALLBACK_HORIZON
+            and isinstance(o.record, Call)
+            and o.record.number == call.number
+        ),
+        None,
     )
 
 

@@ -314,58 +314,13 @@ def claim_findings(
     chosen = [by_id[i] for i in item_ids if i in by_id]
     chosen.sort(key=Item.sort_key)
     missing = tuple(i for i in item_ids if i not in by_id)
-    facts: list[Fact] = []
-
     calls = [i for i in chosen if isinstance(i.record, Call)]
-    if calls:
-        ids = tuple(i.id for i in calls)
-        answered = tuple(
-            i.id for i in calls if getattr(i.record, "outcome", "") == CallOutcome.ANSWERED
-        )
-        facts.append(Fact("calls", len(calls), ids))
-        facts.append(Fact("calls_answered", len(answered), answered))
-        facts.append(
-            Fact(
-                "calls_unanswered",
-                len(calls) - len(answered),
-                tuple(i for i in ids if i not in answered),
-            )
-        )
-        waits = queue_waits(calls)
-        if waits.max is not None:
-            first = by_id[waits.longest[0]]
-            facts.append(
-                Fact(
-                    "longest_queue_wait",
-                    waits.max,
-                    waits.longest,
-                    day=first.at.astimezone(zone).date(),
-                )
-            )
-        inside = tuple(i.id for i in calls if i.incidents)
-        if inside:
-            facts.append(Fact("calls_in_incident", len(inside), inside))
-
     emails = [i for i in chosen if isinstance(i.record, Email)]
+    facts: list[Fact] = []
+    if calls:
+        facts += _call_facts(calls, by_id, zone)
     if emails:
-        figures = email_figures(timeline.items)
-        reply_of = {r.email: r for r in figures.replies}
-        inbound = tuple(i.id for i in emails if i.id in reply_of)
-        outbound = tuple(i.id for i in emails if i.direction is Direction.OUTBOUND)
-        if inbound:
-            facts.append(Fact("emails_inbound", len(inbound), inbound))
-        if outbound:
-            facts.append(Fact("emails_outbound", len(outbound), outbound))
-        if inbound:
-            earliest = reply_of[inbound[0]]
-            if earliest.reply is not None:
-                facts.append(
-                    Fact("first_reply", earliest.seconds, (earliest.email, earliest.reply))
-                )
-            unanswered = tuple(i for i in inbound if reply_of[i].reply is None)
-            if unanswered:
-                facts.append(Fact("emails_unanswered", len(unanswered), unanswered))
-
+        facts += _email_facts(emails, email_figures(timeline.items))
     for item in chosen:
         record = item.record
         if isinstance(record, Incident):
@@ -373,6 +328,60 @@ def claim_findings(
         elif isinstance(record, AgentPause):
             facts.append(Fact("agent_pause", _duration(record.start, record.end), (item.id,)))
     return ClaimFindings(claim=claim_id, facts=facts, missing=missing)
+
+
+def _call_facts(calls: list[Item], by_id: dict[str, Item], zone: ZoneInfo) -> list[Fact]:
+    """A claim's calls: how many, answered or not, the longest queue wait (and its local
+    day), and those inside an incident."""
+    ids = tuple(i.id for i in calls)
+    answered = tuple(
+        i.id for i in calls if getattr(i.record, "outcome", "") == CallOutcome.ANSWERED
+    )
+    facts = [
+        Fact("calls", len(calls), ids),
+        Fact("calls_answered", len(answered), answered),
+        Fact(
+            "calls_unanswered",
+            len(calls) - len(answered),
+            tuple(i for i in ids if i not in answered),
+        ),
+    ]
+    waits = queue_waits(calls)
+    if waits.max is not None:
+        first = by_id[waits.longest[0]]
+        facts.append(
+            Fact(
+                "longest_queue_wait",
+                waits.max,
+                waits.longest,
+                day=first.at.astimezone(zone).date(),
+            )
+        )
+    inside = tuple(i.id for i in calls if i.incidents)
+    if inside:
+        facts.append(Fact("calls_in_incident", len(inside), inside))
+    return facts
+
+
+def _email_facts(emails: list[Item], figures: EmailFigures) -> list[Fact]:
+    """A claim's emails: inbound and outbound, the first reply to the earliest inbound one
+    (replies are looked for in the whole timeline), and those never answered."""
+    reply_of = {r.email: r for r in figures.replies}
+    inbound = tuple(i.id for i in emails if i.id in reply_of)
+    outbound = tuple(i.id for i in emails if i.direction is Direction.OUTBOUND)
+    facts = []
+    if inbound:
+        facts.append(Fact("emails_inbound", len(inbound), inbound))
+    if outbound:
+        facts.append(Fact("emails_outbound", len(outbound), outbound))
+    if inbound:
+        earliest = reply_of[inbound[0]]
+        if earliest.reply is not None:
+            facts.append(Fact("first_reply", earliest.seconds, (earliest.email, earliest.reply)))
+        unanswered = tuple(i for i in inbound if reply_of[i].reply is None)
+        if unanswered:
+            facts.append(Fact("emails_unanswered", len(unanswered), unanswered))
+    return facts
 
 
 # --- all of it ----------------------------------------------------------------------
