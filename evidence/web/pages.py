@@ -27,8 +27,10 @@ from flask import (
 from werkzeug.wrappers import Response
 
 from evidence.errors import EvidenceError, InvalidInput
+from evidence.records.authorities import authority_name
 from evidence.records.users import Forbidden, SigninThrottled, sign_in
 from evidence.render.i18n import LANGUAGES, translations
+from evidence.service import cases
 from evidence.store.audit import log_event
 from evidence.timeutil import format_local
 from evidence.web.app import actor, audit_later, csrf_token, current_user, desk, reader, store
@@ -57,7 +59,12 @@ def install(app: Flask) -> None:
         ngettext=lambda one, many, n: translations(language()).ngettext(one, many, n),
         newstyle=True,
     )
-    app.jinja_env.globals.update(csrf_token=csrf_token, current_user=current_user, lang=language)
+    app.jinja_env.globals.update(
+        csrf_token=csrf_token,
+        current_user=current_user,
+        lang=language,
+        authority_name=authority_name,
+    )
     app.jinja_env.autoescape = True
     app.jinja_env.filters["localtime"] = lambda value: format_local(value, desk().config.zone)
 
@@ -128,10 +135,7 @@ def signout() -> Response:
 @blueprint.get("/")
 @signed_in()
 def case_list() -> Any:
-    from evidence.records.cases import case_summaries
-
-    today = dt.datetime.now(desk().config.zone).date()
-    rows = case_summaries(reader(), today)
+    rows = cases.list_cases(reader())
     return render_template("cases.html.j2", cases=[r for r in rows if r.status == "open"])
 
 
@@ -172,19 +176,16 @@ def _moment(name: str, *, required: bool = False) -> dt.datetime | None:
 @blueprint.post("/cases")
 @signed_in("legal")
 def case_open() -> Response:
-    from evidence.records.cases import case_detail, open_case
-
-    reference = request.form.get("ref", "").strip()
-    open_case(
+    opened = cases.open_case(
         store(),
-        reference,
+        request.form.get("ref", "").strip(),
         customer_ref=request.form.get("customer", "").strip(),
         authority=request.form.get("authority", "").strip(),
         received=_day("received"),
         deadline=_day("deadline"),
+        by=actor(),
     )
-    log_event(store(), action="case-open", subject=f"case {reference}", actor=actor())
-    return redirect(url_for(".case_page", case_id=case_detail(store(), reference).summary.id))
+    return redirect(url_for(".case_page", case_id=opened.id))
 
 
 # Built timelines of this process, by customer, period, language and the ledger's last
@@ -291,14 +292,12 @@ def _row(item: Any) -> dict[str, Any]:
 @signed_in()
 def case_page(case_id: int) -> Any:
     from evidence.jobs import list_jobs
-    from evidence.records.cases import case_by_id, case_detail
     from evidence.store.audit import event_json, list_events
 
-    reference = case_by_id(reader(), case_id)
-    today = dt.datetime.now(desk().config.zone).date()
-    detail = case_detail(reader(), reference, today)
-    timeline = _timeline_page(detail.summary.customer)
-    subjects = (f"case {reference}", f"customer {detail.summary.customer}")
+    reference = cases.case_reference(reader(), case_id)
+    shown = cases.show_case(reader(), reference)
+    timeline = _timeline_page(shown.customer)
+    subjects = (f"case {reference}", f"customer {shown.customer}")
     try:
         desk().audit.flush()  # the trail shows this user's own views too
     except Exception:  # the writer lock is busy (an export gathers): the trail shows the rest
@@ -315,10 +314,10 @@ def case_page(case_id: int) -> Any:
     from evidence.records.holds import active_holds
 
     with reader().session() as session:
-        holds = active_holds(session, detail.summary.customer)
+        holds = active_holds(session, shown.customer)
     return render_template(
         "case.html.j2",
-        case=detail,
+        case=shown,
         holds=holds,
         timeline=timeline,
         jobs=list_jobs(reader(), case_ref=reference),
@@ -329,18 +328,12 @@ def case_page(case_id: int) -> Any:
 @blueprint.post("/cases/<int:case_id>/claims")
 @signed_in("legal")
 def case_claim(case_id: int) -> Response:
-    from evidence.records.cases import add_claim, case_by_id
-
-    reference = case_by_id(reader(), case_id)
-    claim = add_claim(
-        store(), reference, request.form.get("text", ""), request.form.getlist("evidence")
-    )
-    log_event(
+    cases.add_claim(
         store(),
-        action="claim",
-        subject=f"case {reference}",
-        details={"claim": claim.id, "evidence": claim.item_ids},
-        actor=actor(),
+        cases.case_reference(reader(), case_id),
+        request.form.get("text", ""),
+        request.form.getlist("evidence"),
+        by=actor(),
     )
     return redirect(url_for(".case_page", case_id=case_id) + "#claims")
 
@@ -348,27 +341,18 @@ def case_claim(case_id: int) -> Response:
 @blueprint.post("/cases/<int:case_id>/documents")
 @signed_in("legal")
 def case_document(case_id: int) -> Response:
-    from evidence.records.cases import attach_bytes, case_by_id
-
-    reference = case_by_id(reader(), case_id)
+    reference = cases.case_reference(reader(), case_id)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise InvalidInput(_("Choose a PDF file."))
-    document = attach_bytes(
+    cases.attach_upload(
         store(),
         reference,
         upload.read(),
         upload.filename,
         title=request.form.get("title", "").strip() or upload.filename,
         document_date=_day("date"),
-    )
-    log_event(
-        store(),
-        action="document-upload",
-        subject=f"case {reference}",
-        output_sha256=document.sha256,
-        details={"title": document.title, "size": document.size},
-        actor=actor(),
+        by=actor(),
     )
     return redirect(url_for(".case_page", case_id=case_id) + "#documents")
 
@@ -377,9 +361,8 @@ def case_document(case_id: int) -> Response:
 @signed_in("legal")
 def case_export(case_id: int) -> Response:
     from evidence.jobs import queue_export
-    from evidence.records.cases import case_by_id
 
-    reference = case_by_id(reader(), case_id)
+    reference = cases.case_reference(reader(), case_id)
     job = queue_export(
         store(),
         customer=None,
@@ -403,20 +386,17 @@ def case_export(case_id: int) -> Response:
 @blueprint.post("/cases/<int:case_id>/close")
 @signed_in("legal")
 def case_close(case_id: int) -> Response:
-    from evidence.records.cases import case_by_id, close_case
-
-    reference = case_by_id(reader(), case_id)
-    close_case(store(), reference, reason=request.form.get("reason", ""), by=actor())
+    reference = cases.case_reference(reader(), case_id)
+    cases.close_case(store(), reference, reason=request.form.get("reason", ""), by=actor())
     return redirect(url_for(".case_list"))
 
 
 @blueprint.post("/cases/<int:case_id>/hold")
 @signed_in("legal")
 def case_hold(case_id: int) -> Response:
-    from evidence.records.cases import case_by_id
     from evidence.records.holds import add_hold
 
-    reference = case_by_id(reader(), case_id)
+    reference = cases.case_reference(reader(), case_id)
     add_hold(store(), reference, reason=request.form.get("reason", ""), by=actor())
     return redirect(url_for(".case_page", case_id=case_id) + "#holds")
 
