@@ -14,12 +14,10 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Response, abort, jsonify, request, send_file
 
-from evidence import jobs
 from evidence.errors import InvalidInput
 from evidence.records.users import Forbidden
-from evidence.service import cases
+from evidence.service import cases, export_jobs
 from evidence.service.result import plain
-from evidence.store.audit import log_event
 from evidence.web.app import actor, audit_later, current_user, reader, store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -189,7 +187,7 @@ def export_start() -> Any:
     case_id = data.get("case_id")
     if case_id is not None and not isinstance(case_id, int):
         raise InvalidInput("case_id must be a number (the id of GET /api/cases)")
-    job = jobs.queue_export(
+    job = export_jobs.queue_export(
         store(),
         customer=_text(data, "customer", required=case_id is None),
         case_ref=cases.case_reference(reader(), case_id) if case_id is not None else None,
@@ -198,21 +196,13 @@ def export_start() -> Any:
         date_to=_date(data.get("to"), "to"),
         by=actor(),
     )
-    log_event(
-        store(),
-        action="export-queued",
-        subject=f"customer {job.customer}" + (f", case {job.case}" if job.case else ""),
-        details={"job": job.id},
-        actor=actor(),
-        checkpoint=False,
-    )
     return jsonify({"id": job.id, "status": job.status}), 202
 
 
 @blueprint.get("/exports/<int:job_id>")
 @needs("viewer")
 def export_status(job_id: int) -> Any:
-    return jsonify(jobs.get_job(reader(), job_id).as_dict())
+    return jsonify(export_jobs.get_job(reader(), job_id).as_dict())
 
 
 @blueprint.get("/exports/<int:job_id>/file")
@@ -223,7 +213,7 @@ def export_file(job_id: int) -> Response:
 
 def send_job_file(job_id: int) -> Response:
     """The finished dossier of a job, its download kept in the audit log."""
-    info, path = jobs.job_file(reader(), job_id)
+    info, path = export_jobs.job_file(reader(), job_id)
     audit_later(
         action="download",
         subject=f"customer {info.customer}" + (f", case {info.case}" if info.case else ""),

@@ -30,7 +30,7 @@ from evidence.errors import EvidenceError, InvalidInput
 from evidence.records.authorities import authority_name
 from evidence.records.users import Forbidden, SigninThrottled, sign_in
 from evidence.render.i18n import LANGUAGES, translations
-from evidence.service import cases
+from evidence.service import cases, export_jobs
 from evidence.store.audit import log_event
 from evidence.timeutil import format_local
 from evidence.web.app import actor, audit_later, csrf_token, current_user, desk, reader, store
@@ -291,7 +291,6 @@ def _row(item: Any) -> dict[str, Any]:
 @blueprint.get("/cases/<int:case_id>")
 @signed_in()
 def case_page(case_id: int) -> Any:
-    from evidence.jobs import list_jobs
     from evidence.store.audit import event_json, list_events
 
     reference = cases.case_reference(reader(), case_id)
@@ -320,7 +319,7 @@ def case_page(case_id: int) -> Any:
         case=shown,
         holds=holds,
         timeline=timeline,
-        jobs=list_jobs(reader(), case_ref=reference),
+        jobs=export_jobs.list_jobs(reader(), case_ref=reference),
         trail=trail[-100:],
     )
 
@@ -360,25 +359,12 @@ def case_document(case_id: int) -> Response:
 @blueprint.post("/cases/<int:case_id>/exports")
 @signed_in("legal")
 def case_export(case_id: int) -> Response:
-    from evidence.jobs import queue_export
-
-    reference = cases.case_reference(reader(), case_id)
-    job = queue_export(
+    export_jobs.queue_export(
         store(),
         customer=None,
-        case_ref=reference,
+        case_ref=cases.case_reference(reader(), case_id),
         language=request.form.get("lang") or None,
-        date_from=None,
-        date_to=None,
         by=actor(),
-    )
-    log_event(
-        store(),
-        action="export-queued",
-        subject=f"case {reference}",
-        details={"job": job.id},
-        actor=actor(),
-        checkpoint=False,
     )
     return redirect(url_for(".case_page", case_id=case_id) + "#exports")
 
@@ -404,9 +390,7 @@ def case_hold(case_id: int) -> Response:
 @blueprint.get("/exports/<int:job_id>/row")
 @signed_in()
 def export_row(job_id: int) -> Any:
-    from evidence.jobs import get_job
-
-    return render_template("_export_row.html.j2", job=get_job(reader(), job_id))
+    return render_template("_export_row.html.j2", job=export_jobs.get_job(reader(), job_id))
 
 
 @blueprint.get("/exports/<int:job_id>/file")
