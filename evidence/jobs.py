@@ -25,6 +25,7 @@ from evidence.errors import EvidenceError, InvalidInput, NotFound
 from evidence.files import private_dir
 from evidence.store.db import Store, sqlite_path
 from evidence.store.models import Case, Customer, ExportJob
+from evidence.store.rows import from_row
 from evidence.timeutil import iso_utc, utcnow
 
 STATUSES = ("queued", "running", "done", "failed")
@@ -56,21 +57,7 @@ class JobInfo:
 
     @classmethod
     def of(cls, job: ExportJob) -> JobInfo:
-        return cls(
-            job.id,
-            job.status,
-            job.progress,
-            job.customer_ref,
-            job.case_ref,
-            job.language,
-            job.requested_by,
-            job.created_at,
-            job.finished_at,
-            job.sha256,
-            job.pages,
-            job.error,
-            job.attempts,
-        )
+        return from_row(cls, job, customer=job.customer_ref, case=job.case_ref)
 
     def as_dict(self) -> dict[str, Any]:
         return {

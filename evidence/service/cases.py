@@ -18,6 +18,7 @@ from evidence.records import cases
 from evidence.records.authorities import authority_name
 from evidence.service.result import NOT_IN_JSON, Result, opened
 from evidence.store.audit import log_event
+from evidence.store.rows import from_row
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -97,14 +98,7 @@ class Document(Result):
 
     @classmethod
     def of(cls, document: CaseDocument) -> Document:
-        return cls(
-            id=document.id,
-            title=document.title,
-            filename=document.filename,
-            size=document.size,
-            sha256=document.sha256,
-            date=document.document_date,
-        )
+        return from_row(cls, document, date=document.document_date)
 
 
 @dataclass(frozen=True)
@@ -117,13 +111,7 @@ class ClaimRecord(Result):
 
     @classmethod
     def of(cls, claim: Claim) -> ClaimRecord:
-        return cls(
-            id=claim.id,
-            text=claim.text,
-            evidence=tuple(claim.item_ids),
-            recorded_at=claim.recorded_at,
-            corrects=claim.corrects_id,
-        )
+        return from_row(cls, claim, evidence=tuple(claim.item_ids), corrects=claim.corrects_id)
 
 
 @dataclass(frozen=True)
