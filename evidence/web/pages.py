@@ -11,6 +11,7 @@ import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import (
@@ -460,71 +461,124 @@ def incidents() -> Any:
     return render_template("incidents.html.j2", incidents=list(reversed(rows)))
 
 
+@dataclass(frozen=True)
+class _IncidentForm:
+    """What every incident form of the desk sends."""
+
+    title: str
+    channels: list[str]
+    note: str | None
+    by: str
+
+    @classmethod
+    def read(cls) -> _IncidentForm:
+        return cls(
+            title=request.form.get("title", ""),
+            channels=request.form.getlist("channel") or ["all"],
+            note=request.form.get("note") or None,
+            by=actor(),
+        )
+
+
+def _incident_add(form: _IncidentForm) -> int:
+    from evidence.records.incidents import add_incident
+
+    start = _moment("start", required=True)
+    assert start is not None
+    return add_incident(
+        store(),
+        title=form.title,
+        start=start,
+        end=_moment("end"),
+        channels=form.channels,
+        note=form.note,
+        logged_by=form.by,
+    ).number
+
+
+def _incident_start(form: _IncidentForm) -> int:
+    from evidence.records.incidents import start_incident
+
+    return start_incident(
+        store(), title=form.title, channels=form.channels, note=form.note, logged_by=form.by
+    ).number
+
+
+def _incident_number() -> int:
+    from evidence.records.incidents import parse_incident_id
+
+    return parse_incident_id(request.form.get("number", ""))
+
+
+def _incident_end(form: _IncidentForm) -> int:
+    from evidence.records.incidents import end_incident
+
+    number = _incident_number()
+    end_incident(store(), number, at=_moment("at"), by=form.by)
+    return number
+
+
+def _incident_correct(form: _IncidentForm) -> int:
+    from evidence.records.incidents import correct_incident
+
+    number = _incident_number()
+    correct_incident(
+        store(),
+        number,
+        reason=request.form.get("reason", ""),
+        by=form.by,
+        start=_moment("start"),
+        end=_moment("end"),
+        title=form.title or None,
+        channels=request.form.getlist("channel") or None,  # none ticked: unchanged
+        note=form.note,
+    )
+    return number
+
+
+def _incident_plan(form: _IncidentForm) -> int:
+    """A planned (recurring) incident: it has no number of its own; 0."""
+    from evidence.records.plans import plan_incident
+
+    start, end = _moment("start", required=True), _moment("end", required=True)
+    assert start is not None and end is not None
+    plan_incident(
+        store(),
+        title=form.title,
+        start=start,
+        end=end,
+        rrule_text=request.form.get("rrule") or None,
+        channels=form.channels,
+        note=form.note,
+        logged_by=form.by,
+    )
+    return 0
+
+
+_INCIDENT_ACTIONS: dict[str, Callable[[_IncidentForm], int]] = {
+    "add": _incident_add,
+    "start": _incident_start,
+    "end": _incident_end,
+    "correct": _incident_correct,
+    "plan": _incident_plan,
+}
+
+
 @blueprint.post("/incidents")
 @signed_in("agent")
 def incident_action() -> Response:
-    from evidence.records import incidents as lib
-    from evidence.records.plans import plan_incident
-
+    """The incident forms: log one, start one, end one, correct one, plan recurring ones."""
     action = request.form.get("action", "")
-    who = actor()
-    channels = request.form.getlist("channel") or ["all"]
-    note = request.form.get("note") or None
-    title = request.form.get("title", "")
-    if action == "add":
-        start = _moment("start", required=True)
-        assert start is not None
-        done = lib.add_incident(
-            store(),
-            title=title,
-            start=start,
-            end=_moment("end"),
-            channels=channels,
-            note=note,
-            logged_by=who,
-        )
-        number = done.number
-    elif action == "start":
-        number = lib.start_incident(
-            store(), title=title, channels=channels, note=note, logged_by=who
-        ).number
-    elif action in ("end", "correct"):
-        number = lib.parse_incident_id(request.form.get("number", ""))
-        if action == "end":
-            lib.end_incident(store(), number, at=_moment("at"), by=who)
-        else:
-            lib.correct_incident(
-                store(),
-                number,
-                reason=request.form.get("reason", ""),
-                by=who,
-                start=_moment("start"),
-                end=_moment("end"),
-                title=title or None,
-                channels=request.form.getlist("channel") or None,
-                note=note,
-            )
-    elif action == "plan":
-        start, end = _moment("start", required=True), _moment("end", required=True)
-        assert start is not None and end is not None
-        plan_incident(
-            store(),
-            title=title,
-            start=start,
-            end=end,
-            rrule_text=request.form.get("rrule") or None,
-            channels=channels,
-            note=note,
-            logged_by=who,
-        )
-        number = 0
-    else:
+    run = _INCIDENT_ACTIONS.get(action)
+    if run is None:
         abort(400, description="unknown incident action")
+    form = _IncidentForm.read()
+    number = run(form)
     log_event(
         store(),
         action="incident",
         subject=f"incident {action}" + (f" #{number}" if number else ""),
-        actor=who,
+        actor=form.by,
         checkpoint=False,
     )
     return redirect(url_for(".incidents"))
