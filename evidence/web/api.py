@@ -1,8 +1,9 @@
 """The desk's JSON API: bearer tokens (``evidence token create``), the same library as the CLI.
 
-Errors are ``{"error": "..."}`` with 400 (malformed request), 401 (no or bad token), 403
-(role), 404, 409 (conflict, or an export not done yet), 413 (upload too large) or 422
-(refused value); never a stack trace.
+Errors are ``{"error": "..."}`` with 400 (a request that cannot be read: a body that is not
+JSON), 401 (no or bad token), 403 (role), 404, 409 (conflict, or an export not done yet), 413
+(upload too large) or 422 (every refused or missing value: a field, a date, an upload that is
+not a PDF); never a stack trace.
 """
 
 from __future__ import annotations
@@ -24,6 +25,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 blueprint = Blueprint("api", __name__, url_prefix="/api")
 
 
+_NO_TOKEN = "give an API token: Authorization: Bearer TOKEN"
+_NOT_ACCEPTED = (
+    "the API token was not accepted (unknown, expired, or its user is disabled): send it as "
+    "Authorization: Bearer TOKEN, and make a new one with `evidence token create USER`"
+)
+
+
+def _token_given() -> bool:
+    return bool(request.headers.get("Authorization", "").strip())
+
+
 def needs(role: str) -> Callable[[F], F]:
     """A route for signed-in callers (bearer token) whose role allows ``role``."""
 
@@ -32,7 +44,7 @@ def needs(role: str) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             user = current_user()
             if user is None:
-                abort(401, description="give an API token: Authorization: Bearer TOKEN")
+                abort(401, description=_NOT_ACCEPTED if _token_given() else _NO_TOKEN)
             if not user.may(role):
                 raise Forbidden(f"your role ({user.role}) may not do this; it needs {role}")
             return func(*args, **kwargs)

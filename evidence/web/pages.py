@@ -27,6 +27,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response
 
+from evidence.domain import outcome_label
 from evidence.errors import EvidenceError, InvalidInput
 from evidence.records.authorities import authority_name
 from evidence.records.users import Forbidden, SigninThrottled, sign_in
@@ -273,7 +274,8 @@ def _row(item: Any) -> dict[str, Any]:
         summary = f"#{record.number} {record.title}"
         who = record.logged_by or ""
     elif item.kind == "call":
-        summary = f"{record.outcome} · {_('queue')} {format_duration(record.queue_wait)}"
+        outcome = outcome_label(record.outcome, _)
+        summary = f"{outcome} · {_('queue')} {format_duration(record.queue_wait)}"
         who = record.number or ""
     else:
         summary = f"{getattr(record, 'agent', '')} {getattr(record, 'reason', '') or ''}"
