@@ -1,8 +1,9 @@
 """The desk's Flask application: sign-in, sessions, CSRF, security headers and errors.
 
 Routes live in :mod:`evidence.web.api` (JSON, bearer tokens) and :mod:`evidence.web.pages`
-(HTML for people). Both call the library (``evidence.records.cases``, ``evidence.jobs``, ...), as
-the CLI does; nothing here holds a rule of the store.
+(HTML for people). Both call the service layer (``evidence.service.cases``,
+``evidence.service.export_jobs``, ...) as the CLI does, handing it the store this process
+holds open and the signed-in user; nothing here holds a rule of the store.
 """
 
 from __future__ import annotations
