@@ -25,6 +25,7 @@ from evidence.errors import EvidenceError, InvalidInput, NotFound
 from evidence.files import private_dir
 from evidence.store.db import Store, sqlite_path
 from evidence.store.models import Case, Customer, ExportJob
+from evidence.store.rows import from_row
 from evidence.timeutil import iso_utc, utcnow
 
 STATUSES = ("queued", "running", "done", "failed")
@@ -56,21 +57,7 @@ class JobInfo:
 
     @classmethod
     def of(cls, job: ExportJob) -> JobInfo:
-        return cls(
-            job.id,
-            job.status,
-            job.progress,
-            job.customer_ref,
-            job.case_ref,
-            job.language,
-            job.requested_by,
-            job.created_at,
-            job.finished_at,
-            job.sha256,
-            job.pages,
-            job.error,
-            job.attempts,
-        )
+        return from_row(cls, job, customer=job.customer_ref, case=job.case_ref)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -254,6 +241,35 @@ def _set(store: Store, job_id: int, **values: Any) -> None:
         session.execute(update(ExportJob).where(ExportJob.id == job_id).values(**values))
 
 
+class _Heartbeat:
+    """Beats a running job's heartbeat, with the parts rendered so far, from a thread of its
+    own while the block runs (a worker that stops beating is taken for dead)."""
+
+    def __init__(self, store: Store, job_id: int) -> None:
+        self.store = store
+        self.job_id = job_id
+        self.parts = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=self._beat, name=f"export-{job_id}-heartbeat", daemon=True
+        )
+
+    def progress(self, step: int) -> None:
+        self.parts += step
+
+    def _beat(self) -> None:
+        while not self.stop.wait(HEARTBEAT.total_seconds()):
+            _set(self.store, self.job_id, heartbeat_at=utcnow(), progress=self.parts)
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 def run_job(store: Store, job_id: int, *, jobs: int | None = 1) -> JobInfo:
     """Run a claimed job to its end: done with its SHA-256 and pages, or failed with the
     reason. Beats the heartbeat from a thread while the export renders."""
@@ -261,43 +277,28 @@ def run_job(store: Store, job_id: int, *, jobs: int | None = 1) -> JobInfo:
 
     info = get_job(store, job_id)
     _remove_partial(store, job_id)
-    stop = threading.Event()
-    parts = [0]
-
-    def beat() -> None:
-        while not stop.wait(HEARTBEAT.total_seconds()):
-            _set(store, job_id, heartbeat_at=utcnow(), progress=parts[0])
-
-    def progress(step: int) -> None:
-        parts[0] += step
-
-    beater = threading.Thread(target=beat, name=f"export-{job_id}-heartbeat", daemon=True)
-    beater.start()
     with store.session() as session:
         job = session.get(ExportJob, job_id)
         assert job is not None
         date_from, date_to = job.date_from, job.date_to
     try:
-        result = export_dossier(
-            store,
-            customer_ref=info.customer,
-            output=job_path(store, job_id),
-            date_from=date_from,
-            date_to=date_to,
-            case_ref=info.case,
-            language=info.language,
-            jobs=jobs,
-            progress=progress,
-            force=True,
-            by=info.requested_by,
-        )
+        with _Heartbeat(store, job_id) as heart:
+            result = export_dossier(
+                store,
+                customer_ref=info.customer,
+                output=job_path(store, job_id),
+                date_from=date_from,
+                date_to=date_to,
+                case_ref=info.case,
+                language=info.language,
+                jobs=jobs,
+                progress=heart.progress,
+                force=True,
+                by=info.requested_by,
+            )
     except EvidenceError as exc:
-        stop.set()
-        beater.join()
         _set(store, job_id, status="failed", finished_at=utcnow(), error=str(exc))
     except Exception as exc:  # the reason, never a traceback, for the person waiting
-        stop.set()
-        beater.join()
         _set(
             store,
             job_id,
@@ -307,14 +308,12 @@ def run_job(store: Store, job_id: int, *, jobs: int | None = 1) -> JobInfo:
         )
         raise
     else:
-        stop.set()
-        beater.join()
         _set(
             store,
             job_id,
             status="done",
             finished_at=utcnow(),
-            progress=max(parts[0], 1),
+            progress=max(heart.parts, 1),
             sha256=result.sha256,
             pages=result.pages,
             error=None,

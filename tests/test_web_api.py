@@ -293,3 +293,24 @@ def test_an_erasure_deletes_the_desks_dossiers_of_the_customer(desk: Desk, cli: 
     assert "content was erased" in status["error"] and "deleted" in status["error"]
     gone = desk.call("GET", f"/api/exports/{queued['id']}/file", "viewer")
     assert gone.status_code == 409
+
+
+def test_verify_refuses_an_upload_that_is_not_a_pdf(desk: Desk) -> None:
+    notes = {"file": (io.BytesIO(b"meeting notes\n"), "notes.txt")}
+    refused = desk.call("POST", "/api/verify", "viewer", data=notes)
+    assert refused.status_code == 422
+    assert refused.get_json() == {
+        "error": "notes.txt is not a PDF file (it does not start with %PDF-): "
+        "upload the dossier's PDF"
+    }
+
+
+def test_a_wrong_token_says_which_header_and_how_to_make_one(desk: Desk) -> None:
+    for header in ("Bearer evd_not-a-token", "Token " + desk.tokens["viewer"]):
+        wrong = desk.client.get("/api/cases", headers={"Authorization": header})
+        assert wrong.status_code == 401
+        assert wrong.get_json() == {
+            "error": "the API token was not accepted (unknown, expired, or its user is "
+            "disabled): send it as Authorization: Bearer TOKEN, and make a new one with "
+            "`evidence token create USER`"
+        }

@@ -252,3 +252,18 @@ def test_legal_user_places_a_hold_and_closes_the_case(desk: Desk) -> None:
     assert "KKV/1234/2026" not in client.get("/").get_data(as_text=True)  # open cases only
     rows = desk.call("GET", "/api/cases", "viewer").get_json()
     assert rows[0]["status"] == "closed"
+
+
+def test_the_timeline_names_a_calls_outcome_as_the_dossier_does(desk: Desk) -> None:
+    from evidence.domain import outcome_label
+    from evidence.timeline.history import customer_timeline
+
+    with desk.store.session() as session:
+        items = customer_timeline(session, desk.store.config, "200517").items
+        stored = {i.record.outcome for i in items if i.kind == "call"}
+    labels = {outcome_label(o) for o in stored}
+    assert labels - stored, stored  # some outcome reads otherwise in words
+    sign_in(desk.client, "viewer")  # in English
+    page = desk.client.get("/customers/200517?kind=call").get_data(as_text=True)
+    shown = set(re.findall(r'<span class="subject">(.+?) · ', page))
+    assert shown == labels

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from evidence.errors import InvalidInput, NotFound
 from evidence.store.db import Store
 from evidence.store.models import ApiToken, DeskUser, SigninFailure
+from evidence.store.rows import from_row
 from evidence.timeutil import iso_utc, utcnow
 
 ROLES = ("viewer", "agent", "legal", "admin")
@@ -63,15 +64,7 @@ class UserInfo:
 
     @classmethod
     def of(cls, user: DeskUser) -> UserInfo:
-        return cls(
-            user.id,
-            user.name,
-            user.role,
-            user.language,
-            user.disabled,
-            user.password_hash is not None,
-            user.created_at,
-        )
+        return from_row(cls, user, has_password=user.password_hash is not None)
 
     def may(self, needed: str) -> bool:
         return not self.disabled and role_allows(self.role, needed)

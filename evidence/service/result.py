@@ -15,12 +15,21 @@ if TYPE_CHECKING:
     from evidence.config import Config
 
 
+# The metadata of a field a face uses but ``--json`` does not print (the desk's ids):
+# ``id: int = field(metadata=NOT_IN_JSON)``.
+NOT_IN_JSON = {"json": False}
+
+
 @dataclass(frozen=True)
 class Result:
     """Fields in the order ``--json`` prints them; ``as_dict()`` gives that JSON's value."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {f.name: plain(getattr(self, f.name)) for f in fields(self)}
+        return {
+            f.name: plain(getattr(self, f.name))
+            for f in fields(self)
+            if f.metadata.get("json", True)
+        }
 
 
 def plain(value: object) -> Any:
@@ -42,9 +51,13 @@ def as_list(results: tuple[Result, ...]) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def opened(config: Config) -> Iterator[Store]:
-    """The store of ``config``, closed when the operation is done."""
-    store = open_store(config)
+def opened(source: Config | Store) -> Iterator[Store]:
+    """The store an operation works on: the CLI gives its ``Config`` (the store is opened and
+    closed when the operation is done); the desk gives the store its process holds open."""
+    if isinstance(source, Store):
+        yield source
+        return
+    store = open_store(source)
     try:
         yield store
     finally:

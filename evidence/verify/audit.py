@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from evidence.errors import EvidenceError, IntegrityFailure
+from evidence.errors import EvidenceError, IntegrityFailure, InvalidInput
 from evidence.store.audit import log_event, record
 from evidence.store.db import Store
 from evidence.verify.report import Report
@@ -65,6 +65,11 @@ def verify_uploaded_dossier(store: Store, data: bytes, name: str, *, by: str) ->
     from evidence.verify.dossier import verify_dossier
 
     shown = name.replace("\\", "/").rsplit("/", 1)[-1].strip()[:200] or "dossier.pdf"
+    # A PDF may have up to 1024 bytes before its header (ISO 32000-2, 7.5.2).
+    if b"%PDF-" not in data[:1024]:
+        raise InvalidInput(
+            f"{shown} is not a PDF file (it does not start with %PDF-): upload the dossier's PDF"
+        )
     with tempfile.TemporaryDirectory(prefix="evidence-verify-") as folder:
         path = Path(folder) / "dossier.pdf"
         path.write_bytes(data)

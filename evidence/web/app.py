@@ -1,8 +1,9 @@
 """The desk's Flask application: sign-in, sessions, CSRF, security headers and errors.
 
 Routes live in :mod:`evidence.web.api` (JSON, bearer tokens) and :mod:`evidence.web.pages`
-(HTML for people). Both call the library (``evidence.records.cases``, ``evidence.jobs``, ...), as
-the CLI does; nothing here holds a rule of the store.
+(HTML for people). Both call the service layer (``evidence.service.cases``,
+``evidence.service.export_jobs``, ...) as the CLI does, handing it the store this process
+holds open and the signed-in user; nothing here holds a rule of the store.
 """
 
 from __future__ import annotations
@@ -229,63 +230,12 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["evidence_desk"] = Desk(config, settings)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    @app.before_request
-    def _authenticate() -> None:
-        g.user = None
-        if _is_api():
-            header = request.headers.get("Authorization", "")
-            if header.startswith("Bearer "):
-                from evidence.records.users import user_for_token
-
-                g.user = user_for_token(reader(), header[len("Bearer ") :].strip())
-            return
-        proxied = request.headers.get(settings.user_header)
-        if proxied and request.remote_addr in settings.trusted_proxies:
-            g.user = user_by_name(reader(), proxied.strip())
-            g.via_proxy = True
-            return
-        uid = session.get("uid")
-        if isinstance(uid, int):
-            g.user = get_user(reader(), uid)
-            if g.user is None:
-                session.clear()
-
-    @app.before_request
-    def _check_csrf() -> None:
-        if _is_api() or request.method in ("GET", "HEAD", "OPTIONS"):
-            return
-        given = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
-        expected = session.get("csrf")
-        if not isinstance(expected, str) or not hmac.compare_digest(given, expected):
-            abort(400, description="the form's security token is missing or old: reload the page")
-
-    @app.after_request
-    def _headers(response: Response) -> Response:
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "same-origin"
-        if current_user() is not None:
-            response.headers["Cache-Control"] = "no-store"
-        return response
-
-    @app.errorhandler(EvidenceError)
-    def _evidence_error(exc: EvidenceError) -> Any:
-        return _error(_status_of(exc), str(exc))
-
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> Any:
-        code = exc.code or 500
-        message = exc.description or exc.name
-        if code == 413:
-            limit = settings.max_upload_bytes // (1024 * 1024)
-            message = f"the file is larger than the upload limit ({limit} MB)"
-        return _error(code, message)
-
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> Any:
-        app.logger.exception("unexpected error")
-        return _error(500, "the desk hit an unexpected error; it is in the server's log")
+    app.before_request(_authenticate)
+    app.before_request(_check_csrf)
+    app.after_request(_security_headers)
+    app.register_error_handler(EvidenceError, _evidence_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
 
     from evidence.web import api, pages
 
@@ -293,6 +243,68 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(pages.blueprint)
     pages.install(app)
     return app
+
+
+def _authenticate() -> None:
+    """Who calls: an API token on /api/, else the trusted proxy's header, else the session."""
+    g.user = None
+    if _is_api():
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            from evidence.records.users import user_for_token
+
+            g.user = user_for_token(reader(), header[len("Bearer ") :].strip())
+        return
+    settings = desk().settings
+    proxied = request.headers.get(settings.user_header)
+    if proxied and request.remote_addr in settings.trusted_proxies:
+        g.user = user_by_name(reader(), proxied.strip())
+        g.via_proxy = True
+        return
+    uid = session.get("uid")
+    if isinstance(uid, int):
+        g.user = get_user(reader(), uid)
+        if g.user is None:
+            session.clear()
+
+
+def _check_csrf() -> None:
+    if _is_api() or request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    given = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
+    expected = session.get("csrf")
+    if not isinstance(expected, str) or not hmac.compare_digest(given, expected):
+        abort(400, description="the form's security token is missing or old: reload the page")
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    if current_user() is not None:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _evidence_error(exc: EvidenceError) -> Any:
+    return _error(_status_of(exc), str(exc))
+
+
+def _http_error(exc: HTTPException) -> Any:
+    code = exc.code or 500
+    message = exc.description or exc.name
+    if code == 413:
+        limit = desk().settings.max_upload_bytes // (1024 * 1024)
+        message = f"the file is larger than the upload limit ({limit} MB)"
+    return _error(code, message)
+
+
+def _unexpected(exc: Exception) -> Any:
+    from flask import current_app
+
+    current_app.logger.exception("unexpected error")
+    return _error(500, "the desk hit an unexpected error; it is in the server's log")
 
 
 def _error(code: int, message: str) -> Any:

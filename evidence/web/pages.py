@@ -11,6 +11,7 @@ import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import (
@@ -26,9 +27,12 @@ from flask import (
 )
 from werkzeug.wrappers import Response
 
+from evidence.domain import outcome_label
 from evidence.errors import EvidenceError, InvalidInput
+from evidence.records.authorities import authority_name
 from evidence.records.users import Forbidden, SigninThrottled, sign_in
 from evidence.render.i18n import LANGUAGES, translations
+from evidence.service import cases, export_jobs
 from evidence.store.audit import log_event
 from evidence.timeutil import format_local
 from evidence.web.app import actor, audit_later, csrf_token, current_user, desk, reader, store
@@ -57,7 +61,12 @@ def install(app: Flask) -> None:
         ngettext=lambda one, many, n: translations(language()).ngettext(one, many, n),
         newstyle=True,
     )
-    app.jinja_env.globals.update(csrf_token=csrf_token, current_user=current_user, lang=language)
+    app.jinja_env.globals.update(
+        csrf_token=csrf_token,
+        current_user=current_user,
+        lang=language,
+        authority_name=authority_name,
+    )
     app.jinja_env.autoescape = True
     app.jinja_env.filters["localtime"] = lambda value: format_local(value, desk().config.zone)
 
@@ -128,10 +137,7 @@ def signout() -> Response:
 @blueprint.get("/")
 @signed_in()
 def case_list() -> Any:
-    from evidence.records.cases import case_summaries
-
-    today = dt.datetime.now(desk().config.zone).date()
-    rows = case_summaries(reader(), today)
+    rows = cases.list_cases(reader())
     return render_template("cases.html.j2", cases=[r for r in rows if r.status == "open"])
 
 
@@ -172,19 +178,16 @@ def _moment(name: str, *, required: bool = False) -> dt.datetime | None:
 @blueprint.post("/cases")
 @signed_in("legal")
 def case_open() -> Response:
-    from evidence.records.cases import case_detail, open_case
-
-    reference = request.form.get("ref", "").strip()
-    open_case(
+    opened = cases.open_case(
         store(),
-        reference,
+        request.form.get("ref", "").strip(),
         customer_ref=request.form.get("customer", "").strip(),
         authority=request.form.get("authority", "").strip(),
         received=_day("received"),
         deadline=_day("deadline"),
+        by=actor(),
     )
-    log_event(store(), action="case-open", subject=f"case {reference}", actor=actor())
-    return redirect(url_for(".case_page", case_id=case_detail(store(), reference).summary.id))
+    return redirect(url_for(".case_page", case_id=opened.id))
 
 
 # Built timelines of this process, by customer, period, language and the ledger's last
@@ -271,7 +274,8 @@ def _row(item: Any) -> dict[str, Any]:
         summary = f"#{record.number} {record.title}"
         who = record.logged_by or ""
     elif item.kind == "call":
-        summary = f"{record.outcome} · {_('queue')} {format_duration(record.queue_wait)}"
+        outcome = outcome_label(record.outcome, _)
+        summary = f"{outcome} · {_('queue')} {format_duration(record.queue_wait)}"
         who = record.number or ""
     else:
         summary = f"{getattr(record, 'agent', '')} {getattr(record, 'reason', '') or ''}"
@@ -290,15 +294,12 @@ def _row(item: Any) -> dict[str, Any]:
 @blueprint.get("/cases/<int:case_id>")
 @signed_in()
 def case_page(case_id: int) -> Any:
-    from evidence.jobs import list_jobs
-    from evidence.records.cases import case_by_id, case_detail
     from evidence.store.audit import event_json, list_events
 
-    reference = case_by_id(reader(), case_id)
-    today = dt.datetime.now(desk().config.zone).date()
-    detail = case_detail(reader(), reference, today)
-    timeline = _timeline_page(detail.summary.customer)
-    subjects = (f"case {reference}", f"customer {detail.summary.customer}")
+    reference = cases.case_reference(reader(), case_id)
+    shown = cases.show_case(reader(), reference)
+    timeline = _timeline_page(shown.customer)
+    subjects = (f"case {reference}", f"customer {shown.customer}")
     try:
         desk().audit.flush()  # the trail shows this user's own views too
     except Exception:  # the writer lock is busy (an export gathers): the trail shows the rest
@@ -315,13 +316,13 @@ def case_page(case_id: int) -> Any:
     from evidence.records.holds import active_holds
 
     with reader().session() as session:
-        holds = active_holds(session, detail.summary.customer)
+        holds = active_holds(session, shown.customer)
     return render_template(
         "case.html.j2",
-        case=detail,
+        case=shown,
         holds=holds,
         timeline=timeline,
-        jobs=list_jobs(reader(), case_ref=reference),
+        jobs=export_jobs.list_jobs(reader(), case_ref=reference),
         trail=trail[-100:],
     )
 
@@ -329,18 +330,12 @@ def case_page(case_id: int) -> Any:
 @blueprint.post("/cases/<int:case_id>/claims")
 @signed_in("legal")
 def case_claim(case_id: int) -> Response:
-    from evidence.records.cases import add_claim, case_by_id
-
-    reference = case_by_id(reader(), case_id)
-    claim = add_claim(
-        store(), reference, request.form.get("text", ""), request.form.getlist("evidence")
-    )
-    log_event(
+    cases.add_claim(
         store(),
-        action="claim",
-        subject=f"case {reference}",
-        details={"claim": claim.id, "evidence": claim.item_ids},
-        actor=actor(),
+        cases.case_reference(reader(), case_id),
+        request.form.get("text", ""),
+        request.form.getlist("evidence"),
+        by=actor(),
     )
     return redirect(url_for(".case_page", case_id=case_id) + "#claims")
 
@@ -348,27 +343,18 @@ def case_claim(case_id: int) -> Response:
 @blueprint.post("/cases/<int:case_id>/documents")
 @signed_in("legal")
 def case_document(case_id: int) -> Response:
-    from evidence.records.cases import attach_bytes, case_by_id
-
-    reference = case_by_id(reader(), case_id)
+    reference = cases.case_reference(reader(), case_id)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise InvalidInput(_("Choose a PDF file."))
-    document = attach_bytes(
+    cases.attach_upload(
         store(),
         reference,
         upload.read(),
         upload.filename,
         title=request.form.get("title", "").strip() or upload.filename,
         document_date=_day("date"),
-    )
-    log_event(
-        store(),
-        action="document-upload",
-        subject=f"case {reference}",
-        output_sha256=document.sha256,
-        details={"title": document.title, "size": document.size},
-        actor=actor(),
+        by=actor(),
     )
     return redirect(url_for(".case_page", case_id=case_id) + "#documents")
 
@@ -376,26 +362,12 @@ def case_document(case_id: int) -> Response:
 @blueprint.post("/cases/<int:case_id>/exports")
 @signed_in("legal")
 def case_export(case_id: int) -> Response:
-    from evidence.jobs import queue_export
-    from evidence.records.cases import case_by_id
-
-    reference = case_by_id(reader(), case_id)
-    job = queue_export(
+    export_jobs.queue_export(
         store(),
         customer=None,
-        case_ref=reference,
+        case_ref=cases.case_reference(reader(), case_id),
         language=request.form.get("lang") or None,
-        date_from=None,
-        date_to=None,
         by=actor(),
-    )
-    log_event(
-        store(),
-        action="export-queued",
-        subject=f"case {reference}",
-        details={"job": job.id},
-        actor=actor(),
-        checkpoint=False,
     )
     return redirect(url_for(".case_page", case_id=case_id) + "#exports")
 
@@ -403,20 +375,17 @@ def case_export(case_id: int) -> Response:
 @blueprint.post("/cases/<int:case_id>/close")
 @signed_in("legal")
 def case_close(case_id: int) -> Response:
-    from evidence.records.cases import case_by_id, close_case
-
-    reference = case_by_id(reader(), case_id)
-    close_case(store(), reference, reason=request.form.get("reason", ""), by=actor())
+    reference = cases.case_reference(reader(), case_id)
+    cases.close_case(store(), reference, reason=request.form.get("reason", ""), by=actor())
     return redirect(url_for(".case_list"))
 
 
 @blueprint.post("/cases/<int:case_id>/hold")
 @signed_in("legal")
 def case_hold(case_id: int) -> Response:
-    from evidence.records.cases import case_by_id
     from evidence.records.holds import add_hold
 
-    reference = case_by_id(reader(), case_id)
+    reference = cases.case_reference(reader(), case_id)
     add_hold(store(), reference, reason=request.form.get("reason", ""), by=actor())
     return redirect(url_for(".case_page", case_id=case_id) + "#holds")
 
@@ -424,9 +393,7 @@ def case_hold(case_id: int) -> Response:
 @blueprint.get("/exports/<int:job_id>/row")
 @signed_in()
 def export_row(job_id: int) -> Any:
-    from evidence.jobs import get_job
-
-    return render_template("_export_row.html.j2", job=get_job(reader(), job_id))
+    return render_template("_export_row.html.j2", job=export_jobs.get_job(reader(), job_id))
 
 
 @blueprint.get("/exports/<int:job_id>/file")
@@ -496,71 +463,124 @@ def incidents() -> Any:
     return render_template("incidents.html.j2", incidents=list(reversed(rows)))
 
 
+@dataclass(frozen=True)
+class _IncidentForm:
+    """What every incident form of the desk sends."""
+
+    title: str
+    channels: list[str]
+    note: str | None
+    by: str
+
+    @classmethod
+    def read(cls) -> _IncidentForm:
+        return cls(
+            title=request.form.get("title", ""),
+            channels=request.form.getlist("channel") or ["all"],
+            note=request.form.get("note") or None,
+            by=actor(),
+        )
+
+
+def _incident_add(form: _IncidentForm) -> int:
+    from evidence.records.incidents import add_incident
+
+    start = _moment("start", required=True)
+    assert start is not None
+    return add_incident(
+        store(),
+        title=form.title,
+        start=start,
+        end=_moment("end"),
+        channels=form.channels,
+        note=form.note,
+        logged_by=form.by,
+    ).number
+
+
+def _incident_start(form: _IncidentForm) -> int:
+    from evidence.records.incidents import start_incident
+
+    return start_incident(
+        store(), title=form.title, channels=form.channels, note=form.note, logged_by=form.by
+    ).number
+
+
+def _incident_number() -> int:
+    from evidence.records.incidents import parse_incident_id
+
+    return parse_incident_id(request.form.get("number", ""))
+
+
+def _incident_end(form: _IncidentForm) -> int:
+    from evidence.records.incidents import end_incident
+
+    number = _incident_number()
+    end_incident(store(), number, at=_moment("at"), by=form.by)
+    return number
+
+
+def _incident_correct(form: _IncidentForm) -> int:
+    from evidence.records.incidents import correct_incident
+
+    number = _incident_number()
+    correct_incident(
+        store(),
+        number,
+        reason=request.form.get("reason", ""),
+        by=form.by,
+        start=_moment("start"),
+        end=_moment("end"),
+        title=form.title or None,
+        channels=request.form.getlist("channel") or None,  # none ticked: unchanged
+        note=form.note,
+    )
+    return number
+
+
+def _incident_plan(form: _IncidentForm) -> int:
+    """A planned (recurring) incident: it has no number of its own; 0."""
+    from evidence.records.plans import plan_incident
+
+    start, end = _moment("start", required=True), _moment("end", required=True)
+    assert start is not None and end is not None
+    plan_incident(
+        store(),
+        title=form.title,
+        start=start,
+        end=end,
+        rrule_text=request.form.get("rrule") or None,
+        channels=form.channels,
+        note=form.note,
+        logged_by=form.by,
+    )
+    return 0
+
+
+_INCIDENT_ACTIONS: dict[str, Callable[[_IncidentForm], int]] = {
+    "add": _incident_add,
+    "start": _incident_start,
+    "end": _incident_end,
+    "correct": _incident_correct,
+    "plan": _incident_plan,
+}
+
+
 @blueprint.post("/incidents")
 @signed_in("agent")
 def incident_action() -> Response:
-    from evidence.records import incidents as lib
-    from evidence.records.plans import plan_incident
-
+    """The incident forms: log one, start one, end one, correct one, plan recurring ones."""
     action = request.form.get("action", "")
-    who = actor()
-    channels = request.form.getlist("channel") or ["all"]
-    note = request.form.get("note") or None
-    title = request.form.get("title", "")
-    if action == "add":
-        start = _moment("start", required=True)
-        assert start is not None
-        done = lib.add_incident(
-            store(),
-            title=title,
-            start=start,
-            end=_moment("end"),
-            channels=channels,
-            note=note,
-            logged_by=who,
-        )
-        number = done.number
-    elif action == "start":
-        number = lib.start_incident(
-            store(), title=title, channels=channels, note=note, logged_by=who
-        ).number
-    elif action in ("end", "correct"):
-        number = lib.parse_incident_id(request.form.get("number", ""))
-        if action == "end":
-            lib.end_incident(store(), number, at=_moment("at"), by=who)
-        else:
-            lib.correct_incident(
-                store(),
-                number,
-                reason=request.form.get("reason", ""),
-                by=who,
-                start=_moment("start"),
-                end=_moment("end"),
-                title=title or None,
-                channels=request.form.getlist("channel") or None,
-                note=note,
-            )
-    elif action == "plan":
-        start, end = _moment("start", required=True), _moment("end", required=True)
-        assert start is not None and end is not None
-        plan_incident(
-            store(),
-            title=title,
-            start=start,
-            end=end,
-            rrule_text=request.form.get("rrule") or None,
-            channels=channels,
-            note=note,
-            logged_by=who,
-        )
-        number = 0
-    else:
+    run = _INCIDENT_ACTIONS.get(action)
+    if run is None:
         abort(400, description="unknown incident action")
+    form = _IncidentForm.read()
+    number = run(form)
     log_event(
         store(),
         action="incident",
         subject=f"incident {action}" + (f" #{number}" if number else ""),
-        actor=who,
+        actor=form.by,
         checkpoint=False,
     )
     return redirect(url_for(".incidents"))
