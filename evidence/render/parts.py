@@ -50,6 +50,7 @@ FRONT_ROW_COST = 500.0  # about the HTML characters per front-matter row: orders
 
 Progress = Callable[[int], None] | None
 ChunkHtml = Callable[[Sequence[Exhibit], bool], str]
+Rendered = list[Path | Failure]
 
 
 @dataclass(frozen=True)
@@ -237,9 +238,6 @@ class PartRenderer:
         for n, result in enumerate(results):
             parts.append(open_part(_ok(result, f"exhibits of {chunks[n][0].day}")))
         return placeholders, parts
-
-
-Rendered = list[Path | Failure]
 
 
 def _split(results: Rendered, n: int) -> tuple[Rendered, Rendered]:
