@@ -104,6 +104,9 @@ class DossierProofs:
     view: dict[str, Any] = field(default_factory=dict)
 
 
+SELECTION = "selection"  # manifest.json's entry for the records that selected the items
+
+
 @dataclass(frozen=True)
 class RecordGroup:
     """An entry of manifest.json (an exhibit, an appended case document, the selection)
@@ -162,9 +165,6 @@ def dossier_records(
         groups.append(RecordGroup(SELECTION, SELECTION, tuple(selection)))
     appendix_of = {doc.sha256: f"appendix-{n}" for n, doc in enumerate(documents, start=1)}
     return DossierRecords(tuple(groups), appendix_of)
-
-
-SELECTION = "selection"  # manifest.json's entry for the records that selected the items
 
 
 def selection_records(identity: Identity, case: Case | None) -> list[tuple[str, str]]:

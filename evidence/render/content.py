@@ -2,8 +2,8 @@
 
 :func:`front_views` makes the front matter's data from what was gathered (it goes to the
 render workers at once); :func:`exhibit_views` the exhibits', the appended case
-documents' and what the assembler takes from them (:class:`Binding`). Both run in the
-export's writer-locked session: an exhibit's view reads its email's bytes.
+documents' and what the assembler takes from them (:class:`Binding`), in the export's
+writer-locked session: an exhibit's view reads its email's bytes.
 """
 
 from __future__ import annotations
