@@ -129,8 +129,9 @@ def _peak() -> dict[str, float]:
 def phase_baseline(home: Path, out: Path) -> dict[str, object]:
     """All exhibits in one HTML document and one write_pdf: the naive exporter."""
     from evidence.config import load_config
-    from evidence.render.dossier import _environment, render_pdf
     from evidence.render.i18n import Formatter, translations
+    from evidence.render.parts import template_environment
+    from evidence.render.pool import render_pdf
     from evidence.render.views import ViewBuilder
     from evidence.store.db import open_store
     from evidence.timeline.history import build_timeline
@@ -141,7 +142,7 @@ def phase_baseline(home: Path, out: Path) -> dict[str, object]:
     store = open_store(config)
     t0 = time.perf_counter()
     translate = translations("fi")
-    env = _environment(translate)
+    env = template_environment(translate)
     with store.session() as session:
         timeline = build_timeline(session, "1", config.zone, rules=MailRules.of(config))
         builder = ViewBuilder(session, Formatter("fi", config.zone), translate.gettext)

@@ -1,6 +1,7 @@
-"""The dossier's PDF writer (evidence.render.assemble) on its own: parts copied one at a
-time, appended PDFs after their slip sheets, page and name trees of several levels,
-stamps, bookmarks and embedded files, read back with pikepdf, qpdf and pdftotext."""
+"""The dossier's PDF writer (evidence.render.assemble over evidence.render.pdfwriter) on
+its own: parts copied one at a time, appended PDFs after their slip sheets, page and name
+trees of several levels, stamps, bookmarks and embedded files, read back with pikepdf,
+qpdf and pdftotext."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pikepdf
 import pytest
 from pikepdf import Dictionary, Name, NameTree
 
-from evidence.render import assemble
+from evidence.render import assemble, pdfwriter
 from evidence.render.pool import render_pdf
 from tests.conftest import page_texts, pdf_text
 
@@ -76,9 +77,9 @@ def _appended_pdf() -> bytes:
 @pytest.fixture
 def small_trees(monkeypatch: pytest.MonkeyPatch) -> None:
     """Nodes of two kids and leaves of two names: a few pages make trees of several levels."""
-    monkeypatch.setattr(assemble, "PAGE_TREE_FANOUT", 2)
-    monkeypatch.setattr(assemble, "NAME_TREE_LEAF", 2)
-    monkeypatch.setattr(assemble, "OBJECT_STREAM_SIZE", 3)
+    monkeypatch.setattr(pdfwriter, "PAGE_TREE_FANOUT", 2)
+    monkeypatch.setattr(pdfwriter, "NAME_TREE_LEAF", 2)
+    monkeypatch.setattr(pdfwriter, "OBJECT_STREAM_SIZE", 3)
 
 
 def _write(tmp_path: Path, out: Path) -> tuple[assemble.Layout, list[bytes]]:

@@ -276,11 +276,11 @@ def test_long_front_matter_is_rendered_in_parts(
     """A long history's attempts table and evidence of absence are laid out in parts of a
     few rows (one WeasyPrint document of thousands of rows takes many minutes): the same
     rows, sections, bookmarks and links as in one part."""
-    from evidence.render import dossier
+    from evidence.render import parts
 
     whole = _export(sample_store, tmp_path / "whole.pdf", use_cache=False)
-    monkeypatch.setattr(dossier, "FRONT_PART_WEIGHT", 4)
-    monkeypatch.setattr(dossier, "FRONT_HEAD_WEIGHT", 1)
+    monkeypatch.setattr(parts, "FRONT_PART_WEIGHT", 4)
+    monkeypatch.setattr(parts, "FRONT_HEAD_WEIGHT", 1)
     split = _export(sample_store, tmp_path / "split.pdf", use_cache=False)
     assert split.parts_rendered > whole.parts_rendered + 3  # type: ignore[attr-defined]
 
@@ -327,7 +327,7 @@ def test_zip_format_is_a_valid_bag(env: Env, sample_store: Store, tmp_path: Path
 def test_a_new_contact_changes_only_the_last_part_of_a_long_attempts_table() -> None:
     """The end of a long table is cut shorter and is a part of its own, so a re-export after
     one more contact renders a short part again and takes the rest from the cache."""
-    from evidence.render import dossier
+    from evidence.render import parts as dossier_parts
 
     def parts(n_attempts: int) -> list[list[tuple[str, tuple[str, ...]]]]:
         rows = [{"exhibit": f"E-{i:04d}", "links": []} for i in range(n_attempts)]
@@ -340,7 +340,7 @@ def test_a_new_contact_changes_only_the_last_part_of_a_long_attempts_table() -> 
         }
         return [
             [(p["kind"], tuple(r["exhibit"] for r in p.get("rows", []))) for p in group]
-            for group in dossier._front_groups(common)
+            for group in dossier_parts.front_groups(common)
         ]
 
     before, after = parts(830), parts(831)
@@ -348,7 +348,7 @@ def test_a_new_contact_changes_only_the_last_part_of_a_long_attempts_table() -> 
     assert len(before) == len(after) and len(changed) == 1
     [last] = after[changed[0]]
     assert last[0] == "attempts" and last[1][-1] == "E-0830"
-    assert len(last[1]) <= dossier.FRONT_PART_WEIGHT // 3
+    assert len(last[1]) <= dossier_parts.FRONT_PART_WEIGHT // 3
     # Every attempt once, in order, whatever the cut.
     attempts = [e for group in after for kind, rows in group if kind == "attempts" for e in rows]
     assert attempts == [f"E-{i:04d}" for i in range(831)]

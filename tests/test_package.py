@@ -13,8 +13,9 @@ import bagit
 import pytest
 
 from evidence.config import load_config
-from evidence.render.dossier import Embedded, export_dossier
+from evidence.render.dossier import export_dossier
 from evidence.render.package import package_zip
+from evidence.render.views import Embedded
 from evidence.store.db import open_store
 from tests.conftest import Env
 from tests.samples import AINO, SAMPLE_TOML, load_sample

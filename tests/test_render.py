@@ -166,7 +166,7 @@ def test_fetcher_refuses_everything_but_data(tmp_path: Path, canary: str) -> Non
     """The second wall: even unsanitised HTML fetches nothing through our fetcher."""
     from weasyprint import HTML
 
-    from evidence.render.dossier import SealedFetcher
+    from evidence.render.pool import SealedFetcher
 
     secret = tmp_path / "secret.png"
     secret.write_bytes(b"not really a png")

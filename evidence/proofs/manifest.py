@@ -3,8 +3,9 @@ manifest (every exhibit's files with their SHA-256, the ledger entries behind it
 with their leaf index and inclusion proof) and the signed checkpoint it is proved
 against, embedded as files beside the originals.
 
-The renderer calls ``prepare_dossier_proofs`` inside its (writer-locked) session,
-embeds ``proofs.files`` and passes ``proofs.view`` to the templates.
+An export gathers the records to prove (``dossier_records``), then calls
+``prepare_dossier_proofs`` inside its (writer-locked) session, embeds ``proofs.files`` and
+passes ``proofs.view`` to the templates.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import tempfile
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from zoneinfo import ZoneInfo
 
@@ -33,6 +35,7 @@ from evidence.store.checkpoints import iter_leaf_hashes, write_checkpoint
 from evidence.store.models import (
     AuditEvent,
     Case,
+    CaseDocument,
     Checkpoint,
     Email,
     Incident,
@@ -60,13 +63,6 @@ LEAF_RULE = (
     "ledger seq - 1; leaf hash = SHA-256(0x00 || leaf); node hash = SHA-256(0x01 || left || "
     "right) (RFC 6962 section 2.1); the root is the checkpoint's"
 )
-
-
-class _Exhibit(Protocol):
-    number: str
-
-    @property
-    def item(self) -> Any: ...
 
 
 class _Embedded(Protocol):
@@ -97,7 +93,7 @@ class ProofFile:
         return cls(name, mime_type, description, digest, len(data), lambda: (data,))
 
 
-@dataclass
+@dataclass(frozen=True)
 class DossierProofs:
     checkpoint_id: int
     tree_size: int
@@ -108,28 +104,67 @@ class DossierProofs:
     view: dict[str, Any] = field(default_factory=dict)
 
 
-def _records_of(session: Session, record: object) -> list[tuple[str, str]]:
+SELECTION = "selection"  # manifest.json's entry for the records that selected the items
+
+
+@dataclass(frozen=True)
+class RecordGroup:
+    """An entry of manifest.json (an exhibit, an appended case document, the selection)
+    and the ledger records (table, id) behind it."""
+
+    number: str  # E-001, appendix-1, selection
+    kind: str
+    records: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class DossierRecords:
+    """Every record a dossier proves, by entry of manifest.json; ``appendix_of``: the
+    entry of each appended case document, by its SHA-256."""
+
+    groups: tuple[RecordGroup, ...]
+    appendix_of: Mapping[str, str]
+
+
+def records_of(session: Session, record: object) -> tuple[tuple[str, str], ...]:
     """The ledger records (table, id) behind one timeline item."""
     if isinstance(record, Email):
         # An email our SMTP receiver took: its envelopes (and receive time) are proved too.
-        return [("emails", str(record.id))] + [
+        return (("emails", str(record.id)),) + tuple(
             ("smtp_deliveries", str(delivery.id)) for delivery in record.deliveries
-        ]
+        )
     if isinstance(record, Incident):
-        return [("incidents", str(record.id))]
+        return (("incidents", str(record.id)),)
     if isinstance(record, Call):
-        return [("source_lines", str(line.id)) for line in record.source_lines] + [
+        return tuple(("source_lines", str(line.id)) for line in record.source_lines) + tuple(
             ("recordings", str(rec.id)) for rec in record.recordings
-        ]
+        )
     if isinstance(record, AgentPause):
         line_id = session.scalar(
             select(QueueEvent.source_line_id).where(QueueEvent.id == record.event_id)
         )
-        return [("source_lines", str(line_id))] if line_id is not None else []
-    return []
+        return (("source_lines", str(line_id)),) if line_id is not None else ()
+    return ()
 
 
-SELECTION = "selection"  # manifest.json's entry for the records that selected the items
+def dossier_records(
+    session: Session,
+    exhibits: Iterable[tuple[str, str, object]],
+    documents: Sequence[CaseDocument],
+    selection: Sequence[tuple[str, str]],
+) -> DossierRecords:
+    """The records of a dossier's entries: each exhibit's (number, kind, timeline record),
+    each appended case document's, and the records that selected the items
+    (:func:`selection_records`)."""
+    groups = [RecordGroup(n, kind, records_of(session, record)) for n, kind, record in exhibits]
+    groups += [
+        RecordGroup(f"appendix-{n}", "case_document", (("case_documents", str(doc.id)),))
+        for n, doc in enumerate(documents, start=1)
+    ]
+    if selection:
+        groups.append(RecordGroup(SELECTION, SELECTION, tuple(selection)))
+    appendix_of = {doc.sha256: f"appendix-{n}" for n, doc in enumerate(documents, start=1)}
+    return DossierRecords(tuple(groups), appendix_of)
 
 
 def selection_records(identity: Identity, case: Case | None) -> list[tuple[str, str]]:
@@ -190,32 +225,52 @@ def _payloads(session: Session, seqs: Iterable[int]) -> dict[int, str]:
 def prepare_dossier_proofs(
     session: Session,
     config: Config,
+    records: DossierRecords,
     *,
-    exhibits: Sequence[_Exhibit],
-    documents: Sequence[tuple[Any, bytes]],
     embedded: Sequence[_Embedded],
-    selection: Sequence[tuple[str, str]] = (),
     zone: ZoneInfo,
     generated: dt.datetime,
     label: str,
     software: Mapping[str, str],
 ) -> DossierProofs:
-    """Sign a checkpoint now and prove every exhibit's ledger entries against it.
+    """The proofs stage of an export: sign a checkpoint now (unless one covers the
+    records already) and prove every record of ``records`` against it.
 
-    The caller holds the writer lock, so the exhibits read in this session are
-    exactly what the checkpoint covers. ``software``: the programs that made the
-    dossier and their versions, for manifest.json. ``selection``: the records that
-    selected the dossier's items (``selection_records``), proved like an exhibit's.
+    The caller holds the writer lock, so the records read in this session are exactly
+    what the checkpoint covers. ``embedded``: the originals, listed in manifest.json
+    under their exhibit; ``software``: the programs that made the dossier and their
+    versions, for manifest.json.
     """
-    groups: list[tuple[str, str, list[tuple[str, str]]]] = []
-    for ex in exhibits:
-        groups.append((ex.number, ex.item.kind, _records_of(session, ex.item.record)))
-    for n, (doc, _data) in enumerate(documents, start=1):
-        groups.append((f"appendix-{n}", "case_document", [("case_documents", str(doc.id))]))
-    if selection:
-        groups.append((SELECTION, SELECTION, list(selection)))
-    wanted = [r for _n, _k, records in groups for r in records]
+    wanted = [r for group in records.groups for r in group.records]
     entries = _ledger_entries(session, wanted)
+    checkpoint, tree, consistency = _proved_log(session, config, entries)
+    proving = _Proving(entries, checkpoint, tree, _files_by_exhibit(embedded, records))
+    top: dict[str, Any] = {
+        "format": MANIFEST_FORMAT,
+        "generator": f"evidence {__version__}",
+        "software": dict(software),
+        "generated_at": iso_utc(generated),
+        "leaf_rule": LEAF_RULE,
+        "checkpoint": checkpoint_json(checkpoint),
+        "consistency": consistency,
+    }
+    manifest = _spooled_manifest(
+        config.home / "cache", top, proving.manifest_entries(session, records.groups), label
+    )
+    return DossierProofs(
+        checkpoint_id=checkpoint.id,
+        tree_size=checkpoint.tree_size,
+        root=checkpoint.root_hash,
+        files=[manifest, *_files(checkpoint, label)],
+        view=_view(checkpoint, zone, len(wanted)),
+    )
+
+
+def _proved_log(
+    session: Session, config: Config, entries: dict[tuple[str, str], int]
+) -> tuple[Checkpoint, merkle.Tree, list[dict[str, Any]]]:
+    """The checkpoint that covers ``entries``, the log's tree up to it, and the consistency
+    proofs from the checkpoints of earlier dossiers; refused if the log was altered."""
     checkpoint = _covering_checkpoint(session, config, entries)
     tree = merkle.Tree(h for _seq, h in iter_leaf_hashes(session, upto_seq=checkpoint.tree_size))
     consistency = _consistency_with_earlier_dossiers(session, tree, checkpoint)
@@ -225,31 +280,57 @@ def prepare_dossier_proofs(
             "the ledger was altered after it was signed: no dossier is made from it; "
             "run `evidence verify`"
         )
-    files_by_exhibit: dict[str, list[dict[str, Any]]] = {}
-    doc_exhibit = {
-        hashlib.sha256(data).hexdigest(): f"appendix-{n}"
-        for n, (_doc, data) in enumerate(documents, start=1)
-    }
+    return checkpoint, tree, consistency
+
+
+def _files_by_exhibit(
+    embedded: Sequence[_Embedded], records: DossierRecords
+) -> dict[str, list[dict[str, Any]]]:
+    """The embedded originals under the entry they belong to (the first of a name)."""
+    files: dict[str, list[dict[str, Any]]] = {}
     seen: set[str] = set()
     for item in embedded:
         if item.name in seen:
             continue
         seen.add(item.name)
-        number = item.exhibit or doc_exhibit.get(item.sha256, "")
-        files_by_exhibit.setdefault(number, []).append(
+        number = item.exhibit or records.appendix_of.get(item.sha256, "")
+        files.setdefault(number, []).append(
             {"name": item.name, "sha256": item.sha256, "size": item.size}
         )
+    return files
 
-    def exhibit_entry(
-        number: str, kind: str, records: list[tuple[str, str]], payloads: dict[int, str]
-    ) -> dict[str, Any]:
+
+@dataclass(frozen=True)
+class _Proving:
+    """What proves the records of manifest.json's entries: their ledger entries (seq), the
+    checkpoint and the log's tree up to it."""
+
+    entries: dict[tuple[str, str], int]
+    checkpoint: Checkpoint
+    tree: merkle.Tree
+    files_by_exhibit: dict[str, list[dict[str, Any]]]
+
+    def manifest_entries(
+        self, session: Session, groups: Sequence[RecordGroup]
+    ) -> Iterator[dict[str, Any]]:
+        """manifest.json's entries in order, their ledger payloads read a few at a time."""
+        for start in range(0, len(groups), 200):
+            batch = groups[start : start + 200]
+            seqs = [self.entries[r] for group in batch for r in group.records if r in self.entries]
+            payloads = _payloads(session, seqs)
+            for group in batch:
+                yield self.entry(group, payloads)
+
+    def entry(self, group: RecordGroup, payloads: dict[int, str]) -> dict[str, Any]:
+        """manifest.json's entry of ``group``: its files, and each record's ledger entry
+        with its inclusion proof."""
         proved = []
-        for table, record_id in records:
-            seq = entries.get((table, record_id))
-            if seq is None or seq > checkpoint.tree_size:
+        for table, record_id in group.records:
+            seq = self.entries.get((table, record_id))
+            if seq is None or seq > self.checkpoint.tree_size:
                 raise IntegrityFailure(
-                    f"{table}/{record_id} of {number} has no ledger entry under the checkpoint: "
-                    "run `evidence verify`"
+                    f"{table}/{record_id} of {group.number} has no ledger entry under the "
+                    "checkpoint: run `evidence verify`"
                 )
             payload = payloads[seq]
             index = seq - 1
@@ -259,42 +340,26 @@ def prepare_dossier_proofs(
                     "leaf_index": index,
                     "leaf": payload,
                     "leaf_hash": merkle.leaf_hash(payload.encode("utf-8")).hex(),
-                    "inclusion_proof": [h.hex() for h in tree.inclusion_proof(index)],
+                    "inclusion_proof": [h.hex() for h in self.tree.inclusion_proof(index)],
                 }
             )
         return {
-            "exhibit": number,
-            "kind": kind,
-            "files": files_by_exhibit.get(number, []),
+            "exhibit": group.number,
+            "kind": group.kind,
+            "files": self.files_by_exhibit.get(group.number, []),
             "records": proved,
         }
 
-    manifest: dict[str, Any] = {
-        "format": MANIFEST_FORMAT,
-        "generator": f"evidence {__version__}",
-        "software": dict(software),
-        "generated_at": iso_utc(generated),
-        "leaf_rule": LEAF_RULE,
-        "checkpoint": checkpoint_json(checkpoint),
-        "consistency": consistency,
-    }
-    records = sum(len(r) for _n, _k, r in groups)
-    # manifest.json of a long history is tens of MB: it waits in an unnamed file,
-    # which goes when the dossier's files are let go.
-    scratch = config.home / "cache"
+
+def _spooled_manifest(
+    scratch: Path, top: dict[str, Any], entries: Iterable[dict[str, Any]], label: str
+) -> ProofFile:
+    """manifest.json, written as it is made to an unnamed file under ``scratch`` (a long
+    history's is tens of MB), which goes when the dossier's files are let go."""
     scratch.mkdir(parents=True, exist_ok=True)
     spool = tempfile.TemporaryFile(dir=scratch)
     written = _Hashing(spool)
-
-    def exhibit_entries() -> Iterator[dict[str, Any]]:
-        for start in range(0, len(groups), 200):
-            batch = groups[start : start + 200]
-            seqs = [entries[r] for _n, _k, records in batch for r in records if r in entries]
-            payloads = _payloads(session, seqs)
-            for group in batch:
-                yield exhibit_entry(*group, payloads)
-
-    write_manifest_json(manifest, exhibit_entries(), written)
+    write_manifest_json(top, entries, written)
 
     def load_manifest() -> Iterator[bytes]:
         spool.seek(0)
@@ -303,8 +368,7 @@ def prepare_dossier_proofs(
 
     # Closed (and so gone from the disk) when the last holder of the file lets it go.
     weakref.finalize(load_manifest, spool.close)
-
-    text = ProofFile(
+    return ProofFile(
         MANIFEST_NAME,
         "application/json",
         label,
@@ -312,29 +376,26 @@ def prepare_dossier_proofs(
         written.size,
         load_manifest,
     )
-    files = [text, *_files(checkpoint, label)]
-    return DossierProofs(
-        checkpoint_id=checkpoint.id,
-        tree_size=checkpoint.tree_size,
-        root=checkpoint.root_hash,
-        files=files,
-        view={
-            "root": checkpoint.root_hash,
-            "tree_size": checkpoint.tree_size,
-            "checkpoint_id": checkpoint.id,
-            "time": format_local(checkpoint.created_at, zone),
-            "key_id": checkpoint.key_id,
-            "tsa_url": checkpoint.tsa_url if checkpoint.timestamp_token else None,
-            "records": records,
-            "files": {
-                "manifest": MANIFEST_NAME,
-                "text": CHECKPOINT_TEXT,
-                "signature": CHECKPOINT_SIGNATURE,
-                "key": CHECKPOINT_KEY,
-                "timestamp": CHECKPOINT_TIMESTAMP if checkpoint.timestamp_token else None,
-            },
+
+
+def _view(checkpoint: Checkpoint, zone: ZoneInfo, records: int) -> dict[str, Any]:
+    """What the dossier's pages say of its proofs (the cover, how to verify)."""
+    return {
+        "root": checkpoint.root_hash,
+        "tree_size": checkpoint.tree_size,
+        "checkpoint_id": checkpoint.id,
+        "time": format_local(checkpoint.created_at, zone),
+        "key_id": checkpoint.key_id,
+        "tsa_url": checkpoint.tsa_url if checkpoint.timestamp_token else None,
+        "records": records,
+        "files": {
+            "manifest": MANIFEST_NAME,
+            "text": CHECKPOINT_TEXT,
+            "signature": CHECKPOINT_SIGNATURE,
+            "key": CHECKPOINT_KEY,
+            "timestamp": CHECKPOINT_TIMESTAMP if checkpoint.timestamp_token else None,
         },
-    )
+    }
 
 
 def _covering_checkpoint(

@@ -6,17 +6,16 @@ running stamp (reference, "page n / N") as content streams around the page's own
 which stays untouched; the named destinations and the outline are made for the
 whole document, and the originals are embedded as PDF/A-3 associated files.
 
-The writer copies one part at a time: it opens the part with pikepdf, writes each
-page and every object the page needs (renumbered) straight to the output file,
-and closes the part before the next. Only the output's cross-reference table
-(a few bytes per object) grows with the document, so a dossier of 10,000 exhibits
-is assembled in about the memory of one part. (Handing every page to one pikepdf
-document and saving it held all parts, pages and embedded files at once: about
-420 MB at 10,000 items.) Non-stream objects go into compressed object streams and the
-cross-reference table is a stream, as PDF 1.5 and PDF/A-2/3 allow.
+It copies one part at a time: it opens the part with pikepdf, writes each page and
+every object the page needs (renumbered) straight to the output file with the generic
+writer of :mod:`evidence.render.pdfwriter`, and closes the part before the next. Only
+the output's cross-reference table (a few bytes per object) grows with the document,
+so a dossier of 10,000 exhibits is assembled in about the memory of one part. (Handing
+every page to one pikepdf document and saving it held all parts, pages and embedded
+files at once: about 420 MB at 10,000 items.) The pages of appended PDFs are made
+inert first (:mod:`evidence.render.appended`).
 
-Everything here is deterministic: same parts, same bytes (the file ID is the MD5
-of the bytes before the cross-reference stream).
+Everything here is deterministic: same parts, same bytes.
 """
 
 from __future__ import annotations
@@ -26,23 +25,28 @@ import hashlib
 import io
 import re
 import zlib
-from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import BinaryIO
 
 import pikepdf
-from pikepdf import Array, Dictionary, Name, NameTree, Pdf, String
+from pikepdf import Array, Dictionary, Name, NameTree, Pdf
+
+from evidence.render.appended import make_inert
+from evidence.render.pdfwriter import (
+    ObjectCopier,
+    PageTree,
+    PdfWriter,
+    pdf_number,
+    pdf_string,
+    write_name_tree,
+)
 
 MM = Decimal("72") / Decimal("25.4")
 STAMP_FONT = Name("/EvStampFont")
 STAMP_SIZE = 7.5
 INDEX_NUMBER_SIZE = 8.0  # .index-row's font size
-PAGE_TREE_FANOUT = 64  # kids per node of the output's page tree
-NAME_TREE_LEAF = 64  # entries per leaf of a name tree
-OBJECT_STREAM_SIZE = 100  # objects per object stream (as qpdf)
 
 
 @dataclass
@@ -236,239 +240,6 @@ def _cid_widths(descendant: pikepdf.Object) -> dict[int, float]:
     return widths
 
 
-# A PDF token that may hold a reference: literal strings and hex strings are matched
-# whole so that digits inside them are never taken for one.
-_TOKEN = re.compile(rb"\((?:[^\\)]|\\.)*\)|<[0-9A-Fa-f\s]*>|(\d+) (\d+) R", re.S)
-
-
-def _number(value: float) -> bytes:
-    text = f"{value:.4f}".rstrip("0").rstrip(".")
-    return b"0" if text in ("-0", "") else text.encode("ascii")
-
-
-def _text(value: str) -> bytes:
-    """A PDF text string (PDFDocEncoding where it suffices, else UTF-16)."""
-    return bytes(String(value).unparse())
-
-
-def _scalar(value: object) -> bytes:
-    """What pikepdf hands back as a Python value, in PDF syntax."""
-    if value is None:
-        return b"null"
-    if isinstance(value, bool):
-        return b"true" if value else b"false"
-    if isinstance(value, int):
-        return b"%d" % value
-    if isinstance(value, Decimal):
-        return format(value, "f").encode("ascii")
-    if isinstance(value, float):
-        return _number(value)
-    raise TypeError(f"cannot write {type(value).__name__} into a PDF")
-
-
-@dataclass
-class _Mark:
-    pos: int
-    md5: hashlib._Hash
-    objects: int
-
-
-class PdfWriter:
-    """Writes a PDF to a file object by object: objects are given numbers first
-    (``reserve``) and written when ready, in any order."""
-
-    def __init__(self, out: BinaryIO) -> None:
-        self._out = out
-        self._pos = 0
-        self._md5 = hashlib.md5(usedforsecurity=False)
-        # The cross-reference entries: type (0 free, 1 at an offset, 2 in an object
-        # stream), then offset or object stream, then generation or index in it.
-        self._kind = array("B", [0])
-        self._where = array("Q", [0])
-        self._index = array("I", [65535])
-        self._pending: list[tuple[int, bytes]] = []
-        # A binary comment after the header: the file is binary (PDF/A asks for it).
-        self._emit(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
-
-    def _emit(self, data: bytes) -> None:
-        self._out.write(data)
-        self._md5.update(data)
-        self._pos += len(data)
-
-    def reserve(self) -> int:
-        self._kind.append(0)
-        self._where.append(0)
-        self._index.append(0)
-        return len(self._kind) - 1
-
-    def object(self, num: int, body: bytes) -> None:
-        """A non-stream object: it goes into the next object stream."""
-        self._pending.append((num, body))
-        if len(self._pending) >= OBJECT_STREAM_SIZE:
-            self._flush_objects()
-
-    def stream(self, num: int, entries: bytes, data: bytes | Sequence[bytes]) -> None:
-        """A stream object: ``entries`` is its dictionary's content without /Length;
-        ``data`` its (encoded) data, in one piece or several."""
-        pieces = [data] if isinstance(data, bytes) else data
-        self._kind[num] = 1
-        self._where[num] = self._pos
-        length = sum(len(piece) for piece in pieces)
-        self._emit(b"%d 0 obj\n<< %s /Length %d >>\nstream\n" % (num, entries, length))
-        for piece in pieces:
-            self._emit(piece)
-        self._emit(b"\nendstream\nendobj\n")
-
-    def _flush_objects(self) -> None:
-        if not self._pending:
-            return
-        holder = self.reserve()
-        offsets: list[bytes] = []
-        bodies: list[bytes] = []
-        at = 0
-        for index, (num, body) in enumerate(self._pending):
-            self._kind[num] = 2
-            self._where[num] = holder
-            self._index[num] = index
-            offsets.append(b"%d %d" % (num, at))
-            bodies.append(body)
-            at += len(body) + 1
-        head = b" ".join(offsets) + b"\n"
-        data = zlib.compress(head + b"\n".join(bodies) + b"\n")
-        self._pending = []
-        self.stream(
-            holder,
-            b"/Type /ObjStm /N %d /First %d /Filter /FlateDecode" % (len(offsets), len(head)),
-            data,
-        )
-
-    def mark(self) -> _Mark:
-        """Where the file is now, everything pending written: :meth:`rewind` comes back."""
-        self._flush_objects()
-        return _Mark(self._pos, self._md5.copy(), len(self._kind))
-
-    def rewind(self, mark: _Mark) -> None:
-        """Forget everything written and numbered since ``mark``."""
-        self._flush_objects()
-        self._out.seek(mark.pos)
-        self._out.truncate()
-        self._pos = mark.pos
-        self._md5 = mark.md5.copy()
-        del self._kind[mark.objects :]
-        del self._where[mark.objects :]
-        del self._index[mark.objects :]
-
-    def flush(self) -> None:
-        self._out.flush()
-
-    def finish(self, root: int, info: int | None) -> None:
-        """Write what is pending, the cross-reference stream and the trailer."""
-        self._flush_objects()
-        xref = self.reserve()
-        self._kind[xref] = 1
-        self._where[xref] = self._pos
-        file_id = self._md5.hexdigest().encode("ascii")
-        width = max(1, (max(self._where).bit_length() + 7) // 8)
-        rows = bytearray()
-        for kind, where, index in zip(self._kind, self._where, self._index, strict=True):
-            rows.append(kind)
-            rows += where.to_bytes(width, "big")
-            rows += index.to_bytes(2, "big")
-        entries = b"/Type /XRef /Size %d /W [ 1 %d 2 ] /Root %d 0 R" % (
-            len(self._kind),
-            width,
-            root,
-        )
-        if info is not None:
-            entries += b" /Info %d 0 R" % info
-        entries += b" /ID [ <%s> <%s> ] /Filter /FlateDecode" % (file_id, file_id)
-        start = self._pos
-        self.stream(xref, entries, zlib.compress(bytes(rows)))
-        self._emit(b"startxref\n%d\n%%%%EOF\n" % start)
-
-
-class _Source:
-    """Copies objects of one open PDF into the writer, renumbered, each object once."""
-
-    def __init__(self, writer: PdfWriter, pdf: Pdf, keep_pages: dict[tuple[int, int], int]):
-        self._writer = writer
-        self.pdf = pdf
-        # Its pages that the dossier shows, already numbered in the output.
-        self._numbers: dict[tuple[int, int], int] = dict(keep_pages)
-        # Never copied: its catalog, its page tree, its pages that are left out. A
-        # reference to one of them (a link to a page not appended, an annotation's
-        # page) is written as null.
-        self._dropped: set[tuple[int, int]] = {pdf.Root.objgen}
-        for page in pdf.pages:
-            if page.obj.objgen not in self._numbers:
-                self._dropped.add(page.obj.objgen)
-            parent = page.obj.get("/Parent")
-            while isinstance(parent, Dictionary) and parent.objgen not in self._dropped:
-                self._dropped.add(parent.objgen)
-                parent = parent.get("/Parent")
-        self._queue: list[tuple[int, pikepdf.Object]] = []
-
-    def alias(self, obj: pikepdf.Object, num: int) -> None:
-        """Write references to ``obj`` (an object of this PDF) as references to ``num``."""
-        self._numbers[obj.objgen] = num
-
-    def number(self, key: tuple[int, int]) -> int | None:
-        """The output's number for object ``key`` of this PDF (queued to be written the
-        first time), or None for what is not copied."""
-        num = self._numbers.get(key)
-        if num is None:
-            if key in self._dropped:
-                return None
-            obj = self.pdf.get_object(key)
-            if obj is None or (
-                isinstance(obj, Dictionary)
-                and obj.get("/Type") in (Name.Page, Name.Pages, Name.Catalog)
-            ):
-                self._dropped.add(key)
-                return None
-            num = self._writer.reserve()
-            self._numbers[key] = num
-            self._queue.append((num, obj))
-        return num
-
-    def _renumber(self, match: re.Match[bytes]) -> bytes:
-        if match.group(1) is None:
-            return match.group(0)
-        num = self.number((int(match.group(1)), int(match.group(2))))
-        return b"null" if num is None else b"%d 0 R" % num
-
-    def value(self, value: object) -> bytes:
-        """A value of this PDF in PDF syntax, with the objects it refers to queued."""
-        if isinstance(value, pikepdf.Object):
-            return _TOKEN.sub(self._renumber, bytes(value.unparse()))
-        return _scalar(value)
-
-    def entries(self, obj: pikepdf.Object, skip: Iterable[str] = ()) -> bytes:
-        """A dictionary's (or stream dictionary's) entries, without the keys in ``skip``,
-        in the order of their keys: pikepdf's ``keys()`` is a Python set, whose order
-        changes with the hash seed, and the entries' order decides which referred-to
-        objects are numbered first."""
-        left_out = set(skip)
-        return b" ".join(
-            bytes(Name(key).unparse()) + b" " + self.value(obj[key])
-            for key in sorted(obj.keys())
-            if key not in left_out
-        )
-
-    def drain(self) -> None:
-        """Write every queued object, and what those refer to in turn."""
-        while self._queue:
-            num, obj = self._queue.pop()
-            if isinstance(obj, pikepdf.Stream):
-                # The stream's data as stored, still encoded: never decoded and re-encoded.
-                self._writer.stream(num, self.entries(obj, ("/Length",)), obj.read_raw_bytes())
-            elif isinstance(obj, pikepdf.Object):
-                body = _TOKEN.sub(self._renumber, bytes(obj.unparse(resolved=True)))
-                self._writer.object(num, body)
-            else:
-                self._writer.object(num, _scalar(obj))
-
-
 INHERITED = ("/Resources", "/MediaBox", "/CropBox", "/Rotate")
 
 
@@ -476,7 +247,7 @@ def _prepare_page(
     page: pikepdf.Object, font: pikepdf.Object, done: set[tuple[int, int]], foreign: bool
 ) -> None:
     """Make a page stand alone and fit for PDF/A-3b, and give it the stamp's font; a
-    ``foreign`` page (an appended PDF's) is made inert too (see :func:`_inert`)."""
+    ``foreign`` page (an appended PDF's) is made inert too (:mod:`.appended`)."""
     # A page taken out of its document takes along what it inherits from its page tree.
     for key in INHERITED:
         if key in page:
@@ -497,53 +268,11 @@ def _prepare_page(
         resources.Font = Dictionary()
     resources.Font[STAMP_FONT] = font
     if foreign:
-        _inert(page)
+        make_inert(page)
     # Every annotation must say that it prints.
     for annot in page.get("/Annots", []):
         if isinstance(annot, Dictionary) and "/F" not in annot:
             annot.F = 4
-
-
-# Annotations PDF/A-3 does not allow (they play media or show 3D models).
-MEDIA_ANNOTATIONS = {"/3D", "/Sound", "/Screen", "/Movie", "/RichMedia"}
-# The named actions PDF/A-3 allows.
-NAMED_ACTIONS = {"/NextPage", "/PrevPage", "/FirstPage", "/LastPage"}
-
-
-def _inert(page: pikepdf.Object) -> None:
-    """An appended PDF (a customer's attachment, a letter) is shown, never run: its page
-    and annotations lose every action but a jump inside the dossier (JavaScript, Launch,
-    URI, SubmitForm, ... are not allowed in PDF/A-3b either, and a web link in an email
-    is not kept), and media annotations go. Its content stream is not touched, and
-    its original is embedded unchanged."""
-    if "/AA" in page:
-        del page["/AA"]
-    annots = page.get("/Annots")
-    if not isinstance(annots, Array):
-        return
-    kept: list[pikepdf.Object] = []
-    for annot in annots:
-        if not isinstance(annot, Dictionary) or str(annot.get("/Subtype")) in MEDIA_ANNOTATIONS:
-            continue
-        if "/AA" in annot:
-            del annot["/AA"]
-        action = annot.get("/A")
-        if isinstance(action, Dictionary) and not _harmless(action):
-            del annot["/A"]
-        field = annot.get("/Parent")  # a form field's own actions
-        while isinstance(field, Dictionary) and "/Kids" in field:
-            if "/AA" in field:
-                del field["/AA"]
-            field = field.get("/Parent")
-        kept.append(annot)
-    page.Annots = Array(kept)
-
-
-def _harmless(action: pikepdf.Object) -> bool:
-    kind = str(action.get("/S"))
-    if "/Next" in action:
-        del action["/Next"]  # what follows a jump may be anything
-    return kind == "/GoTo" or (kind == "/Named" and str(action.get("/N")) in NAMED_ACTIONS)
 
 
 def _clean_resources(resources: pikepdf.Object, done: set[tuple[int, int]]) -> None:
@@ -628,11 +357,11 @@ class _Dossier:
         self.layout = layout
         self.stamp = stamp
         self.pages = [writer.reserve() for _ in range(layout.total)]
-        self.parent_of, self.tree = _page_tree(writer, self.pages)
+        self.tree = PageTree(writer, self.pages)
         # Around every page's own content: "q" before it, the stamp after it.
         self.save_state = writer.reserve()
         writer.stream(self.save_state, b"", b"q\n")
-        sample = _Source(writer, stamp.font.pdf, {})
+        sample = ObjectCopier(writer, stamp.font.pdf, {})
         font = sample.number(stamp.font.font.objgen)
         assert font is not None
         self.font = font
@@ -646,10 +375,10 @@ class _Dossier:
         pages: Sequence[tuple[pikepdf.Page, int]],
         base: bool = False,
         foreign: bool = False,
-    ) -> _Source:
+    ) -> ObjectCopier:
         """Begin copying ``pdf``'s ``pages`` (page, index in the dossier). ``base``: its
         catalog and document information carry over; ``foreign``: an appended PDF."""
-        source = _Source(self.w, pdf, {page.obj.objgen: self.pages[i] for page, i in pages})
+        source = ObjectCopier(self.w, pdf, {page.obj.objgen: self.pages[i] for page, i in pages})
         # The stamp's font, as each page's resources name it.
         font = pdf.make_indirect(Dictionary())
         source.alias(font, self.font)
@@ -664,7 +393,7 @@ class _Dossier:
                 self.w.object(self.info, b"<< " + source.entries(info) + b" >>")
         return source
 
-    def page(self, source: _Source, page: pikepdf.Page, index: int) -> None:
+    def page(self, source: ObjectCopier, page: pikepdf.Page, index: int) -> None:
         obj = page.obj
         contents = obj.get("/Contents")
         own: list[bytes] = []
@@ -682,51 +411,14 @@ class _Dossier:
             b"<< "
             + source.entries(obj, ("/Parent", "/Contents"))
             + b" /Parent %d 0 R /Contents [ %d 0 R %s %d 0 R ] >>"
-            % (self.parent_of[index], self.save_state, b" ".join(own), stamp)
+            % (self.tree.parent_of[index], self.save_state, b" ".join(own), stamp)
         )
         self.w.object(self.pages[index], body)
         source.drain()
 
-    def name_tree(self, entries: Iterable[tuple[str, bytes]]) -> int:
-        """A name tree of ``entries`` (key, value in PDF syntax): leaves of
-        NAME_TREE_LEAF entries under as many levels as needed. Keys are sorted by
-        their text, as qpdf (and so pikepdf) looks them up."""
-        ordered = sorted(entries, key=lambda entry: entry[0])
-        level: list[tuple[int, str, str]] = []  # (node, first key, last key)
-        chunks = [
-            ordered[i : i + NAME_TREE_LEAF] for i in range(0, len(ordered), NAME_TREE_LEAF)
-        ] or [[]]
-        if len(chunks) == 1:
-            root = self.w.reserve()
-            pairs = b" ".join(_text(key) + b" " + value for key, value in chunks[0])
-            self.w.object(root, b"<< /Names [ %s ] >>" % pairs)
-            return root
-        for chunk in chunks:
-            num = self.w.reserve()
-            pairs = b" ".join(_text(key) + b" " + value for key, value in chunk)
-            first, last = chunk[0][0], chunk[-1][0]
-            limits = b"[ %s %s ]" % (_text(first), _text(last))
-            self.w.object(num, b"<< /Names [ %s ] /Limits %s >>" % (pairs, limits))
-            level.append((num, first, last))
-        while len(level) > NAME_TREE_LEAF:
-            upper: list[tuple[int, str, str]] = []
-            for i in range(0, len(level), NAME_TREE_LEAF):
-                group = level[i : i + NAME_TREE_LEAF]
-                num = self.w.reserve()
-                kids = b" ".join(b"%d 0 R" % kid for kid, _, _ in group)
-                first, last = group[0][1], group[-1][2]
-                limits = b"[ %s %s ]" % (_text(first), _text(last))
-                self.w.object(num, b"<< /Kids [ %s ] /Limits %s >>" % (kids, limits))
-                upper.append((num, first, last))
-            level = upper
-        root = self.w.reserve()
-        kids = b" ".join(b"%d 0 R" % kid for kid, _, _ in level)
-        self.w.object(root, b"<< /Kids [ %s ] >>" % kids)
-        return root
-
     def destination(self, where: tuple[int, float, float]) -> bytes:
         index, x, y = where
-        return b"[ %d 0 R /XYZ %s %s 0 ]" % (self.pages[index], _number(x), _number(y))
+        return b"[ %d 0 R /XYZ %s %s 0 ]" % (self.pages[index], pdf_number(x), pdf_number(y))
 
     def outline(self, entries: Sequence[OutlineEntry]) -> int | None:
         """The bookmarks, each to its anchor; an entry whose anchor is missing is left
@@ -742,7 +434,7 @@ class _Dossier:
             visible = 0
             for k, (item, num) in enumerate(zip(items, numbers, strict=True)):
                 body = b"<< /Title %s /Parent %d 0 R /Dest %s" % (
-                    _text(item.title),
+                    pdf_string(item.title),
                     parent,
                     self.destination(anchors[item.anchor]),
                 )
@@ -777,7 +469,7 @@ class _Dossier:
         compressed; the first of each name (``seen`` holds those written) wins. Each
         file's name and file spec."""
         specs: list[tuple[str, int]] = []
-        date = _text(pdf_date)
+        date = pdf_string(pdf_date)
         for file in files:
             if file.name in seen:
                 continue
@@ -807,12 +499,12 @@ class _Dossier:
                 compressed,
             )
             spec = self.w.reserve()
-            name = _text(file.name)
+            name = pdf_string(file.name)
             self.w.object(
                 spec,
                 b"<< /Type /Filespec /F %s /UF %s /Desc %s /AFRelationship /Source"
                 b" /EF << /F %d 0 R /UF %d 0 R >> >>"
-                % (name, name, _text(file.description), stream, stream),
+                % (name, name, pdf_string(file.description), stream, stream),
             )
             specs.append((file.name, spec))
         return specs
@@ -828,16 +520,10 @@ class _Dossier:
         With ``seal``: the file is first finished as it is, then ``seal`` reads it (the
         pages are all written) and gives more files; the ending is written again with
         them (the bytes before it stay), so the file has one revision only."""
-        for node in self.tree:
-            body = b"<< /Type /Pages /Kids [ %s ] /Count %d" % (
-                b" ".join(b"%d 0 R" % kid for kid in node.kids),
-                node.count,
-            )
-            if node.parent is not None:
-                body += b" /Parent %d 0 R" % node.parent
-            self.w.object(node.num, body + b" >>")
-        dests = self.name_tree(
-            (name, self.destination(where)) for name, where in self.layout.anchors.items()
+        self.tree.write(self.w)
+        dests = write_name_tree(
+            self.w,
+            [(name, self.destination(where)) for name, where in self.layout.anchors.items()],
         )
         bookmarks = self.outline(outline)
         seen: set[str] = set()
@@ -853,14 +539,14 @@ class _Dossier:
 
     def _end(self, dests: int, bookmarks: int | None, specs: list[tuple[str, int]]) -> None:
         """The embedded files' name tree, the associated files, the catalog, the trailer."""
-        attached = self.name_tree((name, b"%d 0 R" % spec) for name, spec in specs)
+        attached = write_name_tree(self.w, [(name, b"%d 0 R" % spec) for name, spec in specs])
         associated = self.w.reserve()
         self.w.object(associated, b"[ %s ]" % b" ".join(b"%d 0 R" % n for _, n in specs))
         catalog = self.w.reserve()
         body = (
             b"<< /Type /Catalog /Pages %d 0 R /Names << /Dests %d 0 R /EmbeddedFiles %d 0 R >>"
             % (
-                self.tree[-1].num,
+                self.tree.root,
                 dests,
                 attached,
             )
@@ -870,41 +556,6 @@ class _Dossier:
         body += b" /AF %d 0 R" % associated
         self.w.object(catalog, body + b" " + self.catalog + b" >>")
         self.w.finish(catalog, self.info)
-
-
-@dataclass
-class _Node:
-    num: int
-    kids: list[int]
-    count: int
-    parent: int | None = None
-
-
-def _page_tree(writer: PdfWriter, pages: list[int]) -> tuple[list[int], list[_Node]]:
-    """A balanced page tree over ``pages``: each page's parent node, and the nodes
-    (the root last)."""
-    parent_of = [0] * len(pages)
-    nodes: list[_Node] = []
-    level: list[tuple[int, int]] = [(num, 1) for num in pages]  # (object, pages under it)
-    below: dict[int, _Node] = {}
-    leaves = True
-    while True:
-        made: list[_Node] = []
-        for start in range(0, max(len(level), 1), PAGE_TREE_FANOUT):
-            group = level[start : start + PAGE_TREE_FANOUT]
-            node = _Node(writer.reserve(), [num for num, _ in group], sum(n for _, n in group))
-            for offset, (num, _) in enumerate(group):
-                if leaves:
-                    parent_of[start + offset] = node.num
-                else:
-                    below[num].parent = node.num
-            made.append(node)
-        nodes.extend(made)
-        below = {node.num: node for node in made}
-        if len(made) == 1:
-            return parent_of, nodes
-        level = [(node.num, node.count) for node in made]
-        leaves = False
 
 
 def write(
