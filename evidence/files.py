@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 
 def private_dir(path: Path) -> Path:
@@ -38,6 +39,12 @@ def write_synced(path: Path, data: bytes, mode: int = 0o600) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def create_private(path: Path) -> BinaryIO:
+    """``path`` created (or truncated) for writing, owner-only whatever the umask: for
+    files that hold evidence, such as a dossier being written."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> Path:

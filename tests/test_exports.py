@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pikepdf
@@ -57,6 +58,14 @@ def tmpdir_env(tmp_path: Path) -> dict[str, str]:
     return {"TMPDIR": str(folder)}
 
 
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    """The umask most users have (022): a file it decides would be readable by all."""
+    before = os.umask(0o022)
+    yield
+    os.umask(before)
+
+
 def _json(env: Env, *args: str) -> list[dict]:
     """What `evidence ARGS --json` prints (in this process: it only reads)."""
     return json.loads(Cli(env)(*args, "--json").stdout)
@@ -85,7 +94,12 @@ def _manifest(pdf: bytes) -> dict:
 
 @pytest.mark.parametrize("fmt", ["pdf", "zip"])
 def test_an_existing_output_is_replaced_only_with_force(
-    env: Env, sample: Store, tmp_path: Path, tmpdir_env: dict[str, str], fmt: str
+    env: Env,
+    sample: Store,
+    tmp_path: Path,
+    tmpdir_env: dict[str, str],
+    fmt: str,
+    usual_umask: None,
 ) -> None:
     """And what the export records: who (`--by`, else login@host) in the audit event and in the
     record of exports alike, and the checkpoint its dossier states."""
@@ -121,6 +135,7 @@ def test_an_existing_output_is_replaced_only_with_force(
     wrote, proved = proc.stdout.splitlines()
     assert wrote.startswith(f"wrote {sent} (") and wrote.endswith(f", SHA-256 {digest})")
     assert _leftovers(env, tmpdir_env["TMPDIR"]) == []
+    assert sent.stat().st_mode & 0o777 == 0o600  # personal data: owner-only, whatever the umask
     if fmt == "zip":
         with zipfile.ZipFile(sent) as archive:
             pdf = archive.read("sent/data/sent.pdf")

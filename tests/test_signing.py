@@ -102,6 +102,7 @@ def test_pades_signature_from_pkcs12(
     finally:
         store.close()
     signed = out.read_bytes()
+    assert out.stat().st_mode & 0o777 == 0o600  # owner-only, as the unsigned dossier
     status = _validate(signed, ca.cert_pem)
     assert status.bottom_line and status.intact and status.valid and status.trusted
     assert status.coverage == SignatureCoverageLevel.ENTIRE_FILE

@@ -33,6 +33,7 @@ from pathlib import Path
 import pikepdf
 from pikepdf import Array, Dictionary, Name, NameTree, Pdf
 
+from evidence.files import create_private
 from evidence.render.appended import make_inert
 from evidence.render.pdfwriter import (
     ObjectCopier,
@@ -574,7 +575,7 @@ def write(
     appended_after: dict[tuple[int, int], list[tuple[Appended, list[int]]]] = {}
     for part_n, page_i, appended, indexes in layout.appended:
         appended_after.setdefault((part_n, page_i), []).append((appended, indexes))
-    with open(target, "wb") as out:
+    with create_private(target) as out:
         dossier = _Dossier(PdfWriter(out), layout, stamp)
         for n, part in enumerate(layout.parts):
             with Pdf.open(part.source) as pdf:

@@ -406,8 +406,7 @@ def _sign(assembled: _Assembled, config: Config, output: Path, subject: Subject)
     signed = sign_pdf(
         assembled.path.read_bytes(), config, reason=f"evidence dossier: {subject.describe()}"
     )
-    # the umask decides, as for any file the user asks for
-    write_atomic(output, signed, mode=0o666)
+    write_atomic(output, signed)  # owner-only, as the unsigned dossier: it is personal data
     assembled.path.unlink()
     return _Signed(output, assembled.pages, True)
 

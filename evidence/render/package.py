@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from evidence import __version__
-from evidence.files import replace_synced
+from evidence.files import create_private, replace_synced
 from evidence.timeutil import utcnow
 
 BAGIT_VERSION = "1.0"  # RFC 8493; bagit.py still writes 0.97 and is told otherwise below
@@ -137,7 +137,7 @@ def package_zip(
         out_path.parent.mkdir(parents=True, exist_ok=True)
         part = out_path.with_name(f".{out_path.name}.{os.getpid()}.part")
         try:
-            with zipfile.ZipFile(part, "w") as archive:
+            with create_private(part) as file, zipfile.ZipFile(file, "w") as archive:
                 for name, path in files:
                     info = zipfile.ZipInfo(f"{folder}/{name}", date_time=stamp)
                     info.compress_type = zipfile.ZIP_DEFLATED
