@@ -87,3 +87,44 @@ def test_quarantine_exit_code_comes_from_the_error_class(env: Env, tmp_path: Pat
     assert "quarantined 1" in proc.stdout
     assert "(quarantine #1)" in proc.stderr
     assert "evidence:" not in proc.stderr
+
+
+def test_sync_and_status_are_operations_with_typed_results(
+    sample_store: Store, cli: Cli, env: Env, tmp_path: Path
+) -> None:
+    from evidence.errors import InputQuarantined
+    from evidence.service import status
+    from tests.samples import SAMPLE_TOML
+
+    notes = tmp_path / "mail" / "muistiinpanot.txt"
+    notes.parent.mkdir()
+    notes.write_text("Soita Ainolle takaisin huomenna klo 9.\n", encoding="utf-8")
+    env.write_config(f'{SAMPLE_TOML}\n[[sync.mail]]\npath = "{notes.parent}"\n')
+    config = load_config(env.vars)
+    lines: list[str] = []
+    outcome = status.sync(config, log=lines.append)
+    assert (outcome.exit_code, outcome.failure) == (3, InputQuarantined)
+    assert [(r.kind, r.error) for r in outcome.results] == [("mail", None), ("plans", None)]
+    mail = outcome.results[0].report
+    assert mail is not None and (mail.imported, mail.quarantined) == (0, 1)
+    assert len(lines) == 2 and lines[0].startswith(f"mail {notes.parent}: ")
+    with pytest.raises(InputQuarantined):
+        outcome.raise_for_exit()
+
+    at = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+    found = status.store_status(config, now=at)
+    assert found.checked_at == at
+    assert found.last_sync is not None
+    assert (found.last_sync.id, found.last_sync.exit_code) == (outcome.run_id, 3)
+    assert found.last_sync.state == "finished"
+    assert isinstance(found.last_sync.started_at, dt.datetime)
+    assert found.last_sync.started_at.tzinfo is not None
+    source = found.sources[0]
+    assert (source.kind, source.configured, source.quarantined) == ("mail", True, 1)
+    assert isinstance(source.last_synced_at, dt.datetime)
+    assert (found.quarantine.total, found.quarantine.by_kind) == (1, {"mail": 1})
+    assert found.chain.ok and found.chain.entries > 0 and not found.chain.problems
+    shown = _json(cli, "status")
+    assert isinstance(shown, dict)
+    assert found.as_dict() == {**shown, "checked_at": "2026-12-01T12:00:00Z"}
+    assert "error" not in shown["signing_key"]
