@@ -128,3 +128,36 @@ def test_sync_and_status_are_operations_with_typed_results(
     assert isinstance(shown, dict)
     assert found.as_dict() == {**shown, "checked_at": "2026-12-01T12:00:00Z"}
     assert "error" not in shown["signing_key"]
+
+
+def test_quarantine_operations_list_show_and_dismiss(
+    sample_store: Store, cli: Cli, env: Env, tmp_path: Path
+) -> None:
+    from evidence.errors import InvalidInput
+    from evidence.service import quarantine
+
+    notes = tmp_path / "muistiinpanot.txt"
+    body = b"Soita Ainolle takaisin huomenna klo 9.\n"
+    notes.write_bytes(body)
+    cli("import", "mail", str(notes), code=3)
+    config = load_config(env.vars)
+    (row,) = quarantine.list_quarantine(config)
+    assert (row.kind, row.size, row.dismissed, row.dismissed_at) == ("mail", len(body), False, None)
+    assert row.quarantined_at.tzinfo is not None
+    assert [r.as_dict() for r in quarantine.list_quarantine(config)] == _json(
+        cli, "quarantine", "list"
+    )
+    shown = quarantine.show_quarantined(config, row.id)
+    assert (shown.row, shown.data) == (row, body)
+    assert shown.as_dict() == _json(cli, "quarantine", "show", str(row.id))
+
+    gone = quarantine.dismiss(config, row.id, reason="notes, not mail", by="tester")
+    assert (gone.dismissed, gone.dismissed_by, gone.dismiss_reason) == (
+        True,
+        "tester",
+        "notes, not mail",
+    )
+    assert quarantine.list_quarantine(config, only_open=True) == ()
+    assert quarantine.list_quarantine(config, kind="mail") == (gone,)
+    with pytest.raises(InvalidInput, match="already dismissed"):
+        quarantine.dismiss(config, row.id, reason="again", by="tester")
