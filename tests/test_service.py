@@ -161,3 +161,28 @@ def test_quarantine_operations_list_show_and_dismiss(
     assert quarantine.list_quarantine(config, kind="mail") == (gone,)
     with pytest.raises(InvalidInput, match="already dismissed"):
         quarantine.dismiss(config, row.id, reason="again", by="tester")
+
+
+def test_verify_is_logged_and_the_audit_log_is_typed(
+    sample_store: Store, cli: Cli, env: Env
+) -> None:
+    from evidence.service import integrity
+
+    config = load_config(env.vars)
+    before = integrity.list_audit(config)
+    report = integrity.verify_store(config)
+    assert report.intact and report.what == "store" and report.facts["tree_size"] > 0
+    after = integrity.list_audit(config)
+    assert after[: len(before)] == before
+    (logged,) = after[len(before) :]
+    assert (logged.action, logged.details) == (
+        "verify-store",
+        {
+            "intact": True,
+            "failures": 0,
+            "tree_size": report.facts["tree_size"],
+            "root": report.facts["root"],
+        },
+    )
+    assert isinstance(logged.at, dt.datetime) and logged.leaf_index is not None
+    assert [e.as_dict() for e in after] == _json(cli, "audit")
