@@ -186,3 +186,33 @@ def test_verify_is_logged_and_the_audit_log_is_typed(
     )
     assert isinstance(logged.at, dt.datetime) and logged.leaf_index is not None
     assert [e.as_dict() for e in after] == _json(cli, "audit")
+
+
+def test_reading_operations_give_the_timeline_agents_and_report(
+    sample_store: Store, cli: Cli, env: Env
+) -> None:
+    from collections import Counter
+
+    from evidence.service import reading
+    from evidence.timeline.history import availability_json, timeline_json
+
+    config = load_config(env.vars)
+    day = dt.date(2026, 3, 10)
+    with reading.customer_timeline(config, AINO, day, day) as built:
+        kinds = Counter(str(item.kind) for item in built.items)
+        items = timeline_json(built)
+    assert (kinds["email"], kinds["call"], kinds["incident"]) == (6, 3, 1)
+    assert items == _json(cli, "timeline", AINO, "--from", "2026-03-10", "--to", "2026-03-10")
+
+    changes = reading.agent_availability(config, day)
+    assert changes and changes[0].event is None  # the state at the start, then each change
+    assert any(change.paused for change in changes)
+    assert [availability_json(c) for c in changes] == _json(
+        cli, "agents", "--from", "2026-03-10"
+    )
+
+    report = reading.service_report(config, day, threshold=30)
+    data = report.json()
+    assert data == _json(cli, "report", "service", "--from", "2026-03-10", "--threshold", "30")
+    assert data["period"]["calls"]["offered"] == 4  # company-wide: Aino's 3 and one more
+
