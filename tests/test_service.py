@@ -216,3 +216,28 @@ def test_reading_operations_give_the_timeline_agents_and_report(
     assert data == _json(cli, "report", "service", "--from", "2026-03-10", "--threshold", "30")
     assert data["period"]["calls"]["offered"] == 4  # company-wide: Aino's 3 and one more
 
+
+def test_desk_users_and_tokens(store: Store, cli: Cli, env: Env) -> None:
+    from evidence.records.users import user_for_token
+    from evidence.service import users
+
+    config = load_config(env.vars)
+    added = users.add_user(config, "laura", role="legal", password="pitkä salasana 1")
+    users.add_user(config, "crm", role="viewer", password=None, language="en")
+    assert (added.name, added.role, added.has_password, added.disabled) == (
+        "laura",
+        "legal",
+        True,
+        False,
+    )
+    listed = users.list_users(config)
+    assert [(u.name, u.language, u.has_password) for u in listed] == [
+        ("crm", "en", False),
+        ("laura", "fi", True),
+    ]
+    assert [u.as_dict() for u in listed] == _json(cli, "user", "list")
+    made = users.create_token(config, "laura", expires_days=30)
+    assert made.expires_at is not None and made.user == "laura"
+    assert user_for_token(store, made.token) == listed[1]
+    assert users.disable_user(config, "laura").disabled
+    assert user_for_token(store, made.token) is None
