@@ -241,3 +241,31 @@ def test_desk_users_and_tokens(store: Store, cli: Cli, env: Env) -> None:
     assert user_for_token(store, made.token) == listed[1]
     assert users.disable_user(config, "laura").disabled
     assert user_for_token(store, made.token) is None
+
+
+def test_import_operations_count_what_they_store(store: Store, env: Env, tmp_path: Path) -> None:
+    from evidence.errors import InvalidInput
+    from evidence.ingest.oauth import OAuthOptions
+    from evidence.service import imports
+    from tests.samples import SAMPLE
+
+    config = load_config(env.vars)
+    mail = sorted((SAMPLE / "mail").glob("*.eml"))
+    first = imports.import_mail(config, mail)
+    assert (first.imported, first.duplicates, first.quarantined) == (len(mail), 0, 0)
+    again = imports.import_mail(config, [SAMPLE / "mail"])
+    # The mbox holds two of the .eml messages again and one of its own.
+    assert (again.imported, again.duplicates) == (1, len(mail) + 2)
+
+    recordings = imports.import_recordings(config, SAMPLE / "recordings")
+    assert recordings.imported == 1 and len(recordings.unmatched) == 1
+    assert recordings.as_dict(unmatched=True)["unmatched_recordings"] == recordings.unmatched
+    calls = imports.import_calls(config, SAMPLE / "pbx/Master.csv", "asterisk-cdr")
+    assert calls.imported > 0 and calls.empty is None
+    assert imports.import_calls(config, SAMPLE / "pbx/Master.csv", "asterisk-cdr").imported == 0
+
+    assert imports.oauth_for("password", OAuthOptions()) is None
+    given = OAuthOptions(provider="google", service_account=tmp_path / "key.json")
+    assert imports.oauth_for("oauth2", given) is given
+    with pytest.raises(InvalidInput, match="need --auth oauth2"):
+        imports.oauth_for("password", given)
