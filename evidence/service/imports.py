@@ -1,6 +1,7 @@
 """Imports: mail files, an IMAP account, a Microsoft 365 mailbox through Graph, a phone
-system's call log and call recordings. Each returns its ``ImportReport``; its ``as_dict()``
-is what ``--json`` prints, and input it quarantined is counted there (exit 3 in the CLI)."""
+system's call log, call recordings, and mail as it arrives over SMTP. Each returns its
+``ImportReport``; its ``as_dict()`` is what ``--json`` prints, and input it quarantined is
+counted there (exit 3 in the CLI)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from evidence.ingest.mail import Progress
     from evidence.ingest.oauth import OAuthOptions
     from evidence.ingest.phonelog import CallImportReport
+    from evidence.ingest.smtp import ReceiverSettings, SmtpReceiver
 
 
 def import_mail(
@@ -145,3 +147,18 @@ def import_recordings(config: Config, directory: Path, pattern: str | None = Non
 
     with opened(config) as store:
         return run(store, directory, pattern)
+
+
+def receive_smtp(
+    config: Config,
+    settings: ReceiverSettings,
+    *,
+    ready: Callable[[str, int], None] | None = None,
+    receiver: Callable[[SmtpReceiver], None] | None = None,
+) -> ImportReport:
+    """Store every message an SMTP peer sends until the receiver is stopped; ``ready(host,
+    port)`` once it listens; ``receiver`` is handed it first (to wire a signal to ``stop``)."""
+    from evidence.ingest.smtp import receive_smtp as run
+
+    with opened(config) as store:
+        return run(store, settings, ready=ready, receiver=receiver)
