@@ -37,11 +37,25 @@ class IntegrityFailure(EvidenceError):
     exit_code = 5
 
 
+class NotIntact(IntegrityFailure):
+    """The report, printed, names every check that failed: nothing more to say, exit 5."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+
 class InputQuarantined(EvidenceError):
     """The run is done and its report printed, but some input was quarantined
     (`evidence quarantine list`): nothing more to say, exit 3."""
 
     exit_code = 3
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+
+class SourcesFailed(EvidenceError):
+    """`evidence sync` ran every source and reported each; at least one failed (exit 1)."""
 
     def __init__(self) -> None:
         super().__init__("")

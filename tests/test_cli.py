@@ -199,3 +199,65 @@ def test_reader_going_away_is_sigpipe_not_an_error(env: Env, cli: Cli) -> None:
     proc.stderr.close()
     assert proc.wait(timeout=60) == 141
     assert stderr == b""
+
+
+def _params(group: click.Group) -> set[tuple[str, str]]:
+    """Every (command, parameter) of the tree, e.g. ("incident end", "number")."""
+    found = set()
+    for path in _commands(group):
+        command: click.Command = group
+        for name in path:
+            assert isinstance(command, click.Group)
+            command = command.commands[name]
+        found |= {(" ".join(path), p.name or "") for p in command.params}
+    return found
+
+
+# The parameters that name an item, an incident or a quarantined input: each takes the id
+# that a `--json` prints. A new one must be walked below, or this test fails.
+ID_PARAMETERS = {"number", "item_id", "items"}
+
+
+@pytest.mark.usefixtures("sample_store")
+def test_every_command_takes_the_id_its_json_prints(cli: Cli) -> None:
+    """incident:2 as `incident list --json` prints it, the timeline's ids as `timeline
+    --json` prints them, a quarantined input's number as `quarantine list --json` does."""
+    from tests.samples import AINO
+
+    takes_ids = {(c, p) for c, p in _params(main) if p in ID_PARAMETERS}
+    assert takes_ids == {
+        ("incident end", "number"),
+        ("incident correct", "number"),
+        ("incident show", "number"),
+        ("case claim", "items"),
+        ("quarantine show", "item_id"),
+        ("quarantine dismiss", "item_id"),
+    }
+    cli("incident", "start", "--title", "Puhelinjärjestelmä ei vastaa", "--logged-by", "Kaisa")
+    listed = json.loads(cli("incident", "list", "--json").output)
+    going_on = [i["id"] for i in listed if i["end"] is None]
+    assert going_on == ["incident:2"]
+    shown = json.loads(cli("incident", "show", going_on[0], "--json").output)
+    assert shown["id"] == "incident:2"
+    cli("incident", "end", going_on[0], "--by", "Kaisa")
+    cli("incident", "correct", going_on[0], "--title", "Vaihde", "--reason", "r", "--by", "K")
+    shown = json.loads(cli("incident", "show", going_on[0], "--json").output)
+    assert (shown["title"], len(shown["versions"])) == ("Vaihde", 3)
+
+    cli("case", "open", "KKV/9/2026", "--customer", AINO, "--authority", "kkv")
+    items = [i["id"] for i in json.loads(cli("timeline", AINO, "--json").output)]
+    contacts = [i for i in items if i.split(":")[0] in ("email", "call", "incident")]
+    claim = ["case", "claim", "KKV/9/2026", "--text", "t"]
+    for item in contacts:
+        claim += ["--evidence", item]
+    cli(*claim)
+    claims = json.loads(cli("case", "show", "KKV/9/2026", "--json").output)["claims"]
+    assert claims[0]["evidence"] == contacts and len(contacts) >= 10
+
+    notes = cli.env.home / "muistiinpanot.txt"
+    notes.write_text("Soita Ainolle.\n", encoding="utf-8")
+    cli("import", "mail", str(notes), code=3)
+    (quarantined,) = json.loads(cli("quarantine", "list", "--json").output)
+    item_id = str(quarantined["id"])
+    assert json.loads(cli("quarantine", "show", item_id, "--json").output) == quarantined
+    cli("quarantine", "dismiss", item_id, "--reason", "notes, not mail")

@@ -244,12 +244,12 @@ def test_any_unexpected_exception_is_a_bug_in_one_line_without_its_text(
 ) -> None:
     """The exception's text can hold stored content: the line names its type only; the
     traceback (with the text) comes only when asked for with EVIDENCE_DEBUG=1."""
-    import evidence.status
+    import evidence.service.status
 
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError(f"unexpected value {PHONE}")
 
-    monkeypatch.setattr(evidence.status, "store_status", broken)
+    monkeypatch.setattr(evidence.service.status, "store_status", broken)
     result = cli("status", code=BUG)
     assert result.stderr == (
         "evidence: this is a bug in evidence (RuntimeError): please report it "

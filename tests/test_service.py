@@ -69,9 +69,11 @@ def test_operations_give_what_the_cli_prints(sample_store: Store, cli: Cli, env:
 
 @pytest.mark.parametrize("env", ["sqlite"], indirect=True)
 def test_the_service_layer_does_not_import_click(env: Env) -> None:
+    modules = (
+        "cases customers exports holds imports incidents integrity quarantine reading status users"
+    )
     code = (
-        "import sys, evidence.service.cases, evidence.service.customers, "
-        "evidence.service.exports, evidence.service.holds, evidence.service.incidents; "
+        f"import sys; from evidence.service import {', '.join(modules.split())}; "
         "print('click' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -87,3 +89,185 @@ def test_quarantine_exit_code_comes_from_the_error_class(env: Env, tmp_path: Pat
     assert "quarantined 1" in proc.stdout
     assert "(quarantine #1)" in proc.stderr
     assert "evidence:" not in proc.stderr
+
+
+def test_sync_and_status_are_operations_with_typed_results(
+    sample_store: Store, cli: Cli, env: Env, tmp_path: Path
+) -> None:
+    from evidence.errors import InputQuarantined
+    from evidence.service import status
+    from tests.samples import SAMPLE_TOML
+
+    notes = tmp_path / "mail" / "muistiinpanot.txt"
+    notes.parent.mkdir()
+    notes.write_text("Soita Ainolle takaisin huomenna klo 9.\n", encoding="utf-8")
+    env.write_config(f'{SAMPLE_TOML}\n[[sync.mail]]\npath = "{notes.parent}"\n')
+    config = load_config(env.vars)
+    lines: list[str] = []
+    outcome = status.sync(config, log=lines.append)
+    assert (outcome.exit_code, outcome.failure) == (3, InputQuarantined)
+    assert [(r.kind, r.error) for r in outcome.results] == [("mail", None), ("plans", None)]
+    mail = outcome.results[0].report
+    assert mail is not None and (mail.imported, mail.quarantined) == (0, 1)
+    assert len(lines) == 2 and lines[0].startswith(f"mail {notes.parent}: ")
+    with pytest.raises(InputQuarantined):
+        outcome.raise_for_exit()
+
+    at = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+    found = status.store_status(config, now=at)
+    assert found.checked_at == at
+    assert found.last_sync is not None
+    assert (found.last_sync.id, found.last_sync.exit_code) == (outcome.run_id, 3)
+    assert found.last_sync.state == "finished"
+    assert isinstance(found.last_sync.started_at, dt.datetime)
+    assert found.last_sync.started_at.tzinfo is not None
+    source = found.sources[0]
+    assert (source.kind, source.configured, source.quarantined) == ("mail", True, 1)
+    assert isinstance(source.last_synced_at, dt.datetime)
+    assert (found.quarantine.total, found.quarantine.by_kind) == (1, {"mail": 1})
+    assert found.chain.ok and found.chain.entries > 0 and not found.chain.problems
+    shown = _json(cli, "status")
+    assert isinstance(shown, dict)
+    assert found.as_dict() == {**shown, "checked_at": "2026-12-01T12:00:00Z"}
+    assert "error" not in shown["signing_key"]
+
+
+def test_quarantine_operations_list_show_and_dismiss(
+    sample_store: Store, cli: Cli, env: Env, tmp_path: Path
+) -> None:
+    from evidence.errors import InvalidInput
+    from evidence.service import quarantine
+
+    notes = tmp_path / "muistiinpanot.txt"
+    body = b"Soita Ainolle takaisin huomenna klo 9.\n"
+    notes.write_bytes(body)
+    cli("import", "mail", str(notes), code=3)
+    config = load_config(env.vars)
+    (row,) = quarantine.list_quarantine(config)
+    assert (row.kind, row.size, row.dismissed, row.dismissed_at) == ("mail", len(body), False, None)
+    assert row.quarantined_at.tzinfo is not None
+    assert [r.as_dict() for r in quarantine.list_quarantine(config)] == _json(
+        cli, "quarantine", "list"
+    )
+    shown = quarantine.show_quarantined(config, row.id)
+    assert (shown.row, shown.data) == (row, body)
+    assert shown.as_dict() == _json(cli, "quarantine", "show", str(row.id))
+
+    gone = quarantine.dismiss(config, row.id, reason="notes, not mail", by="tester")
+    assert (gone.dismissed, gone.dismissed_by, gone.dismiss_reason) == (
+        True,
+        "tester",
+        "notes, not mail",
+    )
+    assert quarantine.list_quarantine(config, only_open=True) == ()
+    assert quarantine.list_quarantine(config, kind="mail") == (gone,)
+    with pytest.raises(InvalidInput, match="already dismissed"):
+        quarantine.dismiss(config, row.id, reason="again", by="tester")
+
+
+def test_verify_is_logged_and_the_audit_log_is_typed(
+    sample_store: Store, cli: Cli, env: Env
+) -> None:
+    from evidence.service import integrity
+
+    config = load_config(env.vars)
+    before = integrity.list_audit(config)
+    report = integrity.verify_store(config)
+    assert report.intact and report.what == "store" and report.facts["tree_size"] > 0
+    after = integrity.list_audit(config)
+    assert after[: len(before)] == before
+    (logged,) = after[len(before) :]
+    assert (logged.action, logged.details) == (
+        "verify-store",
+        {
+            "intact": True,
+            "failures": 0,
+            "tree_size": report.facts["tree_size"],
+            "root": report.facts["root"],
+        },
+    )
+    assert isinstance(logged.at, dt.datetime) and logged.leaf_index is not None
+    assert [e.as_dict() for e in after] == _json(cli, "audit")
+
+
+def test_reading_operations_give_the_timeline_agents_and_report(
+    sample_store: Store, cli: Cli, env: Env
+) -> None:
+    from collections import Counter
+
+    from evidence.service import reading
+    from evidence.timeline.history import availability_json, timeline_json
+
+    config = load_config(env.vars)
+    day = dt.date(2026, 3, 10)
+    with reading.customer_timeline(config, AINO, day, day) as built:
+        kinds = Counter(str(item.kind) for item in built.items)
+        items = timeline_json(built)
+    assert (kinds["email"], kinds["call"], kinds["incident"]) == (6, 3, 1)
+    assert items == _json(cli, "timeline", AINO, "--from", "2026-03-10", "--to", "2026-03-10")
+
+    changes = reading.agent_availability(config, day)
+    assert changes and changes[0].event is None  # the state at the start, then each change
+    assert any(change.paused for change in changes)
+    assert [availability_json(c) for c in changes] == _json(
+        cli, "agents", "--from", "2026-03-10"
+    )
+
+    report = reading.service_report(config, day, threshold=30)
+    data = report.json()
+    assert data == _json(cli, "report", "service", "--from", "2026-03-10", "--threshold", "30")
+    assert data["period"]["calls"]["offered"] == 4  # company-wide: Aino's 3 and one more
+
+
+def test_desk_users_and_tokens(store: Store, cli: Cli, env: Env) -> None:
+    from evidence.records.users import user_for_token
+    from evidence.service import users
+
+    config = load_config(env.vars)
+    added = users.add_user(config, "laura", role="legal", password="pitkä salasana 1")
+    users.add_user(config, "crm", role="viewer", password=None, language="en")
+    assert (added.name, added.role, added.has_password, added.disabled) == (
+        "laura",
+        "legal",
+        True,
+        False,
+    )
+    listed = users.list_users(config)
+    assert [(u.name, u.language, u.has_password) for u in listed] == [
+        ("crm", "en", False),
+        ("laura", "fi", True),
+    ]
+    assert [u.as_dict() for u in listed] == _json(cli, "user", "list")
+    made = users.create_token(config, "laura", expires_days=30)
+    assert made.expires_at is not None and made.user == "laura"
+    assert user_for_token(store, made.token) == listed[1]
+    assert users.disable_user(config, "laura").disabled
+    assert user_for_token(store, made.token) is None
+
+
+def test_import_operations_count_what_they_store(store: Store, env: Env, tmp_path: Path) -> None:
+    from evidence.errors import InvalidInput
+    from evidence.ingest.oauth import OAuthOptions
+    from evidence.service import imports
+    from tests.samples import SAMPLE
+
+    config = load_config(env.vars)
+    mail = sorted((SAMPLE / "mail").glob("*.eml"))
+    first = imports.import_mail(config, mail)
+    assert (first.imported, first.duplicates, first.quarantined) == (len(mail), 0, 0)
+    again = imports.import_mail(config, [SAMPLE / "mail"])
+    # The mbox holds two of the .eml messages again and one of its own.
+    assert (again.imported, again.duplicates) == (1, len(mail) + 2)
+
+    recordings = imports.import_recordings(config, SAMPLE / "recordings")
+    assert recordings.imported == 1 and len(recordings.unmatched) == 1
+    assert recordings.as_dict(unmatched=True)["unmatched_recordings"] == recordings.unmatched
+    calls = imports.import_calls(config, SAMPLE / "pbx/Master.csv", "asterisk-cdr")
+    assert calls.imported > 0 and calls.empty is None
+    assert imports.import_calls(config, SAMPLE / "pbx/Master.csv", "asterisk-cdr").imported == 0
+
+    assert imports.oauth_for("password", OAuthOptions()) is None
+    given = OAuthOptions(provider="google", service_account=tmp_path / "key.json")
+    assert imports.oauth_for("oauth2", given) is given
+    with pytest.raises(InvalidInput, match="need --auth oauth2"):
+        imports.oauth_for("password", given)

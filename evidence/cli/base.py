@@ -179,9 +179,9 @@ def at_zone(value: UserTime | None, zone: ZoneInfo) -> dt.datetime | None:
     return value.at(zone) if value is not None else None
 
 
-def finish_import(report: ImportReport, as_json: bool) -> None:
+def finish_import(report: ImportReport, as_json: bool, *, unmatched: bool = False) -> None:
     if as_json:
-        echo_json(report.as_dict())
+        echo_json(report.as_dict(unmatched=unmatched))
     else:
         for line in report.messages:
             click.echo(f"  {line}", err=True)

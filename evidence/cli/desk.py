@@ -7,6 +7,7 @@ import sys
 import click
 
 from evidence.cli.base import current_config, echo_json, json_option, main, opened_store
+from evidence.service import users
 
 
 @main.group()
@@ -50,8 +51,6 @@ def user_add(name: str, role: str, password_stdin: bool, language: str) -> None:
         evidence user add laura --role legal
         printf '%s\\n' "$PASSWORD" | evidence user add crm --role legal --password-stdin
     """
-    from evidence.records.users import add_user
-
     password: str | None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -59,8 +58,9 @@ def user_add(name: str, role: str, password_stdin: bool, language: str) -> None:
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
     else:
         password = None
-    with opened_store() as store:
-        added = add_user(store, name, role=role, password=password, language=language)
+    added = users.add_user(
+        current_config(), name, role=role, password=password, language=language
+    )
     click.echo(f"user {added.name} added ({added.role})")
 
 
@@ -74,14 +74,11 @@ def user_list(as_json: bool) -> None:
     \b
         evidence user list --json
     """
-    from evidence.records.users import list_users
-
-    with opened_store() as store:
-        users = list_users(store)
+    found = users.list_users(current_config())
     if as_json:
-        echo_json([u.as_dict() for u in users])
+        echo_json([u.as_dict() for u in found])
         return
-    for u in users:
+    for u in found:
         click.echo(f"{u.name}\t{u.role}\t{u.language}" + ("\tdisabled" if u.disabled else ""))
 
 
@@ -95,10 +92,7 @@ def user_disable(name: str) -> None:
     \b
         evidence user disable laura
     """
-    from evidence.records.users import disable_user
-
-    with opened_store() as store:
-        disable_user(store, name)
+    users.disable_user(current_config(), name)
     click.echo(f"user {name} disabled")
 
 
@@ -122,10 +116,7 @@ def token_create(name: str, expires: int | None, as_json: bool) -> None:
         evidence token create crm --expires 365
         curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/api/cases
     """
-    from evidence.records.users import create_token
-
-    with opened_store() as store:
-        made = create_token(store, name, expires_days=expires)
+    made = users.create_token(current_config(), name, expires_days=expires)
     if as_json:
         echo_json(made.as_dict())
         return

@@ -6,26 +6,22 @@ import datetime as dt
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
 from evidence.cli.base import (
     DATE,
-    echo_json,
+    current_config,
     finish_import,
     json_option,
     live_counts,
     main,
-    opened_store,
     progress_bar,
 )
 from evidence.domain import CallLogFormat
-from evidence.errors import InputQuarantined, InvalidInput
+from evidence.service import imports
 from evidence.timeutil import DATE_FORMS
-
-if TYPE_CHECKING:
-    from evidence.ingest.oauth import OAuthOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,11 +55,9 @@ def import_mail_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     \b
         evidence import mail saved/*.eml export-2026-09-29.mbox ~/Maildir
     """
-    from evidence.ingest.mail import import_mail
-
     total = sum(_size_below(p) for p in paths) if sys.stderr.isatty() else None
-    with opened_store() as store, live_counts("importing mail", total) as progress:
-        report = import_mail(store, list(paths), progress=progress)
+    with live_counts("importing mail", total) as progress:
+        report = imports.import_mail(current_config(), paths, progress=progress)
     finish_import(report, as_json)
 
 
@@ -119,22 +113,6 @@ MICROSOFT_SCOPES = {
     "imap": "https://outlook.office365.com/.default",
     "graph": "https://graph.microsoft.com/.default",
 }
-
-
-def _oauth(
-    provider: str | None,
-    tenant: str | None,
-    client_id: str | None,
-    client_certificate: Path | None,
-    service_account: Path | None,
-    token_url: str | None,
-    scope: str | None,
-) -> OAuthOptions:
-    from evidence.ingest.oauth import OAuthOptions
-
-    return OAuthOptions(
-        provider, tenant, client_id, client_certificate, service_account, token_url, scope
-    )
 
 
 @import_.command("imap")
@@ -213,21 +191,19 @@ def import_imap_cmd(
         evidence import imap --auth oauth2 --provider microsoft --tenant aurora-energia.example \\
             --client-id 5f1c... --user asiakaspalvelu@aurora-energia.example
     """
-    from evidence.ingest.imap import imap_login, import_imap
+    from evidence.ingest.oauth import OAuthOptions
 
-    oauth = None
-    if auth == "oauth2":
-        oauth = _oauth(
+    oauth = imports.oauth_for(
+        auth,
+        OAuthOptions(
             provider, tenant, client_id, client_certificate, service_account, token_url, scope
-        )
-    elif any((provider, tenant, client_id, client_certificate, service_account, token_url)):
-        raise InvalidInput("the OAuth options need --auth oauth2")
-    account, credential = imap_login(
-        host=host, user=user, port=port, security=security, cafile=cafile, oauth=oauth
+        ),
     )
-    with opened_store() as store, live_counts(f"importing from {account.host}") as progress:
-        report = import_imap(
-            store, account, credential, list(folders), since=since, progress=progress
+    login = imports.ImapLogin(user, host, port, security, cafile, oauth)
+    account, credential = imports.imap_account(login)
+    with live_counts(f"importing from {account.host}") as progress:
+        report = imports.import_imap(
+            current_config(), account, credential, folders, since=since, progress=progress
         )
     finish_import(report, as_json)
 
@@ -286,16 +262,17 @@ def import_graph_cmd(
         evidence import graph --tenant aurora-energia.example --client-id 5f1c... \\
             --mailbox asiakaspalvelu@aurora-energia.example --folder inbox --folder sentitems
     """
-    from evidence.ingest.graph import graph_tokens, import_graph
+    from evidence.ingest.oauth import OAuthOptions
 
-    options = _oauth("microsoft", tenant, client_id, client_certificate, None, token_url, scope)
-    tokens = graph_tokens(options)
-    with opened_store() as store, live_counts(f"importing from {mailbox}") as progress:
-        report = import_graph(
-            store,
+    options = OAuthOptions(
+        "microsoft", tenant, client_id, client_certificate, None, token_url, scope
+    )
+    with live_counts(f"importing from {mailbox}") as progress:
+        report = imports.import_graph(
+            current_config(),
             mailbox,
-            list(folders),
-            tokens,
+            options,
+            folders,
             graph_url=graph_url,
             since=since,
             progress=progress,
@@ -345,14 +322,11 @@ def import_calls_cmd(path: Path, fmt: str, mapping: Path | None, utc: bool, as_j
         evidence import calls Master.csv --format freeswitch-cdr
         evidence import calls export.csv --format csv --mapping cloud-pbx.toml
     """
-    from evidence.ingest.phonelog import import_calls
-
     size = path.stat().st_size
-    with (
-        opened_store() as store,
-        progress_bar(f"importing {path.name}", size, in_bytes=True) as progress,
-    ):
-        report = import_calls(store, path, fmt, utc=utc, mapping=mapping, progress=progress)
+    with progress_bar(f"importing {path.name}", size, in_bytes=True) as progress:
+        report = imports.import_calls(
+            current_config(), path, fmt, utc=utc, mapping=mapping, progress=progress
+        )
     if report.empty is not None:
         click.echo(f"evidence: {report.empty}", err=True)
     finish_import(report, as_json)
@@ -380,18 +354,10 @@ def import_recordings_cmd(directory: Path, pattern: str | None, as_json: bool) -
         evidence import recordings /var/spool/asterisk/monitor
         evidence import recordings recordings/ --pattern 'rec-(?P<id>[0-9a-f-]{36})'
     """
-    from evidence.ingest.recordings import import_recordings
-
-    with opened_store() as store:
-        report = import_recordings(store, directory, pattern)
-    if as_json:
-        data = {**report.as_dict(), "unmatched_recordings": report.unmatched}
-        echo_json(data)
-        if report.quarantined:
-            raise InputQuarantined
-        return
-    for line in report.unmatched:
-        click.echo(f"  {line}", err=True)
-    if report.unmatched:
-        click.echo(f"{len(report.unmatched)} recording(s) match no call in the store", err=True)
-    finish_import(report, as_json)
+    report = imports.import_recordings(current_config(), directory, pattern)
+    if not as_json:
+        for line in report.unmatched:
+            click.echo(f"  {line}", err=True)
+        if report.unmatched:
+            click.echo(f"{len(report.unmatched)} recording(s) match no call in the store", err=True)
+    finish_import(report, as_json, unmatched=True)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from evidence.cli.base import current_config, echo_json, json_option, main, opened_store
-from evidence.errors import EvidenceError, IntegrityFailure
-from evidence.store.db import database_failure, open_store
+from evidence.cli.base import current_config, echo_json, json_option, main
+from evidence.errors import NotIntact
+from evidence.service import integrity
+from evidence.service.result import as_list
 from evidence.timeutil import format_local
 
 
@@ -81,23 +80,21 @@ def verify(
         evidence verify dossier.pdf --key-id "$COMPANY_KEY_ID" --trust company-ca.pem
         evidence verify dossier-2.pdf --previous dossier-1.pdf
     """
-    from evidence.verify.audit import record_verification
-
     if dossier is None and (key_ids or trust or previous):
         raise click.UsageError("--key-id, --trust and --previous check a dossier: give its PDF")
     if dossier is None:
-        from evidence.verify.store import verify_store
-
-        with opened_store() as store:
-            report = verify_store(store)
-            record_verification(store, report)
+        report = integrity.verify_store(current_config())
     else:
-        from evidence.verify.dossier import verify_dossier
-
-        report = verify_dossier(
-            dossier, trusted_certificates=list(trust), previous=list(previous), key_ids=key_ids
+        checked = integrity.verify_dossier(
+            dossier, trust=trust, previous=previous, key_ids=key_ids, config=current_config
         )
-        _record_if_store(report)
+        report = checked.report
+        if checked.not_logged is not None:
+            click.echo(
+                "note: this check of the dossier is not in the audit log: the local store "
+                f"could not record it ({checked.not_logged})",
+                err=True,
+            )
     if as_json:
         # Sorted keys: the SHA-256 of this output is the one the audit log records.
         echo_json(report.as_dict(), sort_keys=True)
@@ -105,7 +102,7 @@ def verify(
         for line in report.lines():
             click.echo(line)
     if not report.intact:
-        sys.exit(IntegrityFailure.exit_code)
+        raise NotIntact
 
 
 @main.command()
@@ -131,9 +128,7 @@ def backup(dest: Path, force: bool, as_json: bool) -> None:
         evidence backup /mnt/backup/evidence-2026-12-06
         evidence backup /mnt/backup/evidence-latest --force --json
     """
-    from evidence.store.backup import backup_store
-
-    result = backup_store(current_config(), dest, force=force)
+    result = integrity.backup(current_config(), dest, force=force)
     if as_json:
         echo_json(result.as_dict())
     else:
@@ -164,29 +159,7 @@ def backup(dest: Path, force: bool, as_json: bool) -> None:
             else "NOT INTACT: the copy holds what the store holds: run `evidence verify`"
         )
     if not result.intact:
-        sys.exit(IntegrityFailure.exit_code)
-
-
-def _record_if_store(report: Any) -> None:
-    """A dossier check needs no store; when there is one, the check is logged in it."""
-    from evidence.errors import StoreNotInitialised, StoreOutdated
-    from evidence.verify.audit import record_verification
-
-    try:
-        store = open_store(current_config())
-        try:
-            record_verification(store, report)
-        finally:
-            store.close()
-    except (StoreNotInitialised, StoreOutdated):
-        return
-    except Exception as exc:  # the dossier's report stands on its own; only the log failed
-        why = database_failure(exc) if not isinstance(exc, EvidenceError) else exc
-        click.echo(
-            f"note: this check of the dossier is not in the audit log: the local store could "
-            f"not record it ({why or type(exc).__name__})",
-            err=True,
-        )
+        raise NotIntact
 
 
 @main.command()
@@ -202,22 +175,14 @@ def audit(as_json: bool) -> None:
     \b
         evidence audit --json
     """
-    from evidence.store.audit import event_json, list_events
-
     config = current_config()
-    with opened_store() as store, store.session() as session:
-        events = list_events(session)
-        rows = [event_json(e, leaf) for e, leaf in events]
-        if as_json:
-            echo_json(rows)
-            return
-        for event, _leaf in events:
-            digest = f"  SHA-256 {event.output_sha256}" if event.output_sha256 else ""
-            click.echo(
-                f"#{event.id}\t{format_local(event.at, config.zone)}\t{event.action}\t"
-                f"{event.actor}\t{event.subject}{digest}"
-            )
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
+    events = integrity.list_audit(config)
+    if as_json:
+        echo_json(as_list(events))
+        return
+    for event in events:
+        digest = f"  SHA-256 {event.output_sha256}" if event.output_sha256 else ""
+        click.echo(
+            f"#{event.id}\t{format_local(event.at, config.zone)}\t{event.action}\t"
+            f"{event.actor}\t{event.subject}{digest}"
+        )

@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING
 
 import click
 
-from evidence.cli.base import current_config, echo_json, json_option, main, opened_store
+from evidence.cli.base import current_config, echo_json, json_option, main
+from evidence.service import quarantine as quarantined
+from evidence.service.result import as_list
 from evidence.timeutil import format_local
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
-    from evidence.store.models import QuarantineDismissal
+    from evidence.service.quarantine import QuarantineRow
 
 
 @main.group()
@@ -36,29 +38,25 @@ def quarantine_list(kind: str | None, only_open: bool, as_json: bool) -> None:
     \b
         evidence quarantine list --kind mail --json
     """
-    from evidence.records.quarantine import list_quarantine
-
     config = current_config()
-    with opened_store() as store, store.session() as session:
-        items = list_quarantine(session, kind, dismissed=not only_open)
-        rows = [q.as_dict() for q in items]
-        when = [format_local(q.item.quarantined_at, config.zone) for q in items]
-        gone = [_dismissed_text(q.dismissal, config.zone) for q in items]
+    rows = quarantined.list_quarantine(config, kind=kind, only_open=only_open)
     if as_json:
-        echo_json(rows)
+        echo_json(as_list(rows))
         return
-    for row, at, dismissed in zip(rows, when, gone, strict=True):
-        where = f"{row['source']}:{row['locator']}" if row["locator"] else row["source"]
+    for row in rows:
+        at = format_local(row.quarantined_at, config.zone)
+        where = f"{row.source}:{row.locator}" if row.locator else row.source
+        dismissed = _dismissed_text(row, config.zone)
         mark = f"\t{dismissed}" if dismissed else ""
-        click.echo(f"#{row['id']}\t{row['kind']}\t{at}\t{where}\t{row['reason']}{mark}")
+        click.echo(f"#{row.id}\t{row.kind}\t{at}\t{where}\t{row.reason}{mark}")
 
 
-def _dismissed_text(dismissal: QuarantineDismissal | None, zone: ZoneInfo) -> str:
-    if dismissal is None:
+def _dismissed_text(row: QuarantineRow, zone: ZoneInfo) -> str:
+    if not row.dismissed:
         return ""
     return (
-        f"DISMISSED {format_local(dismissal.dismissed_at, zone)} by {dismissal.dismissed_by}: "
-        f"{dismissal.reason}"
+        f"DISMISSED {format_local(row.dismissed_at, zone)} by {row.dismissed_by}: "
+        f"{row.dismiss_reason}"
     )
 
 
@@ -75,26 +73,23 @@ def quarantine_show(item_id: int, raw: bool, as_json: bool) -> None:
         evidence quarantine show 17
         evidence quarantine show 17 --raw > message-17.eml
     """
-    from evidence.records.quarantine import get_quarantined
-
     config = current_config()
-    with opened_store() as store, store.session() as session:
-        found, data = get_quarantined(session, item_id)
-        row = found.as_dict()
-        at = format_local(found.item.quarantined_at, config.zone)
-        dismissed = _dismissed_text(found.dismissal, config.zone)
+    found = quarantined.show_quarantined(config, item_id)
+    row, data = found.row, found.data
     if raw:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
     if as_json:
-        echo_json(row)
+        echo_json(found.as_dict())
         return
-    where = f"{row['source']} ({row['locator']})" if row["locator"] else row["source"]
-    click.echo(f"quarantine #{row['id']} ({row['kind']}), {at}")
+    where = f"{row.source} ({row.locator})" if row.locator else row.source
+    at = format_local(row.quarantined_at, config.zone)
+    click.echo(f"quarantine #{row.id} ({row.kind}), {at}")
     click.echo(f"from:   {where}")
-    click.echo(f"reason: {row['reason']}")
-    click.echo(f"bytes:  {row['size']:,}, SHA-256 {row['sha256']}")
+    click.echo(f"reason: {row.reason}")
+    click.echo(f"bytes:  {row.size:,}, SHA-256 {row.sha256}")
+    dismissed = _dismissed_text(row, config.zone)
     if dismissed:
         click.echo(dismissed)
     click.echo("first lines:")
@@ -121,12 +116,8 @@ def quarantine_dismiss(item_id: int, reason: str, by: str | None) -> None:
     \b
         evidence quarantine dismiss 17 --reason "Master.csv imported as mail by mistake"
     """
-    from evidence.records.quarantine import dismiss
-
-    with opened_store() as store:
-        found = dismiss(store, item_id, reason=reason, by=by)
-    assert found.dismissal is not None
+    found = quarantined.dismiss(current_config(), item_id, reason=reason, by=by)
     click.echo(
-        f"quarantine #{item_id} dismissed by {found.dismissal.dismissed_by} "
+        f"quarantine #{item_id} dismissed by {found.dismissed_by} "
         f"(kept, with its bytes: `evidence quarantine show {item_id}`)"
     )

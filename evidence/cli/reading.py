@@ -6,16 +6,8 @@ import datetime as dt
 
 import click
 
-from evidence.cli.base import (
-    DATE,
-    current_config,
-    echo_json,
-    in_order,
-    json_option,
-    main,
-    opened_store,
-)
-from evidence.timeline.mailfacts import MailRules
+from evidence.cli.base import DATE, current_config, echo_json, in_order, json_option, main
+from evidence.service import reading
 from evidence.timeutil import DATE_FORMS, format_local
 
 
@@ -37,12 +29,11 @@ def timeline(ref: str, date_from: dt.date | None, date_to: dt.date | None, as_js
         evidence timeline 100234 --from 2026-09-28 --to 2026-09-30 --json
     """
     from evidence.render.text import timeline_lines
-    from evidence.timeline.history import customer_timeline, timeline_json
+    from evidence.timeline.history import timeline_json
 
     in_order(date_from, date_to)
     config = current_config()
-    with opened_store() as store, store.session() as session:
-        built = customer_timeline(session, config, ref, date_from, date_to)
+    with reading.customer_timeline(config, ref, date_from, date_to) as built:
         if as_json:
             echo_json(timeline_json(built))
             return
@@ -76,17 +67,13 @@ def agents(date_from: dt.date, date_to: dt.date | None, as_json: bool) -> None:
     \b
         evidence agents --from 2026-09-28 --json
     """
-    from evidence.timeline.calls import agent_availability
-    from evidence.timeline.history import availability_json, period_bounds
+    from evidence.timeline.history import availability_json
 
     in_order(date_from, date_to)
     config = current_config()
-    start, end = period_bounds(date_from, date_to or date_from, config.zone)
-    with opened_store() as store, store.session() as session:
-        changes = agent_availability(session, start, end)
-        rows = [availability_json(change) for change in changes]
+    changes = reading.agent_availability(config, date_from, date_to)
     if as_json:
-        echo_json(rows)
+        echo_json([availability_json(change) for change in changes])
         return
     for change in changes:
         what = (
@@ -154,25 +141,19 @@ def report_service(
         evidence report service --from 2026-09-28 --to 2026-09-28
         evidence report service --from 2026-09-28 --json --by hour --threshold 30
     """
-    from evidence.timeline.hours import opening_hours
-    from evidence.timeline.reports import report_text, service_report, threshold_from_config
+    from evidence.timeline.reports import report_text
 
     in_order(date_from, date_to)
     in_order(baseline_from, baseline_to, "--baseline-from", "--baseline-to")
-    config = current_config()
-    with opened_store() as store, store.session() as session:
-        built = service_report(
-            session,
-            config.zone,
-            date_from,
-            date_to or date_from,
-            hours=opening_hours(config),
-            threshold=threshold if threshold is not None else threshold_from_config(config),
-            baseline_from=baseline_from,
-            baseline_to=baseline_to,
-            by=by,
-            rules=MailRules.of(config),
-        )
+    built = reading.service_report(
+        current_config(),
+        date_from,
+        date_to,
+        baseline_from=baseline_from,
+        baseline_to=baseline_to,
+        threshold=threshold,
+        by=by,
+    )
     if as_json:
         echo_json(built.json())
         return

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from evidence.cli.base import echo_json, json_option, main, opened_store
+from evidence.cli.base import current_config, echo_json, json_option, main
 from evidence.errors import InvalidInput
+from evidence.service import imports
 
 
 @main.group()
@@ -65,7 +66,7 @@ def receive_smtp_cmd(
         evidence receive smtp --listen 0.0.0.0:2525 --allow 10.20.0.0/24 \\
             --tls-cert /etc/evidence/smtp.pem --tls-key /etc/evidence/smtp.key
     """
-    from evidence.ingest.smtp import SmtpReceiver, receive_smtp, receiver_settings
+    from evidence.ingest.smtp import SmtpReceiver, receiver_settings
 
     try:
         settings = receiver_settings(listen, allow, tls_cert, tls_key)
@@ -82,8 +83,7 @@ def receive_smtp_cmd(
         where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         click.echo(f"evidence: receiving SMTP on {where} from {allowed} ({tls})", err=True)
 
-    with opened_store() as store:
-        report = receive_smtp(store, settings, ready=ready, receiver=on_signals)
+    report = imports.receive_smtp(current_config(), settings, ready=ready, receiver=on_signals)
     if as_json:
         echo_json(report.as_dict())
     else:

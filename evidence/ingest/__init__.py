@@ -37,13 +37,15 @@ class ImportReport:
             f"quarantined {self.quarantined:,}"
         )
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self, *, unmatched: bool = False) -> dict[str, object]:
+        """``unmatched``: with the recordings whose call is not stored (`import recordings`)."""
         return {
             "imported": self.imported,
             "duplicates": self.duplicates,
             "quarantined": self.quarantined,
             "quarantine_reasons": self.messages,
             "notes": self.notes,
+            **({"unmatched_recordings": self.unmatched} if unmatched else {}),
         }
 
 

@@ -616,8 +616,8 @@ class CallImportReport(ImportReport):
 
     empty: str | None = None
 
-    def as_dict(self) -> dict[str, object]:
-        return {**super().as_dict(), "empty": self.empty is not None}
+    def as_dict(self, *, unmatched: bool = False) -> dict[str, object]:
+        return {**super().as_dict(unmatched=unmatched), "empty": self.empty is not None}
 
 
 def _empty_reason(path: Path, csv_input: _CsvStart | None) -> str:

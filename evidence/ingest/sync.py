@@ -65,7 +65,7 @@ from evidence.config import (
     MailSource,
     RecordingsSource,
 )
-from evidence.errors import EvidenceError, SyncAlreadyRunning
+from evidence.errors import EvidenceError, InputQuarantined, SourcesFailed, SyncAlreadyRunning
 from evidence.ingest import ImportReport
 from evidence.records.plans import materialise_plans
 from evidence.store.db import Store, is_sqlite, safe_detail
@@ -74,7 +74,6 @@ from evidence.timeutil import iso_utc, utcnow
 
 LOCK_FILE = "sync.lock"
 SYNC_LOCK_KEY = 0x65767379  # "evsy"; beside db.WRITER_LOCK_KEY
-EXIT_OK, EXIT_ERROR, EXIT_QUARANTINED = 0, 1, 3
 
 
 @dataclass(frozen=True)
@@ -105,7 +104,17 @@ class SyncOutcome:
     results: list[SourceResult] = field(default_factory=list)
     planned: int = 0  # occurrences materialised
     plans_until: dt.datetime | None = None
-    exit_code: int = EXIT_OK
+    # A source failed, else some input was quarantined; its class carries the exit code.
+    failure: type[SourcesFailed | InputQuarantined] | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return self.failure.exit_code if self.failure else 0
+
+    def raise_for_exit(self) -> None:
+        """Once the run is reported: a failed source or quarantined input as its error."""
+        if self.failure is not None:
+            raise self.failure
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -273,9 +282,9 @@ def run_sync(
             else f"plans: {outcome.planned} occurrences materialised up to {iso_utc(until)}"
         )
         if any(r.error for r in outcome.results):
-            outcome.exit_code = EXIT_ERROR
+            outcome.failure = SourcesFailed
         elif any(r.report and r.report.quarantined for r in outcome.results):
-            outcome.exit_code = EXIT_QUARANTINED
+            outcome.failure = InputQuarantined
         with store.writing() as session:
             finished = session.get(SyncRun, run.id)
             assert finished is not None

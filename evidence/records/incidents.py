@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NotRequired, TypedDict, Unpack
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
@@ -32,6 +33,47 @@ CHANNELS = ("phone", "email", "all")
 LOGGED, ENDED, CORRECTED = "logged", "ended", "corrected"
 # An end typed with `incident end --at` may lie this far in the future (clock skew).
 END_SLACK = dt.timedelta(minutes=1)
+
+
+class _Told(TypedDict):
+    title: str
+    channels: Sequence[str]  # phone, email, all
+    note: str | None
+    logged_by: str
+    attachments: NotRequired[Sequence[Path]]  # supporting files, stored byte-exact
+
+
+class StartedIncident(_Told):
+    """What ``start_incident`` is told: an incident that begins now."""
+
+
+class NewIncident(_Told):
+    """What ``add_incident`` is told: an incident that happened (``end`` None: goes on)."""
+
+    start: dt.datetime
+    end: dt.datetime | None
+    logged_at: NotRequired[dt.datetime | None]  # when the person logged it (default: now)
+
+
+class Ending(TypedDict, total=False):
+    """How ``end_incident`` ends an incident: at (default: now), by whom, with what files."""
+
+    at: dt.datetime | None
+    by: str | None
+    attachments: Sequence[Path]
+
+
+class Correction(TypedDict):
+    """What ``correct_incident`` is told: why, by whom, and each field that changes."""
+
+    reason: str
+    by: str
+    start: NotRequired[dt.datetime | None]
+    end: NotRequired[dt.datetime | None]
+    title: NotRequired[str | None]
+    channels: NotRequired[Sequence[str] | None]
+    note: NotRequired[str | None]
+    attachments: NotRequired[Sequence[Path]]
 
 
 def refuse_a_future_end(end: dt.datetime) -> None:
@@ -132,34 +174,24 @@ def store_version(
     return incident
 
 
-def add_incident(
-    store: Store,
-    *,
-    title: str,
-    start: dt.datetime,
-    end: dt.datetime | None,
-    channels: list[str],
-    note: str | None,
-    logged_by: str,
-    logged_at: dt.datetime | None = None,
-    attachments: Sequence[Path] = (),
-) -> Incident:
+def add_incident(store: Store, **new: Unpack[NewIncident]) -> Incident:
     """Record an incident. ``logged_at`` is when the person logged it (default: now);
     ``recorded_at`` is always the time it entered the store, so nothing is back-dated."""
+    title, start, end, logged_by = new["title"], new["start"], new["end"], new["logged_by"]
     check_fields(title, start, end)
     if not logged_by.strip():
         raise InvalidInput("say who logged the incident with --logged-by")
-    joined = check_channels(channels)
-    files = read_attachments(attachments)
+    joined = check_channels(new["channels"])
+    files = read_attachments(new.get("attachments", ()))
     now = utcnow()
     incident = Incident(
         title=title.strip(),
         start=start,
         end=end,
         channels=joined,
-        note=note,
+        note=new["note"],
         logged_by=logged_by.strip(),
-        logged_at=logged_at or now,
+        logged_at=new.get("logged_at") or now,
         recorded_at=now,
         version_kind=LOGGED,
     )
@@ -169,28 +201,10 @@ def add_incident(
     return incident
 
 
-def start_incident(
-    store: Store,
-    *,
-    title: str,
-    channels: list[str],
-    note: str | None,
-    logged_by: str,
-    attachments: Sequence[Path] = (),
-) -> Incident:
+def start_incident(store: Store, **told: Unpack[StartedIncident]) -> Incident:
     """Open an incident now (``incident start``); close it later with ``end_incident``."""
     now = utcnow()
-    return add_incident(
-        store,
-        title=title,
-        start=now,
-        end=None,
-        channels=channels,
-        note=note,
-        logged_by=logged_by,
-        logged_at=now,
-        attachments=attachments,
-    )
+    return add_incident(store, **told, start=now, end=None, logged_at=now)
 
 
 def _next_version(current: Incident, kind: str, by: str | None, reason: str | None) -> Incident:
@@ -212,17 +226,11 @@ def _next_version(current: Incident, kind: str, by: str | None, reason: str | No
     )
 
 
-def end_incident(
-    store: Store,
-    number: int,
-    *,
-    at: dt.datetime | None = None,
-    by: str | None = None,
-    attachments: Sequence[Path] = (),
-) -> Incident:
+def end_incident(store: Store, number: int, **ending: Unpack[Ending]) -> Incident:
     """Close an open incident at ``at`` (default: now), as a new version."""
-    files = read_attachments(attachments)
-    end = at or utcnow()
+    files = read_attachments(ending.get("attachments", ()))
+    by = ending.get("by")
+    end = ending.get("at") or utcnow()
     refuse_a_future_end(end)
     with store.writing() as session:
         current = get_incident(session, number)
@@ -244,20 +252,12 @@ def end_incident(
     return version
 
 
-def correct_incident(
-    store: Store,
-    number: int,
-    *,
-    reason: str,
-    by: str,
-    start: dt.datetime | None = None,
-    end: dt.datetime | None = None,
-    title: str | None = None,
-    channels: Sequence[str] | None = None,
-    note: str | None = None,
-    attachments: Sequence[Path] = (),
-) -> Incident:
+def correct_incident(store: Store, number: int, **correction: Unpack[Correction]) -> Incident:
     """Append a corrected version; the old one stays, and the dossier shows both."""
+    reason, by = correction["reason"], correction["by"]
+    start, end, title = correction.get("start"), correction.get("end"), correction.get("title")
+    channels, note = correction.get("channels"), correction.get("note")
+    attachments = correction.get("attachments", ())
     if not reason.strip():
         raise InvalidInput("say why with --reason")
     if not by.strip():

@@ -12,15 +12,15 @@ ordinary incident that can be ended or corrected on its own.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import NotRequired, TypedDict, Unpack
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrule, rrulestr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from evidence.config import DEFAULT_HORIZON_DAYS
 from evidence.errors import InvalidInput
 from evidence.records.incidents import LOGGED, check_channels, check_fields, store_version
 from evidence.store import ledger
@@ -89,22 +89,32 @@ def occurrences(plan: IncidentPlan, start: dt.datetime, end: dt.datetime) -> Ite
             yield Occurrence(at, resolve_local(wall + length, zone).at)
 
 
-def plan_incident(
-    store: Store,
-    *,
-    title: str,
-    start: dt.datetime,
-    end: dt.datetime,
-    rrule_text: str | None,
-    channels: list[str],
-    note: str | None,
-    logged_by: str,
-    horizon_days: int = DEFAULT_HORIZON_DAYS,
-) -> tuple[IncidentPlan, int]:
+class PlannedIncident(TypedDict):
+    """What ``plan_incident`` is told: the first occurrence and how it recurs (RFC 5545)."""
+
+    title: str
+    start: dt.datetime
+    end: dt.datetime
+    rrule_text: str | None
+    channels: Sequence[str]
+    note: str | None
+    logged_by: str
+    horizon_days: NotRequired[int]  # default: [sync] horizon_days of the store's settings
+
+
+def plan_incident(store: Store, **planned: Unpack[PlannedIncident]) -> tuple[IncidentPlan, int]:
     """Record a plan and materialise its occurrences up to the horizon.
 
     Returns the plan and how many occurrences were materialised.
     """
+    title, start, end, logged_by = (
+        planned["title"],
+        planned["start"],
+        planned["end"],
+        planned["logged_by"],
+    )
+    rrule_text, channels, note = planned["rrule_text"], planned["channels"], planned["note"]
+    horizon_days = planned.get("horizon_days", store.config.sync.horizon_days)
     check_fields(title, start, end)
     if not logged_by.strip():
         raise InvalidInput("say who planned it with --logged-by")

@@ -38,24 +38,6 @@ class Quarantined:
     size: int
     dismissal: QuarantineDismissal | None = None
 
-    def as_dict(self) -> dict[str, object]:
-        item, dismissal = self.item, self.dismissal
-        return {
-            "id": item.id,
-            "kind": item.kind,
-            "source": item.source,
-            "locator": item.locator,
-            "reason": item.reason,
-            "quarantined_at": iso_utc(item.quarantined_at),
-            "size": self.size,
-            "sha256": item.raw_sha256,
-            "import_run": item.import_run_id,
-            "dismissed": dismissal is not None,
-            "dismissed_at": iso_utc(dismissal.dismissed_at) if dismissal else None,
-            "dismissed_by": dismissal.dismissed_by if dismissal else None,
-            "dismiss_reason": dismissal.reason if dismissal else None,
-        }
-
 
 def _items() -> Select[QuarantineItem, int, QuarantineDismissal]:
     return (

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
-from evidence.records import incidents
+from evidence.records import incidents, plans
 from evidence.service.result import Result, opened
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from evidence.config import Config
+    from evidence.store.db import Store
     from evidence.store.models import Incident
 
 
@@ -53,98 +52,35 @@ class IncidentVersion(Result):
         )
 
 
-def add_incident(
-    config: Config,
-    *,
-    title: str,
-    start: dt.datetime,
-    end: dt.datetime | None,
-    channels: Sequence[str],
-    note: str | None,
-    logged_by: str,
-    logged_at: dt.datetime | None = None,
-    attachments: Sequence[Path] = (),
-) -> IncidentVersion:
+def _versioned(config: Config, write: Callable[[Store], Incident]) -> IncidentVersion:
+    with opened(config) as store:
+        return IncidentVersion.of(write(store))
+
+
+def add_incident(config: Config, **new: Unpack[incidents.NewIncident]) -> IncidentVersion:
     """Log an incident that happened (or goes on: ``end`` None), with supporting files."""
-    with opened(config) as store:
-        created = incidents.add_incident(
-            store,
-            title=title,
-            start=start,
-            end=end,
-            channels=list(channels),
-            note=note,
-            logged_by=logged_by,
-            logged_at=logged_at,
-            attachments=attachments,
-        )
-        return IncidentVersion.of(created)
+    return _versioned(config, lambda store: incidents.add_incident(store, **new))
 
 
-def start_incident(
-    config: Config,
-    *,
-    title: str,
-    channels: Sequence[str],
-    note: str | None,
-    logged_by: str,
-    attachments: Sequence[Path] = (),
-) -> IncidentVersion:
+def start_incident(config: Config, **told: Unpack[incidents.StartedIncident]) -> IncidentVersion:
     """Open an incident now."""
-    with opened(config) as store:
-        created = incidents.start_incident(
-            store,
-            title=title,
-            channels=list(channels),
-            note=note,
-            logged_by=logged_by,
-            attachments=attachments,
-        )
-        return IncidentVersion.of(created)
+    return _versioned(config, lambda store: incidents.start_incident(store, **told))
 
 
 def end_incident(
-    config: Config,
-    number: int,
-    *,
-    at: dt.datetime | None = None,
-    by: str | None = None,
-    attachments: Sequence[Path] = (),
+    config: Config, number: int, **ending: Unpack[incidents.Ending]
 ) -> IncidentVersion:
     """End an incident that goes on (now, or ``at``): a new version."""
-    with opened(config) as store:
-        ended = incidents.end_incident(store, number, at=at, by=by, attachments=attachments)
-        return IncidentVersion.of(ended)
+    return _versioned(config, lambda store: incidents.end_incident(store, number, **ending))
 
 
 def correct_incident(
-    config: Config,
-    number: int,
-    *,
-    reason: str,
-    by: str,
-    start: dt.datetime | None = None,
-    end: dt.datetime | None = None,
-    title: str | None = None,
-    channels: Sequence[str] | None = None,
-    note: str | None = None,
-    attachments: Sequence[Path] = (),
+    config: Config, number: int, **correction: Unpack[incidents.Correction]
 ) -> IncidentVersion:
     """Correct an incident: a new version naming the reason; the old one stays."""
-    with opened(config) as store:
-        corrected = incidents.correct_incident(
-            store,
-            number,
-            reason=reason,
-            by=by,
-            start=start,
-            end=end,
-            title=title,
-            channels=channels,
-            note=note,
-            attachments=attachments,
-        )
-        return IncidentVersion.of(corrected)
+    return _versioned(
+        config, lambda store: incidents.correct_incident(store, number, **correction)
+    )
 
 
 @dataclass(frozen=True)
@@ -155,34 +91,12 @@ class PlanMade(Result):
     horizon_days: int
 
 
-def plan_incident(
-    config: Config,
-    *,
-    title: str,
-    start: dt.datetime,
-    end: dt.datetime,
-    rrule_text: str | None,
-    channels: Sequence[str],
-    note: str | None,
-    logged_by: str,
-) -> PlanMade:
-    """Plan an incident, once or recurring (RFC 5545), and store its coming occurrences."""
-    from evidence.ingest.sync import horizon_days
-    from evidence.records.plans import plan_incident as make_plan
-
-    days = horizon_days(config)
+def plan_incident(config: Config, **planned: Unpack[plans.PlannedIncident]) -> PlanMade:
+    """Plan an incident, once or recurring (RFC 5545), and store its coming occurrences
+    (up to ``[sync] horizon_days`` ahead)."""
     with opened(config) as store:
-        plan, created = make_plan(
-            store,
-            title=title,
-            start=start,
-            end=end,
-            rrule_text=rrule_text,
-            channels=list(channels),
-            note=note,
-            logged_by=logged_by,
-            horizon_days=days,
-        )
+        plan, created = plans.plan_incident(store, **planned)
+    days = config.sync.horizon_days
     return PlanMade(id=plan.id, title=plan.title, occurrences=created, horizon_days=days)
 
 
