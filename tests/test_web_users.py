@@ -43,6 +43,12 @@ def test_users_and_tokens_from_the_command_line(env: Env) -> None:
     assert "'boss' is not one of 'viewer', 'agent', 'legal', 'admin'" in bad_role.stderr
     proxy_only = evidence(env, "user", "add", "sso", "--role", "viewer")  # no terminal, no stdin
     assert proxy_only.stdout == "user sso added (viewer)\n"
+    assert proxy_only.stderr == (  # not silently proxy-only
+        "note: sso has no password (none was given, and no terminal to ask on): they sign in "
+        "only through the trusted proxy ([desk] user_header); to sign in with a password, add "
+        "the user with --password-stdin\n"
+    )
+    assert added.stderr == ""
 
     listed = json.loads(evidence(env, "user", "list", "--json").stdout)
     assert [(u["name"], u["role"], u["password"], u["disabled"]) for u in listed] == [

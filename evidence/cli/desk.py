@@ -62,6 +62,13 @@ def user_add(name: str, role: str, password_stdin: bool, language: str) -> None:
         current_config(), name, role=role, password=password, language=language
     )
     click.echo(f"user {added.name} added ({added.role})")
+    if not added.has_password:
+        click.echo(
+            f"note: {added.name} has no password (none was given, and no terminal to ask on): "
+            "they sign in only through the trusted proxy ([desk] user_header); to sign in "
+            "with a password, add the user with --password-stdin",
+            err=True,
+        )
 
 
 @user.command("list")
