@@ -36,6 +36,11 @@ SCENARIO = SHARED / "scenario"
 CORPUS = SHARED / "corpus"
 DATA = Path(__file__).parent / "data"
 BACKENDS = ["sqlite", "postgresql"]
+# For a test of what the dossier shows (its text, pages, fonts, PDF structure), not of how
+# the store keeps or reads evidence: rendering is the same on either database, so such a
+# test runs on SQLite only (issue #20: render-only tests run on one database). Everything
+# the store does, and the bytes it hands to the renderer, stays tested on both.
+RENDER_ONLY = pytest.mark.parametrize("env", ["sqlite"], indirect=True)
 _counter = itertools.count()
 
 
