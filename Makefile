@@ -34,9 +34,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # The whole suite, on SQLite and on PostgreSQL: -m "" runs the slow tests too (plain pytest
-# leaves them out, see pyproject.toml).
+# leaves them out, see pyproject.toml). -n auto: one pytest worker per core (pytest-xdist), the
+# slow tests handed out first (tests/conftest.py); --dist loadgroup keeps the tests of one
+# xdist_group (those sharing the built wheel) on one worker. Plain pytest runs in one process.
 test: system-deps postgres $(STAMP) lint
-	$(BIN)/python -m pytest -m ""
+	$(BIN)/python -m pytest -m "" -n auto --dist loadgroup
 
 # The sdist and the wheel in dist/ (the wheel is built from the sdist, as `python -m build`
 # does; scripts/dist calls setuptools' build hooks itself: `build` is not in the lock).

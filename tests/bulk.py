@@ -40,7 +40,7 @@ from evidence.store.models import (
 )
 from evidence.timeutil import UTC
 from evidence.verify.store import verify_store
-from tests.conftest import Env, _pg_admin, pg_url
+from tests.conftest import Env, _pg_admin, create_database, pg_url
 
 BASE = dt.datetime(2026, 9, 1, 5, 0, tzinfo=UTC)
 # Mail limits for the runs: a message of more parts than this is quarantined.
@@ -284,7 +284,7 @@ class Stores:
             template_db: str = self.request.getfixturevalue("pg_template")
             name = f"evidence_crash_{os.getpid()}_{self.count}"
             _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            _pg_admin(f"CREATE DATABASE {name} TEMPLATE {template_db}")
+            create_database(name, template_db)
             self.databases.append(name)
             env = Env("postgresql", home, pg_url(name))
         env.write_config(config_toml)

@@ -36,7 +36,21 @@ SCENARIO = SHARED / "scenario"
 CORPUS = SHARED / "corpus"
 DATA = Path(__file__).parent / "data"
 BACKENDS = ["sqlite", "postgresql"]
+# For a test of what the dossier shows (its text, pages, fonts, PDF structure), not of how
+# the store keeps or reads evidence: rendering is the same on either database, so such a
+# test runs on SQLite only (issue #20: render-only tests run on one database). Everything
+# the store does, and the bytes it hands to the renderer, stays tested on both.
+RENDER_ONLY = pytest.mark.parametrize("env", ["sqlite"], indirect=True)
 _counter = itertools.count()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`), the slow tests first: each worker starts on the
+    long ones and the short ones fill in behind, instead of one long test running alone at
+    the end. A stable sort, the same in every worker (xdist requires one order); a plain
+    pytest keeps the files' order."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def pg_url(database: str) -> str:
@@ -48,6 +62,24 @@ def _pg_admin(sql: str) -> None:
     try:
         with engine.connect() as conn:
             conn.execute(text(sql))
+    finally:
+        engine.dispose()
+
+
+def create_database(name: str, template: str | None = None) -> None:
+    """``CREATE DATABASE name [TEMPLATE template]``, whose commits do not wait for the disk.
+
+    ``synchronous_commit = off`` on the test databases only: a commit returns before its WAL
+    reaches the disk. Nothing a test looks at changes (a committed transaction is visible to
+    every session at once, whatever becomes of the client); only a crash of the server itself
+    could lose the last fraction of a second, and tests/test_pg_restart.py crashes a cluster
+    of its own. A database's setting: TEMPLATE does not copy it, so each gets it here."""
+    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            source = f" TEMPLATE {template}" if template else ""
+            conn.execute(text(f"CREATE DATABASE {name}{source}"))
+            conn.execute(text(f"ALTER DATABASE {name} SET synchronous_commit = off"))
     finally:
         engine.dispose()
 
@@ -64,7 +96,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pg_template() -> Iterator[str]:
     name = f"evidence_tpl_{os.getpid()}"
     _pg_admin(f"DROP DATABASE IF EXISTS {name}")
-    _pg_admin(f"CREATE DATABASE {name}")
+    create_database(name)
     config = load_config({"EVIDENCE_HOME": "/nonexistent", "EVIDENCE_DATABASE_URL": pg_url(name)})
     upgrade(config)
     yield name
@@ -107,7 +139,7 @@ def env(
     else:
         template_db: str = request.getfixturevalue("pg_template")
         name = f"evidence_t_{os.getpid()}_{next(_counter)}"
-        _pg_admin(f"CREATE DATABASE {name} TEMPLATE {template_db}")
+        create_database(name, template_db)
         result = Env("postgresql", home, pg_url(name))
         dropper = name
     for key, value in result.vars.items():

@@ -17,7 +17,7 @@ from evidence.records.customers import add_customer
 from evidence.render.attachments import show
 from evidence.render.dossier import export_dossier
 from evidence.store.db import Store
-from tests.conftest import page_texts, pdf_text
+from tests.conftest import RENDER_ONLY, page_texts, pdf_text
 
 
 def _image(fmt: str, size: tuple[int, int] = (40, 20)) -> bytes:
@@ -67,6 +67,7 @@ def test_huge_images_are_not_decoded() -> None:
     assert (shown.kind, shown.image_src, shown.note) == ("image", None, "too-large")
 
 
+@RENDER_ONLY
 def test_every_kind_in_the_dossier(company_store: Store, tmp_path: Path) -> None:
     report = _pdf(3, "Mittausraportti sivu")
     locked = _pdf(1, "Salainen", password="salasana")
@@ -132,6 +133,7 @@ def _pages(path: Path) -> list[str]:
     ]
 
 
+@RENDER_ONLY
 @pytest.mark.slow
 def test_gif_webp_text_broken_and_long_pdfs(company_store: Store, tmp_path: Path) -> None:
     """The kinds the first test leaves out, each a real file: GIF, WebP and HEIC drawn with name

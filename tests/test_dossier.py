@@ -23,7 +23,7 @@ from evidence.records.customers import add_customer
 from evidence.records.incidents import add_incident
 from evidence.render.dossier import export_dossier
 from evidence.store.db import Store
-from tests.conftest import Env, page_texts, pdf_text
+from tests.conftest import RENDER_ONLY, Env, page_texts, pdf_text
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample"
 LETTER = SAMPLE / "letters/kkv-selvityspyynto.pdf"
@@ -81,6 +81,7 @@ def _export(store: Store, out: Path, **kwargs: object) -> object:
     )
 
 
+@RENDER_ONLY
 @pytest.mark.parametrize(
     ("language", "title", "moment"),
     [
@@ -180,6 +181,7 @@ def test_structure_links_stamps_and_originals(sample_store: Store, tmp_path: Pat
     assert all(name in "".join(flat.split()) for name in PAGE_FILES)
 
 
+@RENDER_ONLY
 def test_the_dossier_opens_with_the_claims_and_what_the_record_shows(
     sample_store: Store, tmp_path: Path
 ) -> None:
@@ -206,6 +208,7 @@ def test_the_dossier_opens_with_the_claims_and_what_the_record_shows(
     assert {"E-005", "E-007"} <= links, links
 
 
+@RENDER_ONLY
 def test_pdfa_and_qpdf_clean(sample_store: Store, tmp_path: Path) -> None:
     out = tmp_path / "d.pdf"
     _export(sample_store, out)
@@ -215,6 +218,7 @@ def test_pdfa_and_qpdf_clean(sample_store: Store, tmp_path: Path) -> None:
     assert report.passed, [str(f) for f in report.findings][:10]
 
 
+@RENDER_ONLY
 def test_reproducible_and_cached(sample_store: Store, tmp_path: Path) -> None:
     first = _export(sample_store, tmp_path / "a.pdf")
     again = _export(sample_store, tmp_path / "b.pdf")
@@ -270,6 +274,7 @@ def _front_matter(out: Path) -> tuple[list[str], list[str], list[tuple[str, int]
     return top, _page_texts(out, index_page), links
 
 
+@RENDER_ONLY
 def test_long_front_matter_is_rendered_in_parts(
     sample_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,6 +18,9 @@ import pytest
 from tests.conftest import SCENARIO, _pg_admin, pdf_text, pg_url
 
 ROOT = Path(__file__).resolve().parents[1]
+# One worker builds the wheel (in the checkout: setuptools writes evidence.egg-info there) and
+# its venv, once, for every test here (`make test` runs with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("packaging")
 
 
 def _pyproject() -> dict[str, object]:

@@ -20,7 +20,7 @@ from evidence.records.customers import add_customer
 from evidence.render.dossier import export_dossier
 from evidence.render.mailbody import sanitize_html
 from evidence.store.db import Store
-from tests.conftest import pdf_text
+from tests.conftest import RENDER_ONLY, pdf_text
 
 
 class Canary(http.server.BaseHTTPRequestHandler):
@@ -98,6 +98,7 @@ def hostile_html(base: str, secret_file: Path) -> str:
 </body></html>"""
 
 
+@RENDER_ONLY
 def test_hostile_html_reaches_nothing(company_store: Store, tmp_path: Path, canary: str) -> None:
     import urllib.request
 
@@ -188,6 +189,7 @@ PNG_1PX = base64.b64decode(
 )
 
 
+@RENDER_ONLY
 def test_forwarded_message_and_cid_image_shown_from_the_message(
     company_store: Store, tmp_path: Path
 ) -> None:
@@ -231,6 +233,7 @@ def test_forwarded_message_and_cid_image_shown_from_the_message(
     assert len(images) == 2 and all(line.split()[3:5] == ["1", "1"] for line in images)
 
 
+@RENDER_ONLY
 def test_header_injection_stays_text_in_the_dossier(company_store: Store, tmp_path: Path) -> None:
     evil = (
         b"From: Matti <matti@example.net>\nTo: asiakaspalvelu@aurora-energia.example\n"

@@ -23,7 +23,7 @@ from evidence.ingest.mail import import_mail
 from evidence.records.customers import add_customer
 from evidence.render.dossier import export_dossier
 from evidence.store.db import Store
-from tests.conftest import Env, pdf_text
+from tests.conftest import RENDER_ONLY, Env, pdf_text
 
 CUSTOMER = "asiakas@example.net"
 
@@ -62,6 +62,7 @@ def hostile_store(env: Env, store: Store, tmp_path: Path) -> tuple[Store, dict[s
     return store, raws
 
 
+@RENDER_ONLY
 @pytest.mark.slow
 def test_hostile_emails_get_placeholders(
     hostile_store: tuple[Store, dict[str, bytes]], tmp_path: Path
@@ -95,6 +96,7 @@ def test_hostile_emails_get_placeholders(
     assert [t[:5] for t in titles] == ["E-001", "E-002", "E-003", "E-004"]
 
 
+@RENDER_ONLY
 @pytest.mark.slow
 def test_cli_names_the_hostile_email(
     hostile_store: tuple[Store, dict[str, bytes]], tmp_path: Path

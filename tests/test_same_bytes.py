@@ -24,7 +24,7 @@ import pytest
 from evidence.render import software
 from evidence.render.dossier import export_dossier
 from evidence.store.db import Store
-from tests.conftest import Cli, Env, pdf_text, run_evidence
+from tests.conftest import RENDER_ONLY, Cli, Env, pdf_text, run_evidence
 from tests.samples import AINO, load_sample, open_sample_case
 from tests.samples import SAMPLE_CASE as CASE
 
@@ -122,6 +122,7 @@ def _manifest(path: Path) -> dict:
         return json.loads(pdf.attachments["manifest.json"].get_file().read_bytes())
 
 
+@RENDER_ONLY
 @pytest.mark.parametrize(
     ("language", "heading"),
     [
@@ -154,6 +155,7 @@ def versions_read_again() -> Iterator[None]:
     software.render_fingerprint.cache_clear()
 
 
+@RENDER_ONLY
 def test_pages_cached_by_other_rendering_software_are_rendered_again(
     case_store: Store,
     tmp_path: Path,
