@@ -191,50 +191,87 @@ def plan_erasure(session: Session, ref: str, rules: MailRules) -> ErasurePlan:
     """The customer's records and blobs, shared ones set apart; refuses as ``erase`` does."""
     customer = load_customer(session, ref)
     _refuse_if_held(session, ref, customer.id)
-    plan = ErasurePlan(customer_ref=ref)
     identity = identity_of(customer)
     # The customer's records as the timeline selects them; a record that is also
     # another customer's (by the same rule) is shared and kept whole.
-    mine = {found.email.id for found in customer_emails(session, identity, rules)}
-    theirs: set[int] = set()
-    for other in _sharing(session, customer.id, IdentifierKind.EMAIL, _addresses_in(session, mine)):
-        theirs.update(
-            found.email.id for found in customer_emails(session, other, rules, with_addresses=False)
-        )
-    plan.changes = sorted(change.id for change in identity.changes)
-    plan.customers = [customer.id]
-    plan.identifiers = sorted(i.id for i in customer.identifiers)
-    plan.emails = sorted(mine - theirs)
-    plan.shared_emails = sorted(mine & theirs)
-    for start in range(0, len(plan.emails), 500):
-        plan.deliveries.extend(
-            session.scalars(
-                select(SmtpDelivery.id).where(
-                    SmtpDelivery.email_id.in_(plan.emails[start : start + 500])
-                )
-            )
-        )
-    plan.deliveries.sort()
+    emails, shared_emails = _split_emails(session, customer.id, identity, rules)
     my_calls = customer_calls(session, identity)
     my_recordings = {r.id: r for call in my_calls for r in call.recordings}
     my_lines = {line for call in my_calls for line in _lines_of(call)}
+    their_recordings, their_lines = _calls_of_others(session, customer.id, my_calls)
+    plan = ErasurePlan(
+        customer_ref=ref,
+        emails=emails,
+        deliveries=_deliveries_of(session, emails),
+        recordings=sorted(set(my_recordings) - their_recordings),
+        lines=sorted(my_lines - their_lines),
+        changes=sorted(change.id for change in identity.changes),
+        customers=[customer.id],
+        identifiers=sorted(i.id for i in customer.identifiers),
+        shared_emails=shared_emails,
+        shared_recordings=sorted(set(my_recordings) & their_recordings),
+        shared_lines=sorted(my_lines & their_lines),
+    )
+    candidates = _blobs_of(session, plan.emails, [my_recordings[i] for i in plan.recordings])
+    owned = {
+        "emails": set(plan.emails),
+        "email_attachments": set(plan.emails),
+        "recordings": set(plan.recordings),
+    }
+    shared = _cited_elsewhere(session, list(candidates), owned)
+    plan.shared_blobs = sorted(shared)
+    plan.blobs = {d: s for d, s in sorted(candidates.items()) if d not in shared}
+    return plan
+
+
+def _split_emails(
+    session: Session, customer_id: int, identity: Identity, rules: MailRules
+) -> tuple[list[int], list[int]]:
+    """The customer's emails: those that are theirs alone, and those another customer shares."""
+    mine = {found.email.id for found in customer_emails(session, identity, rules)}
+    theirs: set[int] = set()
+    for other in _sharing(session, customer_id, IdentifierKind.EMAIL, _addresses_in(session, mine)):
+        theirs.update(
+            found.email.id for found in customer_emails(session, other, rules, with_addresses=False)
+        )
+    return sorted(mine - theirs), sorted(mine & theirs)
+
+
+def _deliveries_of(session: Session, emails: list[int]) -> list[int]:
+    """The SMTP envelopes of the emails."""
+    deliveries: list[int] = []
+    for start in range(0, len(emails), 500):
+        deliveries.extend(
+            session.scalars(
+                select(SmtpDelivery.id).where(
+                    SmtpDelivery.email_id.in_(emails[start : start + 500])
+                )
+            )
+        )
+    return sorted(deliveries)
+
+
+def _calls_of_others(
+    session: Session, customer_id: int, my_calls: list[Call]
+) -> tuple[set[int], set[int]]:
+    """The recordings and phone-system lines of the calls of every other customer who ever
+    held one of the numbers of ``my_calls``."""
     their_recordings: set[int] = set()
     their_lines: set[int] = set()
     if my_calls:
         numbers = {n for call in my_calls for n in _numbers_of(call)}
-        for other in _sharing(session, customer.id, IdentifierKind.PHONE, numbers):
+        for other in _sharing(session, customer_id, IdentifierKind.PHONE, numbers):
             for call in customer_calls(session, other):
                 their_recordings.update(r.id for r in call.recordings)
                 their_lines.update(_lines_of(call))
-    plan.recordings = sorted(set(my_recordings) - their_recordings)
-    plan.shared_recordings = sorted(set(my_recordings) & their_recordings)
-    plan.lines = sorted(my_lines - their_lines)
-    plan.shared_lines = sorted(my_lines & their_lines)
+    return their_recordings, their_lines
 
+
+def _blobs_of(session: Session, emails: list[int], recordings: list[Recording]) -> dict[str, int]:
+    """The blobs (sha256 -> size) the emails, their attachments and the recordings cite."""
     candidates: dict[str, int] = {}
-    emails = set(plan.emails)
-    for start in range(0, len(plan.emails), 500):
-        chunk = plan.emails[start : start + 500]
+    for start in range(0, len(emails), 500):
+        chunk = emails[start : start + 500]
         for digest, size in session.execute(
             select(Blob.sha256, Blob.size).where(
                 Blob.sha256.in_(
@@ -247,13 +284,9 @@ def plan_erasure(session: Session, ref: str, rules: MailRules) -> ErasurePlan:
             )
         ):
             candidates[str(digest)] = int(size)
-    for recording in (my_recordings[i] for i in plan.recordings):
+    for recording in recordings:
         candidates[recording.sha256] = recording.size
-    owned = {"emails": emails, "email_attachments": emails, "recordings": set(plan.recordings)}
-    shared = _cited_elsewhere(session, list(candidates), owned)
-    plan.shared_blobs = sorted(shared)
-    plan.blobs = {d: s for d, s in sorted(candidates.items()) if d not in shared}
-    return plan
+    return candidates
 
 
 def _addresses_in(session: Session, emails: set[int]) -> set[str]:
@@ -330,6 +363,16 @@ def _blank(session: Session, model: type[Base], key: Any, ids: Iterable[int]) ->
         )
 
 
+@dataclass
+class _Tombstone:
+    """The erasure's record and its rows, written before anything is removed."""
+
+    erasure: Erasure
+    blobs: list[ErasedBlob]
+    entries: list[ErasedEntry]
+    redacted: dict[int, str]  # ledger seq -> the redacted payload that replaces its own
+
+
 def erase_customer(
     store: Store, ref: str, *, reason: str, by: str | None = None
 ) -> tuple[Erasure, ErasurePlan]:
@@ -341,93 +384,130 @@ def erase_customer(
         # The log as it is now, signed: every leaf hash the tombstone keeps is checked
         # against this checkpoint by `evidence verify`.
         write_checkpoint(session, store.config, "before erasure")
-        entries: list[tuple[int, str]] = []
-        for record_type, ids in (
-            ("emails", plan.emails),
-            ("smtp_deliveries", plan.deliveries),
-            ("recordings", plan.recordings),
-            ("source_lines", plan.lines),
-            ("customer_changes", plan.changes),
-            ("customers", plan.customers),
-            ("customer_identifiers", plan.identifiers),
-        ):
-            keys = [str(i) for i in ids]
-            for first in range(0, len(keys), 500):
-                entries.extend(
-                    (int(seq), str(payload))
-                    for seq, payload in session.execute(
-                        select(LedgerEntry.seq, LedgerEntry.payload).where(
-                            LedgerEntry.record_type == record_type,
-                            LedgerEntry.record_id.in_(keys[first : first + 500]),
-                        )
-                    )
-                )
-        entries.sort()
-        erasure = Erasure(
-            customer_ref=ref,
-            erased_at=utcnow(),
-            erased_by=current_actor(by),
-            reason=reason.strip(),
-            records=json.dumps(plan.records),
-        )
-        session.add(erasure)
-        session.flush()
-        blobs = [
-            ErasedBlob(erasure_id=erasure.id, sha256=digest, size=size)
-            for digest, size in plan.blobs.items()
-        ]
-        redacted: dict[int, str] = {}
-        erased_entries = []
-        for seq, payload in entries:
-            new_payload = _canonical(_redact(json.loads(payload)))
-            redacted[seq] = new_payload
-            erased_entries.append(
-                ErasedEntry(
-                    erasure_id=erasure.id,
-                    seq=seq,
-                    leaf_hash=merkle.leaf_hash(payload.encode("utf-8")).hex(),
-                    redacted_sha256=hashlib.sha256(new_payload.encode("utf-8")).hexdigest(),
-                )
-            )
-        session.add_all(blobs)
-        session.add_all(erased_entries)
-        session.flush()  # the tombstone first: the triggers allow nothing without it
-
+        entries = _ledger_entries_of(session, plan)
+        tombstone = _write_tombstone(session, ref, plan, entries, reason=reason, by=by)
         if is_sqlite(session):
             # Freed pages are overwritten with zeros, not left in the file.
             session.execute(text("PRAGMA secure_delete = ON"))
-        digests = list(plan.blobs)
-        for start in range(0, len(digests), 500):
-            session.execute(
-                update(Blob.__table__)  # type: ignore[arg-type]
-                .where(Blob.__table__.c.sha256.in_(digests[start : start + 500]))
-                .values(data=b"")
-            )
-        _blank(session, Email, Email.__table__.c.id, plan.emails)
-        _blank(session, EmailAddress, EmailAddress.__table__.c.email_id, plan.emails)
-        _blank(session, EmailAttachment, EmailAttachment.__table__.c.email_id, plan.emails)
-        _blank(session, SmtpDelivery, SmtpDelivery.__table__.c.id, plan.deliveries)
-        _blank(session, Recording, Recording.__table__.c.id, plan.recordings)
-        _blank(session, SourceLine, SourceLine.__table__.c.id, plan.lines)
-        for parsed in (CdrRecord, QueueEvent, CallRecord):
-            _blank(session, parsed, parsed.__table__.c.source_line_id, plan.lines)
-        _blank(session, CustomerChange, CustomerChange.__table__.c.id, plan.changes)
-        _blank(session, Customer, Customer.__table__.c.id, plan.customers)
-        _blank(session, CustomerIdentifier, CustomerIdentifier.__table__.c.id, plan.identifiers)
-        _blank(
-            session,
-            CustomerChangeIdentifier,
-            CustomerChangeIdentifier.__table__.c.change_id,
-            plan.changes,
-        )
-        for seq, payload in redacted.items():
-            session.execute(
-                update(LedgerEntry.__table__)  # type: ignore[arg-type]
-                .where(LedgerEntry.__table__.c.seq == seq)
-                .values(payload=payload)
-            )
-        ledger.append(session, erasure, [*blobs, *erased_entries])
+        _empty_blobs(session, list(plan.blobs))
+        _blank_records(session, plan)
+        _redact_entries(session, tombstone.redacted)
+        ledger.append(session, tombstone.erasure, [*tombstone.blobs, *tombstone.entries])
         write_checkpoint(session, store.config, "erasure")
+    _forget_local_copies(store, ref)
+    return tombstone.erasure, plan
+
+
+def _ledger_entries_of(session: Session, plan: ErasurePlan) -> list[tuple[int, str]]:
+    """The ledger entries (seq, payload) of the plan's records, in log order."""
+    entries: list[tuple[int, str]] = []
+    for record_type, ids in (
+        ("emails", plan.emails),
+        ("smtp_deliveries", plan.deliveries),
+        ("recordings", plan.recordings),
+        ("source_lines", plan.lines),
+        ("customer_changes", plan.changes),
+        ("customers", plan.customers),
+        ("customer_identifiers", plan.identifiers),
+    ):
+        keys = [str(i) for i in ids]
+        for first in range(0, len(keys), 500):
+            entries.extend(
+                (int(seq), str(payload))
+                for seq, payload in session.execute(
+                    select(LedgerEntry.seq, LedgerEntry.payload).where(
+                        LedgerEntry.record_type == record_type,
+                        LedgerEntry.record_id.in_(keys[first : first + 500]),
+                    )
+                )
+            )
+    entries.sort()
+    return entries
+
+
+def _write_tombstone(
+    session: Session,
+    ref: str,
+    plan: ErasurePlan,
+    entries: list[tuple[int, str]],
+    *,
+    reason: str,
+    by: str | None,
+) -> _Tombstone:
+    """The erasure, its blobs and its redacted entries (each keeping its original leaf hash)."""
+    erasure = Erasure(
+        customer_ref=ref,
+        erased_at=utcnow(),
+        erased_by=current_actor(by),
+        reason=reason.strip(),
+        records=json.dumps(plan.records),
+    )
+    session.add(erasure)
+    session.flush()
+    blobs = [
+        ErasedBlob(erasure_id=erasure.id, sha256=digest, size=size)
+        for digest, size in plan.blobs.items()
+    ]
+    redacted: dict[int, str] = {}
+    erased_entries = []
+    for seq, payload in entries:
+        new_payload = _canonical(_redact(json.loads(payload)))
+        redacted[seq] = new_payload
+        erased_entries.append(
+            ErasedEntry(
+                erasure_id=erasure.id,
+                seq=seq,
+                leaf_hash=merkle.leaf_hash(payload.encode("utf-8")).hex(),
+                redacted_sha256=hashlib.sha256(new_payload.encode("utf-8")).hexdigest(),
+            )
+        )
+    session.add_all(blobs)
+    session.add_all(erased_entries)
+    session.flush()  # the tombstone first: the triggers allow nothing without it
+    return _Tombstone(erasure, blobs, erased_entries, redacted)
+
+
+def _empty_blobs(session: Session, digests: list[str]) -> None:
+    for start in range(0, len(digests), 500):
+        session.execute(
+            update(Blob.__table__)  # type: ignore[arg-type]
+            .where(Blob.__table__.c.sha256.in_(digests[start : start + 500]))
+            .values(data=b"")
+        )
+
+
+def _blank_records(session: Session, plan: ErasurePlan) -> None:
+    """The personal fields of every record in the plan, and of the rows parsed from them."""
+    _blank(session, Email, Email.__table__.c.id, plan.emails)
+    _blank(session, EmailAddress, EmailAddress.__table__.c.email_id, plan.emails)
+    _blank(session, EmailAttachment, EmailAttachment.__table__.c.email_id, plan.emails)
+    _blank(session, SmtpDelivery, SmtpDelivery.__table__.c.id, plan.deliveries)
+    _blank(session, Recording, Recording.__table__.c.id, plan.recordings)
+    _blank(session, SourceLine, SourceLine.__table__.c.id, plan.lines)
+    for parsed in (CdrRecord, QueueEvent, CallRecord):
+        _blank(session, parsed, parsed.__table__.c.source_line_id, plan.lines)
+    _blank(session, CustomerChange, CustomerChange.__table__.c.id, plan.changes)
+    _blank(session, Customer, Customer.__table__.c.id, plan.customers)
+    _blank(session, CustomerIdentifier, CustomerIdentifier.__table__.c.id, plan.identifiers)
+    _blank(
+        session,
+        CustomerChangeIdentifier,
+        CustomerChangeIdentifier.__table__.c.change_id,
+        plan.changes,
+    )
+
+
+def _redact_entries(session: Session, redacted: dict[int, str]) -> None:
+    for seq, payload in redacted.items():
+        session.execute(
+            update(LedgerEntry.__table__)  # type: ignore[arg-type]
+            .where(LedgerEntry.__table__.c.seq == seq)
+            .values(payload=payload)
+        )
+
+
+def _forget_local_copies(store: Store, ref: str) -> None:
+    """What this machine kept outside the store: rendered pages, dossiers, the SQLite WAL."""
     # Rendered pages are cached by the SHA-256 of their HTML, so which ones showed this
     # customer is not known: the whole cache goes (it is rebuilt by the next export).
     shutil.rmtree(store.config.home / "cache" / "render", ignore_errors=True)
@@ -443,7 +523,6 @@ def erase_customer(
             raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             raw.close()
-    return erasure, plan
 
 
 def erasures_of(session: Session, customer_ref: str) -> list[Erasure]:

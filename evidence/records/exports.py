@@ -122,26 +122,16 @@ def record_export(
     sha256, size = file_digest(output)
     who = actor(by)
     subject = f"customer {customer_ref}" + (f", case {case_ref}" if case_ref else "")
-    audit.record(
+    _audit_export(
         session,
-        action="export",
         subject=f"{subject} -> {output}",
-        output_sha256=sha256,
-        details={
-            "checkpoint_id": proved.checkpoint_id,
-            "tree_size": proved.tree_size,
-            "root": proved.root,
-            "format": fmt,
-            **(details or {}),
-        },
-        actor=who,
+        sha256=sha256,
+        proved=proved,
+        fmt=fmt,
+        details=details,
+        who=who,
     )
-    encoded = json.dumps(
-        {k: _json_value(v) for k, v in arguments.items()},
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    encoded = _arguments_json(arguments)
     seen = chain_head(session)
     record = ExportRecord(
         exported_at=now or utcnow(),
@@ -164,6 +154,43 @@ def record_export(
     session.flush()
     ledger.append(session, record)
     return record
+
+
+def _audit_export(
+    session: Session,
+    *,
+    subject: str,
+    sha256: str,
+    proved: ProvedAgainst,
+    fmt: str,
+    details: Mapping[str, Any] | None,
+    who: str,
+) -> None:
+    """The export's audit event: what was written, and the checkpoint it was proved against."""
+    audit.record(
+        session,
+        action="export",
+        subject=subject,
+        output_sha256=sha256,
+        details={
+            "checkpoint_id": proved.checkpoint_id,
+            "tree_size": proved.tree_size,
+            "root": proved.root,
+            "format": fmt,
+            **(details or {}),
+        },
+        actor=who,
+    )
+
+
+def _arguments_json(arguments: Mapping[str, Any]) -> str:
+    """The arguments as the user gave them, as sorted JSON (times in UTC, paths as text)."""
+    return json.dumps(
+        {k: _json_value(v) for k, v in arguments.items()},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
 
 
 def list_exports(store: Store) -> list[ExportRecord]:

@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,16 +50,47 @@ def verify_dossier(
 ) -> Report:
     """Check ``path``; with ``previous`` dossiers, also that their logs are prefixes of its
     log; with ``key_ids`` (see :func:`parse_key_id`), that one of them signed it."""
-    import pikepdf
-
     data = path.read_bytes()
     report = Report("dossier", str(path))
     report.facts["pdf_sha256"] = hashlib.sha256(data).hexdigest()
+    opened = _read_pdf(data, report)
+    if opened is None:
+        return report
+    files, shown = opened
+    _check_signatures(data, trusted_certificates or [], report)
+    read = _read_manifest(files, report)
+    if read is None:
+        return report
+    manifest, checkpoint = read.data, read.checkpoint
+    report.facts["checkpoint"] = {
+        "id": checkpoint.get("id"),
+        "tree_size": read.size,
+        "root": checkpoint["root"],
+        "key_id": checkpoint.get("key_id"),
+    }
+    _check_checkpoint(checkpoint, files, report)
+    _check_cover(path, checkpoint["root"], str(checkpoint.get("key_id")), report)
+    pages_key = check_pages(shown, files, manifest, report) if shown is not None else None
+    listed = _check_exhibits(manifest, files, read.root, read.size, report)
+    for name in sorted(set(files) - listed - set(VERIFICATION_FILES) - set(PAGE_FILES)):
+        report.fail(name, "embedded in the PDF but not in its manifest: it was added")
+    _check_consistency(manifest, read.root, read.size, report)
+    for earlier in previous or []:
+        _check_previous(earlier, checkpoint, manifest, report)
+    _check_keys(checkpoint.get("key_id"), pages_key, key_ids, report)
+    return report
+
+
+def _read_pdf(data: bytes, report: Report) -> tuple[dict[str, bytes], list[str] | None] | None:
+    """The dossier's embedded files and the digests of its pages (None if they cannot be
+    read); None when the PDF itself or its embedded files cannot be read (reported)."""
+    import pikepdf
+
     try:
         pdf = pikepdf.open(io.BytesIO(data))
     except pikepdf.PdfError as exc:
         report.fail("PDF", f"not a complete PDF: {_reason(exc)} (a truncated or damaged file)")
-        return report
+        return None
     shown: list[str] | None = None
     with pdf:
         problems = [_clean(str(p)) for p in pdf.check_pdf_syntax()]
@@ -71,7 +103,7 @@ def verify_dossier(
         except pikepdf.PdfError as exc:
             damaged = f"{_reason(exc)} (a truncated or damaged file)"
             report.fail("PDF", f"embedded files cannot be read: {damaged}")
-            return report
+            return None
         try:
             shown = page_digests(pdf)
         except (
@@ -83,14 +115,28 @@ def verify_dossier(
             RecursionError,
         ) as exc:
             report.fail("pages", f"cannot be read: {_reason(exc)}")
-    _check_signatures(data, trusted_certificates or [], report)
+    return files, shown
+
+
+@dataclass(frozen=True)
+class _Manifest:
+    """The dossier's manifest and the checkpoint it was proved against."""
+
+    data: dict[str, Any]
+    checkpoint: dict[str, Any]
+    root: bytes
+    size: int
+
+
+def _read_manifest(files: dict[str, bytes], report: Report) -> _Manifest | None:
+    """The embedded manifest, or None when it is missing or unreadable (reported)."""
     raw_manifest = files.get(MANIFEST_NAME)
     if raw_manifest is None:
         report.fail(
             MANIFEST_NAME,
             "not embedded: this PDF is not an evidence dossier, or its manifest was removed",
         )
-        return report
+        return None
     try:
         manifest = json.loads(raw_manifest)
         if manifest.get("format") != MANIFEST_FORMAT:
@@ -100,24 +146,8 @@ def verify_dossier(
         size = int(checkpoint["tree_size"])
     except (ValueError, KeyError, TypeError) as exc:
         report.fail(MANIFEST_NAME, f"unreadable ({exc})")
-        return report
-    report.facts["checkpoint"] = {
-        "id": checkpoint.get("id"),
-        "tree_size": size,
-        "root": checkpoint["root"],
-        "key_id": checkpoint.get("key_id"),
-    }
-    _check_checkpoint(checkpoint, files, report)
-    _check_cover(path, checkpoint["root"], str(checkpoint.get("key_id")), report)
-    pages_key = check_pages(shown, files, manifest, report) if shown is not None else None
-    listed = _check_exhibits(manifest, files, root, size, report)
-    for name in sorted(set(files) - listed - set(VERIFICATION_FILES) - set(PAGE_FILES)):
-        report.fail(name, "embedded in the PDF but not in its manifest: it was added")
-    _check_consistency(manifest, root, size, report)
-    for earlier in previous or []:
-        _check_previous(earlier, checkpoint, manifest, report)
-    _check_keys(checkpoint.get("key_id"), pages_key, key_ids, report)
-    return report
+        return None
+    return _Manifest(manifest, checkpoint, root, size)
 
 
 def parse_key_id(text: str) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, text
@@ -146,37 +146,33 @@ def _verify_database(session: Session, store: Store, report: Report, *, full: bo
 # --- 2. the ledger ---------------------------------------------------------------------
 
 
-def _verify_ledger(
-    session: Session,
-    checkpoints: list[Checkpoint],
-    report: Report,
-    redacted: dict[int, ErasedEntry],
-) -> dict[str, dict[str, _Logged]]:
-    mappers = _mappers()
-    by_size: dict[int, list[Checkpoint]] = {}
-    for cp in checkpoints:
-        by_size.setdefault(cp.tree_size, []).append(cp)
-    matched: set[int] = set()
-    frontier = merkle.Frontier()
-    index: dict[str, dict[str, _Logged]] = {}
-    expected_seq = 1
-    prev_hash = ledger.GENESIS
-    first_gap: int | None = None
-    chain_breaks = 0
+@dataclass
+class _SignedRoots:
+    """The checkpoints by the tree size they signed, compared with the log as it is replayed."""
 
-    last_good = 0  # the largest size whose checkpoint still matches
+    by_size: dict[int, list[Checkpoint]]
+    matched: set[int] = field(default_factory=set)
+    last_good: int = 0  # the largest size whose checkpoint still matches
 
-    def compare(size: int) -> None:
-        nonlocal last_good
-        for cp in by_size.get(size, []):
-            matched.add(cp.id)
+    @classmethod
+    def of(cls, checkpoints: list[Checkpoint]) -> _SignedRoots:
+        by_size: dict[int, list[Checkpoint]] = {}
+        for cp in checkpoints:
+            by_size.setdefault(cp.tree_size, []).append(cp)
+        return cls(by_size)
+
+    def compare(self, frontier: merkle.Frontier, report: Report) -> None:
+        """Every checkpoint that signed the log's first ``frontier.size`` entries."""
+        size = frontier.size
+        for cp in self.by_size.get(size, []):
+            self.matched.add(cp.id)
             if frontier.root().hex() == cp.root_hash:
-                last_good = max(last_good, size)
+                self.last_good = max(self.last_good, size)
                 continue
             where = (
                 f"entry #{size} was"
-                if last_good + 1 == size
-                else f"one of entries #{last_good + 1}–#{size} was"
+                if self.last_good + 1 == size
+                else f"one of entries #{self.last_good + 1}–#{size} was"
             )
             report.fail(
                 f"checkpoint #{cp.id}",
@@ -185,8 +181,55 @@ def _verify_ledger(
                 "replaced after it was signed",
             )
 
-    compare(0)
-    rows = session.execute(
+
+@dataclass
+class _Replay:
+    """Where the replay of the ledger stands after the entries read so far."""
+
+    frontier: merkle.Frontier = field(default_factory=merkle.Frontier)
+    expected_seq: int = 1
+    prev_hash: str = ledger.GENESIS
+    first_gap: int | None = None
+    chain_breaks: int = 0
+
+
+def _verify_ledger(
+    session: Session,
+    checkpoints: list[Checkpoint],
+    report: Report,
+    redacted: dict[int, ErasedEntry],
+) -> dict[str, dict[str, _Logged]]:
+    mappers = _mappers()
+    signed = _SignedRoots.of(checkpoints)
+    replay = _Replay()
+    index: dict[str, dict[str, _Logged]] = {}
+    signed.compare(replay.frontier, report)
+    for seq, record_type, record_id, payload, stored_prev, stored_hash in _ledger_rows(session):
+        seq = int(seq)
+        _check_link(replay, seq, stored_prev, report)
+        erased = redacted.get(seq)
+        intact = _content_intact(
+            seq, record_type, record_id, payload, stored_prev, stored_hash, erased, report
+        )
+        if not intact:
+            replay.chain_breaks += 1
+        replay.prev_hash = stored_hash
+        replay.expected_seq = seq + 1
+        replay.frontier.append(_leaf_of(payload, erased))
+        if replay.first_gap is None:
+            signed.compare(replay.frontier, report)
+        _index_payload(
+            seq, record_type, record_id, payload, mappers, index, report, erased is not None
+        )
+    size = replay.expected_seq - 1
+    _report_ledger(replay, size, report)
+    _report_unmatched_checkpoints(checkpoints, signed.matched, size, replay.first_gap, report)
+    _report_checkpoints_grew(checkpoints, report)
+    return index
+
+
+def _ledger_rows(session: Session) -> Iterable[Any]:
+    return session.execute(
         select(
             LedgerEntry.seq,
             LedgerEntry.record_type,
@@ -198,62 +241,84 @@ def _verify_ledger(
         .order_by(LedgerEntry.seq)
         .execution_options(yield_per=2000)
     )
-    for seq, record_type, record_id, payload, stored_prev, stored_hash in rows:
-        seq = int(seq)
-        gap = seq != expected_seq
-        if gap:
-            report.fail(
-                f"ledger entries #{expected_seq}–#{seq - 1}"
-                if seq - 1 > expected_seq
-                else f"ledger entry #{expected_seq}",
-                "missing: deleted from the log",
-            )
-            if first_gap is None:
-                first_gap = expected_seq
-        if not gap and stored_prev != prev_hash:
-            chain_breaks += 1
+
+
+def _check_link(replay: _Replay, seq: int, stored_prev: str, report: Report) -> None:
+    """Entries missing before ``seq``, or else its link to the entry before it."""
+    if seq != replay.expected_seq:
+        expected = replay.expected_seq
+        report.fail(
+            f"ledger entries #{expected}–#{seq - 1}"
+            if seq - 1 > expected
+            else f"ledger entry #{expected}",
+            "missing: deleted from the log",
+        )
+        if replay.first_gap is None:
+            replay.first_gap = expected
+    elif stored_prev != replay.prev_hash:
+        replay.chain_breaks += 1
+        report.fail(
+            f"ledger entry #{seq}",
+            f"its link to entry #{seq - 1} is broken (prev_hash changed)",
+        )
+
+
+def _content_intact(
+    seq: int,
+    record_type: str,
+    record_id: str,
+    payload: str,
+    stored_prev: str,
+    stored_hash: str,
+    erased: ErasedEntry | None,
+    report: Report,
+) -> bool:
+    """Whether the entry's payload is the one its hash (or its erasure) recorded."""
+    if erased is not None:
+        # Content erased (GDPR Art. 17): the payload is the redacted record its
+        # tombstone pinned; the original leaf hash stands in the tree, so every
+        # checkpoint signed before the erasure still matches.
+        if hashlib.sha256(payload.encode("utf-8")).hexdigest() != erased.redacted_sha256:
             report.fail(
                 f"ledger entry #{seq}",
-                f"its link to entry #{seq - 1} is broken (prev_hash changed)",
+                f"its redacted payload is not the one erasure #{erased.erasure_id} recorded",
             )
-        erased = redacted.get(seq)
-        if erased is not None:
-            # Content erased (GDPR Art. 17): the payload is the redacted record its
-            # tombstone pinned; the original leaf hash stands in the tree, so every
-            # checkpoint signed before the erasure still matches.
-            if hashlib.sha256(payload.encode("utf-8")).hexdigest() != erased.redacted_sha256:
-                chain_breaks += 1
-                report.fail(
-                    f"ledger entry #{seq}",
-                    f"its redacted payload is not the one erasure #{erased.erasure_id} recorded",
-                )
-        elif ledger.entry_hash(stored_prev, payload) != stored_hash:
-            chain_breaks += 1
-            report.fail(
-                f"ledger entry #{seq}",
-                f"its hash does not match its content ({record_type}/{record_id} was changed "
-                "in the log)",
-            )
-        prev_hash = stored_hash
-        expected_seq = seq + 1
-        frontier.append(
-            bytes.fromhex(erased.leaf_hash)
-            if erased is not None
-            else merkle.leaf_hash(payload.encode("utf-8"))
+            return False
+    elif ledger.entry_hash(stored_prev, payload) != stored_hash:
+        report.fail(
+            f"ledger entry #{seq}",
+            f"its hash does not match its content ({record_type}/{record_id} was changed "
+            "in the log)",
         )
-        if first_gap is None:
-            compare(frontier.size)
-        _index_payload(
-            seq, record_type, record_id, payload, mappers, index, report, erased is not None
-        )
-    size = expected_seq - 1
+        return False
+    return True
+
+
+def _leaf_of(payload: str, erased: ErasedEntry | None) -> bytes:
+    """The entry's leaf in the Merkle tree: an erased entry keeps its original leaf."""
+    if erased is not None:
+        return bytes.fromhex(erased.leaf_hash)
+    return merkle.leaf_hash(payload.encode("utf-8"))
+
+
+def _report_ledger(replay: _Replay, size: int, report: Report) -> None:
     report.facts["tree_size"] = size
-    report.facts["root"] = frontier.root().hex() if first_gap is None else None
-    if first_gap is None and chain_breaks == 0:
+    report.facts["root"] = replay.frontier.root().hex() if replay.first_gap is None else None
+    if replay.first_gap is None and replay.chain_breaks == 0:
         report.checks.append(
             f"ledger: {size} entries, none missing, hash chain intact; "
-            f"Merkle root {frontier.root().hex()}"
+            f"Merkle root {replay.frontier.root().hex()}"
         )
+
+
+def _report_unmatched_checkpoints(
+    checkpoints: list[Checkpoint],
+    matched: set[int],
+    size: int,
+    first_gap: int | None,
+    report: Report,
+) -> None:
+    """Checkpoints the replay never reached: the log was truncated, or has a gap before them."""
     for cp in checkpoints:
         if cp.id in matched:
             continue
@@ -274,6 +339,9 @@ def _verify_ledger(
                 f"signed {cp.tree_size} entries, which cannot be recomputed: "
                 f"ledger entry #{first_gap} is missing",
             )
+
+
+def _report_checkpoints_grew(checkpoints: list[Checkpoint], report: Report) -> None:
     mismatched = {f.subject for f in report.failures} & {
         f"checkpoint #{cp.id}" for cp in checkpoints
     }
@@ -282,7 +350,6 @@ def _verify_ledger(
             f"checkpoints: the root each of the {len(checkpoints)} signed is the root of the "
             "current log's first entries: the log only grew"
         )
-    return index
 
 
 def _index_payload(
