@@ -106,61 +106,18 @@ def parse_mapping(raw: bytes, where: str = "mapping") -> Mapping:
         raise InvalidInput(f"{where} is not valid TOML: {exc}") from exc
     file = _table(data, "file")
     columns_raw = _table(data, "columns")
-    unknown = sorted(set(columns_raw) - set(FIELDS))
-    if unknown:
-        raise InvalidInput(
-            f"{where}: unknown column key(s) {', '.join(unknown)}; known: {', '.join(FIELDS)}"
-        )
-    missing = [name for name in REQUIRED if name not in columns_raw]
-    if missing:
-        raise InvalidInput(f"{where}: [columns] must name {' and '.join(missing)}")
     header = bool(file.get("header", True))
-    columns: dict[str, str | int] = {}
-    for name, column in columns_raw.items():
-        if isinstance(column, bool) or not isinstance(column, str | int):
-            raise InvalidInput(f"{where}: columns.{name} must be a column name or number")
-        if isinstance(column, int) and column < 1:
-            raise InvalidInput(f"{where}: columns.{name}: column numbers start at 1")
-        if isinstance(column, str) and not header:
-            raise InvalidInput(
-                f"{where}: columns.{name} names a column, but the file has no header: "
-                "give column numbers (1 = first)"
-            )
-        columns[name] = column
-    time = _table(data, "time")
-    time_format = str(time.get("format", "iso8601"))
-    zone = time.get("zone")
-    if zone is not None:
-        try:
-            ZoneInfo(str(zone))
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise InvalidInput(f"{where}: time.zone {zone!r} is not an IANA zone") from exc
+    columns = _columns(columns_raw, header, where)
+    time_format, zone = _time(data, where)
     durations = _table(data, "durations")
     duration_format = str(durations.get("format", "seconds"))
     if duration_format not in DURATION_FORMATS:
         raise InvalidInput(
             f"{where}: durations.format must be one of {', '.join(DURATION_FORMATS)}"
         )
-    directions = {str(k).strip().lower(): str(v) for k, v in _table(data, "direction").items()}
-    for value in directions.values():
-        if value not in DIRECTIONS:
-            raise InvalidInput(
-                f"{where}: [direction] values must be {', '.join(DIRECTIONS)}, not {value!r}"
-            )
-    outcomes = {str(k).strip().lower(): str(v) for k, v in _table(data, "outcome").items()}
-    for value in outcomes.values():
-        if value not in OUTCOMES:
-            raise InvalidInput(
-                f"{where}: [outcome] values must be one of {', '.join(OUTCOMES)}, not {value!r}"
-            )
-    delimiter = str(file.get("delimiter", ","))
-    if len(delimiter) != 1:
-        raise InvalidInput(f"{where}: file.delimiter must be one character")
-    encoding = str(file.get("encoding", "utf-8"))
-    try:
-        "".encode(encoding)
-    except LookupError as exc:
-        raise InvalidInput(f"{where}: unknown file.encoding {encoding!r}") from exc
+    directions = _meanings(data, "direction", DIRECTIONS, ", ".join(DIRECTIONS), where)
+    outcomes = _meanings(data, "outcome", OUTCOMES, f"one of {', '.join(OUTCOMES)}", where)
+    delimiter, encoding = _file_format(file, where)
     return Mapping(
         system=str(data.get("system", "CSV export")),
         delimiter=delimiter,
@@ -173,6 +130,68 @@ def parse_mapping(raw: bytes, where: str = "mapping") -> Mapping:
         directions=directions,
         outcomes=outcomes,
     )
+
+
+def _columns(columns_raw: dict[str, Any], header: bool, where: str) -> dict[str, str | int]:
+    """The [columns] table checked: known fields, the required ones, names or numbers."""
+    unknown = sorted(set(columns_raw) - set(FIELDS))
+    if unknown:
+        raise InvalidInput(
+            f"{where}: unknown column key(s) {', '.join(unknown)}; known: {', '.join(FIELDS)}"
+        )
+    missing = [name for name in REQUIRED if name not in columns_raw]
+    if missing:
+        raise InvalidInput(f"{where}: [columns] must name {' and '.join(missing)}")
+    columns: dict[str, str | int] = {}
+    for name, column in columns_raw.items():
+        if isinstance(column, bool) or not isinstance(column, str | int):
+            raise InvalidInput(f"{where}: columns.{name} must be a column name or number")
+        if isinstance(column, int) and column < 1:
+            raise InvalidInput(f"{where}: columns.{name}: column numbers start at 1")
+        if isinstance(column, str) and not header:
+            raise InvalidInput(
+                f"{where}: columns.{name} names a column, but the file has no header: "
+                "give column numbers (1 = first)"
+            )
+        columns[name] = column
+    return columns
+
+
+def _time(data: dict[str, Any], where: str) -> tuple[str, Any]:
+    """The [time] table: its format, and its zone as written (None: the store's zone)."""
+    time = _table(data, "time")
+    time_format = str(time.get("format", "iso8601"))
+    zone = time.get("zone")
+    if zone is not None:
+        try:
+            ZoneInfo(str(zone))
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise InvalidInput(f"{where}: time.zone {zone!r} is not an IANA zone") from exc
+    return time_format, zone
+
+
+def _meanings(
+    data: dict[str, Any], key: str, allowed: tuple[str, ...], must_be: str, where: str
+) -> dict[str, str]:
+    """A table of the system's words (lower-cased) and what each means, one of ``allowed``."""
+    meanings = {str(k).strip().lower(): str(v) for k, v in _table(data, key).items()}
+    for value in meanings.values():
+        if value not in allowed:
+            raise InvalidInput(f"{where}: [{key}] values must be {must_be}, not {value!r}")
+    return meanings
+
+
+def _file_format(file: dict[str, Any], where: str) -> tuple[str, str]:
+    """The [file] table's delimiter and encoding, checked."""
+    delimiter = str(file.get("delimiter", ","))
+    if len(delimiter) != 1:
+        raise InvalidInput(f"{where}: file.delimiter must be one character")
+    encoding = str(file.get("encoding", "utf-8"))
+    try:
+        "".encode(encoding)
+    except LookupError as exc:
+        raise InvalidInput(f"{where}: unknown file.encoding {encoding!r}") from exc
+    return delimiter, encoding
 
 
 @functools.lru_cache(maxsize=32)

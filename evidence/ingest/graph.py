@@ -383,43 +383,58 @@ def _pages(
                 continue
             link = page.get("@odata.nextLink")
             delta = page.get("@odata.deltaLink")
-            listed = [
-                str(item["id"])
-                for item in page.get("value") or []
-                if isinstance(item, dict) and "@removed" not in item and item.get("id")
-            ]
-            # A message already held from the folder (seen again because it was read or
-            # flagged, or on a page a stopped run had begun) is not fetched again.
-            with store.session() as session:
-                held = _known_ids(session, [(state_id, m, None, False) for m in listed])
-            # (A page with nothing to fetch moves nothing on: messages of earlier pages may
-            # not be stored yet. A stopped run lists it again, which costs no fetch.)
-            wanted = [m for m in dict.fromkeys(listed) if (state_id, m) not in held]
-            for number, message_id in enumerate(wanted, start=1):
-                raw = api.get(
-                    api.url(f"{user}/messages/{urllib.parse.quote(message_id, safe='')}/$value"),
-                    "message/rfc822, */*",
-                )
-                last = number == len(wanted)
-                yield RawMessage(
-                    source,
-                    f"id {message_id}",
-                    raw,
-                    None,
-                    len(raw),
-                    page=(
-                        state_id,
-                        message_id,
-                        (str(link or delta) if last and (link or delta) else None),
-                        bool(last and delta and not link),
-                    ),
-                )
+            yield from _page_messages(store, api, user, source, state_id, page, link, delta)
             if link:
                 url = str(link)
             else:
                 if delta:
                     finished[folder.id] = str(delta)
                 url = None
+
+
+def _page_messages(
+    store: Store,
+    api: GraphApi,
+    user: str,
+    source: str,
+    state_id: int,
+    page: dict[str, Any],
+    link: Any,
+    delta: Any,
+) -> Iterator[RawMessage]:
+    """The messages a delta page lists that are not held yet, fetched one by one; the last
+    one carries the page's next (or delta) link, to be saved once it is stored."""
+    listed = [
+        str(item["id"])
+        for item in page.get("value") or []
+        if isinstance(item, dict) and "@removed" not in item and item.get("id")
+    ]
+    # A message already held from the folder (seen again because it was read or
+    # flagged, or on a page a stopped run had begun) is not fetched again.
+    with store.session() as session:
+        held = _known_ids(session, [(state_id, m, None, False) for m in listed])
+    # (A page with nothing to fetch moves nothing on: messages of earlier pages may
+    # not be stored yet. A stopped run lists it again, which costs no fetch.)
+    wanted = [m for m in dict.fromkeys(listed) if (state_id, m) not in held]
+    for number, message_id in enumerate(wanted, start=1):
+        raw = api.get(
+            api.url(f"{user}/messages/{urllib.parse.quote(message_id, safe='')}/$value"),
+            "message/rfc822, */*",
+        )
+        last = number == len(wanted)
+        yield RawMessage(
+            source,
+            f"id {message_id}",
+            raw,
+            None,
+            len(raw),
+            page=(
+                state_id,
+                message_id,
+                (str(link or delta) if last and (link or delta) else None),
+                bool(last and delta and not link),
+            ),
+        )
 
 
 def _forget(store: Store, state_id: int) -> None:

@@ -822,6 +822,28 @@ def _insert_emails(
     """Bulk-insert a chunk of new messages and chain them, as ``ledger.append`` would."""
     now = utcnow()
     blobs: dict[str, bytes] = {}
+    ids_in_store = _message_ids_in_store(session, fresh)
+    rules = MailRules.of(config)
+    rows: list[dict[str, Any]] = []
+    for item, key, parsed in fresh:
+        blobs[parsed.raw_sha256] = item.raw
+        rows.append(_email_row(item, key, parsed, rules, now, run_id, ids_in_store))
+    attachment_rows = [_attachment_rows(parsed, blobs) for _, _, parsed in fresh]
+    put_blobs(session, blobs)
+    ids = bulk.reserve_ids(session, "emails", len(rows))
+    for row, email_id in zip(rows, ids, strict=True):
+        row["id"] = email_id
+    bulk.insert_rows(session, Email, rows)
+    children = _email_children(ids, fresh, attachment_rows)
+    for model, child_rows in children:
+        _insert_children(session, model, child_rows)
+    _chain_emails(session, rows, children)
+
+
+def _message_ids_in_store(
+    session: Session, fresh: list[tuple[RawMessage, str, ParsedMail]]
+) -> set[str]:
+    """The chunk's Message-IDs that the store already holds (queried 900 at a time)."""
     ids_in_store: set[str] = set()
     message_ids = [p.message_id for _, _, p in fresh if p.message_id]
     for start in range(0, len(message_ids), 900):
@@ -832,74 +854,83 @@ def _insert_emails(
                 )
             )
         )
-    rules = MailRules.of(config)
-    rows: list[dict[str, Any]] = []
-    for item, key, parsed in fresh:
-        raw_sha = parsed.raw_sha256
-        blobs[raw_sha] = item.raw
-        # Both as derived now, kept as a record of the import; readers derive them
-        # again under the configuration in force (evidence.timeline.mailfacts).
-        direction = Direction.OUTBOUND if rules.is_own(parsed.from_addr) else Direction.INBOUND
-        placed = choose(
-            parsed.received,
-            parsed.date_header,
-            parsed.from_addr,
-            now,
-            rules,
-            captured=item.captured_at,
-        )
-        received_at, received_source = placed.at, placed.source
-        reused = bool(parsed.message_id and parsed.message_id in ids_in_store)
-        if parsed.message_id:
-            ids_in_store.add(parsed.message_id)
-        offset = parsed.date_header.utcoffset() if parsed.date_header else None
-        rows.append(
+    return ids_in_store
+
+
+def _email_row(
+    item: RawMessage,
+    key: str,
+    parsed: ParsedMail,
+    rules: MailRules,
+    now: dt.datetime,
+    run_id: int | None,
+    ids_in_store: set[str],
+) -> dict[str, Any]:
+    """The ``emails`` row of one message; adds its Message-ID to ``ids_in_store``."""
+    # Both as derived now, kept as a record of the import; readers derive them
+    # again under the configuration in force (evidence.timeline.mailfacts).
+    direction = Direction.OUTBOUND if rules.is_own(parsed.from_addr) else Direction.INBOUND
+    placed = choose(
+        parsed.received,
+        parsed.date_header,
+        parsed.from_addr,
+        now,
+        rules,
+        captured=item.captured_at,
+    )
+    received_at, received_source = placed.at, placed.source
+    reused = bool(parsed.message_id and parsed.message_id in ids_in_store)
+    if parsed.message_id:
+        ids_in_store.add(parsed.message_id)
+    offset = parsed.date_header.utcoffset() if parsed.date_header else None
+    return {
+        "raw_sha256": parsed.raw_sha256,
+        "content_key": key,
+        "message_id": parsed.message_id,
+        "message_id_reused": reused,
+        "in_reply_to": parsed.in_reply_to,
+        "references": parsed.references,
+        "from_addr": parsed.from_addr,
+        "from_display": parsed.from_display,
+        "to_display": parsed.to_display,
+        "cc_display": parsed.cc_display,
+        "subject": parsed.subject,
+        "date_header": parsed.date_header,
+        "date_header_offset": (int(offset.total_seconds() // 60) if offset is not None else None),
+        "date_header_raw": parsed.date_header_raw,
+        "received_at": received_at,
+        "received_source": received_source,
+        "direction": direction,
+        "parse_defects": ",".join(parsed.defects) or None,
+        "imported_at": now,
+        "import_run_id": run_id,
+        "source": item.source + (f" ({item.locator})" if item.locator else ""),
+    }
+
+
+def _attachment_rows(parsed: ParsedMail, blobs: dict[str, bytes]) -> list[dict[str, Any]]:
+    """One message's ``email_attachments`` rows (without ``email_id``); adds their blobs."""
+    files = []
+    for att, digest in parsed.attachments:
+        blobs.setdefault(digest, att.data)
+        files.append(
             {
-                "raw_sha256": raw_sha,
-                "content_key": key,
-                "message_id": parsed.message_id,
-                "message_id_reused": reused,
-                "in_reply_to": parsed.in_reply_to,
-                "references": parsed.references,
-                "from_addr": parsed.from_addr,
-                "from_display": parsed.from_display,
-                "to_display": parsed.to_display,
-                "cc_display": parsed.cc_display,
-                "subject": parsed.subject,
-                "date_header": parsed.date_header,
-                "date_header_offset": (
-                    int(offset.total_seconds() // 60) if offset is not None else None
-                ),
-                "date_header_raw": parsed.date_header_raw,
-                "received_at": received_at,
-                "received_source": received_source,
-                "direction": direction,
-                "parse_defects": ",".join(parsed.defects) or None,
-                "imported_at": now,
-                "import_run_id": run_id,
-                "source": item.source + (f" ({item.locator})" if item.locator else ""),
+                "part": att.part,
+                "filename": att.filename,
+                "content_type": att.content_type,
+                "size": len(att.data),
+                "sha256": digest,
             }
         )
-    attachment_rows: list[list[dict[str, Any]]] = []
-    for _, _, parsed in fresh:
-        files = []
-        for att, digest in parsed.attachments:
-            blobs.setdefault(digest, att.data)
-            files.append(
-                {
-                    "part": att.part,
-                    "filename": att.filename,
-                    "content_type": att.content_type,
-                    "size": len(att.data),
-                    "sha256": digest,
-                }
-            )
-        attachment_rows.append(files)
-    put_blobs(session, blobs)
-    ids = bulk.reserve_ids(session, "emails", len(rows))
-    for row, email_id in zip(rows, ids, strict=True):
-        row["id"] = email_id
-    bulk.insert_rows(session, Email, rows)
+    return files
+
+
+def _email_children(
+    ids: list[int],
+    fresh: list[tuple[RawMessage, str, ParsedMail]],
+    attachment_rows: list[list[dict[str, Any]]],
+) -> list[tuple[type[Any], list[dict[str, Any]]]]:
+    """The address, attachment and Received-hop rows of the chunk, keyed to their emails."""
     address_rows: list[dict[str, Any]] = []
     flat_attachments: list[dict[str, Any]] = []
     hop_rows: list[dict[str, Any]] = []
@@ -913,15 +944,21 @@ def _insert_emails(
             hop_rows.append(
                 {"email_id": email_id, "position": position, "by_host": host, "received_at": at}
             )
-    _insert_children(session, EmailAddress, address_rows)
-    _insert_children(session, EmailAttachment, flat_attachments)
-    _insert_children(session, EmailReceived, hop_rows)
-    by_email: dict[int, list[tuple[type[Any], dict[str, Any]]]] = {}
-    for model, child_rows in (
+    return [
         (EmailAddress, address_rows),
         (EmailAttachment, flat_attachments),
         (EmailReceived, hop_rows),
-    ):
+    ]
+
+
+def _chain_emails(
+    session: Session,
+    rows: list[dict[str, Any]],
+    children: list[tuple[type[Any], list[dict[str, Any]]]],
+) -> None:
+    """Append each inserted email, with its child rows, to the ledger."""
+    by_email: dict[int, list[tuple[type[Any], dict[str, Any]]]] = {}
+    for model, child_rows in children:
         for child in child_rows:
             by_email.setdefault(child["email_id"], []).append((model, child))
     ledger.append_payloads(

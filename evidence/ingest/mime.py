@@ -85,6 +85,20 @@ def parse_headers(
             body_start,
             defects,
         )
+    headers, body_start = _read_header_lines(buf, start, header_end, body_start, limits, defects)
+    return headers, body_start, defects
+
+
+def _read_header_lines(
+    buf: bytes,
+    start: int,
+    header_end: int,
+    body_start: int,
+    limits: MailLimits,
+    defects: list[str],
+) -> tuple[Headers, int]:
+    """A header section read line by line, adding to ``defects``: the fields and where the
+    body starts (``body_start`` unless a line that is not a header opens the body)."""
     fields: list[tuple[str, bytes]] = []
     name: str | None = None
     value: list[bytes] = []
@@ -130,7 +144,7 @@ def parse_headers(
             )
     if name is not None:
         fields.append((name, _unfold(value)))
-    return Headers(fields), body_start, defects
+    return Headers(fields), body_start
 
 
 _FIELD = re.compile(rb"([!-9;-~]+)[ \t]*:([^\n]*\n(?:[ \t][^\n]*\n)*)")
@@ -484,6 +498,10 @@ class Parsed:
 _TRANSFER_NESTED_OK = {"", "7bit", "8bit", "binary"}
 
 
+# An entity still to read: (buf, start, end, path, depth, default type, parent, as_message)
+_Pending = tuple[bytes, int, int, str, int, str, Entity | None, bool]
+
+
 def parse(raw: bytes, limits: MailLimits | None = None) -> Parsed:
     """Parse ``raw`` into an entity tree; raise ``LimitExceeded`` past a limit."""
     limits = limits or MailLimits()
@@ -496,10 +514,7 @@ def parse(raw: bytes, limits: MailLimits | None = None) -> Parsed:
     parts = 0
     fallback: str | None = None
     root: Entity | None = None
-    # Work list of entities still to read: (buf, start, end, path, depth, default type, attach)
-    work: list[tuple[bytes, int, int, str, int, str, Entity | None, bool]] = [
-        (raw, 0, len(raw), "", 0, "text/plain", None, False)
-    ]
+    work: list[_Pending] = [(raw, 0, len(raw), "", 0, "text/plain", None, False)]
     while work:
         buf, start, end, path, depth, default_type, parent, as_message = work.pop()
         if depth > limits.max_depth:
@@ -521,37 +536,45 @@ def parse(raw: bytes, limits: MailLimits | None = None) -> Parsed:
             parent.message = entity
         elif parent is not None:
             parent.children.append(entity)
-        maintype = info.content_type.split("/", 1)[0]
-        if maintype == "multipart":
-            boundary = info.params.get("boundary")
-            if not boundary:
-                entity.defects.append("multipart-without-boundary")
-                continue
-            spans, closed = _split_multipart(buf, body_start, end, boundary)
-            if not spans:
-                entity.defects.append("boundary-never-occurs")
-                continue
-            if not closed:
-                entity.defects.append("missing-closing-boundary")
-            child_type = (
-                "message/rfc822" if info.content_type == "multipart/digest" else ("text/plain")
-            )
-            for index in range(len(spans), 0, -1):
-                s, e = spans[index - 1]
-                child_path = f"{path}.{index}" if path else str(index)
-                work.append((buf, s, e, child_path, depth + 1, child_type, entity, False))
-        elif info.content_type in ("message/rfc822", "message/global"):
-            if info.transfer_encoding in _TRANSFER_NESTED_OK:
-                inner_buf, s, e = buf, body_start, end
-            else:  # an attached message sent base64- or QP-encoded
-                inner_buf = entity.payload()
-                s, e = 0, len(inner_buf)
-            if e > s:
-                work.append((inner_buf, s, e, path or "1", depth + 1, "text/plain", entity, True))
+        work.extend(_inner_entities(entity))
     assert root is not None
     for entity in root.walk():
         defects.extend(entity.defects)
     return Parsed(root, fallback, parts, sorted(set(defects)))
+
+
+def _inner_entities(entity: Entity) -> list[_Pending]:
+    """The parts of a multipart entity (last first) or the message a message/rfc822 part
+    holds, still to read; a broken multipart gets its defect noted and none."""
+    info, buf, path, depth = entity.info, entity.buf, entity.path, entity.depth
+    body_start, end = entity.body_start, entity.end
+    inner: list[_Pending] = []
+    maintype = info.content_type.split("/", 1)[0]
+    if maintype == "multipart":
+        boundary = info.params.get("boundary")
+        if not boundary:
+            entity.defects.append("multipart-without-boundary")
+            return inner
+        spans, closed = _split_multipart(buf, body_start, end, boundary)
+        if not spans:
+            entity.defects.append("boundary-never-occurs")
+            return inner
+        if not closed:
+            entity.defects.append("missing-closing-boundary")
+        child_type = "message/rfc822" if info.content_type == "multipart/digest" else ("text/plain")
+        for index in range(len(spans), 0, -1):
+            s, e = spans[index - 1]
+            child_path = f"{path}.{index}" if path else str(index)
+            inner.append((buf, s, e, child_path, depth + 1, child_type, entity, False))
+    elif info.content_type in ("message/rfc822", "message/global"):
+        if info.transfer_encoding in _TRANSFER_NESTED_OK:
+            inner_buf, s, e = buf, body_start, end
+        else:  # an attached message sent base64- or QP-encoded
+            inner_buf = entity.payload()
+            s, e = 0, len(inner_buf)
+        if e > s:
+            inner.append((inner_buf, s, e, path or "1", depth + 1, "text/plain", entity, True))
+    return inner
 
 
 def top_charset(headers: Headers) -> str | None:

@@ -160,40 +160,63 @@ def fetch_token(
     """A fresh access token from the client's token endpoint."""
     env = os.environ if environ is None else environ
     _check_endpoint(client.token_url)
-    form: dict[str, str] = {}
     if client.service_account is not None:
-        key = _service_account(client.service_account)
-        now = int(time.time())
-        claims = {
-            "iss": key["client_email"],
-            "scope": client.scope,
-            "aud": client.token_url,
-            "iat": now,
-            "exp": now + 3600,
-        }
-        if client.subject:
-            claims["sub"] = client.subject
-        header = {"alg": "RS256", "typ": "JWT"}
-        if key.get("private_key_id"):
-            header["kid"] = str(key["private_key_id"])
-        private = _private_key(str(key["private_key"]).encode(), client.service_account)
-        form = {"grant_type": JWT_BEARER_GRANT, "assertion": sign_jwt(header, claims, private)}
+        form = _service_account_grant(client, client.service_account)
     else:
-        assert client.client_id is not None
-        form = {"grant_type": "client_credentials", "client_id": client.client_id}
-        if client.scope:
-            form["scope"] = client.scope
-        if client.certificate is not None:
-            form["client_assertion_type"] = ASSERTION_TYPE
-            form["client_assertion"] = client_assertion(client)
-        else:
-            secret = env.get(CLIENT_SECRET_VARIABLE)
-            if not secret:
-                raise InvalidInput(
-                    f"no client secret for {client.client_id}: set {CLIENT_SECRET_VARIABLE}, "
-                    "or use --client-certificate PEM"
-                )
-            form["client_secret"] = secret
+        form = _client_credentials_grant(client, env)
+    answer = _request_token(client, form, timeout)
+    token = answer.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise EvidenceError(f"the token endpoint {client.token_url} sent no access_token")
+    try:
+        lifetime = float(answer.get("expires_in") or 3600)
+    except (TypeError, ValueError):
+        lifetime = 3600.0  # the endpoint did not say in seconds: assume an hour, as is usual
+    return BearerToken(token, time.time() + lifetime)
+
+
+def _service_account_grant(client: OAuthClient, service_account: Path) -> dict[str, str]:
+    """The token request of a service account: a JWT signed with its key, valid an hour."""
+    key = _service_account(service_account)
+    now = int(time.time())
+    claims = {
+        "iss": key["client_email"],
+        "scope": client.scope,
+        "aud": client.token_url,
+        "iat": now,
+        "exp": now + 3600,
+    }
+    if client.subject:
+        claims["sub"] = client.subject
+    header = {"alg": "RS256", "typ": "JWT"}
+    if key.get("private_key_id"):
+        header["kid"] = str(key["private_key_id"])
+    private = _private_key(str(key["private_key"]).encode(), service_account)
+    return {"grant_type": JWT_BEARER_GRANT, "assertion": sign_jwt(header, claims, private)}
+
+
+def _client_credentials_grant(client: OAuthClient, env: Mapping[str, str]) -> dict[str, str]:
+    """The token request of an app: its certificate's assertion, or its secret from ``env``."""
+    assert client.client_id is not None
+    form = {"grant_type": "client_credentials", "client_id": client.client_id}
+    if client.scope:
+        form["scope"] = client.scope
+    if client.certificate is not None:
+        form["client_assertion_type"] = ASSERTION_TYPE
+        form["client_assertion"] = client_assertion(client)
+    else:
+        secret = env.get(CLIENT_SECRET_VARIABLE)
+        if not secret:
+            raise InvalidInput(
+                f"no client secret for {client.client_id}: set {CLIENT_SECRET_VARIABLE}, "
+                "or use --client-certificate PEM"
+            )
+        form["client_secret"] = secret
+    return form
+
+
+def _request_token(client: OAuthClient, form: dict[str, str], timeout: float) -> dict[str, Any]:
+    """POST ``form`` to the token endpoint; its JSON answer, or why it could not be had."""
     body = urllib.parse.urlencode(form).encode()
     request = urllib.request.Request(
         client.token_url,
@@ -215,14 +238,7 @@ def fetch_token(
         raise EvidenceError(
             f"cannot reach the token endpoint {client.token_url}: {reason}"
         ) from None
-    token = answer.get("access_token")
-    if not isinstance(token, str) or not token:
-        raise EvidenceError(f"the token endpoint {client.token_url} sent no access_token")
-    try:
-        lifetime = float(answer.get("expires_in") or 3600)
-    except (TypeError, ValueError):
-        lifetime = 3600.0  # the endpoint did not say in seconds: assume an hour, as is usual
-    return BearerToken(token, time.time() + lifetime)
+    return answer
 
 
 def client_assertion(client: OAuthClient) -> str:

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 from sqlalchemy import BigInteger, Integer, String, select, text
 from sqlalchemy.orm import Session
 
+from evidence.config import Config
 from evidence.domain import CallLogFormat
 from evidence.errors import InvalidInput
 from evidence.ingest import ImportReport, quarantine, start_run
@@ -223,22 +224,7 @@ def prepare_chunk(spec: ChunkSpec, lines: Sequence[tuple[int, bytes]]) -> list[P
         line_values["raw"] = raw
         line_values["line_number"] = number
         try:
-            try:
-                decoded = raw.decode(encoding)
-            except UnicodeDecodeError:
-                name = "UTF-8" if encoding.lower().replace("_", "-") == "utf-8" else encoding
-                raise LineError(f"not {name} text") from None
-            if "\x00" in decoded:
-                raise LineError("binary data (NUL bytes) in the line")
-            try:
-                model, values = parse(decoded)
-            except LineError:
-                raise
-            except (OverflowError, ValueError) as exc:
-                # Hostile values a parser did not foresee (a year 0 time, a 30-digit
-                # duration) are a reason to quarantine the line, not to stop the import.
-                raise LineError(f"a value is out of range ({exc})") from exc
-            check_fits(model, values)
+            model, values = _parse_line(raw, encoding, parse)
         except LineError as exc:
             prepared.append((number, raw, digest, str(exc), None, (), line_row(line_values), None))
             continue
@@ -261,6 +247,29 @@ def prepare_chunk(spec: ChunkSpec, lines: Sequence[tuple[int, bytes]]) -> list[P
             )
         )
     return prepared
+
+
+def _parse_line(
+    raw: bytes, encoding: str, parse: Callable[[str], tuple[type[Base], dict[str, Any]]]
+) -> tuple[type[Base], dict[str, Any]]:
+    """The model and values of one raw line; ``LineError`` (the quarantine reason) if none."""
+    try:
+        decoded = raw.decode(encoding)
+    except UnicodeDecodeError:
+        name = "UTF-8" if encoding.lower().replace("_", "-") == "utf-8" else encoding
+        raise LineError(f"not {name} text") from None
+    if "\x00" in decoded:
+        raise LineError("binary data (NUL bytes) in the line")
+    try:
+        model, values = parse(decoded)
+    except LineError:
+        raise
+    except (OverflowError, ValueError) as exc:
+        # Hostile values a parser did not foresee (a year 0 time, a 30-digit
+        # duration) are a reason to quarantine the line, not to stop the import.
+        raise LineError(f"a value is out of range ({exc})") from exc
+    check_fits(model, values)
+    return model, values
 
 
 _BOUNDS: dict[type[Base], tuple[list[tuple[str, int]], list[tuple[str, int]]]] = {}
@@ -352,6 +361,41 @@ def write_chunk(
     run: ImportRun | None,
 ) -> None:
     """Store one prepared chunk; the caller holds the writer lock (``Store.writing``)."""
+    fresh = _new_lines(session, prepared, report, fmt=fmt, source=source, run=run)
+    if not fresh:
+        return
+    line_ids = reserve_ids(session, SourceLine.__tablename__, len(fresh))
+    by_table: dict[str, list[int]] = {}
+    for index, item in enumerate(fresh):
+        by_table.setdefault(item[4] or "", []).append(index)
+    record_ids: dict[int, int] = {}
+    for table, indexes in by_table.items():
+        for index, rid in zip(indexes, reserve_ids(session, table, len(indexes)), strict=True):
+            record_ids[index] = rid
+    conn = session.connection()
+    conn.exec_driver_sql(
+        bulk.insert_sql(session, SourceLine),
+        [(line_ids[i], *item[6]) for i, item in enumerate(fresh)],
+    )
+    for table, indexes in by_table.items():
+        conn.exec_driver_sql(
+            bulk.insert_sql(session, _model(table)),
+            [(record_ids[i], line_ids[i], *fresh[i][5]) for i in indexes],
+        )
+    _chain_lines(session, fresh, line_ids, record_ids)
+    report.imported += len(fresh)
+
+
+def _new_lines(
+    session: Session,
+    prepared: list[Prepared],
+    report: ImportReport,
+    *,
+    fmt: str,
+    source: str,
+    run: ImportRun | None,
+) -> list[Prepared]:
+    """The chunk's lines to store: known lines are counted as duplicates, bad ones quarantined."""
     lines, held = _known(session, fmt, [p[2] for p in prepared])
     fresh: list[Prepared] = []
     seen: set[str] = set()
@@ -374,26 +418,13 @@ def write_chunk(
             )
             continue
         fresh.append(item)
-    if not fresh:
-        return
-    line_ids = reserve_ids(session, SourceLine.__tablename__, len(fresh))
-    by_table: dict[str, list[int]] = {}
-    for index, item in enumerate(fresh):
-        by_table.setdefault(item[4] or "", []).append(index)
-    record_ids: dict[int, int] = {}
-    for table, indexes in by_table.items():
-        for index, rid in zip(indexes, reserve_ids(session, table, len(indexes)), strict=True):
-            record_ids[index] = rid
-    conn = session.connection()
-    conn.exec_driver_sql(
-        bulk.insert_sql(session, SourceLine),
-        [(line_ids[i], *item[6]) for i, item in enumerate(fresh)],
-    )
-    for table, indexes in by_table.items():
-        conn.exec_driver_sql(
-            bulk.insert_sql(session, _model(table)),
-            [(record_ids[i], line_ids[i], *fresh[i][5]) for i in indexes],
-        )
+    return fresh
+
+
+def _chain_lines(
+    session: Session, fresh: list[Prepared], line_ids: list[int], record_ids: dict[int, int]
+) -> None:
+    """Append each stored line, with its record, to the ledger (filling in the payload ids)."""
     entries = []
     for i, item in enumerate(fresh):
         line_id, record_id = str(line_ids[i]), record_ids[i]
@@ -402,7 +433,6 @@ def write_chunk(
             (SourceLine.__tablename__, line_id, f"{a}{record_id}{b}{line_id}{c}{line_id}{d}")
         )
     ledger.append_payloads(session, entries)
-    report.imported += len(fresh)
 
 
 @dataclass
@@ -434,90 +464,133 @@ def import_lines(
     dialect = store.engine.dialect.name
     spec = ChunkSpec(parser=parser, source=str(path), run_id=run_id, dialect=dialect)
     source = iter_records(path, parser.multiline) if records is None else records
-    counted = 0  # bytes of the file handed to chunks
+    chunks = _Chunks(source, opts.chunk_lines, opts.chunk_bytes)
+    fresh_chunks = _without_known_lines(store, parser.format, chunks, report)
+    writer = _ChunkWriter(store, path, parser.format, run_id, report, progress)
+    if path.stat().st_size < opts.worker_min_bytes:
+        for fresh, size in fresh_chunks:
+            writer.store_chunk(prepare_chunk(spec, fresh), size)
+    else:
+        _prepare_in_workers(spec, fresh_chunks, writer, max(1, opts.workers))
+    # Blank lines after the last record (and all of an empty file's bytes).
+    if progress and source.consumed > chunks.counted:
+        progress(source.consumed - chunks.counted)
 
-    def chunks() -> Iterator[tuple[list[tuple[int, bytes]], int]]:
-        nonlocal counted
+
+@dataclass
+class _Chunks:
+    """The records of a file in chunks, each with the bytes of the file it covers."""
+
+    records: Records
+    max_lines: int
+    max_bytes: int
+    counted: int = 0  # bytes of the file handed to chunks
+
+    def __iter__(self) -> Iterator[tuple[list[tuple[int, bytes]], int]]:
         batch: list[tuple[int, bytes]] = []
         size = 0
-        for record in source:
+        for record in self.records:
             batch.append(record)
             size += len(record[1])
-            if len(batch) >= opts.chunk_lines or size >= opts.chunk_bytes:
-                yield batch, source.consumed - counted
-                counted = source.consumed
+            if len(batch) >= self.max_lines or size >= self.max_bytes:
+                yield batch, self.records.consumed - self.counted
+                self.counted = self.records.consumed
                 batch, size = [], 0
         if batch:
-            yield batch, source.consumed - counted
-            counted = source.consumed
+            yield batch, self.records.consumed - self.counted
+            self.counted = self.records.consumed
 
-    def fresh_chunks() -> Iterator[tuple[list[tuple[int, bytes]], int]]:
-        # Lines already stored are dropped before parsing: a grown log costs only its growth.
-        for batch, read in chunks():
-            hashed = [(number, raw, hashlib.sha256(raw).hexdigest()) for number, raw in batch]
-            with store.session() as session:
-                lines, held = _known(session, parser.format, [h[2] for h in hashed])
-            fresh: list[tuple[int, bytes]] = []
-            seen: set[str] = set()
-            for number, raw, digest in hashed:
-                if digest in lines or digest in held or digest in seen:
-                    report.duplicates += 1
-                    continue
-                seen.add(digest)
-                fresh.append((number, raw))
-            yield fresh, read
 
-    def store_chunk(prepared: list[Prepared], size: int) -> None:
+def _without_known_lines(
+    store: Store, fmt: str, chunks: _Chunks, report: ImportReport
+) -> Iterator[tuple[list[tuple[int, bytes]], int]]:
+    """The chunks without the lines already stored or quarantined (counted as duplicates).
+
+    They are dropped before parsing: a grown log costs only its growth.
+    """
+    for batch, read in chunks:
+        hashed = [(number, raw, hashlib.sha256(raw).hexdigest()) for number, raw in batch]
+        with store.session() as session:
+            lines, held = _known(session, fmt, [h[2] for h in hashed])
+        fresh: list[tuple[int, bytes]] = []
+        seen: set[str] = set()
+        for number, raw, digest in hashed:
+            if digest in lines or digest in held or digest in seen:
+                report.duplicates += 1
+                continue
+            seen.add(digest)
+            fresh.append((number, raw))
+        yield fresh, read
+
+
+@dataclass
+class _ChunkWriter:
+    """Stores prepared chunks of one file, each in its own transaction, and reports progress."""
+
+    store: Store
+    path: Path
+    fmt: str
+    run_id: int
+    report: ImportReport
+    progress: Callable[[int], None] | None
+
+    def store_chunk(self, prepared: list[Prepared], size: int) -> None:
         if prepared:
-            with store.writing() as session:
-                run = session.get(ImportRun, run_id)
-                write_chunk(session, prepared, report, fmt=parser.format, source=str(path), run=run)
-        if progress:
-            progress(size)
+            with self.store.writing() as session:
+                run = session.get(ImportRun, self.run_id)
+                write_chunk(
+                    session, prepared, self.report, fmt=self.fmt, source=str(self.path), run=run
+                )
+        if self.progress:
+            self.progress(size)
 
-    def rest() -> None:
-        # Blank lines after the last record (and all of an empty file's bytes).
-        if progress and source.consumed > counted:
-            progress(source.consumed - counted)
 
-    if path.stat().st_size < opts.worker_min_bytes:
-        for fresh, size in fresh_chunks():
-            store_chunk(prepare_chunk(spec, fresh), size)
-        rest()
-        return
-    # Parse ahead in worker processes while this process writes, in file order; at
-    # most a few chunks wait, so memory stays flat however large the file is. If
-    # the workers cannot run (e.g. a calling script without a __main__ guard), the
-    # chunks are parsed here instead: the same rows, only slower.
+# A chunk handed to a worker: (its future, None if parsed here; its lines; its bytes of the file)
+_PendingChunk = tuple[
+    concurrent.futures.Future[list[Prepared]] | None, list[tuple[int, bytes]], int
+]
+
+
+def _prepare_in_workers(
+    spec: ChunkSpec,
+    fresh_chunks: Iterator[tuple[list[tuple[int, bytes]], int]],
+    writer: _ChunkWriter,
+    workers: int,
+) -> None:
+    """Parse ahead in worker processes while this process writes, in file order.
+
+    At most a few chunks wait, so memory stays flat however large the file is. If
+    the workers cannot run (e.g. a calling script without a __main__ guard), the
+    chunks are parsed here instead: the same rows, only slower.
+    """
     context = multiprocessing.get_context("spawn")
-    workers = max(1, opts.workers)
     with concurrent.futures.ProcessPoolExecutor(
         max_workers=workers, mp_context=context, initializer=die_with_parent
     ) as pool:
-        pending: deque[
-            tuple[concurrent.futures.Future[list[Prepared]] | None, list[tuple[int, bytes]], int]
-        ] = deque()
+        pending: deque[_PendingChunk] = deque()
         broken = False
-
-        def finish_one() -> None:
-            nonlocal broken
-            future, fresh, size = pending.popleft()
-            prepared = None
-            if future is not None and not broken:
-                try:
-                    prepared = future.result()
-                except concurrent.futures.process.BrokenProcessPool:
-                    broken = True
-            store_chunk(prepared if prepared is not None else prepare_chunk(spec, fresh), size)
-
-        for fresh, size in fresh_chunks():
+        for fresh, size in fresh_chunks:
             future = None if broken else pool.submit(prepare_chunk, spec, fresh)
             pending.append((future, fresh, size))
             if len(pending) > workers + 1:
-                finish_one()
+                broken = _store_oldest(spec, pending, writer, broken)
         while pending:
-            finish_one()
-    rest()
+            broken = _store_oldest(spec, pending, writer, broken)
+
+
+def _store_oldest(
+    spec: ChunkSpec, pending: deque[_PendingChunk], writer: _ChunkWriter, broken: bool
+) -> bool:
+    """Store the oldest pending chunk; whether the worker pool is (now) broken."""
+    future, fresh, size = pending.popleft()
+    prepared = None
+    if future is not None and not broken:
+        try:
+            prepared = future.result()
+        except concurrent.futures.process.BrokenProcessPool:
+            broken = True
+    writer.store_chunk(prepared if prepared is not None else prepare_chunk(spec, fresh), size)
+    return broken
 
 
 # --- formats, sniffing and the import itself -------------------------------------
@@ -557,20 +630,7 @@ def import_calls(
     up to the file's size). A file with no call in it (no bytes, blank lines, a
     CSV's header row alone) imports nothing and says so in ``report.empty``.
     """
-    from evidence.ingest.asterisk import CdrParser, QueueLogParser
-    from evidence.ingest.freeswitch import FreeswitchParser
-
-    if fmt not in FORMATS:
-        raise InvalidInput(f"unknown call-log format {fmt!r}: use one of {', '.join(FORMATS)}")
-    if not path.is_file():
-        raise InvalidInput(f"{path} is not a file")
-    if (mapping is not None) != (fmt == FORMAT_CSV):
-        raise InvalidInput(
-            "--format csv needs --mapping MAPPING.toml"
-            if mapping is None
-            else f"--mapping is for --format csv only, not {fmt}"
-        )
-    _refuse_wrong_format(path, fmt)
+    _check_call_log(path, fmt, mapping)
     config = store.config
     report = CallImportReport()
     parser: LineParser | None
@@ -583,12 +643,7 @@ def import_calls(
         # A file without even its header row: nothing to store, not the mapping either.
         parser = None if missing_header else _csv_parser(store, path, csv_input, run_id, utc)
     else:
-        if fmt == FORMAT_CDR:
-            parser = CdrParser(zone_key=config.timezone, utc=utc, region=config.phone_region)
-        elif fmt == FORMAT_QUEUE_LOG:
-            parser = QueueLogParser(region=config.phone_region)
-        else:
-            parser = FreeswitchParser(zone_key=config.timezone, utc=utc, region=config.phone_region)
+        parser = _log_parser(config, fmt, utc)
         records = iter_records(path, parser.multiline)
     if parser is not None:
         import_lines(
@@ -597,6 +652,39 @@ def import_calls(
     header_rows = int(csv_input is not None and csv_input.header is not None)
     if records.given == header_rows:
         report.empty = _empty_reason(path, csv_input)
+    _finish_run(store, run_id, fmt, report)
+    return report
+
+
+def _check_call_log(path: Path, fmt: str, mapping: Path | None) -> None:
+    """``InvalidInput`` unless ``path`` is a file that looks like ``fmt``, mapped if CSV."""
+    if fmt not in FORMATS:
+        raise InvalidInput(f"unknown call-log format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if not path.is_file():
+        raise InvalidInput(f"{path} is not a file")
+    if (mapping is not None) != (fmt == FORMAT_CSV):
+        raise InvalidInput(
+            "--format csv needs --mapping MAPPING.toml"
+            if mapping is None
+            else f"--mapping is for --format csv only, not {fmt}"
+        )
+    _refuse_wrong_format(path, fmt)
+
+
+def _log_parser(config: Config, fmt: str, utc: bool) -> LineParser:
+    """The parser of a phone system's own log format (CDR, queue_log or FreeSWITCH)."""
+    from evidence.ingest.asterisk import CdrParser, QueueLogParser
+    from evidence.ingest.freeswitch import FreeswitchParser
+
+    if fmt == FORMAT_CDR:
+        return CdrParser(zone_key=config.timezone, utc=utc, region=config.phone_region)
+    if fmt == FORMAT_QUEUE_LOG:
+        return QueueLogParser(region=config.phone_region)
+    return FreeswitchParser(zone_key=config.timezone, utc=utc, region=config.phone_region)
+
+
+def _finish_run(store: Store, run_id: int, fmt: str, report: ImportReport) -> None:
+    """Record the run's counts and end time, and write a checkpoint."""
     with store.writing() as session:
         run = session.get(ImportRun, run_id)
         assert run is not None
@@ -607,7 +695,6 @@ def import_calls(
             report.quarantined,
         )
         write_checkpoint(session, store.config, f"import {fmt}")
-    return report
 
 
 @dataclass

@@ -23,7 +23,7 @@ from evidence.store import ledger
 from evidence.store.blobs import put_blob, sha256_hex
 from evidence.store.checkpoints import write_checkpoint
 from evidence.store.db import Store
-from evidence.store.models import CallRecord, CdrRecord, QueueEvent, Recording
+from evidence.store.models import CallRecord, CdrRecord, ImportRun, QueueEvent, Recording
 from evidence.timeutil import utcnow
 
 KIND = "recordings"
@@ -143,44 +143,7 @@ def import_recordings(store: Store, directory: Path, pattern: str | None = None)
     with store.writing() as session:
         run = start_run(session, KIND, str(directory))
         for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-            content_type = AUDIO_TYPES.get(path.suffix.lower())
-            data = path.read_bytes()
-            if content_type is None:
-                quarantine(
-                    session,
-                    report,
-                    kind=KIND,
-                    source=str(path),
-                    locator=None,
-                    reason=f"not a recording (expected {', '.join(sorted(AUDIO_TYPES))})",
-                    raw=data,
-                    run=run,
-                )
-                continue
-            digest = sha256_hex(data)
-            if session.scalar(select(Recording.id).where(Recording.sha256 == digest)):
-                report.duplicates += 1
-                continue
-            match = matcher.search(path.name)
-            uniqueid = _call_id(match) if match else None
-            recording = Recording(
-                uniqueid=uniqueid,
-                filename=path.name,
-                content_type=content_type,
-                size=len(data),
-                duration=audio_duration(data, content_type),
-                sha256=put_blob(session, data),
-                imported_at=utcnow(),
-            )
-            session.add(recording)
-            session.flush()
-            ledger.append(session, recording)
-            report.imported += 1
-            if uniqueid is None or not _call_exists(session, uniqueid):
-                report.unmatched.append(
-                    f"{path}: stored, but no call with id {uniqueid or '(none in the name)'} "
-                    "is in the store; it will be linked when that call is imported"
-                )
+            _import_file(session, path, matcher, report, run)
         run.finished_at = utcnow()
         run.imported, run.duplicates, run.quarantined = (
             report.imported,
@@ -189,6 +152,50 @@ def import_recordings(store: Store, directory: Path, pattern: str | None = None)
         )
         write_checkpoint(session, store.config, "import recordings")
     return report
+
+
+def _import_file(
+    session: Session, path: Path, matcher: re.Pattern[str], report: ImportReport, run: ImportRun
+) -> None:
+    """Store one file as a recording (or quarantine it, or count it as a duplicate)."""
+    content_type = AUDIO_TYPES.get(path.suffix.lower())
+    data = path.read_bytes()
+    if content_type is None:
+        quarantine(
+            session,
+            report,
+            kind=KIND,
+            source=str(path),
+            locator=None,
+            reason=f"not a recording (expected {', '.join(sorted(AUDIO_TYPES))})",
+            raw=data,
+            run=run,
+        )
+        return
+    digest = sha256_hex(data)
+    if session.scalar(select(Recording.id).where(Recording.sha256 == digest)):
+        report.duplicates += 1
+        return
+    match = matcher.search(path.name)
+    uniqueid = _call_id(match) if match else None
+    recording = Recording(
+        uniqueid=uniqueid,
+        filename=path.name,
+        content_type=content_type,
+        size=len(data),
+        duration=audio_duration(data, content_type),
+        sha256=put_blob(session, data),
+        imported_at=utcnow(),
+    )
+    session.add(recording)
+    session.flush()
+    ledger.append(session, recording)
+    report.imported += 1
+    if uniqueid is None or not _call_exists(session, uniqueid):
+        report.unmatched.append(
+            f"{path}: stored, but no call with id {uniqueid or '(none in the name)'} "
+            "is in the store; it will be linked when that call is imported"
+        )
 
 
 def _call_id(match: re.Match[str]) -> str | None:

@@ -250,44 +250,9 @@ class Writer(threading.Thread):
     def _record(self, session: Session, chunk: list[RawMessage]) -> None:
         """In the chunk's transaction: each delivery's envelope, beside its email (or its
         quarantined bytes), unless the same envelope is already recorded for it."""
-        keys = [content_key(item.raw) for item in chunk]
-        emails: dict[str, int] = {}
-        for key, stored_id in session.execute(
-            select(Email.content_key, Email.id).where(Email.content_key.in_(set(keys)))
-        ):
-            emails[key] = stored_id
         source = f"smtp://{self.settings.listener}"
-        found: list[tuple[int | None, int | None]] = []
-        for delivery, key in zip(self._batch, keys, strict=True):
-            quarantine_id = None
-            if key not in emails:  # not read as mail: its bytes are in the quarantine
-                quarantine_id = session.scalar(
-                    select(QuarantineItem.id)
-                    .where(
-                        QuarantineItem.source == source,
-                        QuarantineItem.raw_sha256 == sha256_hex(delivery.raw),
-                    )
-                    .order_by(QuarantineItem.id)
-                    .limit(1)
-                )
-            found.append((emails.get(key), quarantine_id))
-        known: set[tuple[int | None, int | None, str, str]] = set()
-        for column, wanted in (
-            (SmtpDelivery.email_id, {e for e, _ in found if e is not None}),
-            (SmtpDelivery.quarantine_id, {q for _, q in found if q is not None}),
-        ):
-            if wanted:
-                known.update(
-                    (email_id, quarantine_id, mail_from, rcpt_to)
-                    for email_id, quarantine_id, mail_from, rcpt_to in session.execute(
-                        select(
-                            SmtpDelivery.email_id,
-                            SmtpDelivery.quarantine_id,
-                            SmtpDelivery.mail_from,
-                            SmtpDelivery.rcpt_to,
-                        ).where(column.in_(wanted))
-                    )
-                )
+        found = _stored_as(session, self._batch, [content_key(item.raw) for item in chunk], source)
+        known = _recorded_envelopes(session, found)
         run_id = self.importer.run_id
         rows: list[dict[str, object]] = []
         for delivery, (email_id, quarantine_id) in zip(self._batch, found, strict=True):
@@ -318,18 +283,7 @@ class Writer(threading.Thread):
                 }
             )
             self._results.append(f"250 2.0.0 stored as {what}")
-        # Inserted and chained as the mail import does its rows (one statement each).
-        ids = bulk.reserve_ids(session, "smtp_deliveries", len(rows))
-        for row, row_id in zip(rows, ids, strict=True):
-            row["id"] = row_id
-        bulk.insert_rows(session, SmtpDelivery, rows)
-        ledger.append_payloads(
-            session,
-            [
-                ("smtp_deliveries", str(row["id"]), ledger.payload_for_rows(SmtpDelivery, row))
-                for row in rows
-            ],
-        )
+        _insert_deliveries(session, rows)
         # The run's counts stay true even if this process is killed.
         run = session.get(ImportRun, run_id)
         if run is not None:
@@ -350,6 +304,73 @@ class Writer(threading.Thread):
             return
         self.stored_since_checkpoint = False
         self.last_checkpoint = time.monotonic()
+
+
+def _stored_as(
+    session: Session, batch: list[Delivery], keys: list[str], source: str
+) -> list[tuple[int | None, int | None]]:
+    """Where each delivery's bytes are stored: (email id, None), or (None, quarantine id)
+    for bytes not read as mail (None, None if neither is found)."""
+    emails: dict[str, int] = {}
+    for key, stored_id in session.execute(
+        select(Email.content_key, Email.id).where(Email.content_key.in_(set(keys)))
+    ):
+        emails[key] = stored_id
+    found: list[tuple[int | None, int | None]] = []
+    for delivery, key in zip(batch, keys, strict=True):
+        quarantine_id = None
+        if key not in emails:  # not read as mail: its bytes are in the quarantine
+            quarantine_id = session.scalar(
+                select(QuarantineItem.id)
+                .where(
+                    QuarantineItem.source == source,
+                    QuarantineItem.raw_sha256 == sha256_hex(delivery.raw),
+                )
+                .order_by(QuarantineItem.id)
+                .limit(1)
+            )
+        found.append((emails.get(key), quarantine_id))
+    return found
+
+
+def _recorded_envelopes(
+    session: Session, found: list[tuple[int | None, int | None]]
+) -> set[tuple[int | None, int | None, str, str]]:
+    """The envelopes already recorded for these emails and quarantined items:
+    (email id, quarantine id, MAIL FROM, RCPT TO lines)."""
+    known: set[tuple[int | None, int | None, str, str]] = set()
+    for column, wanted in (
+        (SmtpDelivery.email_id, {e for e, _ in found if e is not None}),
+        (SmtpDelivery.quarantine_id, {q for _, q in found if q is not None}),
+    ):
+        if wanted:
+            known.update(
+                (email_id, quarantine_id, mail_from, rcpt_to)
+                for email_id, quarantine_id, mail_from, rcpt_to in session.execute(
+                    select(
+                        SmtpDelivery.email_id,
+                        SmtpDelivery.quarantine_id,
+                        SmtpDelivery.mail_from,
+                        SmtpDelivery.rcpt_to,
+                    ).where(column.in_(wanted))
+                )
+            )
+    return known
+
+
+def _insert_deliveries(session: Session, rows: list[dict[str, object]]) -> None:
+    """Inserted and chained as the mail import does its rows (one statement each)."""
+    ids = bulk.reserve_ids(session, "smtp_deliveries", len(rows))
+    for row, row_id in zip(rows, ids, strict=True):
+        row["id"] = row_id
+    bulk.insert_rows(session, SmtpDelivery, rows)
+    ledger.append_payloads(
+        session,
+        [
+            ("smtp_deliveries", str(row["id"]), ledger.payload_for_rows(SmtpDelivery, row))
+            for row in rows
+        ],
+    )
 
 
 # --- the SMTP side -------------------------------------------------------------------
