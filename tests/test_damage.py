@@ -7,6 +7,7 @@ had one byte flipped after the store was closed.
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,6 +60,20 @@ def _flip(path: Path, offset: int) -> None:
     path.write_bytes(bytes(data))
 
 
+def _first_page(db: Path, name: str) -> tuple[int, int, int]:
+    """Where the first page of table or index ``name`` starts in the file, the page size,
+    and the page's number."""
+    conn = sqlite3.connect(db)
+    try:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        root = conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = ?", (name,)
+        ).fetchone()[0]
+    finally:
+        conn.close()
+    return (root - 1) * page_size, page_size, root
+
+
 def _assert_damage_reported(env: Env, command: str) -> None:
     proc = run_evidence(env, command, check_code=None)
     assert proc.returncode == DAMAGED, (proc.returncode, proc.stdout, proc.stderr)
@@ -95,17 +110,8 @@ def test_a_flipped_byte_in_a_payload_with_a_phone_number_is_damage(
 def test_a_flipped_byte_in_the_btree_is_damage(sqlite_env: Env) -> None:
     """A page's header (the ledger table's first page): SQLite finds the file malformed."""
     db = sqlite_env.home / "evidence.db"
-    import sqlite3
-
-    conn = sqlite3.connect(db)
-    try:
-        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'ledger'").fetchone()[
-            0
-        ]
-    finally:
-        conn.close()
-    _flip(db, (root - 1) * page_size)  # the page type byte
+    start, _, _ = _first_page(db, "ledger")
+    _flip(db, start)  # the page type byte
     _assert_damage_reported(sqlite_env, "verify")
 
 
@@ -116,17 +122,8 @@ def test_a_flipped_byte_in_an_index_page_is_damage_in_one_line(
     """SQLite's check reports such a page on two lines ("*** in database main ***", then
     the page): the message is still one line, naming the page."""
     db = sqlite_env.home / "evidence.db"
-    import sqlite3
-
-    conn = sqlite3.connect(db)
-    try:
-        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-        root = conn.execute(
-            "SELECT rootpage FROM sqlite_master WHERE name = 'ix_emails_from_addr'"
-        ).fetchone()[0]
-    finally:
-        conn.close()
-    _flip(db, (root - 1) * page_size)  # the page type byte
+    start, _, root = _first_page(db, "ix_emails_from_addr")
+    _flip(db, start)  # the page type byte
     _assert_damage_reported(sqlite_env, command)
     proc = run_evidence(sqlite_env, command, check_code=DAMAGED)
     assert "***" not in proc.stderr
@@ -182,8 +179,6 @@ def test_failures_are_classified_by_meaning(tmp_path: Path) -> None:
 
     good = tmp_path / "good.db"
     sqlite_url = f"sqlite:///{good}"
-    import sqlite3
-
     sqlite3.connect(good).execute("CREATE TABLE t (a TEXT)").connection.close()
     read_only = f"sqlite:///file:{good}?mode=ro&uri=true"
     garbage = tmp_path / "garbage.db"
@@ -210,18 +205,8 @@ def test_an_index_that_no_longer_matches_its_table_fails_the_integrity_check(
     """One letter of an address in an index page: every row reads back, but SQLite's
     integrity check (run by `verify`) finds the index wrong. `status` runs the quick
     check, which does not compare indexes with tables, and says which check it ran."""
-    import sqlite3
-
     db = sqlite_env.home / "evidence.db"
-    conn = sqlite3.connect(db)
-    try:
-        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-        root = conn.execute(
-            "SELECT rootpage FROM sqlite_master WHERE name = 'ix_emails_from_addr'"
-        ).fetchone()[0]
-    finally:
-        conn.close()
-    start = (root - 1) * page_size
+    start, page_size, _ = _first_page(db, "ix_emails_from_addr")
     at = db.read_bytes()[start : start + page_size].rfind(b"@example.com")
     assert at > 0
     _flip_bits(db, start + at - 2, 0x01)  # "aino.laaksonen" -> "aino.laaksoneo"
