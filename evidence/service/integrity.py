@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from evidence.config import Config
+    from evidence.store.db import Store
     from evidence.store.models import AuditEvent
     from evidence.verify.report import Report
 
@@ -104,9 +105,18 @@ class AuditRow(Result):
         )
 
 
-def list_audit(config: Config) -> tuple[AuditRow, ...]:
-    """The audit log, oldest first."""
+def list_audit(source: Config | Store, *, about: Sequence[str] = ()) -> tuple[AuditRow, ...]:
+    """The audit log, oldest first; ``about``: only the events on these subjects (``case
+    X``, ``customer 100234``), a subject naming more (``customer 100234, case X``) included."""
     from evidence.store.audit import list_events
 
-    with opened(config) as store, store.session() as session:
-        return tuple(AuditRow.of(e, leaf) for e, leaf in list_events(session))
+    with opened(source) as store, store.session() as session:
+        return tuple(
+            AuditRow.of(e, leaf)
+            for e, leaf in list_events(session)
+            if not about or any(_names(e.subject, s) for s in about)
+        )
+
+
+def _names(subject: str, wanted: str) -> bool:
+    return subject == wanted or subject.startswith((wanted + " ", wanted + ","))

@@ -27,13 +27,12 @@ from flask import (
 )
 from werkzeug.wrappers import Response
 
-from evidence.domain import outcome_label
+from evidence.domain import outcome_label, service_state_label
 from evidence.errors import EvidenceError, InvalidInput
 from evidence.records.authorities import authority_name
 from evidence.records.users import Forbidden, SigninThrottled, sign_in
 from evidence.render.i18n import LANGUAGES, translations
-from evidence.service import cases, export_jobs
-from evidence.store.audit import log_event
+from evidence.service import cases, export_jobs, holds, incidents, integrity
 from evidence.timeutil import format_local
 from evidence.web.app import actor, audit_later, csrf_token, current_user, desk, reader, store
 
@@ -286,7 +285,7 @@ def _row(item: Any) -> dict[str, Any]:
         "at": format_local(item.at, zone),
         "summary": summary,
         "who": who,
-        "state": item.service_state,
+        "state": service_state_label(item.service_state, _),
         "raw_sha256": record.raw_sha256 if isinstance(record, Email) else None,
     }
 
@@ -294,8 +293,6 @@ def _row(item: Any) -> dict[str, Any]:
 @blueprint.get("/cases/<int:case_id>")
 @signed_in()
 def case_page(case_id: int) -> Any:
-    from evidence.store.audit import event_json, list_events
-
     reference = cases.case_reference(reader(), case_id)
     shown = cases.show_case(reader(), reference)
     timeline = _timeline_page(shown.customer)
@@ -304,23 +301,11 @@ def case_page(case_id: int) -> Any:
         desk().audit.flush()  # the trail shows this user's own views too
     except Exception:  # the writer lock is busy (an export gathers): the trail shows the rest
         pass
-    with reader().session() as session:
-        trail = [
-            {**event_json(e, leaf), "at": format_local(e.at, desk().config.zone)}
-            for e, leaf in list_events(session)
-            if any(
-                e.subject == s or e.subject.startswith(s + " ") or e.subject.startswith(s + ",")
-                for s in subjects
-            )
-        ]
-    from evidence.records.holds import active_holds
-
-    with reader().session() as session:
-        holds = active_holds(session, shown.customer)
+    trail = integrity.list_audit(reader(), about=subjects)
     return render_template(
         "case.html.j2",
         case=shown,
-        holds=holds,
+        holds=holds.active_holds(reader(), shown.customer),
         timeline=timeline,
         jobs=export_jobs.list_jobs(reader(), case_ref=reference),
         trail=trail[-100:],
@@ -383,10 +368,8 @@ def case_close(case_id: int) -> Response:
 @blueprint.post("/cases/<int:case_id>/hold")
 @signed_in("legal")
 def case_hold(case_id: int) -> Response:
-    from evidence.records.holds import add_hold
-
     reference = cases.case_reference(reader(), case_id)
-    add_hold(store(), reference, reason=request.form.get("reason", ""), by=actor())
+    holds.add_hold(store(), reference, reason=request.form.get("reason", ""), by=actor())
     return redirect(url_for(".case_page", case_id=case_id) + "#holds")
 
 
@@ -441,26 +424,11 @@ def customer_page(ref: str) -> Any:
     return render_template("customer.html.j2", ref=ref, timeline=_timeline_page(ref))
 
 
-@blueprint.get("/incidents")
+@blueprint.get("/incidents", endpoint="incidents")
 @signed_in()
-def incidents() -> Any:
-    from evidence.records.incidents import incident_chains
-
-    with reader().session() as session:
-        chains = incident_chains(session)
-        rows = [
-            {
-                "number": c.number,
-                "title": c.current.title,
-                "start": c.current.start,
-                "end": c.current.end,
-                "channels": c.current.channel_names,
-                "planned": c.current.plan_id is not None,
-                "corrected": any(v.change == "corrected" for v in c.versions),
-            }
-            for c in chains
-        ]
-    return render_template("incidents.html.j2", incidents=list(reversed(rows)))
+def incident_list() -> Any:
+    listed = incidents.list_incidents(reader())
+    return render_template("incidents.html.j2", incidents=list(reversed(listed)))
 
 
 @dataclass(frozen=True)
@@ -482,51 +450,47 @@ class _IncidentForm:
         )
 
 
-def _incident_add(form: _IncidentForm) -> int:
-    from evidence.records.incidents import add_incident
-
+def _incident_add(form: _IncidentForm) -> None:
     start = _moment("start", required=True)
     assert start is not None
-    return add_incident(
+    incidents.add_incident(
         store(),
+        audit_by=form.by,
         title=form.title,
         start=start,
         end=_moment("end"),
         channels=form.channels,
         note=form.note,
         logged_by=form.by,
-    ).number
+    )
 
 
-def _incident_start(form: _IncidentForm) -> int:
-    from evidence.records.incidents import start_incident
-
-    return start_incident(
-        store(), title=form.title, channels=form.channels, note=form.note, logged_by=form.by
-    ).number
+def _incident_start(form: _IncidentForm) -> None:
+    incidents.start_incident(
+        store(),
+        audit_by=form.by,
+        title=form.title,
+        channels=form.channels,
+        note=form.note,
+        logged_by=form.by,
+    )
 
 
 def _incident_number() -> int:
-    from evidence.records.incidents import parse_incident_id
-
-    return parse_incident_id(request.form.get("number", ""))
+    return incidents.parse_number(request.form.get("number", ""))
 
 
-def _incident_end(form: _IncidentForm) -> int:
-    from evidence.records.incidents import end_incident
-
-    number = _incident_number()
-    end_incident(store(), number, at=_moment("at"), by=form.by)
-    return number
+def _incident_end(form: _IncidentForm) -> None:
+    incidents.end_incident(
+        store(), _incident_number(), audit_by=form.by, at=_moment("at"), by=form.by
+    )
 
 
-def _incident_correct(form: _IncidentForm) -> int:
-    from evidence.records.incidents import correct_incident
-
-    number = _incident_number()
-    correct_incident(
+def _incident_correct(form: _IncidentForm) -> None:
+    incidents.correct_incident(
         store(),
-        number,
+        _incident_number(),
+        audit_by=form.by,
         reason=request.form.get("reason", ""),
         by=form.by,
         start=_moment("start"),
@@ -535,17 +499,15 @@ def _incident_correct(form: _IncidentForm) -> int:
         channels=request.form.getlist("channel") or None,  # none ticked: unchanged
         note=form.note,
     )
-    return number
 
 
-def _incident_plan(form: _IncidentForm) -> int:
-    """A planned (recurring) incident: it has no number of its own; 0."""
-    from evidence.records.plans import plan_incident
-
+def _incident_plan(form: _IncidentForm) -> None:
+    """A planned (recurring) incident."""
     start, end = _moment("start", required=True), _moment("end", required=True)
     assert start is not None and end is not None
-    plan_incident(
+    incidents.plan_incident(
         store(),
+        audit_by=form.by,
         title=form.title,
         start=start,
         end=end,
@@ -554,10 +516,9 @@ def _incident_plan(form: _IncidentForm) -> int:
         note=form.note,
         logged_by=form.by,
     )
-    return 0
 
 
-_INCIDENT_ACTIONS: dict[str, Callable[[_IncidentForm], int]] = {
+_INCIDENT_ACTIONS: dict[str, Callable[[_IncidentForm], None]] = {
     "add": _incident_add,
     "start": _incident_start,
     "end": _incident_end,
@@ -569,20 +530,12 @@ _INCIDENT_ACTIONS: dict[str, Callable[[_IncidentForm], int]] = {
 @blueprint.post("/incidents")
 @signed_in("agent")
 def incident_action() -> Response:
-    """The incident forms: log one, start one, end one, correct one, plan recurring ones."""
-    action = request.form.get("action", "")
-    run = _INCIDENT_ACTIONS.get(action)
+    """The incident forms: log one, start one, end one, correct one, plan recurring ones
+    (each kept in the audit log under the signed-in user)."""
+    run = _INCIDENT_ACTIONS.get(request.form.get("action", ""))
     if run is None:
         abort(400, description="unknown incident action")
-    form = _IncidentForm.read()
-    number = run(form)
-    log_event(
-        store(),
-        action="incident",
-        subject=f"incident {action}" + (f" #{number}" if number else ""),
-        actor=form.by,
-        checkpoint=False,
-    )
+    run(_IncidentForm.read())
     return redirect(url_for(".incidents"))
 
 
