@@ -22,7 +22,15 @@ if TYPE_CHECKING:
     from evidence.store.models import AuditEvent
     from evidence.verify.report import Report
 
-__all__ = ["AuditRow", "DossierChecked", "backup", "list_audit", "verify_dossier", "verify_store"]
+__all__ = [
+    "AuditRow",
+    "DossierChecked",
+    "backup",
+    "list_audit",
+    "verify_dossier",
+    "verify_store",
+    "verify_upload",
+]
 
 
 def verify_store(config: Config) -> Report:
@@ -75,6 +83,15 @@ def _record_if_store(report: Report, config: Callable[[], Config]) -> str | None
         why = database_failure(exc) if not isinstance(exc, EvidenceError) else exc
         return str(why or type(exc).__name__)
     return None
+
+
+def verify_upload(source: Config | Store, data: bytes, name: str, *, by: str) -> Report:
+    """Check a dossier uploaded to the desk (its bytes; ``name`` is only reported), as
+    ``evidence verify FILE`` does; the check is logged naming ``by``."""
+    from evidence.verify.audit import verify_uploaded_dossier
+
+    with opened(source) as store:
+        return verify_uploaded_dossier(store, data, name, by=by)
 
 
 @dataclass(frozen=True)

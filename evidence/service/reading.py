@@ -15,6 +15,7 @@ from evidence.service.result import opened
 
 if TYPE_CHECKING:
     from evidence.config import Config
+    from evidence.store.db import Store
     from evidence.timeline.calls import Availability
     from evidence.timeline.history import Timeline
     from evidence.timeline.reports import ServiceReport
@@ -22,14 +23,17 @@ if TYPE_CHECKING:
 
 @contextmanager
 def customer_timeline(
-    config: Config, ref: str, date_from: dt.date | None = None, date_to: dt.date | None = None
+    source: Config | Store,
+    ref: str,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
 ) -> Iterator[Timeline]:
     """A customer's emails, calls, incidents and agents' pauses of the local days
     ``date_from``..``date_to`` (inclusive), in time order; readable until the block ends."""
     from evidence.timeline.history import customer_timeline as build
 
-    with opened(config) as store, store.session() as session:
-        yield build(session, config, ref, date_from, date_to)
+    with opened(source) as store, store.session() as session:
+        yield build(session, store.config, ref, date_from, date_to)
 
 
 def agent_availability(

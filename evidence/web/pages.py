@@ -30,9 +30,10 @@ from werkzeug.wrappers import Response
 from evidence.domain import outcome_label, service_state_label
 from evidence.errors import EvidenceError, InvalidInput
 from evidence.records.authorities import authority_name
-from evidence.records.users import Forbidden, SigninThrottled, sign_in
+from evidence.records.users import Forbidden, SigninThrottled
 from evidence.render.i18n import LANGUAGES, translations
-from evidence.service import cases, export_jobs, holds, incidents, integrity
+from evidence.service import cases, export_jobs, holds, incidents, integrity, users
+from evidence.service import customers as customer_ops
 from evidence.timeutil import format_local
 from evidence.web.app import actor, audit_later, csrf_token, current_user, desk, reader, store
 
@@ -101,7 +102,7 @@ def signin() -> Any:
     if request.method == "POST":
         name = request.form.get("username", "")
         try:
-            user = sign_in(
+            user = users.sign_in(
                 store(),
                 name,
                 request.form.get("password", ""),
@@ -143,11 +144,9 @@ def case_list() -> Any:
 @blueprint.post("/language")
 @signed_in()
 def language_set() -> Response:
-    from evidence.records.users import set_language
-
     user = current_user()
     assert user is not None
-    set_language(store(), user.id, request.form.get("language", ""))
+    users.set_language(store(), user.id, request.form.get("language", ""))
     return redirect(request.referrer if _same_site(request.referrer) else url_for(".case_list"))
 
 
@@ -390,10 +389,8 @@ def export_file(job_id: int) -> Response:
 @blueprint.get("/customers")
 @signed_in()
 def customers() -> Any:
-    from evidence.records.customers import search_customers
-
     query = request.args.get("q", "")
-    found = search_customers(reader(), query) if query.strip() else []
+    found = customer_ops.search_customers(reader(), query)
     return render_template("customers.html.j2", query=query, found=found)
 
 
@@ -544,10 +541,8 @@ def incident_action() -> Response:
 def verify() -> Any:
     report = None
     if request.method == "POST":
-        from evidence.verify.audit import verify_uploaded_dossier
-
         upload = request.files.get("file")
         if upload is None or not upload.filename:
             raise InvalidInput(_("Choose a PDF file."))
-        report = verify_uploaded_dossier(store(), upload.read(), upload.filename, by=actor())
+        report = integrity.verify_upload(store(), upload.read(), upload.filename, by=actor())
     return render_template("verify.html.j2", report=report)
