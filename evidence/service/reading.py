@@ -15,6 +15,7 @@ from evidence.service.result import opened
 
 if TYPE_CHECKING:
     from evidence.config import Config
+    from evidence.render.mailbody import Body
     from evidence.store.db import Store
     from evidence.timeline.calls import Availability
     from evidence.timeline.history import Timeline
@@ -34,6 +35,36 @@ def customer_timeline(
 
     with opened(source) as store, store.session() as session:
         yield build(session, store.config, ref, date_from, date_to)
+
+
+def evidence_version(source: Config | Store) -> int | None:
+    """The ledger's last entry of evidence (audit events aside): a new record (mail, call,
+    incident, correction, erasure...) gives a new number, a page view does not."""
+    from sqlalchemy import select
+
+    from evidence.store.models import AuditEvent, LedgerEntry
+
+    with opened(source) as store, store.session() as session:
+        return session.scalar(
+            select(LedgerEntry.seq)
+            .where(LedgerEntry.record_type != AuditEvent.__tablename__)
+            .order_by(LedgerEntry.seq.desc())
+            .limit(1)
+        )
+
+
+def email_body(source: Config | Store, raw_sha256: str) -> Body | str:
+    """A stored email as the dossier shows it (sanitised text or HTML: nothing remote), or,
+    once its content is erased, what its tombstone says."""
+    from evidence.errors import EvidenceError
+    from evidence.render.mailbody import extract_body
+    from evidence.store.blobs import read_blob
+
+    with opened(source) as store, store.session() as session:
+        try:
+            return extract_body(read_blob(session, raw_sha256))
+        except EvidenceError as exc:
+            return str(exc)
 
 
 def agent_availability(

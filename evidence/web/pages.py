@@ -28,11 +28,11 @@ from flask import (
 from werkzeug.wrappers import Response
 
 from evidence.domain import outcome_label, service_state_label
-from evidence.errors import EvidenceError, InvalidInput
+from evidence.errors import InvalidInput
 from evidence.records.authorities import authority_name
 from evidence.records.users import Forbidden, SigninThrottled
 from evidence.render.i18n import LANGUAGES, translations
-from evidence.service import cases, export_jobs, holds, incidents, integrity, users
+from evidence.service import cases, export_jobs, holds, incidents, integrity, reading, users
 from evidence.service import customers as customer_ops
 from evidence.timeutil import format_local
 from evidence.web.app import actor, audit_later, csrf_token, current_user, desk, reader, store
@@ -197,27 +197,18 @@ _BUILT_KEEP = 8
 
 
 def _timeline_rows(
-    session: Any, customer_ref: str, date_from: dt.date | None, date_to: dt.date | None
+    customer_ref: str, date_from: dt.date | None, date_to: dt.date | None
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    from sqlalchemy import select
-
-    from evidence.store.models import LedgerEntry
-    from evidence.timeline.history import customer_timeline
-
-    version = session.scalar(
-        select(LedgerEntry.seq)
-        .where(LedgerEntry.record_type != "audit_events")
-        .order_by(LedgerEntry.seq.desc())
-        .limit(1)
-    )
+    # Read before the build: a record landing between only makes the next key new.
+    version = reading.evidence_version(reader())
     key = (desk().config.database_url, customer_ref, date_from, date_to, language(), version)
     with _BUILT_LOCK:
         if key in _BUILT:
             _BUILT.move_to_end(key)
             return _BUILT[key]
-    built = customer_timeline(session, reader().config, customer_ref, date_from, date_to)
-    rows = [_row(item) for item in built.items]
-    found = (rows, sorted({str(i.kind) for i in built.items}))
+    with reading.customer_timeline(reader(), customer_ref, date_from, date_to) as built:
+        rows = [_row(item) for item in built.items]
+        found = (rows, sorted({str(i.kind) for i in built.items}))
     with _BUILT_LOCK:
         _BUILT[key] = found
         while len(_BUILT) > _BUILT_KEEP:
@@ -234,8 +225,7 @@ def _timeline_page(customer_ref: str) -> dict[str, Any]:
         page = max(1, int(request.args.get("page", "1")))
     except ValueError:
         page = 1
-    with reader().session() as session:
-        every, kinds = _timeline_rows(session, customer_ref, date_from, date_to)
+    every, kinds = _timeline_rows(customer_ref, date_from, date_to)
     items = [r for r in every if not kind or r["kind"] == kind]
     pages = max(1, -(-len(items) // PAGE_SIZE))
     page = min(page, pages)
@@ -399,18 +389,11 @@ def customers() -> Any:
 def email_body(ref: str, item_id: str) -> Any:
     """An email of the customer's timeline as the dossier shows it (its sanitised text or
     HTML: nothing remote), fetched when its row is opened; kept in the audit log."""
-    from evidence.render.mailbody import extract_body
-    from evidence.store.blobs import read_blob
-
-    with reader().session() as session:
-        every, _kinds = _timeline_rows(session, ref, None, None)
-        row = next((r for r in every if r["id"] == item_id and r["raw_sha256"]), None)
-        if row is None:
-            abort(404, description=f"{item_id} is not an email of customer {ref}")
-        try:
-            body: Any = extract_body(read_blob(session, row["raw_sha256"]))
-        except EvidenceError as exc:  # erased content: its tombstone says why
-            body = str(exc)
+    every, _kinds = _timeline_rows(ref, None, None)
+    row = next((r for r in every if r["id"] == item_id and r["raw_sha256"]), None)
+    if row is None:
+        abort(404, description=f"{item_id} is not an email of customer {ref}")
+    body = reading.email_body(reader(), row["raw_sha256"])
     audit_later(action="timeline-view", subject=f"customer {ref}", details={"item": item_id})
     return render_template("_email_body.html.j2", body=body)
 
