@@ -60,3 +60,20 @@ def set_language(source: Config | Store, user_id: int, language: str) -> None:
     """The language (fi, sv, en) the desk speaks to the user."""
     with opened(source) as store:
         users.set_language(store, user_id, language)
+
+
+def signed_in_user(
+    source: Config | Store,
+    *,
+    user_id: int | None = None,
+    name: str | None = None,
+    token: str | None = None,
+) -> UserInfo | None:
+    """Who calls the desk: the enabled user of a session (``user_id``), of the trusted proxy's
+    header (``name``) or of an unexpired API token (``token``); None when there is none."""
+    with opened(source) as store:
+        if token is not None:
+            return users.user_for_token(store, token)
+        if name is not None:
+            return users.user_by_name(store, name)
+        return users.get_user(store, user_id) if user_id is not None else None
