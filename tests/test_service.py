@@ -271,3 +271,41 @@ def test_import_operations_count_what_they_store(store: Store, env: Env, tmp_pat
     assert imports.oauth_for("oauth2", given) is given
     with pytest.raises(InvalidInput, match="need --auth oauth2"):
         imports.oauth_for("password", given)
+
+
+def test_the_desks_store_and_user_go_through_the_same_operations(sample_store: Store) -> None:
+    """The desk passes the Store it keeps open and its signed-in user: the incident is kept in
+    the audit log under that user; the CLI's way (no ``audit_by``) adds no such event."""
+    from evidence.service import integrity
+
+    def incident_events() -> list[tuple[str, str]]:
+        rows = integrity.list_audit(sample_store)
+        return [(r.actor, r.subject) for r in rows if r.action == "incident"]
+
+    before = incident_events()
+    start = dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC)
+    quiet = incidents.add_incident(
+        sample_store, title="cli", start=start, end=None, channels=[], note=None, logged_by="cli"
+    )
+    assert incident_events() == before
+    logged = incidents.add_incident(
+        sample_store,
+        audit_by="agent (desk)",
+        title="desk",
+        start=start,
+        end=None,
+        channels=["email"],
+        note=None,
+        logged_by="agent (desk)",
+    )
+    incidents.end_incident(sample_store, logged.number, audit_by="agent (desk)", by="agent")
+    assert incident_events() == [
+        *before,
+        ("agent (desk)", f"incident add #{logged.number}"),
+        ("agent (desk)", f"incident end #{logged.number}"),
+    ]
+    assert quiet.number != logged.number
+    placed = holds.add_hold(sample_store, AINO, reason="court summons", by="legal (desk)")
+    assert [h.id for h in holds.active_holds(sample_store, AINO)] == [placed.id]
+    assert [h.held_by for h in holds.active_holds(sample_store, AINO)] == ["legal (desk)"]
+    assert holds.active_holds(sample_store, "no such customer") == ()

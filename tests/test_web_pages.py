@@ -267,3 +267,24 @@ def test_the_timeline_names_a_calls_outcome_as_the_dossier_does(desk: Desk) -> N
     page = desk.client.get("/customers/200517?kind=call").get_data(as_text=True)
     shown = set(re.findall(r'<span class="subject">(.+?) · ', page))
     assert shown == labels
+
+
+def test_the_timeline_names_the_service_state_in_the_readers_language(desk: Desk) -> None:
+    from evidence.domain import service_state_label
+    from evidence.render.i18n import translations
+    from evidence.timeline.history import customer_timeline
+
+    with desk.store.session() as session:
+        items = customer_timeline(session, desk.store.config, "200517").items
+        stored = {i.service_state for i in items if i.kind == "call"}
+    assert {"normal", "incident"} <= stored, stored
+    client = desk.client
+    sign_in(client, "legal")
+    token = csrf(client, "/")
+    for language in ("en", "fi"):
+        client.post("/language", data={"csrf_token": token, "language": language})
+        page = client.get("/customers/200517?kind=call").get_data(as_text=True)
+        shown = set(re.findall(r"<td>([^<>]*)</td>\s*</tr>", page))
+        gettext = translations(language).gettext
+        assert shown == {service_state_label(s, gettext) for s in stored}, language
+    assert {"normaali palvelu", "häiriön aikana"} <= shown  # the Finnish of the last round

@@ -14,6 +14,8 @@ from evidence.timeline.mailfacts import MailRules
 
 if TYPE_CHECKING:
     from evidence.config import Config
+    from evidence.records.customers import CustomerMatch
+    from evidence.store.db import Store
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,15 @@ def list_customers(config: Config) -> tuple[CustomerRow, ...]:
             ]
             rows.append(CustomerRow(ref=c.ref, name=identity.name, identifiers=tuple(now)))
     return tuple(rows)
+
+
+def search_customers(source: Config | Store, query: str) -> tuple[CustomerMatch, ...]:
+    """Customers whose reference, name, address or number (ever held, a number however it
+    is spelt) contains ``query``; none for an empty query."""
+    if not query.strip():
+        return ()
+    with opened(source) as store:
+        return tuple(customers.search_customers(store, query))
 
 
 def show_customer(config: Config, ref: str) -> dict[str, Any]:

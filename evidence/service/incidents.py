@@ -1,4 +1,10 @@
-"""Incidents: log one, start and end one, correct one, plan recurring ones, list, show."""
+"""Incidents: log one, start and end one, correct one, plan recurring ones, list, show.
+
+The CLI passes its ``Config``; the desk passes the ``Store`` it keeps open (see
+:func:`evidence.service.result.opened`) and ``audit_by``, its signed-in user: the operation
+is then also kept in the audit log under that name (action ``incident``), as the desk's case
+operations are; the CLI's commands record what they recorded before.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 from evidence.records import incidents, plans
 from evidence.service.result import Result, opened
+from evidence.store.audit import log_event
 
 if TYPE_CHECKING:
     from evidence.config import Config
@@ -52,35 +59,82 @@ class IncidentVersion(Result):
         )
 
 
-def _versioned(config: Config, write: Callable[[Store], Incident]) -> IncidentVersion:
-    with opened(config) as store:
-        return IncidentVersion.of(write(store))
+def _audit(store: Store, by: str | None, what: str, number: int | None = None) -> None:
+    """The desk's trace of an incident form: ``incident add #3``, ``incident plan``."""
+    if by is not None:
+        subject = f"incident {what}" + (f" #{number}" if number else "")
+        log_event(store, action="incident", subject=subject, actor=by, checkpoint=False)
 
 
-def add_incident(config: Config, **new: Unpack[incidents.NewIncident]) -> IncidentVersion:
+def _versioned(
+    source: Config | Store,
+    write: Callable[[Store], Incident],
+    audit: tuple[str | None, str],
+) -> IncidentVersion:
+    with opened(source) as store:
+        version = IncidentVersion.of(write(store))
+        by, what = audit
+        _audit(store, by, what, version.number)
+        return version
+
+
+def add_incident(
+    source: Config | Store,
+    *,
+    audit_by: str | None = None,
+    **new: Unpack[incidents.NewIncident],
+) -> IncidentVersion:
     """Log an incident that happened (or goes on: ``end`` None), with supporting files."""
-    return _versioned(config, lambda store: incidents.add_incident(store, **new))
+    return _versioned(
+        source, lambda store: incidents.add_incident(store, **new), (audit_by, "add")
+    )
 
 
-def start_incident(config: Config, **told: Unpack[incidents.StartedIncident]) -> IncidentVersion:
+def start_incident(
+    source: Config | Store,
+    *,
+    audit_by: str | None = None,
+    **told: Unpack[incidents.StartedIncident],
+) -> IncidentVersion:
     """Open an incident now."""
-    return _versioned(config, lambda store: incidents.start_incident(store, **told))
+    return _versioned(
+        source, lambda store: incidents.start_incident(store, **told), (audit_by, "start")
+    )
 
 
 def end_incident(
-    config: Config, number: int, **ending: Unpack[incidents.Ending]
+    source: Config | Store,
+    number: int,
+    *,
+    audit_by: str | None = None,
+    **ending: Unpack[incidents.Ending],
 ) -> IncidentVersion:
     """End an incident that goes on (now, or ``at``): a new version."""
-    return _versioned(config, lambda store: incidents.end_incident(store, number, **ending))
+    return _versioned(
+        source,
+        lambda store: incidents.end_incident(store, number, **ending),
+        (audit_by, "end"),
+    )
 
 
 def correct_incident(
-    config: Config, number: int, **correction: Unpack[incidents.Correction]
+    source: Config | Store,
+    number: int,
+    *,
+    audit_by: str | None = None,
+    **correction: Unpack[incidents.Correction],
 ) -> IncidentVersion:
     """Correct an incident: a new version naming the reason; the old one stays."""
     return _versioned(
-        config, lambda store: incidents.correct_incident(store, number, **correction)
+        source,
+        lambda store: incidents.correct_incident(store, number, **correction),
+        (audit_by, "correct"),
     )
+
+
+def parse_number(text: str) -> int:
+    """An incident's number as people write it (``3``, ``#3``, ``incident:3``)."""
+    return incidents.parse_incident_id(text)
 
 
 @dataclass(frozen=True)
@@ -91,12 +145,18 @@ class PlanMade(Result):
     horizon_days: int
 
 
-def plan_incident(config: Config, **planned: Unpack[plans.PlannedIncident]) -> PlanMade:
+def plan_incident(
+    source: Config | Store,
+    *,
+    audit_by: str | None = None,
+    **planned: Unpack[plans.PlannedIncident],
+) -> PlanMade:
     """Plan an incident, once or recurring (RFC 5545), and store its coming occurrences
     (up to ``[sync] horizon_days`` ahead)."""
-    with opened(config) as store:
+    with opened(source) as store:
         plan, created = plans.plan_incident(store, **planned)
-    days = config.sync.horizon_days
+        _audit(store, audit_by, "plan")
+        days = store.config.sync.horizon_days
     return PlanMade(id=plan.id, title=plan.title, occurrences=created, horizon_days=days)
 
 
@@ -119,6 +179,10 @@ class IncidentView(Result):
     versions: tuple[IncidentVersion, ...]
     attachments: tuple[Attached, ...]
     item: dict[str, Any] = field(repr=False)
+
+    @property
+    def corrected(self) -> bool:
+        return any(v.change == "corrected" for v in self.versions)
 
     def as_dict(self) -> dict[str, Any]:
         return self.item
@@ -143,20 +207,20 @@ def _view(chain: incidents.IncidentChain) -> IncidentView:
     )
 
 
-def list_incidents(config: Config, *, only_open: bool = False) -> tuple[IncidentView, ...]:
+def list_incidents(source: Config | Store, *, only_open: bool = False) -> tuple[IncidentView, ...]:
     """Every incident (current versions), planned occurrences included; ``only_open``: those
     going on now."""
     from evidence.timeutil import utcnow
 
     now = utcnow()
-    with opened(config) as store, store.session() as session:
+    with opened(source) as store, store.session() as session:
         chains = incidents.incident_chains(session)
         if only_open:
             chains = [c for c in chains if incidents.is_going_on(c.current, now)]
         return tuple(_view(c) for c in chains)
 
 
-def show_incident(config: Config, number: int) -> IncidentView:
+def show_incident(source: Config | Store, number: int) -> IncidentView:
     """An incident with every version and its attached files."""
-    with opened(config) as store, store.session() as session:
+    with opened(source) as store, store.session() as session:
         return _view(incidents.get_chain(session, number))

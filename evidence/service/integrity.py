@@ -18,10 +18,19 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from evidence.config import Config
+    from evidence.store.db import Store
     from evidence.store.models import AuditEvent
     from evidence.verify.report import Report
 
-__all__ = ["AuditRow", "DossierChecked", "backup", "list_audit", "verify_dossier", "verify_store"]
+__all__ = [
+    "AuditRow",
+    "DossierChecked",
+    "backup",
+    "list_audit",
+    "verify_dossier",
+    "verify_store",
+    "verify_upload",
+]
 
 
 def verify_store(config: Config) -> Report:
@@ -76,6 +85,15 @@ def _record_if_store(report: Report, config: Callable[[], Config]) -> str | None
     return None
 
 
+def verify_upload(source: Config | Store, data: bytes, name: str, *, by: str) -> Report:
+    """Check a dossier uploaded to the desk (its bytes; ``name`` is only reported), as
+    ``evidence verify FILE`` does; the check is logged naming ``by``."""
+    from evidence.verify.audit import verify_uploaded_dossier
+
+    with opened(source) as store:
+        return verify_uploaded_dossier(store, data, name, by=by)
+
+
 @dataclass(frozen=True)
 class AuditRow(Result):
     """An event of the audit log (an export, a verification, a correction...) with the leaf
@@ -104,9 +122,18 @@ class AuditRow(Result):
         )
 
 
-def list_audit(config: Config) -> tuple[AuditRow, ...]:
-    """The audit log, oldest first."""
+def list_audit(source: Config | Store, *, about: Sequence[str] = ()) -> tuple[AuditRow, ...]:
+    """The audit log, oldest first; ``about``: only the events on these subjects (``case
+    X``, ``customer 100234``), a subject naming more (``customer 100234, case X``) included."""
     from evidence.store.audit import list_events
 
-    with opened(config) as store, store.session() as session:
-        return tuple(AuditRow.of(e, leaf) for e, leaf in list_events(session))
+    with opened(source) as store, store.session() as session:
+        return tuple(
+            AuditRow.of(e, leaf)
+            for e, leaf in list_events(session)
+            if not about or any(_names(e.subject, s) for s in about)
+        )
+
+
+def _names(subject: str, wanted: str) -> bool:
+    return subject == wanted or subject.startswith((wanted + " ", wanted + ","))

@@ -15,6 +15,8 @@ from evidence.service.result import opened
 
 if TYPE_CHECKING:
     from evidence.config import Config
+    from evidence.render.mailbody import Body
+    from evidence.store.db import Store
     from evidence.timeline.calls import Availability
     from evidence.timeline.history import Timeline
     from evidence.timeline.reports import ServiceReport
@@ -22,14 +24,47 @@ if TYPE_CHECKING:
 
 @contextmanager
 def customer_timeline(
-    config: Config, ref: str, date_from: dt.date | None = None, date_to: dt.date | None = None
+    source: Config | Store,
+    ref: str,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
 ) -> Iterator[Timeline]:
     """A customer's emails, calls, incidents and agents' pauses of the local days
     ``date_from``..``date_to`` (inclusive), in time order; readable until the block ends."""
     from evidence.timeline.history import customer_timeline as build
 
-    with opened(config) as store, store.session() as session:
-        yield build(session, config, ref, date_from, date_to)
+    with opened(source) as store, store.session() as session:
+        yield build(session, store.config, ref, date_from, date_to)
+
+
+def evidence_version(source: Config | Store) -> int | None:
+    """The ledger's last entry of evidence (audit events aside): a new record (mail, call,
+    incident, correction, erasure...) gives a new number, a page view does not."""
+    from sqlalchemy import select
+
+    from evidence.store.models import AuditEvent, LedgerEntry
+
+    with opened(source) as store, store.session() as session:
+        return session.scalar(
+            select(LedgerEntry.seq)
+            .where(LedgerEntry.record_type != AuditEvent.__tablename__)
+            .order_by(LedgerEntry.seq.desc())
+            .limit(1)
+        )
+
+
+def email_body(source: Config | Store, raw_sha256: str) -> Body | str:
+    """A stored email as the dossier shows it (sanitised text or HTML: nothing remote), or,
+    once its content is erased, what its tombstone says."""
+    from evidence.errors import EvidenceError
+    from evidence.render.mailbody import extract_body
+    from evidence.store.blobs import read_blob
+
+    with opened(source) as store, store.session() as session:
+        try:
+            return extract_body(read_blob(session, raw_sha256))
+        except EvidenceError as exc:
+            return str(exc)
 
 
 def agent_availability(

@@ -20,7 +20,7 @@ from evidence.store.checkpoints import actor as current_actor
 from evidence.store.checkpoints import write_checkpoint
 from evidence.store.db import Store
 from evidence.store.models import AuditEvent, LedgerEntry
-from evidence.timeutil import iso_utc, utcnow
+from evidence.timeutil import utcnow
 
 ACTIONS = (
     "export",
@@ -109,15 +109,3 @@ def list_events(session: Session) -> list[tuple[AuditEvent, int | None]]:
     }
     return [(e, (int(seqs[str(e.id)]) - 1) if str(e.id) in seqs else None) for e in events]
 
-
-def event_json(event: AuditEvent, leaf_index: int | None) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "action": event.action,
-        "actor": event.actor,
-        "at": iso_utc(event.at),
-        "subject": event.subject,
-        "output_sha256": event.output_sha256,
-        "details": json.loads(event.details) if event.details else None,
-        "leaf_index": leaf_index,
-    }

@@ -17,7 +17,7 @@ from flask import Blueprint, Response, abort, jsonify, request, send_file
 
 from evidence.errors import InvalidInput
 from evidence.records.users import Forbidden
-from evidence.service import cases, export_jobs
+from evidence.service import cases, export_jobs, integrity, reading
 from evidence.service.result import plain
 from evidence.web.app import actor, audit_later, current_user, reader, store
 
@@ -98,12 +98,12 @@ def healthz() -> Any:
 @blueprint.get("/customers/<ref>/timeline")
 @needs("viewer")
 def timeline(ref: str) -> Any:
-    from evidence.timeline.history import customer_timeline, timeline_json
+    from evidence.timeline.history import timeline_json
 
     date_from = _date(request.args.get("from"), "from")
     date_to = _date(request.args.get("to"), "to")
-    with reader().session() as session:
-        items = timeline_json(customer_timeline(session, reader().config, ref, date_from, date_to))
+    with reading.customer_timeline(reader(), ref, date_from, date_to) as built:
+        items = timeline_json(built)
     audit_later(
         action="timeline-view",
         subject=f"customer {ref}",
@@ -244,8 +244,6 @@ def send_job_file(job_id: int) -> Response:
 @blueprint.post("/verify")
 @needs("viewer")
 def verify() -> Any:
-    from evidence.verify.audit import verify_uploaded_dossier
-
     data, filename = _upload()
-    report = verify_uploaded_dossier(store(), data, filename, by=actor())
+    report = integrity.verify_upload(store(), data, filename, by=actor())
     return jsonify(report.as_dict())

@@ -24,8 +24,9 @@ from werkzeug.exceptions import HTTPException
 from evidence.config import Config, DeskSettings, load_config
 from evidence.errors import Conflict, ContentErased, EvidenceError, NotFound
 from evidence.jobs import JobNotReady
-from evidence.records.users import Forbidden, SigninThrottled, UserInfo, get_user, user_by_name
+from evidence.records.users import Forbidden, SigninThrottled, UserInfo
 from evidence.resources import templates_dir
+from evidence.service import users
 from evidence.store import audit
 from evidence.store.db import Store, open_store, sqlite_path
 from evidence.timeutil import utcnow
@@ -251,19 +252,17 @@ def _authenticate() -> None:
     if _is_api():
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
-            from evidence.records.users import user_for_token
-
-            g.user = user_for_token(reader(), header[len("Bearer ") :].strip())
+            g.user = users.signed_in_user(reader(), token=header[len("Bearer ") :].strip())
         return
     settings = desk().settings
     proxied = request.headers.get(settings.user_header)
     if proxied and request.remote_addr in settings.trusted_proxies:
-        g.user = user_by_name(reader(), proxied.strip())
+        g.user = users.signed_in_user(reader(), name=proxied.strip())
         g.via_proxy = True
         return
     uid = session.get("uid")
     if isinstance(uid, int):
-        g.user = get_user(reader(), uid)
+        g.user = users.signed_in_user(reader(), user_id=uid)
         if g.user is None:
             session.clear()
 

@@ -27,13 +27,13 @@ from flask import (
 )
 from werkzeug.wrappers import Response
 
-from evidence.domain import outcome_label
-from evidence.errors import EvidenceError, InvalidInput
+from evidence.domain import outcome_label, service_state_label
+from evidence.errors import InvalidInput
 from evidence.records.authorities import authority_name
-from evidence.records.users import Forbidden, SigninThrottled, sign_in
+from evidence.records.users import Forbidden, SigninThrottled
 from evidence.render.i18n import LANGUAGES, translations
-from evidence.service import cases, export_jobs
-from evidence.store.audit import log_event
+from evidence.service import cases, export_jobs, holds, incidents, integrity, reading, users
+from evidence.service import customers as customer_ops
 from evidence.timeutil import format_local
 from evidence.web.app import actor, audit_later, csrf_token, current_user, desk, reader, store
 
@@ -102,7 +102,7 @@ def signin() -> Any:
     if request.method == "POST":
         name = request.form.get("username", "")
         try:
-            user = sign_in(
+            user = users.sign_in(
                 store(),
                 name,
                 request.form.get("password", ""),
@@ -144,11 +144,9 @@ def case_list() -> Any:
 @blueprint.post("/language")
 @signed_in()
 def language_set() -> Response:
-    from evidence.records.users import set_language
-
     user = current_user()
     assert user is not None
-    set_language(store(), user.id, request.form.get("language", ""))
+    users.set_language(store(), user.id, request.form.get("language", ""))
     return redirect(request.referrer if _same_site(request.referrer) else url_for(".case_list"))
 
 
@@ -199,27 +197,18 @@ _BUILT_KEEP = 8
 
 
 def _timeline_rows(
-    session: Any, customer_ref: str, date_from: dt.date | None, date_to: dt.date | None
+    customer_ref: str, date_from: dt.date | None, date_to: dt.date | None
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    from sqlalchemy import select
-
-    from evidence.store.models import LedgerEntry
-    from evidence.timeline.history import customer_timeline
-
-    version = session.scalar(
-        select(LedgerEntry.seq)
-        .where(LedgerEntry.record_type != "audit_events")
-        .order_by(LedgerEntry.seq.desc())
-        .limit(1)
-    )
+    # Read before the build: a record landing between only makes the next key new.
+    version = reading.evidence_version(reader())
     key = (desk().config.database_url, customer_ref, date_from, date_to, language(), version)
     with _BUILT_LOCK:
         if key in _BUILT:
             _BUILT.move_to_end(key)
             return _BUILT[key]
-    built = customer_timeline(session, reader().config, customer_ref, date_from, date_to)
-    rows = [_row(item) for item in built.items]
-    found = (rows, sorted({str(i.kind) for i in built.items}))
+    with reading.customer_timeline(reader(), customer_ref, date_from, date_to) as built:
+        rows = [_row(item) for item in built.items]
+        found = (rows, sorted({str(i.kind) for i in built.items}))
     with _BUILT_LOCK:
         _BUILT[key] = found
         while len(_BUILT) > _BUILT_KEEP:
@@ -236,8 +225,7 @@ def _timeline_page(customer_ref: str) -> dict[str, Any]:
         page = max(1, int(request.args.get("page", "1")))
     except ValueError:
         page = 1
-    with reader().session() as session:
-        every, kinds = _timeline_rows(session, customer_ref, date_from, date_to)
+    every, kinds = _timeline_rows(customer_ref, date_from, date_to)
     items = [r for r in every if not kind or r["kind"] == kind]
     pages = max(1, -(-len(items) // PAGE_SIZE))
     page = min(page, pages)
@@ -286,7 +274,7 @@ def _row(item: Any) -> dict[str, Any]:
         "at": format_local(item.at, zone),
         "summary": summary,
         "who": who,
-        "state": item.service_state,
+        "state": service_state_label(item.service_state, _),
         "raw_sha256": record.raw_sha256 if isinstance(record, Email) else None,
     }
 
@@ -294,8 +282,6 @@ def _row(item: Any) -> dict[str, Any]:
 @blueprint.get("/cases/<int:case_id>")
 @signed_in()
 def case_page(case_id: int) -> Any:
-    from evidence.store.audit import event_json, list_events
-
     reference = cases.case_reference(reader(), case_id)
     shown = cases.show_case(reader(), reference)
     timeline = _timeline_page(shown.customer)
@@ -304,23 +290,11 @@ def case_page(case_id: int) -> Any:
         desk().audit.flush()  # the trail shows this user's own views too
     except Exception:  # the writer lock is busy (an export gathers): the trail shows the rest
         pass
-    with reader().session() as session:
-        trail = [
-            {**event_json(e, leaf), "at": format_local(e.at, desk().config.zone)}
-            for e, leaf in list_events(session)
-            if any(
-                e.subject == s or e.subject.startswith(s + " ") or e.subject.startswith(s + ",")
-                for s in subjects
-            )
-        ]
-    from evidence.records.holds import active_holds
-
-    with reader().session() as session:
-        holds = active_holds(session, shown.customer)
+    trail = integrity.list_audit(reader(), about=subjects)
     return render_template(
         "case.html.j2",
         case=shown,
-        holds=holds,
+        holds=holds.active_holds(reader(), shown.customer),
         timeline=timeline,
         jobs=export_jobs.list_jobs(reader(), case_ref=reference),
         trail=trail[-100:],
@@ -383,10 +357,8 @@ def case_close(case_id: int) -> Response:
 @blueprint.post("/cases/<int:case_id>/hold")
 @signed_in("legal")
 def case_hold(case_id: int) -> Response:
-    from evidence.records.holds import add_hold
-
     reference = cases.case_reference(reader(), case_id)
-    add_hold(store(), reference, reason=request.form.get("reason", ""), by=actor())
+    holds.add_hold(store(), reference, reason=request.form.get("reason", ""), by=actor())
     return redirect(url_for(".case_page", case_id=case_id) + "#holds")
 
 
@@ -407,10 +379,8 @@ def export_file(job_id: int) -> Response:
 @blueprint.get("/customers")
 @signed_in()
 def customers() -> Any:
-    from evidence.records.customers import search_customers
-
     query = request.args.get("q", "")
-    found = search_customers(reader(), query) if query.strip() else []
+    found = customer_ops.search_customers(reader(), query)
     return render_template("customers.html.j2", query=query, found=found)
 
 
@@ -419,18 +389,11 @@ def customers() -> Any:
 def email_body(ref: str, item_id: str) -> Any:
     """An email of the customer's timeline as the dossier shows it (its sanitised text or
     HTML: nothing remote), fetched when its row is opened; kept in the audit log."""
-    from evidence.render.mailbody import extract_body
-    from evidence.store.blobs import read_blob
-
-    with reader().session() as session:
-        every, _kinds = _timeline_rows(session, ref, None, None)
-        row = next((r for r in every if r["id"] == item_id and r["raw_sha256"]), None)
-        if row is None:
-            abort(404, description=f"{item_id} is not an email of customer {ref}")
-        try:
-            body: Any = extract_body(read_blob(session, row["raw_sha256"]))
-        except EvidenceError as exc:  # erased content: its tombstone says why
-            body = str(exc)
+    every, _kinds = _timeline_rows(ref, None, None)
+    row = next((r for r in every if r["id"] == item_id and r["raw_sha256"]), None)
+    if row is None:
+        abort(404, description=f"{item_id} is not an email of customer {ref}")
+    body = reading.email_body(reader(), row["raw_sha256"])
     audit_later(action="timeline-view", subject=f"customer {ref}", details={"item": item_id})
     return render_template("_email_body.html.j2", body=body)
 
@@ -441,26 +404,11 @@ def customer_page(ref: str) -> Any:
     return render_template("customer.html.j2", ref=ref, timeline=_timeline_page(ref))
 
 
-@blueprint.get("/incidents")
+@blueprint.get("/incidents", endpoint="incidents")
 @signed_in()
-def incidents() -> Any:
-    from evidence.records.incidents import incident_chains
-
-    with reader().session() as session:
-        chains = incident_chains(session)
-        rows = [
-            {
-                "number": c.number,
-                "title": c.current.title,
-                "start": c.current.start,
-                "end": c.current.end,
-                "channels": c.current.channel_names,
-                "planned": c.current.plan_id is not None,
-                "corrected": any(v.change == "corrected" for v in c.versions),
-            }
-            for c in chains
-        ]
-    return render_template("incidents.html.j2", incidents=list(reversed(rows)))
+def incident_list() -> Any:
+    listed = incidents.list_incidents(reader())
+    return render_template("incidents.html.j2", incidents=list(reversed(listed)))
 
 
 @dataclass(frozen=True)
@@ -482,51 +430,47 @@ class _IncidentForm:
         )
 
 
-def _incident_add(form: _IncidentForm) -> int:
-    from evidence.records.incidents import add_incident
-
+def _incident_add(form: _IncidentForm) -> None:
     start = _moment("start", required=True)
     assert start is not None
-    return add_incident(
+    incidents.add_incident(
         store(),
+        audit_by=form.by,
         title=form.title,
         start=start,
         end=_moment("end"),
         channels=form.channels,
         note=form.note,
         logged_by=form.by,
-    ).number
+    )
 
 
-def _incident_start(form: _IncidentForm) -> int:
-    from evidence.records.incidents import start_incident
-
-    return start_incident(
-        store(), title=form.title, channels=form.channels, note=form.note, logged_by=form.by
-    ).number
+def _incident_start(form: _IncidentForm) -> None:
+    incidents.start_incident(
+        store(),
+        audit_by=form.by,
+        title=form.title,
+        channels=form.channels,
+        note=form.note,
+        logged_by=form.by,
+    )
 
 
 def _incident_number() -> int:
-    from evidence.records.incidents import parse_incident_id
-
-    return parse_incident_id(request.form.get("number", ""))
+    return incidents.parse_number(request.form.get("number", ""))
 
 
-def _incident_end(form: _IncidentForm) -> int:
-    from evidence.records.incidents import end_incident
-
-    number = _incident_number()
-    end_incident(store(), number, at=_moment("at"), by=form.by)
-    return number
+def _incident_end(form: _IncidentForm) -> None:
+    incidents.end_incident(
+        store(), _incident_number(), audit_by=form.by, at=_moment("at"), by=form.by
+    )
 
 
-def _incident_correct(form: _IncidentForm) -> int:
-    from evidence.records.incidents import correct_incident
-
-    number = _incident_number()
-    correct_incident(
+def _incident_correct(form: _IncidentForm) -> None:
+    incidents.correct_incident(
         store(),
-        number,
+        _incident_number(),
+        audit_by=form.by,
         reason=request.form.get("reason", ""),
         by=form.by,
         start=_moment("start"),
@@ -535,17 +479,15 @@ def _incident_correct(form: _IncidentForm) -> int:
         channels=request.form.getlist("channel") or None,  # none ticked: unchanged
         note=form.note,
     )
-    return number
 
 
-def _incident_plan(form: _IncidentForm) -> int:
-    """A planned (recurring) incident: it has no number of its own; 0."""
-    from evidence.records.plans import plan_incident
-
+def _incident_plan(form: _IncidentForm) -> None:
+    """A planned (recurring) incident."""
     start, end = _moment("start", required=True), _moment("end", required=True)
     assert start is not None and end is not None
-    plan_incident(
+    incidents.plan_incident(
         store(),
+        audit_by=form.by,
         title=form.title,
         start=start,
         end=end,
@@ -554,10 +496,9 @@ def _incident_plan(form: _IncidentForm) -> int:
         note=form.note,
         logged_by=form.by,
     )
-    return 0
 
 
-_INCIDENT_ACTIONS: dict[str, Callable[[_IncidentForm], int]] = {
+_INCIDENT_ACTIONS: dict[str, Callable[[_IncidentForm], None]] = {
     "add": _incident_add,
     "start": _incident_start,
     "end": _incident_end,
@@ -569,20 +510,12 @@ _INCIDENT_ACTIONS: dict[str, Callable[[_IncidentForm], int]] = {
 @blueprint.post("/incidents")
 @signed_in("agent")
 def incident_action() -> Response:
-    """The incident forms: log one, start one, end one, correct one, plan recurring ones."""
-    action = request.form.get("action", "")
-    run = _INCIDENT_ACTIONS.get(action)
+    """The incident forms: log one, start one, end one, correct one, plan recurring ones
+    (each kept in the audit log under the signed-in user)."""
+    run = _INCIDENT_ACTIONS.get(request.form.get("action", ""))
     if run is None:
         abort(400, description="unknown incident action")
-    form = _IncidentForm.read()
-    number = run(form)
-    log_event(
-        store(),
-        action="incident",
-        subject=f"incident {action}" + (f" #{number}" if number else ""),
-        actor=form.by,
-        checkpoint=False,
-    )
+    run(_IncidentForm.read())
     return redirect(url_for(".incidents"))
 
 
@@ -591,10 +524,8 @@ def incident_action() -> Response:
 def verify() -> Any:
     report = None
     if request.method == "POST":
-        from evidence.verify.audit import verify_uploaded_dossier
-
         upload = request.files.get("file")
         if upload is None or not upload.filename:
             raise InvalidInput(_("Choose a PDF file."))
-        report = verify_uploaded_dossier(store(), upload.read(), upload.filename, by=actor())
+        report = integrity.verify_upload(store(), upload.read(), upload.filename, by=actor())
     return render_template("verify.html.j2", report=report)
