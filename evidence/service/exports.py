@@ -17,6 +17,8 @@ from evidence.store.db import Store
 from evidence.timeutil import UserTime, require_order
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from evidence.config import Config
     from evidence.render.dossier import ExportResult
     from evidence.store.models import ExportRecord
@@ -66,8 +68,9 @@ def export(
     erased customer (see ``export_dossier``)."""
     from evidence.render.dossier import export_dossier
 
+    config = source.config if isinstance(source, Store) else source
+    generated_at = _pinned(request.generated_at, config.zone)
     with opened(source) as store:
-        generated_at = _pinned(request.generated_at, store.config)
         written = export_dossier(
             store,
             customer_ref=request.customer_ref,
@@ -90,9 +93,9 @@ def export(
     return Exported.of(request.output, written, ExportRow.of(record))
 
 
-def _pinned(value: UserTime | dt.datetime | None, config: Config) -> dt.datetime | None:
-    """The generation time: a typed time without an offset is in the store's zone."""
-    return value.at(config.zone) if isinstance(value, UserTime) else value
+def _pinned(value: UserTime | dt.datetime | None, zone: ZoneInfo) -> dt.datetime | None:
+    """The generation time: a time typed without an offset is in the store's zone."""
+    return value.at(zone) if isinstance(value, UserTime) else value
 
 
 def _as_given(request: ExportRequest) -> dict[str, str | None]:
