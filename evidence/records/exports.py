@@ -87,6 +87,16 @@ def file_digest(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def _encoded(arguments: Mapping[str, Any]) -> str:
+    """The arguments as the record keeps them: sorted JSON, days and times in ISO form."""
+    return json.dumps(
+        {k: _json_value(v) for k, v in arguments.items()},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
 def _json_value(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return iso_utc(value)
@@ -136,12 +146,6 @@ def record_export(
         },
         actor=who,
     )
-    encoded = json.dumps(
-        {k: _json_value(v) for k, v in arguments.items()},
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
     seen = chain_head(session)
     record = ExportRecord(
         exported_at=now or utcnow(),
@@ -152,7 +156,7 @@ def record_export(
         output=str(output.resolve()),
         size=size,
         sha256=sha256,
-        arguments=encoded,
+        arguments=_encoded(arguments),
         program_version=__version__,
         chain_seq=seen.seq,
         chain_head=seen.hash,
