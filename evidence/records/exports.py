@@ -87,16 +87,6 @@ def file_digest(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _encoded(arguments: Mapping[str, Any]) -> str:
-    """The arguments as the record keeps them: sorted JSON, days and times in ISO form."""
-    return json.dumps(
-        {k: _json_value(v) for k, v in arguments.items()},
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-
-
 def _json_value(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return iso_utc(value)
@@ -146,6 +136,12 @@ def record_export(
         },
         actor=who,
     )
+    encoded = json.dumps(
+        {k: _json_value(v) for k, v in arguments.items()},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
     seen = chain_head(session)
     record = ExportRecord(
         exported_at=now or utcnow(),
@@ -156,7 +152,7 @@ def record_export(
         output=str(output.resolve()),
         size=size,
         sha256=sha256,
-        arguments=_encoded(arguments),
+        arguments=encoded,
         program_version=__version__,
         chain_seq=seen.seq,
         chain_head=seen.hash,
