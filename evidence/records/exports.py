@@ -166,6 +166,12 @@ def record_export(
     return record
 
 
+def list_exports(store: Store) -> list[ExportRecord]:
+    """Every recorded export, oldest first."""
+    with store.session() as session:
+        return list(session.scalars(select(ExportRecord).order_by(ExportRecord.id)))
+
+
 def get_export(store: Store, export_id: int) -> ExportRecord:
     """One recorded export, by its id."""
     with store.session() as session:
@@ -173,9 +179,3 @@ def get_export(store: Store, export_id: int) -> ExportRecord:
     if record is None:
         raise NotFound(f"no export #{export_id} in the record of exports")
     return record
-
-
-def list_exports(store: Store) -> list[ExportRecord]:
-    """Every recorded export, oldest first."""
-    with store.session() as session:
-        return list(session.scalars(select(ExportRecord).order_by(ExportRecord.id)))
