@@ -27,6 +27,13 @@ class InvalidInput(EvidenceError):
     pass
 
 
+class InvalidArguments(InvalidInput):
+    """Arguments that make no sense together (no subject, a period that ends before it
+    starts), refused before anything is done: on the command line a usage error (exit 2)."""
+
+    exit_code = 2
+
+
 class Conflict(InvalidInput):
     """The request clashes with what is stored (e.g. a case reference already open)."""
 

@@ -273,7 +273,7 @@ class _Heartbeat:
 def run_job(store: Store, job_id: int, *, jobs: int | None = 1) -> JobInfo:
     """Run a claimed job to its end: done with its SHA-256 and pages, or failed with the
     reason. Beats the heartbeat from a thread while the export renders."""
-    from evidence.render.dossier import export_dossier
+    from evidence.service.exports import ExportRequest, export
 
     info = get_job(store, job_id)
     _remove_partial(store, job_id)
@@ -282,20 +282,19 @@ def run_job(store: Store, job_id: int, *, jobs: int | None = 1) -> JobInfo:
         assert job is not None
         date_from, date_to = job.date_from, job.date_to
     try:
+        request = ExportRequest(
+            output=job_path(store, job_id),
+            customer_ref=info.customer,
+            case_ref=info.case,
+            date_from=date_from,
+            date_to=date_to,
+            language=info.language,
+            jobs=jobs,
+            force=True,
+            by=info.requested_by,
+        )
         with _Heartbeat(store, job_id) as heart:
-            result = export_dossier(
-                store,
-                customer_ref=info.customer,
-                output=job_path(store, job_id),
-                date_from=date_from,
-                date_to=date_to,
-                case_ref=info.case,
-                language=info.language,
-                jobs=jobs,
-                progress=heart.progress,
-                force=True,
-                by=info.requested_by,
-            )
+            result = export(store, request, progress=heart.progress)
     except EvidenceError as exc:
         _set(store, job_id, status="failed", finished_at=utcnow(), error=str(exc))
     except Exception as exc:  # the reason, never a traceback, for the person waiting

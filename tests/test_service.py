@@ -309,3 +309,61 @@ def test_the_desks_store_and_user_go_through_the_same_operations(sample_store: S
     assert [h.id for h in holds.active_holds(sample_store, AINO)] == [placed.id]
     assert [h.held_by for h in holds.active_holds(sample_store, AINO)] == ["legal (desk)"]
     assert holds.active_holds(sample_store, "no such customer") == ()
+
+
+def test_export_is_one_operation_whose_result_is_what_it_recorded(
+    sample_store: Store, cli: Cli, env: Env, tmp_path: Path
+) -> None:
+    import hashlib
+
+    import pikepdf
+
+    from evidence.errors import InvalidArguments
+    from evidence.service import exports
+    from evidence.timeutil import read_user_time
+
+    out = tmp_path / "dossier.pdf"
+    # A request that makes no sense cannot be made (the command's usage error, exit 2).
+    with pytest.raises(InvalidArguments, match="give a customer REF or --case REFERENCE"):
+        exports.ExportRequest(output=out)
+    with pytest.raises(InvalidArguments, match="--to 2026-10-01 is before --from 2026-10-02"):
+        exports.ExportRequest(
+            output=out,
+            customer_ref=AINO,
+            date_from=dt.date(2026, 10, 2),
+            date_to=dt.date(2026, 10, 1),
+        )
+
+    config = load_config(env.vars)
+    typed = read_user_time("1.11.2026 12.00")  # local time: placed in the store's zone
+    request = exports.ExportRequest(
+        output=out, customer_ref=AINO, generated_at=typed, by="Laura Lakimies"
+    )
+    done = exports.export(config, request)
+    [recorded] = exports.list_exports(config)
+    written = hashlib.sha256(out.read_bytes()).hexdigest()
+    assert written == recorded.sha256 == done.sha256
+    assert done.record == recorded
+    assert (recorded.size, recorded.output) == (out.stat().st_size, str(out.resolve()))
+    assert (recorded.exported_by, recorded.customer, recorded.format) == (
+        "Laura Lakimies",
+        AINO,
+        "pdf",
+    )
+    assert recorded.arguments["generated_at"] == "1.11.2026 12.00"  # as it was typed
+    with pikepdf.open(out) as pdf:
+        created = str(pdf.docinfo["/CreationDate"])
+    assert created == typed.at(config.zone).strftime("D:%Y%m%d%H%M%SZ")
+    assert done.summary() == (
+        f"wrote {out} ({done.pages} pages, {done.items} items, SHA-256 {written})\n"
+        f"proved against checkpoint #{recorded.checkpoint_id} (root {recorded.checkpoint_root})"
+    )
+    assert done.pages > 1 and done.items > 0 and not done.signed and done.warnings() == ()
+
+    # `export --json` prints the operation's result.
+    shown = _json(cli, "export", AINO, "-o", str(out), "--force", "--generated-at", typed.text)
+    assert isinstance(shown, dict)
+    assert shown.keys() == done.as_dict().keys()
+    assert shown["record"] == exports.list_exports(config)[1].as_dict()
+    assert shown["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert (shown["output"], shown["pages"], shown["placeholders"]) == (str(out), done.pages, [])

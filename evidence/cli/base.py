@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from evidence import __version__
 from evidence.config import Config, load_config
-from evidence.errors import EvidenceError, InputQuarantined, InvalidInput
+from evidence.errors import EvidenceError, InputQuarantined, InvalidArguments, InvalidInput
 from evidence.ingest import ImportReport
 from evidence.known_warnings import silence_known_warnings
 from evidence.records.incidents import parse_incident_id
@@ -56,6 +56,18 @@ BUG_LINE = (
 )
 
 
+class EvidenceCommand(click.Command):
+    """Every command of ``evidence``: arguments that the library finds make no sense
+    together (:class:`~evidence.errors.InvalidArguments`) are a usage error (exit 2), as
+    the ones click finds are."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except InvalidArguments as exc:
+            raise click.UsageError(str(exc), ctx) from exc
+
+
 class EvidenceGroup(click.Group):
     """Every group and command of ``evidence``: -h as well as --help, 100 columns of help
     (subcommands inherit both from their parent's context), and one place that turns what a
@@ -63,6 +75,7 @@ class EvidenceGroup(click.Group):
     ``evidence.errors`` carry them), never a traceback."""
 
     group_class = type  # subgroups are EvidenceGroups too
+    command_class = EvidenceCommand
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("context_settings", CONTEXT)

@@ -10,10 +10,8 @@ import click
 from evidence.cli.base import (
     DATE,
     TIME,
-    at_zone,
     current_config,
     echo_json,
-    in_order,
     json_option,
     main,
     progress_bar,
@@ -54,7 +52,7 @@ from evidence.timeutil import DATE_FORMS, TIME_FORMS, UserTime, format_local
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["pdf", "zip"]),
+    type=click.Choice(exports.FORMATS),
     default="pdf",
     show_default=True,
     help="zip: the PDF plus originals/, manifest.csv, as a BagIt bag (RFC 8493).",
@@ -64,6 +62,7 @@ from evidence.timeutil import DATE_FORMS, TIME_FORMS, UserTime, format_local
     help="Who exports, for the audit log and the record of exports "
     "(default: EVIDENCE_USER, else login@host).",
 )
+@json_option
 def export(
     ref: str | None,
     output: Path,
@@ -77,6 +76,7 @@ def export(
     no_cache: bool,
     fmt: str,
     by: str | None,
+    as_json: bool,
 ) -> None:
     """Write a customer's dossier as one PDF (or a ZIP with the originals).
 
@@ -104,18 +104,13 @@ def export(
         evidence export 100234 --case ESAVI/31337/2026 -o dossier.pdf
         evidence export 100234 -o dossier.pdf --force --by "Laura Lakimies"
     """
-    if ref is None and case_ref is None:
-        raise click.UsageError("give a customer REF or --case REFERENCE")
-    in_order(date_from, date_to)
-    config = current_config()
     request = exports.ExportRequest(
         output=output,
         customer_ref=ref,
         case_ref=case_ref,
         date_from=date_from,
         date_to=date_to,
-        generated_at=at_zone(generated_at, config.zone),
-        generated_at_text=generated_at.text if generated_at else None,
+        generated_at=generated_at,
         language=language,
         jobs=jobs,
         use_cache=not no_cache,
@@ -124,19 +119,13 @@ def export(
         by=by,
     )
     with progress_bar("rendering") as progress:
-        result = exports.export(config, request, progress=progress)
-    for placeholder in result.placeholders:
-        click.echo(
-            f"warning: exhibit {placeholder.describe()}; a placeholder page stands in for it",
-            err=True,
-        )
-    click.echo(
-        f"wrote {output} ({result.pages} pages, {result.items} items, SHA-256 {result.sha256})"
-    )
-    click.echo(
-        f"proved against checkpoint #{result.checkpoint_id} (root {result.root})"
-        + ("; PDF signed" if result.signed else "")
-    )
+        result = exports.export(current_config(), request, progress=progress)
+    for line in result.warnings():
+        click.echo(line, err=True)
+    if as_json:
+        echo_json(result.as_dict())
+    else:
+        click.echo(result.summary())
 
 
 @main.group("exports")

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from evidence import __version__
-from evidence.errors import InvalidInput
+from evidence.errors import InvalidInput, NotFound
 from evidence.store import audit, ledger
 from evidence.store.checkpoints import actor
 from evidence.store.db import Store
@@ -197,3 +197,12 @@ def list_exports(store: Store) -> list[ExportRecord]:
     """Every recorded export, oldest first."""
     with store.session() as session:
         return list(session.scalars(select(ExportRecord).order_by(ExportRecord.id)))
+
+
+def get_export(store: Store, export_id: int) -> ExportRecord:
+    """One recorded export, by its id."""
+    with store.session() as session:
+        record = session.get(ExportRecord, export_id)
+    if record is None:
+        raise NotFound(f"no export #{export_id} in the record of exports")
+    return record
