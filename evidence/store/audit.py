@@ -64,9 +64,7 @@ def record(
         if details
         else None,
     )
-    session.add(event)
-    session.flush()
-    ledger.append(session, event)
+    ledger.add(session, event)
     return event
 
 

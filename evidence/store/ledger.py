@@ -207,6 +207,13 @@ def chain_head(session: Session) -> ChainHead:
     return ChainHead(int(row[0]), str(row[1]))
 
 
+def add(session: Session, obj: Base) -> LedgerEntry:
+    """Add ``obj`` to the session, flush it (for its id) and append it to the chain."""
+    session.add(obj)
+    session.flush()
+    return append(session, obj)
+
+
 def append(session: Session, obj: Base, children: Sequence[Base] = ()) -> LedgerEntry:
     """Append ``obj`` (already flushed, so it has its id) to the chain.
 
