@@ -64,8 +64,7 @@ def record(
         if details
         else None,
     )
-    ledger.add(session, event)
-    return event
+    return ledger.add(session, event)
 
 
 def log_event(
