@@ -210,7 +210,7 @@ def chain_head(session: Session) -> ChainHead:
 
 
 def add(session: Session, obj: B) -> B:
-    """Add ``obj`` to the session, flush it (for its id), append it to the chain; ``obj``."""
+    """Add ``obj`` to the session, flush it (for its id), append it to the chain, return it."""
     session.add(obj)
     session.flush()
     append(session, obj)
