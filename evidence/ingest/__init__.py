@@ -98,9 +98,7 @@ def quarantine(
         quarantined_at=utcnow(),
         import_run_id=run.id if run else None,
     )
-    session.add(item)
-    session.flush()
-    ledger.append(session, item)
+    ledger.add(session, item)
     report.quarantined += 1
     where = f"{source}:{locator}" if locator else source
     # What goes to stderr and cron logs carries no evidence content (see quarantine.log_safe).

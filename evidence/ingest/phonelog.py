@@ -777,9 +777,7 @@ def _csv_parser(store: Store, path: Path, start: _CsvStart, run_id: int, utc: bo
                     imported_at=utcnow(),
                     import_run_id=run_id,
                 )
-                session.add(line)
-                session.flush()
-                ledger.append(session, line)
+                ledger.add(session, line)
                 header_line_id = line.id
     parser = CsvParser(
         mapping=start.mapping,

@@ -70,10 +70,8 @@ def open_case(
             period_from=period_from,
             period_to=period_to,
         )
-        session.add(case)
-        session.flush()
         # The case decides a dossier's period and its claims: it is evidence too.
-        ledger.append(session, case)
+        ledger.add(session, case)
         write_checkpoint(session, store.config, "case open")
     return case
 
@@ -146,9 +144,7 @@ def attach_bytes(
             document_date=document_date,
             attached_at=utcnow(),
         )
-        session.add(document)
-        session.flush()
-        ledger.append(session, document)
+        ledger.add(session, document)
         write_checkpoint(session, store.config, "case attach")
     return document
 
@@ -176,9 +172,7 @@ def close_case(store: Store, reference: str, *, reason: str, by: str | None = No
             closed_by=actor(by),
             reason=reason.strip(),
         )
-        session.add(closure)
-        session.flush()
-        ledger.append(session, closure)
+        ledger.add(session, closure)
         audit.record(
             session,
             action="case-close",

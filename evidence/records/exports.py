@@ -150,10 +150,7 @@ def record_export(
         checkpoint_tree_size=proved.tree_size,
         checkpoint_root=proved.root,
     )
-    session.add(record)
-    session.flush()
-    ledger.append(session, record)
-    return record
+    return ledger.add(session, record)
 
 
 def _audit_export(

@@ -71,9 +71,7 @@ def add_hold(store: Store, ref: str, *, reason: str, by: str | None = None) -> L
             actor=current_actor(by),
             at=utcnow(),
         )
-        session.add(hold)
-        session.flush()
-        ledger.append(session, hold)
+        ledger.add(session, hold)
         write_checkpoint(session, store.config, "legal hold")
     return hold
 
@@ -96,9 +94,7 @@ def release_hold(store: Store, ref: str, *, reason: str, by: str | None = None) 
                 at=utcnow(),
                 releases_id=hold.id,
             )
-            session.add(release)
-            session.flush()
-            ledger.append(session, release)
+            ledger.add(session, release)
             releases.append(release)
         write_checkpoint(session, store.config, "legal hold release")
     return releases

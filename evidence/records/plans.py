@@ -137,9 +137,7 @@ def plan_incident(store: Store, **planned: Unpack[PlannedIncident]) -> tuple[Inc
         recorded_at=now,
     )
     with store.writing() as session:
-        session.add(plan)
-        session.flush()
-        ledger.append(session, plan)
+        ledger.add(session, plan)
         created = _materialise(session, plan, now + dt.timedelta(days=horizon_days))
     return plan, created
 

@@ -90,9 +90,7 @@ def dismiss(store: Store, item_id: int, *, reason: str, by: str | None = None) -
             dismissed_by=(by or actor())[:300],
             dismissed_at=utcnow(),
         )
-        session.add(dismissal)
-        session.flush()
-        ledger.append(session, dismissal)
+        ledger.add(session, dismissal)
         write_checkpoint(session, store.config, "quarantine dismiss")
         found.dismissal = dismissal
     return found

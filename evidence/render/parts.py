@@ -134,7 +134,7 @@ class PartRenderer:
         groups = front_groups(front.common)
         tickets = self.renderer.submit(
             [
-                _front_job(self.env, front.common, front.timeless, group, n)
+                _front_job(self.env, front, group, n)
                 for n, group in enumerate(groups)
                 if n > 0
             ]
@@ -363,16 +363,12 @@ def _front_html(
 
 
 def _front_job(
-    env: Environment,
-    common: dict[str, Any],
-    timeless: dict[str, Any],
-    group: list[dict[str, Any]],
-    n: int,
+    env: Environment, front: FrontMatter, group: list[dict[str, Any]], n: int
 ) -> LazyJob:
     """Part ``n`` of the front matter, its HTML made when its turn comes: a long history's
     attempts tables are MBs of HTML, and most parts wait for a worker."""
     return LazyJob(
-        lambda: Job(_front_html(env, common, timeless, group, n)),
+        lambda: Job(_front_html(env, front.common, front.timeless, group, n)),
         FRONT_ROW_COST * (1 + sum(piece["weight"] for piece in group)),
     )
 

@@ -64,10 +64,7 @@ def record(
         if details
         else None,
     )
-    session.add(event)
-    session.flush()
-    ledger.append(session, event)
-    return event
+    return ledger.add(session, event)
 
 
 def log_event(

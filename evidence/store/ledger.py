@@ -24,7 +24,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
@@ -35,6 +35,8 @@ from evidence.timeutil import iso_utc, utcnow
 GENESIS = "0" * 64
 # The canonical JSON; one encoder, built once (json.dumps with options builds one per call).
 _JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+B = TypeVar("B", bound=Base)
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,14 @@ def chain_head(session: Session) -> ChainHead:
     if row is None:
         return ChainHead(0, GENESIS)
     return ChainHead(int(row[0]), str(row[1]))
+
+
+def add(session: Session, obj: B) -> B:
+    """Add ``obj`` to the session, flush it (for its id), append it to the chain, return it."""
+    session.add(obj)
+    session.flush()
+    append(session, obj)
+    return obj
 
 
 def append(session: Session, obj: Base, children: Sequence[Base] = ()) -> LedgerEntry:

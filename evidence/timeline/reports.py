@@ -194,6 +194,8 @@ class ServiceReport:
     by: str | None = None
     buckets: list[Bucket] = field(default_factory=list)
     incidents: list[Incident] = field(default_factory=list)
+    # The attempts it counted, for the dossier's hourly chart (not in ``json``).
+    attempts: list[Attempt] = field(default_factory=list, compare=False, repr=False)
 
     def json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -536,12 +538,12 @@ def _buckets(
     return result
 
 
-@dataclass
-class ReportData:
-    """The report and the attempts it counted (for the dossier's chart)."""
-
-    report: ServiceReport
-    attempts: list[Attempt]
+def default_baseline(date_from: dt.date) -> tuple[dt.date, dt.date]:
+    """The 28 days before ``date_from``."""
+    return (
+        date_from - dt.timedelta(days=DEFAULT_BASELINE_DAYS),
+        date_from - dt.timedelta(days=1),
+    )
 
 
 def service_report(
@@ -555,46 +557,12 @@ def service_report(
     baseline_from: dt.date | None = None,
     baseline_to: dt.date | None = None,
     by: str | None = None,
+    baseline: bool = True,
     rules: MailRules,
 ) -> ServiceReport:
     """Service figures for the local days ``date_from``..``date_to`` (inclusive) and for a
-    baseline (default: the 28 days before), each split by service state."""
-    return service_report_data(
-        session,
-        zone,
-        date_from,
-        date_to,
-        hours=hours,
-        threshold=threshold,
-        baseline_from=baseline_from,
-        baseline_to=baseline_to,
-        by=by,
-        rules=rules,
-    ).report
-
-
-def default_baseline(date_from: dt.date) -> tuple[dt.date, dt.date]:
-    """The 28 days before ``date_from``."""
-    return (
-        date_from - dt.timedelta(days=DEFAULT_BASELINE_DAYS),
-        date_from - dt.timedelta(days=1),
-    )
-
-
-def service_report_data(
-    session: Session,
-    zone: ZoneInfo,
-    date_from: dt.date,
-    date_to: dt.date,
-    *,
-    hours: OpeningHours | None = None,
-    threshold: int = DEFAULT_THRESHOLD,
-    baseline_from: dt.date | None = None,
-    baseline_to: dt.date | None = None,
-    by: str | None = None,
-    baseline: bool = True,
-    rules: MailRules,
-) -> ReportData:
+    baseline (default: the 28 days before), each split by service state; ``baseline=False``
+    leaves the baseline out."""
     require_in_range(date_from, date_to, baseline_from, baseline_to)
     require_order(date_from, date_to)
     if by not in (None, "day", "hour"):
@@ -618,7 +586,7 @@ def service_report_data(
     base = None
     if baseline:
         base = _period_between(session, baseline_from, baseline_to, states, threshold, zone, rules)
-    report = ServiceReport(
+    return ServiceReport(
         threshold=threshold,
         zone=zone,
         period=_period(attempts, emails, date_from, date_to, threshold, zone),
@@ -627,8 +595,8 @@ def service_report_data(
         by=by,
         buckets=_buckets(attempts, emails, start, end, by, threshold, zone) if by else [],
         incidents=[i for i in incidents if i.start < end and (i.end is None or i.end > start)],
+        attempts=attempts,
     )
-    return ReportData(report, attempts)
 
 
 # --- the customer's side, for the dossier ----------------------------------------------
@@ -713,7 +681,7 @@ def customer_reachability(
     shown = all_days[:MAX_DAYS]
     days = []
     for day in shown:
-        data = service_report_data(
+        report = service_report(
             session,
             zone,
             day,
@@ -723,7 +691,7 @@ def customer_reachability(
             baseline=False,
             rules=rules,
         )
-        days.append(DayInQuestion(day, data.report, _hour_counts(data.attempts, day, zone)))
+        days.append(DayInQuestion(day, report, _hour_counts(report.attempts, day, zone)))
     b_from, b_to = default_baseline(all_days[0])
     b_start, b_end = _bounds(b_from, b_to, zone)
     states = _States([c.current for c in chains_overlapping(session, b_start, b_end)], hours)
