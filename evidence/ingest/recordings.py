@@ -187,9 +187,7 @@ def _import_file(
         sha256=put_blob(session, data),
         imported_at=utcnow(),
     )
-    session.add(recording)
-    session.flush()
-    ledger.append(session, recording)
+    ledger.add(session, recording)
     report.imported += 1
     if uniqueid is None or not _call_exists(session, uniqueid):
         report.unmatched.append(
