@@ -7,6 +7,7 @@ silenced here only with the reason beside it, and pyproject.toml's
 
 from __future__ import annotations
 
+import logging
 import re
 import warnings
 
@@ -19,8 +20,20 @@ DSA_DEPRECATED = (
 )
 
 
+# psycopg logs this (a warning, printed on stderr when nothing else handles its logger)
+# when the connection is lost in the middle of a pipeline or a COPY: evidence reports the
+# lost connection itself, in one line (exit 7); the log line repeats it with an object's repr.
+PSYCOPG_TERMINATING = "error ignored terminating %r: %s"
+
+
+class _KnownLogRecords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name.startswith("psycopg") and record.msg == PSYCOPG_TERMINATING)
+
+
 def silence_known_warnings() -> None:
-    """Ignore exactly the warnings above, in this process."""
+    """Ignore exactly the warnings and log records above, in this process."""
+    logging.getLogger("psycopg").addFilter(_KnownLogRecords())
     from cryptography.utils import CryptographyDeprecationWarning
 
     warnings.filterwarnings(

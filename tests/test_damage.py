@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -243,3 +244,21 @@ def test_any_unexpected_exception_is_a_bug_in_one_line_without_its_text(
     monkeypatch.setenv("EVIDENCE_DEBUG", "1")
     debug = cli("status", code=BUG)
     assert "Traceback (most recent call last)" in debug.stderr and PHONE in debug.stderr
+
+
+def test_psycopgs_log_line_after_a_lost_connection_is_not_printed() -> None:
+    """psycopg logs "error ignored terminating <Pipeline ...>" when the connection is lost in
+    a pipeline; evidence says so itself in one line, so that line is not printed too. Other
+    psycopg warnings still are."""
+    import sys
+
+    code = (
+        "import logging\n"
+        "from evidence.known_warnings import PSYCOPG_TERMINATING, silence_known_warnings\n"
+        "silence_known_warnings()\n"
+        "log = logging.getLogger('psycopg')\n"
+        "log.warning(PSYCOPG_TERMINATING, object(), 'the connection is lost')\n"
+        "log.warning('something else %s', 'happened')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (done.returncode, done.stderr) == (0, "something else happened\n")

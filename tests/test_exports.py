@@ -244,6 +244,21 @@ def _erased_message(store: Store) -> str:
     )
 
 
+@pytest.mark.parametrize("env", ["sqlite"], indirect=True)
+def test_a_long_temporary_folder_is_no_obstacle(env: Env, sample: Store, tmp_path: Path) -> None:
+    """The render workers' fork server listens on a socket made under the temporary folder;
+    a socket's path holds at most 107 bytes. A long TMPDIR ("AF_UNIX path too long") is
+    still where every other scratch file goes; the socket goes to /tmp."""
+    folder = tmp_path / ("a-long-temporary-folder-" * 4)
+    folder.mkdir()
+    assert len(str(folder)) > 107
+    out = tmp_path / "aino.pdf"
+    proc = run_evidence(env, "export", AINO, "-o", str(out), extra_env={"TMPDIR": str(folder)})
+    assert proc.stderr == ""
+    assert out.read_bytes().startswith(b"%PDF-")
+    assert list(folder.iterdir()) == []  # nothing left behind there either
+
+
 def test_no_dossier_of_an_erased_customer_from_the_library(
     erased: Store, cli: Cli, tmp_path: Path
 ) -> None:

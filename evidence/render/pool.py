@@ -184,7 +184,29 @@ def _render_job(task: tuple[int, Job, float, Path]) -> Outcome:
 # --- in the exporting process ----------------------------------------------------------
 
 
+# An AF_UNIX socket's path holds at most 107 bytes, and the fork server's socket is made in
+# a folder under the temporary folder: a long TMPDIR ("AF_UNIX path too long") gets /tmp.
+_SOCKET_DIR_ROOM = 60
+
+
+def _socket_folder() -> None:
+    """Have multiprocessing make its folder (the fork server's socket goes there) in /tmp
+    when TMPDIR is too long for a socket's path. Only the socket goes there."""
+    import tempfile
+    from multiprocessing import util
+
+    if len(tempfile.gettempdir()) <= _SOCKET_DIR_ROOM or not os.access("/tmp", os.W_OK):
+        return
+    before = tempfile.tempdir
+    tempfile.tempdir = "/tmp"
+    try:
+        util.get_temp_dir()  # made now, in /tmp, and kept for this process
+    finally:
+        tempfile.tempdir = before
+
+
 def _context() -> Any:
+    _socket_folder()
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["weasyprint", "evidence.render.pool"])
     return context
