@@ -31,9 +31,14 @@ class _KnownLogRecords(logging.Filter):
         return not (record.name.startswith("psycopg") and record.msg == PSYCOPG_TERMINATING)
 
 
+# One instance: a logger adds a filter it already has only once, so calling
+# silence_known_warnings again (each CLI invocation in one process) adds nothing.
+_KNOWN_LOG_RECORDS = _KnownLogRecords()
+
+
 def silence_known_warnings() -> None:
     """Ignore exactly the warnings and log records above, in this process."""
-    logging.getLogger("psycopg").addFilter(_KnownLogRecords())
+    logging.getLogger("psycopg").addFilter(_KNOWN_LOG_RECORDS)
     from cryptography.utils import CryptographyDeprecationWarning
 
     warnings.filterwarnings(
